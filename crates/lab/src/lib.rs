@@ -1,0 +1,25 @@
+//! labctl's lab file: strict decoding of `labctl/v1alpha1` `Lab` documents,
+//! defaults, semantic validation into one list of diagnostics, and the pure
+//! per-node network plan.
+//!
+//! Nothing here does I/O: callers read the file and pass its text, so the
+//! whole crate is unit-testable and `labctl validate` touches nothing.
+
+pub mod diag;
+pub mod model;
+pub mod plan;
+
+pub use diag::{Diagnostic, LabError, Severity};
+pub use model::*;
+pub use plan::{plan, plan_with_subnets};
+
+/// Decodes, defaults and validates a lab file.
+///
+/// `source_name` is what diagnostics call the file (usually its path);
+/// `text` is its contents. On success the lab is complete (every default
+/// filled, every node's IP assigned) and `Lab::warnings` holds non-fatal
+/// findings. On failure every problem found is in the error, each with its
+/// field path and, where known, line and column.
+pub fn parse(source_name: &str, text: &str) -> Result<Lab, LabError> {
+    model::decode(source_name, text)
+}

@@ -1,0 +1,2 @@
+//! labctl: build, verify and tear down Kubernetes pod-network labs.
+fn main() {}
