@@ -168,8 +168,9 @@ pub struct PeerPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IptablesPlan {
-    /// nat table: the chain flannel owns there (FLANNEL-POSTRTG).
-    pub nat: ChainPlan,
+    /// nat table: the chain flannel owns there (FLANNEL-POSTRTG). `None`
+    /// when ipMasq is off: flannel then creates no nat chain at all.
+    pub nat: Option<ChainPlan>,
     /// filter table: the chain flannel owns there (FLANNEL-FWD).
     pub filter: ChainPlan,
 }
