@@ -6,12 +6,20 @@
 //! whole crate is unit-testable and `labctl validate` touches nothing.
 
 pub mod diag;
+pub mod flannel;
 pub mod model;
 pub mod plan;
+mod positions;
+mod raw;
+mod strict;
+mod suggest;
+mod validate;
 
 pub use diag::{Diagnostic, LabError, Severity};
 pub use model::*;
-pub use plan::{plan, plan_with_subnets};
+pub use plan::{plan, plan_with_subnets, vtep_mac, STATE_DIR};
+pub use validate::network::{MIN_UNDERLAY_MTU, VXLAN_OVERHEAD};
+pub use validate::API_VERSION;
 
 /// Decodes, defaults and validates a lab file.
 ///

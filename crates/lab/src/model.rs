@@ -4,9 +4,11 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::diag::{Diagnostic, LabError};
+use crate::diag::{Diagnostic, LabError, Severity};
+use crate::positions::{self, Pos};
+use crate::{strict, validate};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,7 +24,7 @@ pub struct Lab {
     pub warnings: Vec<Diagnostic>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderType {
     Netns,
@@ -30,7 +32,7 @@ pub enum ProviderType {
     Ssh,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VagrantProvider {
     Virtualbox,
@@ -79,7 +81,7 @@ pub struct Kubernetes {
     pub version: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     ControlPlane,
@@ -116,21 +118,87 @@ pub struct Verify {
 }
 
 impl Lab {
-    /// The control-plane node (validation guarantees exactly one).
+    /// The control-plane node. Validation guarantees exactly one; for a
+    /// hand-built lab without one, the first node stands in.
+    ///
+    /// # Panics
+    /// Only for a hand-built lab with no nodes at all (never after [`crate::parse`]).
     pub fn control_plane(&self) -> &Node {
-        todo!("implemented by the lab crate work")
+        self.nodes
+            .iter()
+            .find(|n| n.role == Role::ControlPlane)
+            .or_else(|| self.nodes.first())
+            .expect("a validated lab has a control-plane node")
     }
+
+    /// The worker nodes, in file order.
+    pub fn workers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Worker)
+    }
+
     /// The cluster DNS service IP: service network + 10.
     pub fn dns_service_ip(&self) -> Ipv4Addr {
-        todo!("implemented by the lab crate work")
+        offset(self.network.service_network, 10)
     }
+
     /// The Kubernetes API service IP: service network + 1.
     pub fn api_service_ip(&self) -> Ipv4Addr {
-        todo!("implemented by the lab crate work")
+        offset(self.network.service_network, 1)
     }
 }
 
+/// `net`'s network address plus `n` (saturating; validation keeps it inside).
+fn offset(net: Ipv4Net, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()).saturating_add(n))
+}
+
+/// Decodes strictly, then defaults and validates (see [`crate::parse`]).
 pub(crate) fn decode(source_name: &str, text: &str) -> Result<Lab, LabError> {
-    let _ = (source_name, text);
-    todo!("implemented by the lab crate work")
+    let single = |path: String, pos: Option<Pos>, message: String, hint: Option<String>| LabError {
+        diagnostics: vec![Diagnostic {
+            severity: Severity::Error,
+            file: source_name.to_string(),
+            path,
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            message,
+            hint,
+        }],
+    };
+    let (index, duplicates) = positions::index(text).map_err(|p| {
+        let hint = "check quoting, brackets and indentation here and on the lines above";
+        single(
+            p.path,
+            Some(p.pos),
+            p.message,
+            p.hint.or(Some(hint.to_string())),
+        )
+    })?;
+    if !duplicates.is_empty() {
+        return Err(LabError {
+            diagnostics: duplicates
+                .into_iter()
+                .map(|p| Diagnostic {
+                    severity: Severity::Error,
+                    file: source_name.to_string(),
+                    path: p.path,
+                    line: Some(p.pos.line),
+                    column: Some(p.pos.column),
+                    message: p.message,
+                    hint: p.hint,
+                })
+                .collect(),
+        });
+    }
+    if index.is_empty() {
+        return Err(single(
+            String::new(),
+            None,
+            "the file is empty".to_string(),
+            Some("a lab needs at least apiVersion, kind, name and nodes".to_string()),
+        ));
+    }
+    let raw =
+        strict::decode_raw(text, &index).map_err(|p| single(p.path, p.pos, p.message, p.hint))?;
+    validate::validate(raw, source_name, &index)
 }
