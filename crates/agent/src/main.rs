@@ -1,2 +1,223 @@
 //! labctl-agent: converges one Linux node to flannel's VXLAN data plane.
-fn main() {}
+//!
+//! labctl uploads this static binary to each node and runs it as root with
+//! the node's plan (JSON, `--plan FILE` or stdin). It prints a JSON report
+//! on stdout and human-readable errors on stderr. Exit codes: 0 ok, 1 drift
+//! found (check), 2 bad plan or usage, 3 environment (not root, no
+//! iptables, underlay IP not on any interface), 4 an operation failed.
+
+mod capture;
+mod error;
+mod files;
+mod iptables;
+mod links;
+mod netlink;
+mod netns;
+mod nlops;
+mod node;
+mod observe;
+mod peers;
+mod plan;
+mod pod;
+mod report;
+mod sysctl;
+
+use std::io::Read;
+
+use error::{AgentError, Result, EXIT_DRIFT, EXIT_FAILED, EXIT_OK};
+use links::Mode;
+use sha2::{Digest, Sha256};
+
+const USAGE: &str = "usage: labctl-agent [--plan FILE] [--netns NAME] COMMAND
+commands:
+  apply              converge this node to the plan
+  check              compare only; exit 1 when anything differs
+  teardown           remove everything the agent owns on this node
+  show               print the node's live flannel state
+  pod add NAME       create pod NAME (namespace <lab>-<node>-NAME)
+  pod del NAME       remove pod NAME
+  capture [--seconds S] [--count N]
+                     count VXLAN packets of the plan's VNI on the underlay
+options:
+  --plan FILE        read the plan from FILE (default: stdin)
+  --netns NAME       run inside network namespace NAME (/run/netns/NAME)
+  --version          print the version and the SHA-256 of this executable
+  --help             print this text";
+
+/// The parsed command line.
+#[derive(Debug, Default)]
+struct Args {
+    plan: Option<String>,
+    netns: Option<String>,
+    seconds: Option<f64>,
+    count: Option<u64>,
+    words: Vec<String>,
+    version: bool,
+    help: bool,
+}
+
+fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
+    let mut a = Args::default();
+    let mut raw = raw.peekable();
+    let usage = |m: String| AgentError::Input(format!("{m}\n{USAGE}"));
+    while let Some(arg) = raw.next() {
+        let mut value = |name: &str| {
+            raw.next()
+                .ok_or_else(|| usage(format!("{name} needs a value")))
+        };
+        match arg.as_str() {
+            "--plan" => a.plan = Some(value("--plan")?),
+            "--netns" => a.netns = Some(value("--netns")?),
+            "--seconds" => {
+                let v = value("--seconds")?;
+                a.seconds = Some(
+                    v.parse()
+                        .map_err(|_| usage(format!("--seconds {v:?} is not a number")))?,
+                );
+            }
+            "--count" => {
+                let v = value("--count")?;
+                a.count = Some(
+                    v.parse()
+                        .map_err(|_| usage(format!("--count {v:?} is not a number")))?,
+                );
+            }
+            "--version" | "-V" => a.version = true,
+            "--help" | "-h" => a.help = true,
+            s if s.starts_with('-') => return Err(usage(format!("unknown option {s}"))),
+            _ => a.words.push(arg),
+        }
+    }
+    Ok(a)
+}
+
+/// `labctl-agent VERSION sha256:HEX`, the hash of /proc/self/exe.
+fn version_line() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut hasher = Sha256::new();
+    let hash = std::fs::File::open("/proc/self/exe")
+        .and_then(|mut f| {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            Ok(hasher.finalize())
+        })
+        .map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("labctl-agent {version} sha256:{hash}")
+}
+
+fn require_root() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(AgentError::Environment(
+            "labctl-agent must run as root (it changes links, routes and iptables)".into(),
+        ))
+    }
+}
+
+fn run(args: Args) -> Result<i32> {
+    if args.help {
+        println!("{USAGE}");
+        return Ok(EXIT_OK);
+    }
+    if args.version {
+        println!("{}", version_line());
+        return Ok(EXIT_OK);
+    }
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    let known = matches!(
+        words.as_slice(),
+        ["apply"]
+            | ["check"]
+            | ["teardown"]
+            | ["show"]
+            | ["pod", "add", _]
+            | ["pod", "del", _]
+            | ["capture"]
+    );
+    if !known {
+        return Err(AgentError::Input(format!(
+            "unknown command {:?}\n{USAGE}",
+            words.join(" ")
+        )));
+    }
+    let plan = plan::load(args.plan.as_deref())?;
+    require_root()?;
+    if let Some(ns) = &args.netns {
+        netns::enter(ns)?;
+    }
+    match words.as_slice() {
+        ["apply"] => {
+            let out = node::converge(&plan, Mode::Apply)?;
+            let failed = !out.errors.is_empty();
+            report::print(&report::ApplyReport::new(&plan.node, out));
+            Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+        }
+        ["check"] => {
+            let out = node::converge(&plan, Mode::Check)?;
+            let differences = out.differences();
+            let in_sync = differences.is_empty();
+            report::print(&report::CheckReport {
+                command: "check",
+                node: plan.node.clone(),
+                in_sync,
+                differences,
+            });
+            Ok(if in_sync { EXIT_OK } else { EXIT_DRIFT })
+        }
+        ["teardown"] => {
+            let r = node::teardown(&plan);
+            for e in &r.errors {
+                eprintln!("labctl-agent: teardown on node {}: {e}", plan.node);
+            }
+            let failed = !r.errors.is_empty();
+            report::print(&r);
+            Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+        }
+        ["show"] => {
+            report::print(&node::show(&plan)?);
+            Ok(EXIT_OK)
+        }
+        ["pod", "add", name] => {
+            report::print(&pod::add(&plan, name)?);
+            Ok(EXIT_OK)
+        }
+        ["pod", "del", name] => {
+            let removed = pod::del(&plan, name)?;
+            report::print(&serde_json::json!({
+                "name": name,
+                "namespace": pod::namespace(&plan, name),
+                "node": plan.node,
+                "removed": removed,
+            }));
+            Ok(EXIT_OK)
+        }
+        ["capture"] => {
+            report::print(&capture::run(
+                &plan,
+                args.seconds.unwrap_or(5.0),
+                args.count,
+            )?);
+            Ok(EXIT_OK)
+        }
+        _ => Err(AgentError::Input(USAGE.into())),
+    }
+}
+
+fn main() {
+    let code = match parse_args(std::env::args().skip(1)).and_then(run) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("labctl-agent: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

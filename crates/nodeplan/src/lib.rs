@@ -53,7 +53,9 @@ impl std::str::FromStr for MacAddr {
                 .next()
                 .ok_or_else(|| format!("MAC address {s:?} has fewer than 6 octets"))?;
             if part.len() != 2 {
-                return Err(format!("MAC address {s:?}: octet {part:?} is not two hex digits"));
+                return Err(format!(
+                    "MAC address {s:?}: octet {part:?} is not two hex digits"
+                ));
             }
             *byte = u8::from_str_radix(part, 16)
                 .map_err(|_| format!("MAC address {s:?}: octet {part:?} is not hex"))?;
@@ -208,7 +210,8 @@ impl NodePlan {
     /// Parses a plan from JSON, refusing unknown fields and other schema
     /// versions.
     pub fn from_json(text: &str) -> Result<NodePlan, String> {
-        let plan: NodePlan = serde_json::from_str(text).map_err(|e| format!("invalid plan: {e}"))?;
+        let plan: NodePlan =
+            serde_json::from_str(text).map_err(|e| format!("invalid plan: {e}"))?;
         if plan.schema != PLAN_SCHEMA {
             return Err(format!(
                 "plan schema {} is not supported (this agent reads schema {PLAN_SCHEMA})",
@@ -239,6 +242,9 @@ mod tests {
         assert!("0e:fa:0a:f4:01".parse::<MacAddr>().is_err());
         assert!("0e:fa:0a:f4:01:00:11".parse::<MacAddr>().is_err());
         assert!("0e:fa:0a:f4:01:zz".parse::<MacAddr>().is_err());
-        assert!(!"01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_local_unicast());
+        assert!(!"01:00:5e:00:00:01"
+            .parse::<MacAddr>()
+            .unwrap()
+            .is_local_unicast());
     }
 }

@@ -1,0 +1,201 @@
+//! Files the agent owns: written atomically (temporary file in the same
+//! directory, mode set, fsync, rename), compared byte for byte. Directories
+//! the agent had to create are recorded in the state directory so that
+//! `teardown` removes exactly those again.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use labctl_nodeplan::NodePlan;
+
+use crate::error::{describe_io, failed, Result};
+use crate::links::Mode;
+use crate::report::{Action, Collector, Difference};
+
+/// The file in the state directory listing directories the agent created.
+const CREATED_DIRS: &str = "created-dirs";
+
+/// Contents and permission bits of an existing file.
+pub fn read(path: &Path) -> Option<(String, u32)> {
+    let meta = fs::metadata(path).ok()?;
+    let contents = fs::read_to_string(path).ok()?;
+    Some((contents, meta.permissions().mode() & 0o7777))
+}
+
+/// `mkdir -p`, returning the directories that did not exist before
+/// (outermost first).
+pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut d = Some(dir);
+    while let Some(p) = d {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p.to_path_buf());
+        d = p.parent();
+    }
+    missing.reverse();
+    for p in &missing {
+        match fs::create_dir(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(failed(
+                    format!("cannot create directory {}", p.display()),
+                    describe_io(&e),
+                ))
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Creates the state directory, recording it (and any parent it had to
+/// create) for teardown.
+pub fn ensure_state_dir(state_dir: &Path) -> Result<()> {
+    let created = create_dirs(state_dir)?;
+    remember_dirs(state_dir, &created)
+}
+
+/// Records directories the agent created, so teardown can remove them.
+pub fn remember_dirs(state_dir: &Path, dirs: &[PathBuf]) -> Result<()> {
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let list = state_dir.join(CREATED_DIRS);
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&list)
+        .map_err(|e| {
+            failed(
+                format!("cannot record created directories in {}", list.display()),
+                describe_io(&e),
+            )
+        })?;
+    for d in dirs {
+        writeln!(f, "{}", d.display())
+            .map_err(|e| failed(format!("cannot write {}", list.display()), describe_io(&e)))?;
+    }
+    Ok(())
+}
+
+/// Directories recorded by [`remember_dirs`], innermost last.
+pub fn remembered_dirs(state_dir: &Path) -> Vec<PathBuf> {
+    fs::read_to_string(state_dir.join(CREATED_DIRS))
+        .map(|s| s.lines().map(PathBuf::from).collect())
+        .unwrap_or_default()
+}
+
+/// Writes `contents` to `path` atomically with permission bits `mode`.
+/// Returns directories it had to create.
+pub fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<Vec<PathBuf>> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let created = create_dirs(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.labctl-agent.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        failed(format!("cannot write {}", path.display()), describe_io(&e))
+    })?;
+    Ok(created)
+}
+
+/// Converges every file of the plan.
+pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
+    let mut created_dirs = Vec::new();
+    for file in &plan.files {
+        let path = Path::new(&file.path);
+        let obj = format!("file {}", file.path);
+        let mut changes = Vec::new();
+        let action = match read(path) {
+            None => {
+                changes.push(Difference::new(&obj, Some(file.contents.clone()), None));
+                Action::Created
+            }
+            Some((contents, mode_bits)) => {
+                if contents != file.contents {
+                    changes.push(Difference::new(
+                        &obj,
+                        Some(file.contents.clone()),
+                        Some(contents),
+                    ));
+                }
+                if mode_bits != file.mode {
+                    changes.push(Difference::new(
+                        format!("{obj} mode"),
+                        Some(format!("{:04o}", file.mode)),
+                        Some(format!("{mode_bits:04o}")),
+                    ));
+                }
+                if changes.is_empty() {
+                    Action::Unchanged
+                } else {
+                    Action::Updated
+                }
+            }
+        };
+        out.object(&obj, action, changes);
+        if mode == Mode::Apply && action != Action::Unchanged {
+            match write_atomic(path, &file.contents, file.mode) {
+                Ok(dirs) => created_dirs.extend(dirs),
+                Err(e) => out.fail(&obj, e.to_string()),
+            }
+        }
+    }
+    if let Err(e) = remember_dirs(Path::new(&plan.state_dir), &created_dirs) {
+        out.errors.push(e.to_string());
+    }
+}
+
+/// Removes the plan's files; returns what was removed and what failed.
+pub fn teardown(plan: &NodePlan, removed: &mut Vec<String>, errors: &mut Vec<String>) {
+    for file in &plan.files {
+        match fs::remove_file(&file.path) {
+            Ok(()) => removed.push(format!("file {}", file.path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!("cannot remove {}: {}", file.path, describe_io(&e))),
+        }
+    }
+}
+
+/// Removes the state directory and the directories the agent created
+/// (those still empty), innermost first.
+pub fn remove_state(plan: &NodePlan, removed: &mut Vec<String>, errors: &mut Vec<String>) {
+    let state = Path::new(&plan.state_dir);
+    let dirs = remembered_dirs(state);
+    match fs::remove_dir_all(state) {
+        Ok(()) => removed.push(format!("directory {}", plan.state_dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(format!(
+            "cannot remove {}: {}",
+            plan.state_dir,
+            describe_io(&e)
+        )),
+    }
+    let mut dirs = dirs;
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in dirs {
+        if d.is_dir() && fs::remove_dir(&d).is_ok() {
+            removed.push(format!("directory {}", d.display()));
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Converges the two devices the agent owns: the `flannel.<VNI>` VXLAN
+//! device and the `cni0` bridge, with their addresses. Settings the kernel
+//! cannot change on a live device (VNI, port, local address, lower device,
+//! kind) make the agent recreate the device; everything else is fixed in
+//! place.
+
+use ipnet::Ipv4Net;
+use labctl_nodeplan::NodePlan;
+
+use crate::netlink::{Netlink, Op};
+use crate::nlops;
+use crate::observe::{vxlan_text, Kernel, Link};
+use crate::report::{Action, Collector, Difference};
+
+/// Whether to change the node or only compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    Check,
+}
+
+/// The VXLAN device text the plan asks for, in [`vxlan_text`] form.
+pub fn desired_vxlan_text(plan: &NodePlan, lower: &str) -> String {
+    format!(
+        "vxlan id {} local {} dev {} dstport {} nolearning ttl auto mtu {} address {} up",
+        plan.vxlan.vni, plan.underlay_ip, lower, plan.vxlan.port, plan.vxlan.mtu, plan.vxlan.mac
+    )
+}
+
+fn opt<T: ToString>(v: Option<T>) -> Option<String> {
+    Some(v.map_or("none".to_string(), |v| v.to_string()))
+}
+
+/// Differences that can only be fixed by recreating the VXLAN device.
+fn vxlan_identity_diffs(plan: &NodePlan, link: &Link, k: &Kernel, lower: &Link) -> Vec<Difference> {
+    let obj = format!("vxlan {}", plan.vxlan.name);
+    let mut d = Vec::new();
+    if link.kind != "vxlan" {
+        d.push(Difference::new(
+            format!("{obj} type"),
+            Some("vxlan".into()),
+            Some(link.kind.clone()),
+        ));
+        return d;
+    }
+    let v = link.vxlan.clone().unwrap_or_default();
+    if v.id != Some(plan.vxlan.vni) {
+        d.push(Difference::new(
+            format!("{obj} id"),
+            Some(plan.vxlan.vni.to_string()),
+            opt(v.id),
+        ));
+    }
+    if v.port != Some(plan.vxlan.port) {
+        d.push(Difference::new(
+            format!("{obj} dstport"),
+            Some(plan.vxlan.port.to_string()),
+            opt(v.port),
+        ));
+    }
+    if v.local != Some(plan.underlay_ip) {
+        d.push(Difference::new(
+            format!("{obj} local"),
+            Some(plan.underlay_ip.to_string()),
+            opt(v.local),
+        ));
+    }
+    if v.lower_index != Some(lower.index) {
+        d.push(Difference::new(
+            format!("{obj} dev"),
+            Some(lower.name.clone()),
+            Some(v.lower_index.map_or("none".into(), |i| k.link_name(i))),
+        ));
+    }
+    if let Some(g) = v.group {
+        d.push(Difference::new(
+            format!("{obj} group"),
+            None,
+            Some(g.to_string()),
+        ));
+    }
+    d
+}
+
+/// Differences that can be fixed on the live VXLAN device.
+fn vxlan_inplace_diffs(plan: &NodePlan, link: &Link) -> Vec<Difference> {
+    let obj = format!("vxlan {}", plan.vxlan.name);
+    let v = link.vxlan.clone().unwrap_or_default();
+    let mut d = Vec::new();
+    if link.mtu != plan.vxlan.mtu {
+        d.push(Difference::new(
+            format!("{obj} mtu"),
+            Some(plan.vxlan.mtu.to_string()),
+            Some(link.mtu.to_string()),
+        ));
+    }
+    if link.mac != Some(plan.vxlan.mac) {
+        d.push(Difference::new(
+            format!("{obj} address"),
+            Some(plan.vxlan.mac.to_string()),
+            opt(link.mac),
+        ));
+    }
+    if v.learning != Some(false) {
+        d.push(Difference::new(
+            format!("{obj} learning"),
+            Some("nolearning".into()),
+            Some("learning".into()),
+        ));
+    }
+    if v.ttl.unwrap_or(0) != 0 {
+        d.push(Difference::new(
+            format!("{obj} ttl"),
+            Some("auto".into()),
+            opt(v.ttl),
+        ));
+    }
+    if !link.up {
+        d.push(Difference::new(
+            format!("{obj} state"),
+            Some("up".into()),
+            Some("down".into()),
+        ));
+    }
+    d
+}
+
+/// Converges `flannel.<VNI>`. Returns true when the device was created or
+/// recreated (its neighbours, FDB entries and routes are then gone).
+pub fn converge_vxlan(
+    nl: &Netlink,
+    k: &Kernel,
+    plan: &NodePlan,
+    lower: &Link,
+    mode: Mode,
+    out: &mut Collector,
+) -> bool {
+    let name = &plan.vxlan.name;
+    let obj = format!("vxlan {name}");
+    let spec = nlops::VxlanSpec {
+        name: name.clone(),
+        vni: plan.vxlan.vni,
+        port: plan.vxlan.port,
+        local: plan.underlay_ip,
+        lower_index: lower.index,
+        mtu: plan.vxlan.mtu,
+        mac: plan.vxlan.mac,
+    };
+    let existing = k.link(name);
+    let (action, changes, ops, fresh) = match existing {
+        None => {
+            let d = Difference::new(
+                obj.clone(),
+                Some(desired_vxlan_text(plan, &lower.name)),
+                None,
+            );
+            (
+                Action::Created,
+                vec![d],
+                vec![nlops::create_vxlan(&spec)],
+                true,
+            )
+        }
+        Some(link) => {
+            let identity = vxlan_identity_diffs(plan, link, k, lower);
+            if !identity.is_empty() {
+                let ops = vec![nlops::delete_link(link.index), nlops::create_vxlan(&spec)];
+                (Action::Updated, identity, ops, true)
+            } else {
+                let d = vxlan_inplace_diffs(plan, link);
+                let mut ops = Vec::new();
+                let fix_link = d
+                    .iter()
+                    .any(|x| !x.object.ends_with(" learning") && !x.object.ends_with(" ttl"));
+                if fix_link {
+                    let mtu = (link.mtu != plan.vxlan.mtu).then_some(plan.vxlan.mtu);
+                    let mac = (link.mac != Some(plan.vxlan.mac)).then_some(plan.vxlan.mac);
+                    ops.push(nlops::set_link(link.index, mtu, mac, true));
+                }
+                if d.iter()
+                    .any(|x| x.object.ends_with(" learning") || x.object.ends_with(" ttl"))
+                {
+                    ops.push(nlops::set_vxlan_nolearning(link.index));
+                }
+                let action = if d.is_empty() {
+                    Action::Unchanged
+                } else {
+                    Action::Updated
+                };
+                (action, d, ops, false)
+            }
+        }
+    };
+    out.object(&obj, action, changes);
+    if mode == Mode::Apply {
+        run_ops(nl, ops, &obj, out);
+    }
+    let current: Vec<Ipv4Net> = match existing {
+        Some(l) if !fresh => k.addresses_of(l.index),
+        _ => Vec::new(),
+    };
+    converge_addresses(nl, name, &current, plan.vxlan.address, mode, out);
+    fresh
+}
+
+/// Converges `cni0`: a bridge with the gateway address, the plan's MTU, up.
+pub fn converge_bridge(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, out: &mut Collector) {
+    let b = &plan.bridge;
+    let obj = format!("bridge {}", b.name);
+    let existing = k.link(&b.name);
+    let (action, changes, ops, fresh) = match existing {
+        None => {
+            let d = Difference::new(obj.clone(), Some(format!("bridge mtu {} up", b.mtu)), None);
+            (
+                Action::Created,
+                vec![d],
+                vec![nlops::create_bridge(&b.name, b.mtu)],
+                true,
+            )
+        }
+        Some(link) if link.kind != "bridge" => {
+            let d = Difference::new(
+                format!("{obj} type"),
+                Some("bridge".into()),
+                Some(link.kind.clone()),
+            );
+            let ops = vec![
+                nlops::delete_link(link.index),
+                nlops::create_bridge(&b.name, b.mtu),
+            ];
+            (Action::Updated, vec![d], ops, true)
+        }
+        Some(link) => {
+            let mut d = Vec::new();
+            if link.mtu != b.mtu {
+                d.push(Difference::new(
+                    format!("{obj} mtu"),
+                    Some(b.mtu.to_string()),
+                    Some(link.mtu.to_string()),
+                ));
+            }
+            if !link.up {
+                d.push(Difference::new(
+                    format!("{obj} state"),
+                    Some("up".into()),
+                    Some("down".into()),
+                ));
+            }
+            let ops = if d.is_empty() {
+                Vec::new()
+            } else {
+                vec![nlops::set_link(
+                    link.index,
+                    (link.mtu != b.mtu).then_some(b.mtu),
+                    None,
+                    true,
+                )]
+            };
+            let action = if d.is_empty() {
+                Action::Unchanged
+            } else {
+                Action::Updated
+            };
+            (action, d, ops, false)
+        }
+    };
+    out.object(&obj, action, changes);
+    if mode == Mode::Apply {
+        run_ops(nl, ops, &obj, out);
+    }
+    let current: Vec<Ipv4Net> = match existing {
+        Some(l) if !fresh => k.addresses_of(l.index),
+        _ => Vec::new(),
+    };
+    converge_addresses(nl, &b.name, &current, b.address, mode, out);
+}
+
+/// Makes `want` the only IPv4 address of device `dev`.
+fn converge_addresses(
+    nl: &Netlink,
+    dev: &str,
+    current: &[Ipv4Net],
+    want: Ipv4Net,
+    mode: Mode,
+    out: &mut Collector,
+) {
+    let index = if mode == Mode::Apply {
+        index_of(nl, dev)
+    } else {
+        None
+    };
+    for net in current.iter().filter(|n| **n != want) {
+        let obj = format!("address {net} dev {dev}");
+        out.object(
+            &obj,
+            Action::Removed,
+            vec![Difference::new(&obj, None, Some(net.to_string()))],
+        );
+        if let Some(i) = index {
+            run_ops(nl, vec![nlops::delete_address(i, *net)], &obj, out);
+        }
+    }
+    let obj = format!("address {want} dev {dev}");
+    if current.contains(&want) {
+        out.unchanged(obj);
+    } else {
+        out.object(
+            &obj,
+            Action::Created,
+            vec![Difference::new(&obj, Some(want.to_string()), None)],
+        );
+        if mode == Mode::Apply {
+            match index {
+                Some(i) => run_ops(nl, vec![nlops::add_address(i, want)], &obj, out),
+                None => out.fail(
+                    &obj,
+                    format!("cannot add address {want}: device {dev} does not exist"),
+                ),
+            }
+        }
+    }
+}
+
+/// The index of device `name`, read fresh from the kernel.
+pub fn index_of(nl: &Netlink, name: &str) -> Option<u32> {
+    let links = nl.links().ok()?;
+    links
+        .iter()
+        .map(crate::observe::decode_link)
+        .find(|l| l.name == name)
+        .map(|l| l.index)
+}
+
+/// Runs `ops` in order; the first failure marks `object` failed.
+pub fn run_ops(nl: &Netlink, ops: Vec<Op>, object: &str, out: &mut Collector) {
+    for result in nl.run_all(ops) {
+        if let Err(e) = result {
+            out.fail(object, format!("{object}: {e}"));
+            return;
+        }
+    }
+}
+
+/// Renders the live VXLAN device for reports.
+pub fn live_vxlan_text(k: &Kernel, link: &Link) -> String {
+    let lower = link
+        .vxlan
+        .as_ref()
+        .and_then(|v| v.lower_index)
+        .map_or("none".into(), |i| k.link_name(i));
+    vxlan_text(link, &lower)
+}

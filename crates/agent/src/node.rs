@@ -1,0 +1,178 @@
+//! The node-level commands: `apply` and `check` (one comparison, with or
+//! without changes), `teardown` and `show`.
+
+use std::path::Path;
+
+use labctl_nodeplan::NodePlan;
+use serde_json::{json, Value};
+
+use crate::error::{failed, AgentError, Result};
+use crate::iptables::{self, Iptables};
+use crate::links::{self, Mode};
+use crate::netlink::Netlink;
+use crate::observe::{fdb_text, neighbour_text, route_text, Kernel, Link, MAIN_TABLE};
+use crate::report::{Action, Collector, TeardownReport};
+use crate::{files, nlops, peers, pod, sysctl};
+
+fn open_netlink() -> Result<Netlink> {
+    Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))
+}
+
+fn read_kernel(nl: &Netlink) -> Result<Kernel> {
+    Kernel::read(nl).map_err(|e| failed("cannot read the network state over netlink", e))
+}
+
+/// The interface holding the plan's underlay IP (found by address).
+pub fn underlay(k: &Kernel, plan: &NodePlan) -> Result<Link> {
+    k.link_with_address(plan.underlay_ip)
+        .cloned()
+        .ok_or_else(|| {
+            AgentError::Environment(format!(
+            "underlay IP {} of node {} is not on any interface of this host (wrong node, or its \
+             lab network is not up)",
+            plan.underlay_ip, plan.node
+        ))
+        })
+}
+
+/// Compares the node with the plan and, in `Mode::Apply`, converges it.
+pub fn converge(plan: &NodePlan, mode: Mode) -> Result<Collector> {
+    let timing = std::env::var_os("LABCTL_AGENT_TIMING").is_some();
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!("{what}: {:.1} ms", t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    };
+    let ipt = Iptables::find()?;
+    let listing = ipt.start_listing()?;
+    let nl = open_netlink()?;
+    let k = read_kernel(&nl)?;
+    lap("read kernel");
+    let lower = underlay(&k, plan)?;
+    if mode == Mode::Apply {
+        files::ensure_state_dir(Path::new(&plan.state_dir))?;
+    }
+    let mut out = Collector::default();
+    links::converge_vxlan(&nl, &k, plan, &lower, mode, &mut out);
+    links::converge_bridge(&nl, &k, plan, mode, &mut out);
+    let links_changed = out.objects.iter().any(|o| o.action != Action::Unchanged);
+    let k = if mode == Mode::Apply && links_changed {
+        read_kernel(&nl)?
+    } else {
+        k
+    };
+    lap("links");
+    peers::converge_peers(&nl, &k, plan, mode, &mut out);
+    lap("peers");
+    sysctl::converge(mode, &mut out);
+    iptables::converge(&ipt, listing, plan, mode, &mut out)?;
+    lap("iptables");
+    files::converge(plan, mode, &mut out);
+    lap("files");
+    Ok(out)
+}
+
+/// Removes everything the agent owns; keeps going past errors.
+pub fn teardown(plan: &NodePlan) -> TeardownReport {
+    let mut r = TeardownReport {
+        command: "teardown",
+        node: plan.node.clone(),
+        ..Default::default()
+    };
+    pod::teardown_all(plan, &mut r.removed, &mut r.errors);
+    match open_netlink().and_then(|nl| read_kernel(&nl).map(|k| (nl, k))) {
+        Ok((nl, k)) => {
+            for (name, kind) in [(&plan.vxlan.name, "vxlan"), (&plan.bridge.name, "bridge")] {
+                let Some(link) = k.link(name) else { continue };
+                if link.kind != kind {
+                    r.errors.push(format!(
+                        "left {name} alone: it is a {:?} device, not a {kind}",
+                        link.kind
+                    ));
+                    continue;
+                }
+                match nl.run(nlops::delete_link(link.index)) {
+                    Ok(()) => r.removed.push(format!("{kind} {name}")),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => r.errors.push(format!("cannot delete {kind} {name}: {e}")),
+                }
+            }
+        }
+        Err(e) => r.errors.push(e.to_string()),
+    }
+    match Iptables::find().and_then(|ipt| iptables::teardown(&ipt, plan)) {
+        Ok(removed) => r.removed.extend(removed),
+        Err(e) => r.errors.push(e.to_string()),
+    }
+    files::teardown(plan, &mut r.removed, &mut r.errors);
+    files::remove_state(plan, &mut r.removed, &mut r.errors);
+    r
+}
+
+/// The node's live flannel state, for humans and `labctl verify`.
+pub fn show(plan: &NodePlan) -> Result<Value> {
+    let nl = open_netlink()?;
+    let k = read_kernel(&nl)?;
+    let dev = plan.vxlan.name.as_str();
+    let vx = k.link(dev);
+    let br = k.link(&plan.bridge.name);
+    let vx_index = vx.map(|l| l.index);
+    let addr_list = |l: Option<&Link>| -> Value {
+        l.map_or(Value::Null, |l| {
+            json!(k
+                .addresses_of(l.index)
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>())
+        })
+    };
+    let on = |i: u32| Some(i) == vx_index;
+    let routes: Vec<String> = k
+        .routes
+        .iter()
+        .filter(|r| {
+            r.table == MAIN_TABLE
+                && r.oif
+                    .is_some_and(|o| on(o) || Some(o) == br.map(|b| b.index))
+        })
+        .map(|r| route_text(r, &k.link_name(r.oif.unwrap_or(0))))
+        .collect();
+    let files: Value = plan
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.clone(),
+                files::read(Path::new(&f.path)).map_or(Value::Null, |(c, _)| Value::String(c)),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let sysctls: Value = sysctl::wanted()
+        .into_iter()
+        .map(|key| {
+            (
+                key.to_string(),
+                sysctl::read(key).map_or(Value::Null, Value::String),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let ipt = Iptables::find()
+        .and_then(|i| iptables::show(&i, plan))
+        .unwrap_or_else(|e| json!({"error": e.to_string()}));
+    Ok(json!({
+        "command": "show",
+        "node": plan.node,
+        "underlay": k.link_with_address(plan.underlay_ip).map(|l| l.name.clone()),
+        "vxlan": vx.map(|l| json!({"link": links::live_vxlan_text(&k, l), "addresses": addr_list(Some(l))})),
+        "bridge": br.map(|l| json!({"kind": l.kind, "mtu": l.mtu, "up": l.up, "addresses": addr_list(Some(l))})),
+        "neighbours": k.neighbours.iter().filter(|n| on(n.index)).map(|n| neighbour_text(n, dev)).collect::<Vec<_>>(),
+        "fdb": k.fdb.iter().filter(|f| on(f.index)).map(|f| fdb_text(f, dev)).collect::<Vec<_>>(),
+        "routes": routes,
+        "iptables": ipt,
+        "sysctls": sysctls,
+        "files": files,
+    }))
+}

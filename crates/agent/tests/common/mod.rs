@@ -1,0 +1,309 @@
+//! Shared helpers for the agent's integration tests: throwaway network
+//! namespaces (deleted by Drop guards even when a test fails), a plan
+//! builder that produces what labctl would send for a node, and runners for
+//! the built agent binary inside a node namespace.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use labctl_nodeplan::{
+    BridgePlan, ChainPlan, FilePlan, IptablesPlan, MacAddr, NodePlan, PeerPlan, VxlanPlan,
+    PLAN_SCHEMA,
+};
+use serde_json::Value;
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_labctl-agent");
+
+/// True when running as root; otherwise prints why the test is skipped.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: needs root (creates network namespaces, links and iptables rules)");
+    false
+}
+
+/// Runs a shell command, panicking with its output when it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "command failed: {cmd}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a shell command inside namespace `ns`.
+pub fn nsh(ns: &str, cmd: &str) -> String {
+    sh(&format!(
+        "ip netns exec {ns} sh -c '{}'",
+        cmd.replace('\'', "'\\''")
+    ))
+}
+
+/// A network namespace deleted on drop, together with every pod namespace
+/// whose name starts with `<name>-`.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
+        sh(&format!("ip netns add {name}"));
+        sh(&format!("ip -n {name} link set lo up"));
+        Netns {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        remove_pods(&self.name);
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Deletes pod namespaces `<lab>-*` (and their /etc/netns directories).
+pub fn remove_pods(lab: &str) {
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&format!("{lab}-")) {
+                let _ = Command::new("ip").args(["netns", "del", &n]).status();
+                let _ = std::fs::remove_dir_all(format!("/etc/netns/{n}"));
+            }
+        }
+    }
+}
+
+/// Deletes a lab's pod namespaces on drop, for tests whose node
+/// namespaces are not named after the lab.
+pub struct PodGuard(pub String);
+
+impl Drop for PodGuard {
+    fn drop(&mut self) {
+        remove_pods(&self.0);
+    }
+}
+
+/// A unique short prefix for one test's objects.
+pub fn prefix(test: &str) -> String {
+    format!("la{}{}", std::process::id() % 100_000, test)
+}
+
+/// A node namespace whose `eth1` holds `ip`/24 (a veth pair: this kernel
+/// has no dummy driver). The pair's other end stays in the namespace.
+pub fn node_ns(name: &str, ip: Ipv4Addr) -> Netns {
+    let ns = Netns::new(name);
+    nsh(
+        name,
+        &format!("ip link add eth1 type veth peer name eth1p && ip addr add {ip}/24 dev eth1 && ip link set eth1 up && ip link set eth1p up"),
+    );
+    ns
+}
+
+/// A deterministic locally administered MAC for node number `n`.
+pub fn vtep_mac(n: u32) -> MacAddr {
+    MacAddr([0x0e, 0xfa, 0x0a, 0xf4, (n >> 8) as u8, n as u8])
+}
+
+/// One node of a test lab: name, number (subnet 10.244.N.0/24) and
+/// underlay IP.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub name: String,
+    pub number: u32,
+    pub ip: Ipv4Addr,
+}
+
+pub fn subnet(n: u32) -> ipnet::Ipv4Net {
+    format!("10.{}.{}.0/24", 244 + (n >> 8), n & 255)
+        .parse()
+        .unwrap()
+}
+
+/// The plan labctl would compute for `me` in a lab of `all` nodes, with
+/// files and state under `dir`.
+pub fn plan(lab: &str, me: &NodeSpec, all: &[NodeSpec], dir: &str) -> NodePlan {
+    let network: ipnet::Ipv4Net = "10.244.0.0/16".parse().unwrap();
+    let sub = subnet(me.number);
+    let masq = |r: &str| format!("-A FLANNEL-POSTRTG {r} -m comment --comment \"flanneld masq\"");
+    let nat_rules = vec![
+        "-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment \"flanneld masq\" -j RETURN".to_string(),
+        format!("{} -j RETURN", masq(&format!("-s {sub} -d {network}"))),
+        format!("{} -j RETURN", masq(&format!("-s {network} -d {sub}"))),
+        format!("{} -j RETURN", masq(&format!("! -s {network} -d {sub}"))),
+        format!("{} -j MASQUERADE --random-fully", masq(&format!("-s {network} ! -d 224.0.0.0/4"))),
+        format!("{} -j MASQUERADE --random-fully", masq(&format!("! -s {network} -d {network}"))),
+    ];
+    let fwd =
+        |r: &str| format!("-A FLANNEL-FWD {r} -m comment --comment \"flanneld forward\" -j ACCEPT");
+    NodePlan {
+        schema: PLAN_SCHEMA,
+        lab: lab.to_string(),
+        node: me.name.clone(),
+        underlay_ip: me.ip,
+        underlay_mtu: 1500,
+        network,
+        subnet: sub,
+        vxlan: VxlanPlan {
+            name: "flannel.1".into(),
+            vni: 1,
+            port: 8472,
+            mtu: 1450,
+            mac: vtep_mac(me.number),
+            address: format!("{}/32", sub.network()).parse().unwrap(),
+        },
+        bridge: BridgePlan {
+            name: "cni0".into(),
+            address: format!("{}/24", Ipv4Addr::from(u32::from(sub.network()) + 1)).parse().unwrap(),
+            mtu: 1450,
+        },
+        peers: all
+            .iter()
+            .filter(|n| n.name != me.name)
+            .map(|n| PeerPlan { node: n.name.clone(), underlay_ip: n.ip, subnet: subnet(n.number), vtep_mac: vtep_mac(n.number) })
+            .collect(),
+        ip_masq: true,
+        dns_service_ip: "10.96.0.10".parse().unwrap(),
+        api_service_ip: "10.96.0.1".parse().unwrap(),
+        dns_domain: "cluster.local".into(),
+        iptables: IptablesPlan {
+            nat: Some(ChainPlan {
+                chain: "FLANNEL-POSTRTG".into(),
+                parent: "POSTROUTING".into(),
+                jump: "-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG".into(),
+                rules: nat_rules,
+            }),
+            filter: ChainPlan {
+                chain: "FLANNEL-FWD".into(),
+                parent: "FORWARD".into(),
+                jump: "-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD".into(),
+                rules: vec![fwd(&format!("-s {network}")), fwd(&format!("-d {network}"))],
+            },
+        },
+        files: vec![FilePlan {
+            path: format!("{dir}/run/flannel/subnet.env"),
+            mode: 0o644,
+            contents: format!(
+                "FLANNEL_NETWORK={network}\nFLANNEL_SUBNET={}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+                format_args!("{}/24", Ipv4Addr::from(u32::from(sub.network()) + 1))
+            ),
+        }],
+        state_dir: format!("{dir}/state"),
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("labctl-agent-test-{name}"));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+    pub fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The result of one agent run.
+pub struct Run {
+    pub code: i32,
+    pub json: Value,
+    pub stderr: String,
+}
+
+fn finish(out: Output) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the agent under `ip netns exec NS` with the plan on stdin.
+pub fn agent(ns: &str, plan: &NodePlan, args: &[&str]) -> Run {
+    run_with_stdin(
+        Command::new("ip")
+            .args(["netns", "exec", ns, AGENT])
+            .args(args),
+        plan,
+    )
+}
+
+/// Runs the agent with `--netns NS` (same mount namespace as the test,
+/// which pod commands need).
+pub fn agent_netns(ns: &str, plan: &NodePlan, args: &[&str]) -> Run {
+    run_with_stdin(Command::new(AGENT).args(["--netns", ns]).args(args), plan)
+}
+
+fn run_with_stdin(cmd: &mut Command, plan: &NodePlan) -> Run {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plan.to_json().as_bytes())
+        .unwrap();
+    finish(child.wait_with_output().unwrap())
+}
+
+/// The `action` of `object` in an apply report.
+pub fn action(report: &Value, object: &str) -> String {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == object)
+        .map(|o| o["action"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("object {object} not in report: {report:#}"))
+}
+
+/// The objects of a check report's differences.
+pub fn diff_objects(report: &Value) -> Vec<String> {
+    report["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["object"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `ping` from iputils when installed, else busybox's.
+pub fn ping() -> &'static str {
+    if Command::new("ping").arg("-V").output().is_ok() {
+        "ping"
+    } else {
+        "busybox ping"
+    }
+}
