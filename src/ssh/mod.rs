@@ -1,0 +1,278 @@
+//! The SSH client every labctl provider ends in.
+//!
+//! One [`Session`] is one authenticated connection to one node. Nodes are
+//! handled in parallel with one `Session` per node, each used from one
+//! thread (`std::thread::scope`); `Session` is `Send` for that reason.
+//!
+//! Rules this module keeps for every provider:
+//! - Key authentication only (ed25519 or RSA private key file, no passphrase).
+//! - Host keys are pinned on first contact into the lab's known_hosts file
+//!   (OpenSSH format, so the system `ssh` accepts the same file); a changed
+//!   key is refused with an error that says what to do.
+//! - [`Session::connect`] retries while a node boots, until a deadline.
+//! - Remote commands are argv vectors: every element is quoted with
+//!   [`quote`], so no remote shell string is ever built from unquoted values.
+//!   [`Session::run_shell`] is for trusted constant scripts only. The remote
+//!   user's login shell reads the command line, so it must be a POSIX shell
+//!   (sh, dash, bash, zsh), as on every node labctl targets.
+//! - Secrets (tokens, keys) go through stdin or [`Session::upload`], never
+//!   through argv: argv appears in error messages and in the remote process
+//!   list. The private key itself is only ever named by its path.
+//! - Keepalives are sent every [`KEEPALIVE_SECS`] while a command runs, so
+//!   long quiet steps (kubeadm init) do not drop. Commands have no timeout
+//!   unless [`Session::set_command_timeout`] sets one.
+
+mod exec;
+mod known_hosts;
+mod session;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use session::Session;
+
+/// Seconds between keepalive messages while a session waits on a node.
+pub const KEEPALIVE_SECS: u32 = 15;
+
+/// Where and how to reach one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The node's name in the lab: every error message starts from it.
+    pub node: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file (ed25519 or RSA, without passphrase).
+    pub key: PathBuf,
+    /// The lab's known_hosts file: host keys are pinned here.
+    pub known_hosts: PathBuf,
+}
+
+impl Endpoint {
+    /// `host:port` for messages (`[v6]:port` for IPv6 literals).
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a remote command left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status; 128 + N when the command was killed by signal N, like a
+    /// shell reports it.
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+    /// stdout as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    /// stderr as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Everything that can go wrong talking to a node. Each message is one
+/// sentence naming the node.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error(
+        "could not reach node {node} over SSH at {address}: kept trying for {:.1} s \
+         ({attempts} attempts); last error: {last_error}",
+        waited.as_secs_f64()
+    )]
+    Unreachable {
+        node: String,
+        address: String,
+        waited: Duration,
+        attempts: u32,
+        last_error: String,
+    },
+
+    #[error(
+        "refusing to connect to node {node} at {address}: its SSH host key ({key_type}) \
+         differs from the key pinned in {}; if the node was rebuilt on purpose, forget \
+         the old key with `ssh-keygen -R '{host_pattern}' -f {}` and connect again, \
+         otherwise something may be intercepting the connection",
+        known_hosts.display(),
+        known_hosts.display()
+    )]
+    HostKeyChanged {
+        node: String,
+        address: String,
+        key_type: String,
+        host_pattern: String,
+        known_hosts: PathBuf,
+    },
+
+    #[error("node {node}: could not {action} the known_hosts file {}: {source}", path.display())]
+    KnownHosts {
+        node: String,
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("node {node} refused SSH login as {user} with the key {}: {cause}", key.display())]
+    Auth {
+        node: String,
+        user: String,
+        key: PathBuf,
+        cause: String,
+    },
+
+    #[error("node {node}: SSH failed while {action}: {cause}")]
+    Transport {
+        node: String,
+        action: String,
+        cause: String,
+    },
+
+    #[error(
+        "command `{command}` on node {node} failed with exit status {status}{}",
+        stderr_tail(stderr)
+    )]
+    Command {
+        node: String,
+        command: String,
+        status: i32,
+        stderr: String,
+    },
+
+    #[error("node {node}: could not put {path} in place: {problem}")]
+    Upload {
+        node: String,
+        path: String,
+        problem: String,
+    },
+
+    #[error("node {node}: cannot run `{command}`: {problem}")]
+    InvalidCommand {
+        node: String,
+        command: String,
+        problem: String,
+    },
+}
+
+/// At most this much of a failed command's stderr goes into its message
+/// (the end, where the reason usually is).
+const STDERR_SHOWN: usize = 4000;
+
+fn stderr_tail(stderr: &str) -> String {
+    let trimmed = stderr.trim();
+    if trimmed.is_empty() {
+        return " (no stderr)".to_string();
+    }
+    let mut start = trimmed.len().saturating_sub(STDERR_SHOWN);
+    while !trimmed.is_char_boundary(start) {
+        start += 1;
+    }
+    let cut = if start > 0 { "…" } else { "" };
+    format!("; stderr: {cut}{}", &trimmed[start..])
+}
+
+/// Quotes one argument for a POSIX shell: plain words stay as they are (so
+/// messages stay readable), anything else is single-quoted with `'` written
+/// as `'\''`. `=` and `~` are not plain: a first word `A=b` would be an
+/// assignment and `~` would expand.
+pub fn quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+,-".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        return arg.to_string();
+    }
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// The remote command line for `argv`: each element quoted, joined by spaces.
+pub fn command_line(argv: &[&str]) -> String {
+    argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// Arguments for the system `ssh` that open a shell on the node with the
+/// lab's key and pinned host key (`ssh ARGS` for an interactive shell).
+/// Words appended after these are joined by ssh and run by the remote
+/// shell: pass them through [`quote`].
+pub fn system_ssh_args(ep: &Endpoint) -> Vec<String> {
+    // ssh splits option values on whitespace (UserKnownHostsFile takes a
+    // list), so a path with spaces must be double-quoted inside the value.
+    let known_hosts = ep.known_hosts.display().to_string();
+    let known_hosts = if known_hosts.contains(char::is_whitespace) {
+        format!("\"{known_hosts}\"")
+    } else {
+        known_hosts
+    };
+    let options = [
+        format!("UserKnownHostsFile={known_hosts}"),
+        "GlobalKnownHostsFile=/dev/null".to_string(),
+        "StrictHostKeyChecking=yes".to_string(),
+        "IdentitiesOnly=yes".to_string(),
+        "BatchMode=yes".to_string(),
+        format!("ServerAliveInterval={KEEPALIVE_SECS}"),
+    ];
+    let mut args = vec![
+        "-i".to_string(),
+        ep.key.display().to_string(),
+        "-p".to_string(),
+        ep.port.to_string(),
+    ];
+    for option in options {
+        args.push("-o".to_string());
+        args.push(option);
+    }
+    args.push(format!("{}@{}", ep.user, ep.host));
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(quote("ip"), "ip");
+        assert_eq!(quote("/run/flannel/subnet.env"), "/run/flannel/subnet.env");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("A=b"), "'A=b'");
+        assert_eq!(quote("~"), "'~'");
+        assert_eq!(quote("$(id)"), "'$(id)'");
+    }
+
+    #[test]
+    fn long_stderr_keeps_its_end() {
+        let long = format!("{}THE END", "x".repeat(10_000));
+        let shown = stderr_tail(&long);
+        assert!(shown.ends_with("THE END"));
+        assert!(shown.len() < STDERR_SHOWN + 40);
+        assert_eq!(stderr_tail("  \n"), " (no stderr)");
+    }
+
+    #[test]
+    fn system_ssh_args_pin_key_and_host_key() {
+        let ep = Endpoint {
+            node: "worker1".into(),
+            host: "10.0.0.2".into(),
+            port: 2222,
+            user: "vagrant".into(),
+            key: "/lab/id_ed25519".into(),
+            known_hosts: "/my labs/known_hosts".into(),
+        };
+        let args = system_ssh_args(&ep);
+        assert_eq!(&args[..4], ["-i", "/lab/id_ed25519", "-p", "2222"]);
+        assert!(args.contains(&"UserKnownHostsFile=\"/my labs/known_hosts\"".to_string()));
+        assert!(args.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert_eq!(args.last().unwrap(), "vagrant@10.0.0.2");
+    }
+}

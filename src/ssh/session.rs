@@ -1,0 +1,218 @@
+//! Connecting: TCP + SSH handshake retried until a deadline, host key
+//! verification against the lab's known_hosts, then key authentication.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ssh2::MethodType;
+
+use super::known_hosts::{self, Verdict};
+use super::{Endpoint, SshError, KEEPALIVE_SECS};
+
+/// Longest single TCP connect + handshake attempt: a node that accepts but
+/// hangs is tried again rather than waited on forever.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
+/// Pause between attempts grows from the first to the last value.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+
+/// Host key algorithms in OpenSSH's order of preference (the ones libssh2
+/// knows); algorithms of keys already pinned for the host go first.
+const HOST_KEY_ALGORITHMS: [&str; 7] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+];
+
+/// One authenticated SSH session to one node. Use it from one thread at a
+/// time; open one per node per thread to work on nodes in parallel.
+pub struct Session {
+    pub(super) endpoint: Endpoint,
+    pub(super) ssh: ssh2::Session,
+    pub(super) command_timeout: Option<Duration>,
+}
+
+// Nodes are handled on their own threads: a Session must move there.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Session>();
+};
+
+impl Session {
+    /// Connects to the node, retrying TCP connect and handshake while it
+    /// boots until `deadline` has passed; then checks its host key (pinning
+    /// it on first contact) and logs in with the endpoint's key. Host key
+    /// and login failures are final: they are not retried.
+    pub fn connect(ep: &Endpoint, deadline: Duration) -> Result<Session, SshError> {
+        let started = Instant::now();
+        let pattern = known_hosts::host_pattern(&ep.host, ep.port);
+        let pinned =
+            known_hosts::pinned_key_types(&ep.known_hosts, &pattern).map_err(|source| {
+                SshError::KnownHosts {
+                    node: ep.node.clone(),
+                    action: "read",
+                    path: ep.known_hosts.clone(),
+                    source,
+                }
+            })?;
+        let mut attempts = 0;
+        let mut pause = FIRST_PAUSE;
+        let ssh = loop {
+            attempts += 1;
+            let left = deadline.saturating_sub(started.elapsed());
+            let limit = left.clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
+            match handshake(ep, &pinned, limit) {
+                Ok(ssh) => break ssh,
+                Err(last_error) => {
+                    let left = deadline.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        return Err(SshError::Unreachable {
+                            node: ep.node.clone(),
+                            address: ep.address(),
+                            waited: started.elapsed(),
+                            attempts,
+                            last_error,
+                        });
+                    }
+                    // The last attempt comes right at the deadline.
+                    thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+            }
+        };
+        verify_host_key(ep, &ssh, &pattern)?;
+        authenticate(ep, &ssh)?;
+        // Commands wait as long as they need (see set_command_timeout); the
+        // keepalives keep NAT and firewalls from dropping quiet sessions.
+        ssh.set_timeout(0);
+        ssh.set_keepalive(false, KEEPALIVE_SECS);
+        Ok(Session {
+            endpoint: ep.clone(),
+            ssh,
+            command_timeout: None,
+        })
+    }
+
+    /// The endpoint this session was opened to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Limits how long each later command may run (`None`, the default:
+    /// no limit). A command over the limit fails with a Transport error and
+    /// the session should be dropped.
+    pub fn set_command_timeout(&mut self, timeout: Option<Duration>) {
+        self.command_timeout = timeout;
+    }
+}
+
+impl Drop for Session {
+    /// Says goodbye so the node's sshd logs a clean disconnect; bounded in
+    /// time so a dead node cannot hold labctl up.
+    fn drop(&mut self) {
+        self.ssh.set_blocking(true);
+        self.ssh.set_timeout(2000);
+        let _ = self.ssh.disconnect(None, "labctl is done", None);
+    }
+}
+
+/// One TCP connect + SSH handshake attempt within `limit`.
+fn handshake(ep: &Endpoint, pinned: &[String], limit: Duration) -> Result<ssh2::Session, String> {
+    let addresses = (ep.host.as_str(), ep.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", ep.host))?;
+    let mut last = format!("{} resolves to no address", ep.host);
+    for address in addresses {
+        let tcp = match TcpStream::connect_timeout(&address, limit) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                last = format!("TCP connect to {address}: {e}");
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut ssh = ssh2::Session::new().map_err(|e| format!("libssh2 init: {e}"))?;
+        prefer_host_key_algorithms(&ssh, pinned);
+        ssh.set_timeout(u32::try_from(limit.as_millis()).unwrap_or(u32::MAX));
+        ssh.set_tcp_stream(tcp);
+        match ssh.handshake() {
+            Ok(()) => return Ok(ssh),
+            Err(e) => last = format!("SSH handshake with {address}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Asks for a host key of a type already pinned, so a node with several
+/// host keys is checked against the one the file holds.
+fn prefer_host_key_algorithms(ssh: &ssh2::Session, pinned: &[String]) {
+    let mut wanted: Vec<&str> = Vec::new();
+    for key_type in pinned {
+        match key_type.as_str() {
+            "ssh-rsa" => wanted.extend(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]),
+            other => wanted.extend(HOST_KEY_ALGORITHMS.iter().filter(|a| **a == other)),
+        }
+    }
+    wanted.extend(HOST_KEY_ALGORITHMS);
+    let supported = ssh.supported_algs(MethodType::HostKey).unwrap_or_default();
+    let mut preference: Vec<&str> = Vec::new();
+    for algorithm in wanted {
+        if supported.contains(&algorithm) && !preference.contains(&algorithm) {
+            preference.push(algorithm);
+        }
+    }
+    // On failure libssh2 keeps its own order, which still works.
+    if !preference.is_empty() {
+        let _ = ssh.method_pref(MethodType::HostKey, &preference.join(","));
+    }
+}
+
+fn verify_host_key(ep: &Endpoint, ssh: &ssh2::Session, pattern: &str) -> Result<(), SshError> {
+    let Some((blob, _)) = ssh.host_key() else {
+        return Err(SshError::Transport {
+            node: ep.node.clone(),
+            action: "reading the host key".into(),
+            cause: "the server sent none".into(),
+        });
+    };
+    let verdict = known_hosts::verify_or_pin(&ep.known_hosts, pattern, blob).map_err(|source| {
+        SshError::KnownHosts {
+            node: ep.node.clone(),
+            action: "update",
+            path: ep.known_hosts.clone(),
+            source,
+        }
+    })?;
+    match verdict {
+        Verdict::Known | Verdict::Pinned => Ok(()),
+        Verdict::Changed { key_type } => Err(SshError::HostKeyChanged {
+            node: ep.node.clone(),
+            address: ep.address(),
+            key_type,
+            host_pattern: pattern.to_string(),
+            known_hosts: ep.known_hosts.clone(),
+        }),
+    }
+}
+
+fn authenticate(ep: &Endpoint, ssh: &ssh2::Session) -> Result<(), SshError> {
+    let refused = |cause: String| SshError::Auth {
+        node: ep.node.clone(),
+        user: ep.user.clone(),
+        key: ep.key.clone(),
+        cause,
+    };
+    // libssh2's message for a missing file is vague: check it first.
+    std::fs::File::open(&ep.key).map_err(|e| refused(format!("cannot read the key file: {e}")))?;
+    ssh.userauth_pubkey_file(&ep.user, None, &ep.key, None)
+        .map_err(|e| refused(e.message().to_string()))?;
+    if !ssh.authenticated() {
+        return Err(refused("the server did not accept the key".into()));
+    }
+    Ok(())
+}
