@@ -21,15 +21,24 @@ pub struct ExitError {
 impl ExitError {
     /// Invalid lab file or usage (exit 2).
     pub fn usage(error: impl Into<anyhow::Error>) -> anyhow::Error {
-        anyhow::Error::new(ExitError { code: USAGE, error: error.into() })
+        anyhow::Error::new(ExitError {
+            code: USAGE,
+            error: error.into(),
+        })
     }
     /// A check or step failed (exit 1).
     pub fn failed(error: impl Into<anyhow::Error>) -> anyhow::Error {
-        anyhow::Error::new(ExitError { code: FAILED, error: error.into() })
+        anyhow::Error::new(ExitError {
+            code: FAILED,
+            error: error.into(),
+        })
     }
     /// The environment lacks something: privileges, a tool, a node (exit 3).
     pub fn environment(error: impl Into<anyhow::Error>) -> anyhow::Error {
-        anyhow::Error::new(ExitError { code: ENVIRONMENT, error: error.into() })
+        anyhow::Error::new(ExitError {
+            code: ENVIRONMENT,
+            error: error.into(),
+        })
     }
 }
 

@@ -1,2 +1,63 @@
 //! labctl: build, verify and tear down Kubernetes pod-network labs.
-fn main() {}
+//!
+//! Parse, run, and turn any error into `error: <message>` plus its cause
+//! chain and the exit status `labctl::exit::exit_code_for` picks.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use labctl::cli::{run, Cli};
+use labctl::exit::exit_code_for;
+use labctl::output::{paint, stderr_color, Style};
+
+fn main() -> ExitCode {
+    // clap prints help/version (exit 0) and usage errors (exit 2) itself.
+    let cli = Cli::parse();
+    // A panic is a bug in labctl: say so in one line instead of a backtrace
+    // dump, and still end with a failure status.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("error: internal error in labctl{location}: {message} (please report this bug)");
+    }));
+    match std::panic::catch_unwind(|| run(&cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
+            print_error(&error);
+            ExitCode::from(exit_code_for(&error))
+        }
+        Err(_) => ExitCode::from(labctl::exit::FAILED),
+    }
+}
+
+/// `error: <message>`, then one `  caused by: ...` per cause; a lab file's
+/// diagnostics are listed one per line.
+fn print_error(error: &anyhow::Error) {
+    let color = stderr_color();
+    let mut lines = vec![format!("{} {error}", paint("error:", Style::Red, color))];
+    for cause in error.chain().skip(1) {
+        if let Some(lab_error) = cause.downcast_ref::<labctl_lab::LabError>() {
+            for diagnostic in &lab_error.diagnostics {
+                let style = match diagnostic.severity {
+                    labctl_lab::Severity::Error => Style::Red,
+                    labctl_lab::Severity::Warning => Style::Yellow,
+                };
+                lines.push(format!(
+                    "  {}",
+                    paint(&diagnostic.to_string(), style, color)
+                ));
+            }
+        } else {
+            lines.push(format!("  caused by: {cause}"));
+        }
+    }
+    eprintln!("{}", lines.join("\n"));
+}

@@ -20,3 +20,80 @@ pub struct GlobalOpts {
     /// Colour allowed: stdout is a TTY and NO_COLOR is unset.
     pub color: bool,
 }
+
+impl GlobalOpts {
+    /// Global options with colour decided for stdout (TTY, NO_COLOR).
+    pub fn new(verbose: u8, quiet: bool, output: OutputFormat) -> GlobalOpts {
+        use std::io::IsTerminal;
+        GlobalOpts {
+            verbose,
+            quiet,
+            output,
+            color: color_allowed(std::io::stdout().is_terminal()),
+        }
+    }
+}
+
+/// Colour is allowed on a terminal unless NO_COLOR is set to anything
+/// non-empty (<https://no-color.org>).
+pub fn color_allowed(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Whether stderr may be coloured (errors and warnings go there).
+pub fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    color_allowed(std::io::stderr().is_terminal())
+}
+
+/// The few styles labctl uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Bold,
+    Red,
+    Yellow,
+    Green,
+}
+
+/// `text` wrapped in the ANSI codes for `style` when `color` is on.
+pub fn paint(text: &str, style: Style, color: bool) -> String {
+    if !color {
+        return text.to_string();
+    }
+    let code = match style {
+        Style::Bold => "1",
+        Style::Red => "1;31",
+        Style::Yellow => "33",
+        Style::Green => "32",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// A plain text table: a header row and rows, columns padded to the widest
+/// cell, two spaces apart, no trailing spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:<pad$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,140 @@
+//! The command line: clap definitions and the dispatch to each command.
+//!
+//! `main` parses [`Cli`], calls [`run`] and maps any error to an exit
+//! status (`crate::exit`). Commands print their own results; errors are
+//! printed once, by `main`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
+use crate::output::{GlobalOpts, OutputFormat};
+use crate::render_cmd::RenderArgs;
+use crate::validate_cmd::ValidateArgs;
+use crate::verify::VerifyArgs;
+
+const EXAMPLES: &str = "\
+Examples:
+  labctl validate labs/netns.yaml          check a lab file and show its plan
+  labctl validate --output json lab.yaml   the full plan as JSON
+  labctl render labs/vagrant.yaml --out /tmp/lab
+                                           write the Vagrantfile, kubeadm configs, node plans
+  sudo labctl up labs/netns.yaml           build the lab (netns needs root)
+  sudo labctl verify labs/netns.yaml       prove pod networking works
+  sudo labctl destroy labs/netns.yaml      remove everything the lab created
+
+LAB defaults to ./lab.yaml. Exit status: 0 success, 1 a check or step failed,
+2 invalid lab file or usage, 3 the environment is missing something.";
+
+/// labctl: build, verify and tear down Kubernetes pod-network (flannel VXLAN) labs.
+#[derive(Debug, Parser)]
+#[command(name = "labctl", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// More detail (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print only errors and requested data.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Output format for commands that print data.
+    #[arg(long, value_enum, global = true, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a lab file and show the plan: nodes, subnets, VTEP MACs, service IPs.
+    #[command(
+        after_help = "Examples:\n  labctl validate labs/netns.yaml\n  labctl validate --output json labs/vagrant.yaml"
+    )]
+    Validate(ValidateArgs),
+    /// Write the Vagrantfile, kubeadm configs and per-node plan files.
+    #[command(
+        after_help = "Examples:\n  labctl render labs/vagrant.yaml --out ./rendered\n  labctl render    # ./lab.yaml into the lab's state folder"
+    )]
+    Render(RenderArgs),
+    /// Bring the lab up: nodes, SSH, the agent, flannel's data plane.
+    #[command(
+        after_help = "Examples:\n  sudo labctl up labs/netns.yaml\n  labctl up labs/vagrant.yaml"
+    )]
+    Up(UpArgs),
+    /// Remove everything the lab created.
+    #[command(
+        after_help = "Examples:\n  sudo labctl destroy labs/netns.yaml\n  sudo labctl destroy --name flannel"
+    )]
+    Destroy(DestroyArgs),
+    /// Show the lab's nodes and their state.
+    #[command(after_help = "Examples:\n  labctl status labs/netns.yaml")]
+    Status(StatusArgs),
+    /// List the labs on this host.
+    #[command(after_help = "Examples:\n  labctl list\n  labctl list --output json")]
+    List(ListArgs),
+    /// Open a shell on a node.
+    #[command(after_help = "Examples:\n  labctl ssh worker1 --lab labs/netns.yaml")]
+    Ssh(SshArgs),
+    /// Run a command on a node (or every node).
+    #[command(
+        after_help = "Examples:\n  labctl exec master -- ip -d link show flannel.1\n  labctl exec --all -- ip route"
+    )]
+    Exec(ExecArgs),
+    /// Prove the pod network works (cross-node ping, DNS, VXLAN).
+    #[command(
+        after_help = "Examples:\n  sudo labctl verify labs/netns.yaml\n  sudo labctl verify --check pod-mesh --junit report.xml"
+    )]
+    Verify(VerifyArgs),
+    /// Show labctl's version and the embedded agent's version and SHA-256.
+    Version,
+}
+
+impl Cli {
+    /// The options every command shares.
+    pub fn global(&self) -> GlobalOpts {
+        GlobalOpts::new(self.verbose, self.quiet, self.output)
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global();
+    match &cli.command {
+        Command::Validate(args) => crate::validate_cmd::validate(args, &global),
+        Command::Render(args) => crate::render_cmd::render(args, &global),
+        Command::Up(args) => crate::lifecycle::up(args, &global),
+        Command::Destroy(args) => crate::lifecycle::destroy(args, &global),
+        Command::Status(args) => crate::lifecycle::status(args, &global),
+        Command::List(args) => crate::lifecycle::list(args, &global),
+        Command::Ssh(args) => crate::lifecycle::ssh(args, &global),
+        Command::Exec(args) => crate::lifecycle::exec(args, &global),
+        Command::Verify(args) => crate::verify::run(args, &global),
+        Command::Version => version(&global),
+    }
+}
+
+fn version(global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    use crate::embedded::{agent_bytes, agent_sha256, AGENT_VERSION};
+    match global.output {
+        OutputFormat::Json => {
+            let report = serde_json::json!({
+                "labctl": env!("CARGO_PKG_VERSION"),
+                "agent": {
+                    "version": AGENT_VERSION,
+                    "sha256": agent_sha256(),
+                    "size": agent_bytes().len(),
+                },
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        OutputFormat::Text => {
+            println!("labctl {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "agent {AGENT_VERSION} (x86_64 static, {} bytes, sha256 {})",
+                agent_bytes().len(),
+                agent_sha256()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

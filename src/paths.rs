@@ -1,0 +1,74 @@
+//! Where labctl keeps a lab's state on this host.
+//!
+//! Root (labs that touch the host, e.g. netns) uses the system location;
+//! anyone else gets the XDG state folder, so `labctl render` works without
+//! privileges.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+
+use crate::exit::ExitError;
+
+/// The state folder of the lab `name`:
+/// `/var/lib/labctl/labs/<name>` as root, else
+/// `$XDG_STATE_HOME/labctl/labs/<name>` (default `~/.local/state/...`).
+pub fn lab_dir(name: &str) -> anyhow::Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    lab_dir_for(
+        name,
+        is_root,
+        std::env::var_os("XDG_STATE_HOME").as_deref().map(Path::new),
+        std::env::var_os("HOME").as_deref().map(Path::new),
+    )
+}
+
+/// [`lab_dir`] with its inputs spelled out (testable without changing the
+/// process environment). An empty or relative XDG_STATE_HOME is ignored, as
+/// the XDG spec says.
+pub fn lab_dir_for(
+    name: &str,
+    is_root: bool,
+    xdg_state_home: Option<&Path>,
+    home: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let base = if is_root {
+        PathBuf::from("/var/lib/labctl")
+    } else if let Some(state) = xdg_state_home.filter(|p| p.is_absolute()) {
+        state.join("labctl")
+    } else if let Some(home) = home.filter(|p| p.is_absolute()) {
+        home.join(".local/state/labctl")
+    } else {
+        return Err(ExitError::environment(anyhow!(
+            "cannot choose a state folder for lab {name}: neither XDG_STATE_HOME nor HOME is set"
+        )));
+    };
+    Ok(base.join("labs").join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_uses_var_lib() {
+        let dir = lab_dir_for(
+            "flannel",
+            true,
+            Some(Path::new("/x")),
+            Some(Path::new("/root")),
+        )
+        .unwrap();
+        assert_eq!(dir, Path::new("/var/lib/labctl/labs/flannel"));
+    }
+
+    #[test]
+    fn users_get_xdg_state_home_then_home() {
+        let xdg = lab_dir_for("a", false, Some(Path::new("/s")), Some(Path::new("/h"))).unwrap();
+        assert_eq!(xdg, Path::new("/s/labctl/labs/a"));
+        let home = lab_dir_for("a", false, Some(Path::new("rel")), Some(Path::new("/h"))).unwrap();
+        assert_eq!(home, Path::new("/h/.local/state/labctl/labs/a"));
+        assert!(lab_dir_for("a", false, None, None).is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! labctl's command line end to end: the real binary on the real lab files.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn validate_accepts_every_lab_and_prints_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    for lab in all_labs() {
+        let run = run_in(tmp.path(), &["validate", lab.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}: {run}", lab.display());
+        for column in [
+            "NODE",
+            "ROLE",
+            "IP",
+            "SUBNET",
+            "VTEP MAC",
+            "FLANNEL.1",
+            "CNI0",
+        ] {
+            assert!(
+                run.stdout.contains(column),
+                "{}: no {column} column: {run}",
+                lab.display()
+            );
+        }
+        assert!(run.stdout.contains("control-plane"), "{run}");
+        assert!(run.stdout.contains("10.244.0.0/24"), "{run}");
+        assert!(run.stdout.contains("10.244.0.1/24"), "{run}");
+        assert!(run.stdout.contains("kubernetes API 10.96.0.1,"), "{run}");
+        assert!(run.stdout.contains("cluster DNS 10.96.0.10"), "{run}");
+    }
+}
+
+#[test]
+fn validate_netns_lab_shows_the_classic_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_in(
+        tmp.path(),
+        &["validate", lab_path("netns.yaml").to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("master") || l.starts_with("worker"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{run}");
+    assert!(
+        rows[0].contains("192.168.56.10") && rows[0].contains("10.244.0.0/32"),
+        "{run}"
+    );
+    assert!(
+        rows[1].contains("192.168.56.11") && rows[1].contains("10.244.1.0/24"),
+        "{run}"
+    );
+    assert!(
+        rows[2].contains("192.168.56.12") && rows[2].contains("10.244.2.1/24"),
+        "{run}"
+    );
+}
+
+#[test]
+fn validate_json_is_the_full_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_in(
+        tmp.path(),
+        &[
+            "--output",
+            "json",
+            "validate",
+            lab_path("vagrant.yaml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["lab"]["name"], "flannel-vagrant");
+    assert_eq!(json["apiServiceIp"], "10.96.0.1");
+    assert_eq!(json["dnsServiceIp"], "10.96.0.10");
+    let plans = json["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 3);
+    assert_eq!(plans[1]["node"], "worker1");
+    assert_eq!(plans[1]["underlayIp"], "192.168.56.11");
+    assert_eq!(plans[1]["peers"].as_array().unwrap().len(), 2);
+    // The option is global: it works after the subcommand too.
+    let after = run_in(
+        tmp.path(),
+        &[
+            "validate",
+            lab_path("netns.yaml").to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(after.code, 0, "{after}");
+    serde_json::from_str::<serde_json::Value>(&after.stdout).unwrap();
+}
+
+#[test]
+fn invalid_lab_prints_every_diagnostic_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = write_lab(
+        tmp.path(),
+        "bad.yaml",
+        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: bad\nnetwork:\n  backend: {type: vxlan, vni: 0, port: 0}\n\
+         nodes:\n  - name: master\n    role: control-plane\n  - name: worker1\n",
+    );
+    let run = run_in(tmp.path(), &["validate", lab.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+    assert!(run.stderr.starts_with("error: lab file "), "{run}");
+    assert!(run.stderr.contains("bad.yaml"), "{run}");
+    assert!(run.stderr.contains("network.backend.vni"), "{run}");
+    assert!(run.stderr.contains("network.backend.port"), "{run}");
+    assert!(!run.stderr.contains("panicked"), "{run}");
+}
+
+#[test]
+fn misspelt_key_names_the_line_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = write_lab(
+        tmp.path(),
+        "typo.yaml",
+        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: typo\nnodez:\n  - name: master\n",
+    );
+    let run = run_in(tmp.path(), &["validate", lab.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stderr.contains("typo.yaml:4"),
+        "no file:line for the unknown key: {run}"
+    );
+    assert!(run.stderr.contains("nodez"), "{run}");
+}
+
+#[test]
+fn invalid_lab_renders_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = write_lab(
+        tmp.path(),
+        "bad.yaml",
+        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: Bad_Name\nnodes: []\n",
+    );
+    let out = tmp.path().join("out");
+    let run = run_in(
+        tmp.path(),
+        &[
+            "render",
+            lab.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        !out.exists(),
+        "render of an invalid lab created {}",
+        out.display()
+    );
+    assert!(
+        !tmp.path().join("state").exists(),
+        "render of an invalid lab created the state folder"
+    );
+}
+
+#[test]
+fn missing_lab_file_exits_2_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_in(tmp.path(), &["validate", "nope.yaml"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert_eq!(
+        run.stderr.trim(),
+        "error: lab file nope.yaml does not exist",
+        "{run}"
+    );
+    // No LAB: ./lab.yaml, and the message says so.
+    let run = run_in(tmp.path(), &["render"]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("lab.yaml does not exist"), "{run}");
+    assert!(run.stderr.contains("./lab.yaml"), "{run}");
+}
+
+#[test]
+fn default_lab_is_lab_yaml_in_the_current_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(lab_path("netns.yaml"), tmp.path().join("lab.yaml")).unwrap();
+    let run = run_in(tmp.path(), &["validate"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("lab flannel is valid"), "{run}");
+}
+
+#[test]
+fn render_writes_exactly_the_expected_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let run = run_in(
+        tmp.path(),
+        &[
+            "render",
+            lab_path("netns.yaml").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let expected =
+        expected_render_files(&["worker1", "worker2"], &["master", "worker1", "worker2"]);
+    assert_eq!(files_under(&out), expected);
+    assert!(
+        run.stdout.contains(&format!("({} files)", expected.len())),
+        "{run}"
+    );
+    // No real token: every file is world-readable, none executable.
+    use std::os::unix::fs::PermissionsExt;
+    for file in &expected {
+        let mode = std::fs::metadata(out.join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "{file}");
+    }
+}
+
+#[test]
+fn render_json_lists_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let run = run_in(
+        tmp.path(),
+        &[
+            "--output",
+            "json",
+            "render",
+            lab_path("vagrant.yaml").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let files: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"Vagrantfile") && files.contains(&"kubeadm-join-worker2.yaml"),
+        "{run}"
+    );
+}
+
+#[test]
+fn help_shows_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_in(tmp.path(), &["--help"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("Examples:"), "{run}");
+    assert!(
+        run.stdout.contains("labctl validate labs/netns.yaml"),
+        "{run}"
+    );
+    for command in [
+        "validate", "render", "up", "destroy", "status", "list", "ssh", "exec", "verify", "version",
+    ] {
+        assert!(
+            run.stdout.contains(&format!("  {command}")),
+            "--help lacks {command}: {run}"
+        );
+    }
+    for sub in ["validate", "render", "verify"] {
+        let run = run_in(tmp.path(), &[sub, "--help"]);
+        assert_eq!(run.code, 0, "{run}");
+        assert!(run.stdout.contains("Examples:"), "{sub} --help: {run}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(run_in(tmp.path(), &["validate", "--no-such-flag"]).code, 2);
+    assert_eq!(run_in(tmp.path(), &["frobnicate"]).code, 2);
+    assert_eq!(
+        run_in(tmp.path(), &["--output", "yaml", "validate"]).code,
+        2
+    );
+}
+
+#[test]
+fn version_shows_the_embedded_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_in(tmp.path(), &["version"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("labctl {}", env!("CARGO_PKG_VERSION"))),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("sha256 {}", labctl::embedded::agent_sha256())),
+        "{run}"
+    );
+    let json = run_in(tmp.path(), &["version", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["agent"]["sha256"], labctl::embedded::agent_sha256());
+}
+
+#[test]
+fn no_color_means_no_escape_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_in(tmp.path(), &["validate", "missing.yaml"]);
+    assert!(!run.stderr.contains('\x1b'), "{run}");
+    let ok = run_in(
+        tmp.path(),
+        &["validate", lab_path("netns.yaml").to_str().unwrap()],
+    );
+    assert!(!ok.stdout.contains('\x1b'), "{ok}");
+}
