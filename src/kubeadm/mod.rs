@@ -1,0 +1,24 @@
+//! Building blocks of the kubeadm path (vagrant and ssh providers), all
+//! pure: no SSH and no I/O beyond reading /dev/urandom for tokens.
+//!
+//! - [`node_prepare_script`]: the idempotent bash script preparing a node.
+//! - [`generate_bootstrap_token`] and [`Secret`] (never printed).
+//! - [`ca_cert_hash`]: the discovery hash of the cluster CA.
+//! - [`pod_cidrs`], [`nodes_ready`], [`pending_nodes`], [`internal_ips`]:
+//!   `kubectl get nodes -o json` read back.
+//! - [`up_steps`]: the ordered steps of a kubeadm `up` as data.
+//! - [`rewrite_server`]: the admin kubeconfig made reachable from the host.
+
+pub mod ca_hash;
+pub mod kubeconfig;
+pub mod nodes;
+pub mod prepare;
+pub mod steps;
+pub mod token;
+
+pub use ca_hash::ca_cert_hash;
+pub use kubeconfig::{api_server_url, rewrite_server, API_PORT};
+pub use nodes::{internal_ips, nodes_ready, pending_nodes, pod_cidrs, Readiness};
+pub use prepare::node_prepare_script;
+pub use steps::{as_root, up_steps, Input, Put, Step, StepKind};
+pub use token::{generate_bootstrap_token, is_bootstrap_token, Secret};
