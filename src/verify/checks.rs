@@ -1,0 +1,455 @@
+//! Judging evidence: each check's pass/fail, its one-line summary and the
+//! evidence lines a learner would otherwise collect by hand. Pure (the
+//! probes fill [`Evidence`]; these functions only read it).
+
+use serde_json::json;
+
+use super::evidence::{Evidence, PingMatrix};
+use super::model::{CheckId, CheckResult, LabView, Outcome};
+
+fn result(
+    id: CheckId,
+    ok: bool,
+    summary: String,
+    details: Vec<String>,
+    evidence: serde_json::Value,
+) -> CheckResult {
+    let mut r = CheckResult::new(id, if ok { Outcome::Pass } else { Outcome::Fail }, summary);
+    r.details = details;
+    r.evidence = evidence;
+    r
+}
+
+/// `nodes`: every node reachable, the agent at `expected_version`.
+pub fn nodes(ev: &Evidence, expected_version: &str) -> CheckResult {
+    let good = |r: &&super::evidence::NodeReach| {
+        r.reachable
+            && r.agent_version
+                .as_deref()
+                .is_some_and(|v| v.contains(expected_version))
+    };
+    let ok_count = ev.reach.iter().filter(good).count();
+    let details = ev
+        .reach
+        .iter()
+        .map(|r| match (&r.error, &r.agent_version) {
+            (Some(e), _) => format!("✗ {}: {e}", r.node),
+            (None, Some(v)) if v.contains(expected_version) => format!("{}: ssh ok, {v}", r.node),
+            (None, Some(v)) => format!("✗ {}: agent {v}, expected {expected_version}", r.node),
+            (None, None) => format!("✗ {}: no agent", r.node),
+        })
+        .collect();
+    result(
+        CheckId::Nodes,
+        ok_count == ev.reach.len() && !ev.reach.is_empty(),
+        format!(
+            "{ok_count}/{} nodes answer over SSH with labctl-agent {expected_version}",
+            ev.reach.len()
+        ),
+        details,
+        json!(ev.reach),
+    )
+}
+
+/// `dataplane`: the agent's `check` found no difference on any node.
+pub fn dataplane(lab: &LabView, ev: &Evidence, errors: &[(String, String)]) -> CheckResult {
+    let mut details: Vec<String> = ev
+        .drift
+        .iter()
+        .map(|d| {
+            format!(
+                "✗ {}: {}: expected {}, actual {}",
+                d.node,
+                d.object,
+                d.expected.as_deref().unwrap_or("(absent)"),
+                d.actual.as_deref().unwrap_or("(absent)")
+            )
+        })
+        .collect();
+    details.extend(errors.iter().map(|(n, e)| format!("✗ {n}: {e}")));
+    let ok = ev.drift.is_empty() && errors.is_empty() && ev.checked_nodes.len() == lab.nodes.len();
+    let summary = if ok {
+        format!(
+            "{} nodes match their plan: {} VNI {} port {}, cni0, {} peers each (route + neighbour + FDB), FLANNEL-POSTRTG/FLANNEL-FWD, subnet.env, CNI conflist",
+            lab.nodes.len(),
+            lab.vxlan_device,
+            lab.vni,
+            lab.port,
+            lab.nodes.len().saturating_sub(1)
+        )
+    } else {
+        let nodes: std::collections::BTreeSet<&str> =
+            ev.drift.iter().map(|d| d.node.as_str()).collect();
+        format!(
+            "{} difference(s) on {}{}",
+            ev.drift.len(),
+            nodes.into_iter().collect::<Vec<_>>().join(", "),
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!("; {} node(s) not checked", errors.len())
+            }
+        )
+    };
+    if ok {
+        for n in &lab.nodes {
+            details.push(format!(
+                "{}: {} local {} subnet {}",
+                n.name, lab.vxlan_device, n.underlay_ip, n.subnet
+            ));
+        }
+    }
+    result(
+        CheckId::Dataplane,
+        ok,
+        summary,
+        details,
+        json!({"checkedNodes": ev.checked_nodes, "differences": ev.drift, "errors": errors, "firewall": ev.firewall}),
+    )
+}
+
+/// `pods`: one usable pod per node, IP inside its node's subnet.
+pub fn pods(lab: &LabView, ev: &Evidence) -> CheckResult {
+    let mut details = Vec::new();
+    let mut bad = 0;
+    for node in &lab.nodes {
+        match ev.pods.iter().find(|p| p.node == node.name) {
+            None => {
+                bad += 1;
+                details.push(format!("✗ {}: no pod", node.name));
+            }
+            Some(p) => match (&p.problem, p.ip) {
+                (Some(problem), _) => {
+                    bad += 1;
+                    details.push(format!("✗ {}: {} {problem}", node.name, p.name));
+                }
+                (None, Some(ip)) if node.subnet.contains(&ip) => details.push(format!(
+                    "{}: {} {ip} in {}{}",
+                    node.name,
+                    p.name,
+                    node.subnet,
+                    p.namespace
+                        .as_ref()
+                        .map(|n| format!(" (ip netns exec {n} …)"))
+                        .unwrap_or_default()
+                )),
+                (None, Some(ip)) => {
+                    bad += 1;
+                    details.push(format!(
+                        "✗ {}: {} has {ip}, outside its node subnet {}",
+                        node.name, p.name, node.subnet
+                    ));
+                }
+                (None, None) => {
+                    bad += 1;
+                    details.push(format!(
+                        "✗ {}: {} has no IPv4 address on eth0",
+                        node.name, p.name
+                    ));
+                }
+            },
+        }
+    }
+    result(
+        CheckId::Pods,
+        bad == 0,
+        format!(
+            "{}/{} nodes have a running pod with an IP from their subnet",
+            lab.nodes.len() - bad,
+            lab.nodes.len()
+        ),
+        details,
+        json!(ev.pods),
+    )
+}
+
+/// `pod-mesh`: every pair answered.
+pub fn pod_mesh(mesh: &PingMatrix) -> CheckResult {
+    let total = mesh.cells.len();
+    let ok = mesh.cells.iter().filter(|c| c.ok()).count();
+    let cross: Vec<f64> = mesh
+        .cells
+        .iter()
+        .filter(|c| c.from != c.to)
+        .filter_map(|c| c.rtt_avg_ms)
+        .collect();
+    let avg = if cross.is_empty() {
+        0.0
+    } else {
+        cross.iter().sum::<f64>() / cross.len() as f64
+    };
+    let details = mesh
+        .failures()
+        .map(|c| {
+            format!(
+                "✗ {} → {} ({}): {}/{} answered{}",
+                c.from,
+                c.to,
+                c.to_ip,
+                c.received,
+                c.sent,
+                c.error
+                    .as_ref()
+                    .map(|e| format!(", {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    result(
+        CheckId::PodMesh,
+        total > 0 && ok == total,
+        format!(
+            "{ok}/{total} pod pairs answered ({} pods; avg RTT {avg:.3} ms)",
+            mesh.nodes.len()
+        ),
+        details,
+        json!(mesh),
+    )
+}
+
+/// `vxlan`: every captured pair shows VXLAN on the right port and VNI,
+/// pod IP to pod IP, leaving the sender and decapsulated at the receiver;
+/// and no kernel log of bad VXLAN checksums.
+pub fn vxlan(lab: &LabView, ev: &Evidence) -> CheckResult {
+    let mut details = Vec::new();
+    let mut ok = !ev.vxlan.is_empty();
+    for p in &ev.vxlan {
+        let wrong_vni = p.vnis.iter().any(|v| *v != lab.vni);
+        let good = p.ping_ok
+            && p.sender_out > 0
+            && p.receiver_in > 0
+            && p.receiver_decapsulated.is_none_or(|n| n > 0)
+            && !wrong_vni;
+        ok &= good;
+        details.push(format!(
+            "{}{} → {}: {} UDP :{} VNI {} packets out of {} ({}), {} into {}, {} decapsulated ({})",
+            if good { "" } else { "✗ " },
+            p.from,
+            p.to,
+            p.sender_out,
+            lab.port,
+            p.vnis
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            p.from,
+            p.outer_sources
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            p.receiver_in,
+            p.to,
+            p.receiver_decapsulated
+                .map_or("?".into(), |n| n.to_string()),
+            p.method
+        ));
+    }
+    for (node, b) in &ev.bad_checksums {
+        ok = false;
+        details.push(format!("✗ {node} kernel log: {}", b.line));
+    }
+    let good = ev
+        .vxlan
+        .iter()
+        .filter(|p| p.ping_ok && p.receiver_in > 0)
+        .count();
+    result(
+        CheckId::Vxlan,
+        ok,
+        format!(
+            "{good}/{} node pairs carry pod traffic as VXLAN (UDP {}, VNI {})",
+            ev.vxlan.len(),
+            lab.port,
+            lab.vni
+        ),
+        details,
+        json!({"pairs": ev.vxlan, "badChecksums": ev.bad_checksums}),
+    )
+}
+
+/// `mtu`: every probe passed at MTU − 28 and was refused at one byte more.
+pub fn mtu(lab: &LabView, ev: &Evidence) -> CheckResult {
+    let mut ok = !ev.mtu.is_empty();
+    let mut details = Vec::new();
+    for p in &ev.mtu {
+        let good = p.fits_passed && p.over_failed;
+        ok &= good;
+        details.push(format!(
+            "{}{} → {}: DF {} bytes {}, {} bytes {}{}",
+            if good { "" } else { "✗ " },
+            p.from,
+            p.to,
+            p.payload,
+            if p.fits_passed { "ok" } else { "lost" },
+            p.payload + 1,
+            if p.over_failed {
+                "refused"
+            } else {
+                "went through"
+            },
+            if p.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.detail)
+            }
+        ));
+    }
+    for m in ev.link_mtus.iter().filter(|m| m.mtu != lab.pod_mtu) {
+        ok = false;
+        details.push(format!(
+            "✗ {}: {} mtu {} (expected {})",
+            m.node, m.device, m.mtu, lab.pod_mtu
+        ));
+    }
+    result(
+        CheckId::Mtu,
+        ok,
+        format!(
+            "pod MTU {} end to end: {} bytes + 28 header bytes fit, one more does not ({} node pairs)",
+            lab.pod_mtu,
+            lab.pod_mtu.saturating_sub(28),
+            ev.mtu.len()
+        ),
+        details,
+        json!({"probes": ev.mtu, "links": ev.link_mtus}),
+    )
+}
+
+/// `dns`: every node's pod got the API service IP from the DNS service IP.
+pub fn dns(lab: &LabView, ev: &Evidence) -> CheckResult {
+    let nodes: std::collections::BTreeSet<&str> = ev.dns.iter().map(|p| p.node.as_str()).collect();
+    let good_nodes = nodes
+        .iter()
+        .filter(|n| ev.dns.iter().any(|p| p.node == **n && p.ok))
+        .count();
+    let details = ev
+        .dns
+        .iter()
+        .map(|p| {
+            let answer = if p.timed_out {
+                "no answer (timed out)".to_string()
+            } else if p.nxdomain {
+                "NXDOMAIN".to_string()
+            } else {
+                p.addresses
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "{}{}: nslookup {} → {answer} (server {})",
+                if p.ok { "" } else { "✗ " },
+                p.node,
+                p.query,
+                p.server.map_or("?".into(), |s| s.to_string())
+            )
+        })
+        .collect();
+    result(
+        CheckId::Dns,
+        !nodes.is_empty() && good_nodes == lab.nodes.len(),
+        format!(
+            "{good_nodes}/{} pods resolve kubernetes.default → {} via {}",
+            lab.nodes.len(),
+            lab.api_service_ip,
+            lab.dns_service_ip
+        ),
+        details,
+        json!(ev.dns),
+    )
+}
+
+/// `egress`: every pod got out and was seen as its node.
+pub fn egress(lab: &LabView, ev: &Evidence) -> CheckResult {
+    let good = ev
+        .egress
+        .iter()
+        .filter(|e| e.reply_received && e.masqueraded())
+        .count();
+    let details = ev
+        .egress
+        .iter()
+        .map(|e| {
+            let seen = if e.observed_sources.is_empty() {
+                "nothing arrived".to_string()
+            } else {
+                format!(
+                    "far end saw {}",
+                    e.observed_sources
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let good = e.reply_received && e.masqueraded();
+            format!(
+                "{}{}: pod {} → {}: {seen} (node {}){}",
+                if good { "" } else { "✗ " },
+                e.node,
+                e.pod_ip,
+                e.target,
+                e.node_ip,
+                if e.reply_received { "" } else { ", no reply" }
+            )
+        })
+        .collect();
+    let target = lab
+        .outside
+        .as_ref()
+        .map_or("the outside".to_string(), |o| o.ip.to_string());
+    result(
+        CheckId::Egress,
+        !ev.egress.is_empty() && good == ev.egress.len(),
+        format!(
+            "{good}/{} pods reach {target} masqueraded to their node's IP",
+            ev.egress.len()
+        ),
+        details,
+        json!(ev.egress),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::evidence::*;
+
+    #[test]
+    fn egress_needs_reply_and_node_source() {
+        let lab = crate::verify::diagnose::tests::lab3();
+        let mut ev = Evidence::default();
+        let probe = |src: &str, reply| EgressProbe {
+            node: "master".into(),
+            pod_ip: "10.244.0.2".parse().unwrap(),
+            node_ip: "192.168.56.10".parse().unwrap(),
+            target: "198.18.0.1".parse().unwrap(),
+            observed_sources: vec![src.parse().unwrap()],
+            reply_received: reply,
+        };
+        ev.egress.push(probe("192.168.56.10", true));
+        assert_eq!(egress(&lab, &ev).outcome, Outcome::Pass);
+        ev.egress.push(probe("10.244.0.2", false));
+        let r = egress(&lab, &ev);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(
+            r.details[1].contains("far end saw 10.244.0.2"),
+            "{:?}",
+            r.details
+        );
+    }
+
+    #[test]
+    fn empty_evidence_fails_rather_than_passes() {
+        let lab = crate::verify::diagnose::tests::lab3();
+        let ev = Evidence::default();
+        assert_eq!(pod_mesh(&PingMatrix::default()).outcome, Outcome::Fail);
+        assert_eq!(vxlan(&lab, &ev).outcome, Outcome::Fail);
+        assert_eq!(mtu(&lab, &ev).outcome, Outcome::Fail);
+        assert_eq!(dns(&lab, &ev).outcome, Outcome::Fail);
+        assert_eq!(pods(&lab, &ev).outcome, Outcome::Fail);
+    }
+}

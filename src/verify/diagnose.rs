@@ -1,0 +1,629 @@
+//! The diagnosis engine: from evidence to named causes, each with the node
+//! (and peer) it is about, the evidence that points at it, and the fix.
+//! Pure: tested with hand-written evidence.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::evidence::Evidence;
+use super::model::{CheckId, LabView};
+use super::parse::Drift;
+
+/// One named cause.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    /// Stable id, e.g. `missing-route`, `nat-nic`, `vxlan-port-blocked`.
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// What is wrong, one sentence.
+    pub message: String,
+    /// The evidence lines that point at it.
+    pub evidence: Vec<String>,
+    /// What to do.
+    pub fix: String,
+    /// Whether `labctl up` puts it right.
+    pub repaired_by_up: bool,
+    /// The checks this explains.
+    pub checks: Vec<CheckId>,
+}
+
+impl Diagnosis {
+    fn new(cause: &str, message: String, fix: String, checks: &[CheckId]) -> Diagnosis {
+        Diagnosis {
+            cause: cause.to_string(),
+            node: None,
+            peer: None,
+            message,
+            evidence: Vec::new(),
+            fix,
+            repaired_by_up: false,
+            checks: checks.to_vec(),
+        }
+    }
+    fn on(mut self, node: &str) -> Self {
+        self.node = Some(node.to_string());
+        self
+    }
+    fn peer(mut self, peer: Option<&str>) -> Self {
+        self.peer = peer.map(str::to_string);
+        self
+    }
+    fn by_up(mut self) -> Self {
+        self.repaired_by_up = true;
+        self
+    }
+    fn with(mut self, line: impl Into<String>) -> Self {
+        self.evidence.push(line.into());
+        self
+    }
+}
+
+/// What a drift record is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DriftKind {
+    Route,
+    Neighbour,
+    Fdb,
+    VxlanLocal,
+    Mtu,
+    ForwardChain,
+    PostroutingJump,
+    Other,
+}
+
+fn drift_kind(d: &Drift) -> DriftKind {
+    let o = d.object.to_ascii_lowercase();
+    let has_word = |w: &str| {
+        o.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|t| t == w)
+    };
+    if has_word("mtu") {
+        DriftKind::Mtu
+    } else if has_word("local") {
+        DriftKind::VxlanLocal
+    } else if has_word("fdb") {
+        DriftKind::Fdb
+    } else if o.contains("neigh") || has_word("arp") {
+        DriftKind::Neighbour
+    } else if has_word("route") {
+        DriftKind::Route
+    } else if o.contains("flannel-fwd") || (o.contains("forward") && o.contains("jump")) {
+        DriftKind::ForwardChain
+    } else if o.contains("postrouting") || (o.contains("flannel-postrtg") && o.contains("jump")) {
+        DriftKind::PostroutingJump
+    } else {
+        DriftKind::Other
+    }
+}
+
+fn drift_line(d: &Drift) -> String {
+    format!(
+        "{}: {}: expected {}, actual {}",
+        d.node,
+        d.object,
+        d.expected.as_deref().unwrap_or("(absent)"),
+        d.actual.as_deref().unwrap_or("(absent)")
+    )
+}
+
+/// The first IPv4 address in free text.
+fn first_ipv4(text: &str) -> Option<Ipv4Addr> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find_map(|t| t.parse().ok())
+}
+
+/// Explains the evidence: every cause found, most specific first.
+pub fn diagnose(lab: &LabView, ev: &Evidence) -> Vec<Diagnosis> {
+    let mut out = Vec::new();
+    nat_nic(lab, ev, &mut out);
+    peer_entries(lab, ev, &mut out);
+    forward_drop(lab, ev, &mut out);
+    postrouting_jump(lab, ev, &mut out);
+    mtu_mismatch(lab, ev, &mut out);
+    vxlan_blocked(lab, ev, &mut out);
+    checksum_offload(ev, &mut out);
+    busybox_nslookup(ev, &mut out);
+    other_drift(ev, &mut out);
+    unreachable(ev, &mut out);
+    out
+}
+
+const MESH: &[CheckId] = &[
+    CheckId::Dataplane,
+    CheckId::PodMesh,
+    CheckId::Vxlan,
+    CheckId::Mtu,
+];
+
+fn nat_nic(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let mut local = ev.vtep_local.clone();
+    for d in ev
+        .drift
+        .iter()
+        .filter(|d| drift_kind(d) == DriftKind::VxlanLocal)
+    {
+        if let Some(ip) = d.actual.as_deref().and_then(first_ipv4) {
+            local.entry(d.node.clone()).or_insert(ip);
+        }
+    }
+    for pair in &ev.vxlan {
+        if let (Some(node), Some(ip)) = (lab.node(&pair.from), pair.outer_sources.first()) {
+            if *ip != node.underlay_ip {
+                local.entry(node.name.clone()).or_insert(*ip);
+            }
+        }
+    }
+    let fix = |node: &str, ip: Ipv4Addr| {
+        format!(
+            "labctl up (the agent picks the underlay interface by the node's lab IP); by hand on {node}: recreate {} with `local {ip}` on the interface that holds {ip}; with flanneld: --iface-can-reach / --public-ip, and kubelet --node-ip",
+            lab.vxlan_device
+        )
+    };
+    let distinct: BTreeSet<Ipv4Addr> = local.values().copied().collect();
+    if lab.nodes.len() > 1 && local.len() == lab.nodes.len() && distinct.len() == 1 {
+        let ip = *distinct.iter().next().unwrap_or(&Ipv4Addr::UNSPECIFIED);
+        let mut d = Diagnosis::new(
+            "nat-nic",
+            format!("every node's VTEP advertises the same address {ip} (the NAT NIC), so cross-node VXLAN traffic never reaches the other node"),
+            fix("each node", ip),
+            MESH,
+        )
+        .by_up();
+        for (node, ip) in &local {
+            d = d.with(format!("{node}: {} local {ip}", lab.vxlan_device));
+        }
+        out.push(d);
+        return;
+    }
+    for (name, ip) in &local {
+        let Some(node) = lab.node(name) else { continue };
+        if *ip != node.underlay_ip {
+            out.push(
+                Diagnosis::new(
+                    "nat-nic",
+                    format!(
+                        "{name}'s {} uses local {ip}, not its lab IP {}: the wrong NIC (often the NAT NIC) was chosen, peers send to {} but {name} sends from {ip}",
+                        lab.vxlan_device, node.underlay_ip, node.underlay_ip
+                    ),
+                    fix(name, node.underlay_ip),
+                    MESH,
+                )
+                .on(name)
+                .by_up()
+                .with(format!("{name}: {} local {ip}, lab IP {}", lab.vxlan_device, node.underlay_ip)),
+            );
+        }
+    }
+}
+
+fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let dev = &lab.vxlan_device;
+    for d in &ev.drift {
+        let kind = drift_kind(d);
+        let what = match kind {
+            DriftKind::Route => "route",
+            DriftKind::Neighbour => "neighbour",
+            DriftKind::Fdb => "fdb",
+            _ => continue,
+        };
+        let state = match (&d.expected, &d.actual) {
+            (Some(_), None) => "missing",
+            (None, Some(_)) => "stale",
+            _ => "wrong",
+        };
+        let text = format!(
+            "{} {} {}",
+            d.object,
+            d.expected.as_deref().unwrap_or(""),
+            d.actual.as_deref().unwrap_or("")
+        );
+        let peer = lab.node_mentioned_in(&text, &d.node);
+        let peer_name = peer.map(|p| p.name.as_str());
+        let by_hand = match (kind, state, peer) {
+            (DriftKind::Route, "stale", _) => {
+                format!("ip route del {}", d.actual.as_deref().unwrap_or(&d.object))
+            }
+            (DriftKind::Neighbour, "stale", _) => format!(
+                "ip neigh del {} dev {dev}",
+                d.actual.as_deref().unwrap_or(&d.object)
+            ),
+            (DriftKind::Fdb, "stale", _) => format!(
+                "bridge fdb del {} dev {dev} self",
+                d.actual.as_deref().unwrap_or(&d.object)
+            ),
+            (DriftKind::Route, _, Some(p)) => {
+                format!(
+                    "ip route replace {} via {} dev {dev} onlink",
+                    p.subnet,
+                    p.subnet.network()
+                )
+            }
+            (DriftKind::Neighbour, _, Some(p)) => format!(
+                "ip neigh replace {} lladdr {} dev {dev} nud permanent",
+                p.subnet.network(),
+                p.vtep_mac
+            ),
+            (DriftKind::Fdb, _, Some(p)) => {
+                format!(
+                    "bridge fdb replace {} dev {dev} dst {} self permanent",
+                    p.vtep_mac, p.underlay_ip
+                )
+            }
+            _ => format!(
+                "set it to: {}",
+                d.expected.as_deref().unwrap_or("(remove it)")
+            ),
+        };
+        let about = match peer_name {
+            Some(p) => format!(" for peer {p}"),
+            None => String::new(),
+        };
+        let consequence = match state {
+            "stale" => "an entry for a node that is not (or no longer) in the lab",
+            "missing" => "traffic to that peer's pods has nowhere to go",
+            _ => "traffic to that peer's pods goes to the wrong place",
+        };
+        out.push(
+            Diagnosis::new(
+                &format!("{state}-{what}"),
+                format!("{} on {}: {state} {what}{about} ({consequence})", what_long(kind), d.node),
+                format!("labctl up (the agent converges every per-peer entry); by hand on {}: {by_hand}", d.node),
+                &[CheckId::Dataplane, CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu],
+            )
+            .on(&d.node)
+            .peer(peer_name)
+            .by_up()
+            .with(drift_line(d)),
+        );
+    }
+}
+
+fn what_long(kind: DriftKind) -> &'static str {
+    match kind {
+        DriftKind::Route => "onlink route to a peer's pod subnet",
+        DriftKind::Neighbour => "permanent neighbour (ARP) entry for a peer's VTEP",
+        DriftKind::Fdb => "FDB entry mapping a peer's VTEP MAC to its underlay IP",
+        _ => "object",
+    }
+}
+
+fn forward_drop(_lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    for (node, fw) in &ev.firewall {
+        let fwd_drift: Vec<&Drift> = ev
+            .drift
+            .iter()
+            .filter(|d| &d.node == node && drift_kind(d) == DriftKind::ForwardChain)
+            .collect();
+        let drops = fw
+            .forward_policy
+            .as_deref()
+            .is_some_and(|p| p == "DROP" || p == "REJECT");
+        let fwd_missing = !fw.forward_jump || !fwd_drift.is_empty();
+        if drops && fwd_missing {
+            let mut d = Diagnosis::new(
+                "forward-drop",
+                format!("FORWARD on {node} drops pod traffic (policy DROP) and FLANNEL-FWD, which accepts the pod network, is missing or not jumped to"),
+                format!("labctl up (restores FLANNEL-FWD and its jump); by hand on {node}: iptables -A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD (with the chain's two ACCEPT rules for the pod network)"),
+                &[CheckId::Dataplane, CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu, CheckId::Dns, CheckId::Egress],
+            )
+            .on(node)
+            .by_up()
+            .with(format!("{node}: iptables -S FORWARD: -P FORWARD {}", fw.forward_policy.as_deref().unwrap_or("?")));
+            if !fw.forward_jump {
+                d = d.with(format!("{node}: no -A FORWARD ... -j FLANNEL-FWD"));
+            }
+            for f in fwd_drift {
+                d = d.with(drift_line(f));
+            }
+            out.push(d);
+        }
+    }
+}
+
+fn postrouting_jump(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let mut nodes: BTreeSet<String> = ev
+        .drift
+        .iter()
+        .filter(|d| drift_kind(d) == DriftKind::PostroutingJump && d.actual.is_none())
+        .map(|d| d.node.clone())
+        .collect();
+    for e in &ev.egress {
+        if e.observed_sources.contains(&e.pod_ip) {
+            nodes.insert(e.node.clone());
+        }
+    }
+    for node in nodes {
+        let mut d = Diagnosis::new(
+            "postrouting-jump-missing",
+            format!("nothing on {node} masquerades pod traffic leaving the cluster: the POSTROUTING jump to FLANNEL-POSTRTG is missing, so the outside sees pod IPs it cannot answer"),
+            format!("labctl up; by hand on {node}: iptables -t nat -A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG"),
+            &[CheckId::Dataplane, CheckId::Egress],
+        )
+        .on(&node)
+        .by_up();
+        for f in ev
+            .drift
+            .iter()
+            .filter(|f| f.node == node && drift_kind(f) == DriftKind::PostroutingJump)
+        {
+            d = d.with(drift_line(f));
+        }
+        for e in ev
+            .egress
+            .iter()
+            .filter(|e| e.node == node && e.observed_sources.contains(&e.pod_ip))
+        {
+            d = d.with(format!(
+                "{}: the far end {} saw source {} (the pod), expected {} (the node)",
+                e.node, e.target, e.pod_ip, e.node_ip
+            ));
+        }
+        let _ = lab;
+        out.push(d);
+    }
+}
+
+fn mtu_mismatch(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let mut wrong: Vec<String> = ev
+        .link_mtus
+        .iter()
+        .filter(|m| m.mtu != lab.pod_mtu)
+        .map(|m| {
+            format!(
+                "{}: {} mtu {} (expected {})",
+                m.node, m.device, m.mtu, lab.pod_mtu
+            )
+        })
+        .collect();
+    let mut nodes: BTreeSet<String> = ev
+        .link_mtus
+        .iter()
+        .filter(|m| m.mtu != lab.pod_mtu)
+        .map(|m| m.node.clone())
+        .collect();
+    for d in ev.drift.iter().filter(|d| drift_kind(d) == DriftKind::Mtu) {
+        wrong.push(drift_line(d));
+        nodes.insert(d.node.clone());
+    }
+    let failed: Vec<String> = ev
+        .mtu
+        .iter()
+        .filter(|p| !p.fits_passed || !p.over_failed)
+        .map(|p| {
+            format!(
+                "{} → {}: DF ping of {} bytes {}, {} bytes {} ({})",
+                p.from,
+                p.to,
+                p.payload,
+                if p.fits_passed { "passed" } else { "FAILED" },
+                p.payload + 1,
+                if p.over_failed {
+                    "refused"
+                } else {
+                    "PASSED (too big should not fit)"
+                },
+                p.detail
+            )
+        })
+        .collect();
+    if wrong.is_empty() && failed.is_empty() {
+        return;
+    }
+    let list: Vec<String> = nodes.iter().cloned().collect();
+    let message = if list.is_empty() {
+        format!(
+            "the path MTU between pods is not {} end to end (interfaces look right: something on the underlay is smaller than {})",
+            lab.pod_mtu, lab.underlay_mtu
+        )
+    } else {
+        format!(
+            "MTU mismatch: {} on {} differ from the lab's pod MTU {} (underlay {} − 50), so full-size packets are dropped one way",
+            "interfaces",
+            list.join(", "),
+            lab.pod_mtu,
+            lab.underlay_mtu
+        )
+    };
+    let mut d = Diagnosis::new(
+        "mtu-mismatch",
+        message,
+        format!(
+            "labctl up (sets {} and cni0 to {}); by hand: ip link set {} mtu {} on each listed node",
+            lab.vxlan_device, lab.pod_mtu, lab.vxlan_device, lab.pod_mtu
+        ),
+        &[CheckId::Dataplane, CheckId::Mtu, CheckId::PodMesh],
+    )
+    .by_up();
+    if list.len() == 1 {
+        d = d.on(&list[0]);
+    }
+    d.evidence = wrong.into_iter().chain(failed).collect();
+    out.push(d);
+}
+
+fn vxlan_blocked(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let port = lab.port;
+    let checksum_nodes: BTreeSet<&str> = ev.bad_checksums.iter().map(|(n, _)| n.as_str()).collect();
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    for p in &ev.vxlan {
+        if p.ping_ok || p.sender_out == 0 {
+            continue;
+        }
+        let dropped_between = p.receiver_in == 0;
+        let dropped_at_receiver = p.receiver_in > 0 && p.receiver_decapsulated == Some(0);
+        if !(dropped_between || dropped_at_receiver) || checksum_nodes.contains(p.to.as_str()) {
+            continue;
+        }
+        let rules = ev
+            .firewall
+            .get(&p.to)
+            .map(|f| f.vxlan_blocking_rules.clone())
+            .unwrap_or_default();
+        let where_ = if dropped_between {
+            format!("they never arrive on {}'s underlay interface", p.to)
+        } else {
+            format!(
+                "they arrive on {}'s underlay interface but never reach its {}",
+                p.to, lab.vxlan_device
+            )
+        };
+        let mut d = Diagnosis::new(
+            "vxlan-port-blocked",
+            format!("UDP {port} is blocked between {} and {}: VXLAN packets leave {} ({} seen) and {where_}", p.from, p.to, p.from, p.sender_out),
+            if rules.is_empty() {
+                format!("allow UDP {port} between the nodes (host firewall, cloud security group) on {}", p.to)
+            } else {
+                format!("remove the rule on {}: iptables {}", p.to, rules[0].replacen("-A ", "-D ", 1))
+            },
+            &[CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu],
+        )
+        .on(&p.to)
+        .peer(Some(&p.from))
+        .with(format!(
+            "{} → {}: sender out {}, receiver in {}, decapsulated {}",
+            p.from,
+            p.to,
+            p.sender_out,
+            p.receiver_in,
+            p.receiver_decapsulated.map_or("?".to_string(), |n| n.to_string())
+        ));
+        for r in &rules {
+            d = d.with(format!("{}: {r}", p.to));
+        }
+        reported.insert(p.to.clone());
+        out.push(d);
+    }
+    // Without a capture (or before it ran): a blocking rule plus failed pings
+    // to that node is enough to name it.
+    let mesh_fails_to = |node: &str| {
+        ev.mesh
+            .as_ref()
+            .is_some_and(|m| m.failures().any(|c| c.to == node || c.from == node))
+    };
+    for (node, fw) in &ev.firewall {
+        if fw.vxlan_blocking_rules.is_empty() || reported.contains(node) || !mesh_fails_to(node) {
+            continue;
+        }
+        let mut d = Diagnosis::new(
+            "vxlan-port-blocked",
+            format!("UDP {port} is blocked on {node}: VXLAN packets from the other nodes are dropped before they reach {}", lab.vxlan_device),
+            format!("remove the rule on {node}: iptables {}", fw.vxlan_blocking_rules[0].replacen("-A ", "-D ", 1)),
+            &[CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu],
+        )
+        .on(node);
+        for r in &fw.vxlan_blocking_rules {
+            d = d.with(format!("{node}: {r}"));
+        }
+        out.push(d);
+    }
+}
+
+fn checksum_offload(ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let nodes: BTreeSet<&str> = ev.bad_checksums.iter().map(|(n, _)| n.as_str()).collect();
+    for node in nodes {
+        let mut d = Diagnosis::new(
+            "vxlan-checksum-offload",
+            format!("the kernel on {node} drops VXLAN packets with a bad outer UDP checksum: the known checksum-offload bug for NATed VXLAN traffic (fixed in Linux 5.7; symptom: 63-second delays)"),
+            "on every node: ethtool -K flannel.1 tx-checksum-ip-generic off".to_string(),
+            &[CheckId::Vxlan, CheckId::PodMesh],
+        )
+        .on(node);
+        for (_, b) in ev.bad_checksums.iter().filter(|(n, _)| n == node).take(3) {
+            d = d.with(format!("{node}: {}", b.line));
+        }
+        out.push(d);
+    }
+}
+
+fn busybox_nslookup(ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    // Only where no lookup worked: a node whose full-name query answered
+    // has working DNS, whatever its nslookup does with short names.
+    let resolved = |node: &str| ev.dns.iter().any(|p| p.node == node && p.ok);
+    let newer: Vec<_> = ev
+        .dns
+        .iter()
+        .filter(|p| !resolved(&p.node))
+        .filter(|p| p.nxdomain && !p.query.ends_with('.') && p.query.split('.').count() <= 2)
+        .filter(|p| p.busybox.is_some_and(|v| v > (1, 28, u32::MAX)))
+        .collect();
+    if let Some(first) = newer.first() {
+        let (a, b, c) = first.busybox.unwrap_or_default();
+        let mut d = Diagnosis::new(
+            "busybox-nslookup",
+            format!("busybox {a}.{b}.{c} (newer than 1.28) answers NXDOMAIN for short names such as {} even when cluster DNS works: its nslookup does not apply the search domains", first.query),
+            "use busybox:1.28 for DNS tests (verify.image in the lab file), or query the full name kubernetes.default.svc.<domain>".to_string(),
+            &[CheckId::Dns],
+        );
+        for p in newer {
+            d = d.with(format!(
+                "{}: nslookup {} → NXDOMAIN (busybox {a}.{b}.{c})",
+                p.node, p.query
+            ));
+        }
+        out.push(d);
+    }
+}
+
+fn other_drift(ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let rest: Vec<&Drift> = ev
+        .drift
+        .iter()
+        .filter(|d| drift_kind(d) == DriftKind::Other)
+        .collect();
+    let nodes: BTreeSet<&str> = rest.iter().map(|d| d.node.as_str()).collect();
+    for node in nodes {
+        let mut d = Diagnosis::new(
+            "drift",
+            format!("{node} differs from its plan"),
+            "labctl up (converges the node back to the plan)".to_string(),
+            &[CheckId::Dataplane],
+        )
+        .on(node)
+        .by_up();
+        for r in rest.iter().filter(|r| r.node == node) {
+            d = d.with(drift_line(r));
+        }
+        out.push(d);
+    }
+}
+
+fn unreachable(ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    for r in ev
+        .reach
+        .iter()
+        .filter(|r| !r.reachable || r.agent_version.is_none())
+    {
+        let (cause, message) = if !r.reachable {
+            (
+                "node-unreachable",
+                format!("{} does not answer over SSH", r.node),
+            )
+        } else {
+            (
+                "agent-missing",
+                format!("{} has no working labctl-agent", r.node),
+            )
+        };
+        let mut d = Diagnosis::new(
+            cause,
+            message,
+            "labctl up (starts the node and uploads the agent)".to_string(),
+            &[CheckId::Nodes],
+        )
+        .on(&r.node)
+        .by_up();
+        if let Some(e) = &r.error {
+            d = d.with(format!("{}: {e}", r.node));
+        }
+        out.push(d);
+    }
+}
+
+#[cfg(test)]
+#[path = "diagnose/tests.rs"]
+pub(crate) mod tests;

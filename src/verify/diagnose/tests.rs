@@ -1,0 +1,326 @@
+//! Each named cause, found from hand-written evidence.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::verify::evidence::*;
+use crate::verify::model::{LabView, NodeView};
+use crate::verify::parse::{parse_bad_checksums, parse_iptables, Drift};
+
+pub(crate) fn lab3() -> LabView {
+    let node = |i: u8, name: &str| NodeView {
+        name: name.to_string(),
+        underlay_ip: Ipv4Addr::new(192, 168, 56, 10 + i),
+        subnet: format!("10.244.{i}.0/24").parse().unwrap(),
+        vtep_mac: format!("0e:fa:0a:f4:0{i}:00"),
+        control_plane: i == 0,
+        namespace: Some(format!("flannel-{name}")),
+    };
+    LabView {
+        name: "flannel".into(),
+        provider: "netns".into(),
+        vxlan_device: "flannel.1".into(),
+        vni: 1,
+        port: 8472,
+        underlay_mtu: 1500,
+        pod_mtu: 1450,
+        network: "10.244.0.0/16".parse().unwrap(),
+        dns_service_ip: Ipv4Addr::new(10, 96, 0, 10),
+        api_service_ip: Ipv4Addr::new(10, 96, 0, 1),
+        dns_domain: "cluster.local".into(),
+        nodes: vec![node(0, "master"), node(1, "worker1"), node(2, "worker2")],
+        outside: None,
+    }
+}
+
+fn drift(node: &str, object: &str, expected: Option<&str>, actual: Option<&str>) -> Drift {
+    Drift {
+        node: node.into(),
+        object: object.into(),
+        expected: expected.map(Into::into),
+        actual: actual.map(Into::into),
+    }
+}
+
+fn causes(d: &[Diagnosis]) -> Vec<&str> {
+    d.iter().map(|d| d.cause.as_str()).collect()
+}
+
+#[test]
+fn clean_evidence_has_no_diagnosis() {
+    assert!(diagnose(&lab3(), &Evidence::default()).is_empty());
+}
+
+#[test]
+fn all_vteps_on_the_nat_address() {
+    let mut ev = Evidence::default();
+    for n in ["master", "worker1", "worker2"] {
+        ev.vtep_local.insert(n.into(), Ipv4Addr::new(10, 0, 2, 15));
+    }
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["nat-nic"]);
+    assert!(d[0].message.contains("10.0.2.15"));
+    assert!(d[0].node.is_none());
+}
+
+#[test]
+fn one_node_local_is_not_its_lab_ip() {
+    let mut ev = Evidence::default();
+    ev.drift.push(drift(
+        "worker1",
+        "flannel.1 local",
+        Some("192.168.56.11"),
+        Some("192.168.56.99"),
+    ));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["nat-nic"]);
+    assert_eq!(d[0].node.as_deref(), Some("worker1"));
+    assert!(d[0].repaired_by_up);
+}
+
+#[test]
+fn missing_and_stale_peer_entries_name_node_and_peer() {
+    let mut ev = Evidence::default();
+    ev.drift.push(drift(
+        "worker1",
+        "route 10.244.2.0/24",
+        Some("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"),
+        None,
+    ));
+    ev.drift.push(drift(
+        "master",
+        "neighbour 10.244.1.0",
+        Some("lladdr 0e:fa:0a:f4:01:00 permanent"),
+        None,
+    ));
+    ev.drift.push(drift(
+        "worker2",
+        "fdb 0e:00:00:00:00:99",
+        None,
+        Some("0e:00:00:00:00:99 dst 192.168.56.99 self permanent"),
+    ));
+    ev.drift.push(drift(
+        "worker2",
+        "fdb 0e:fa:0a:f4:00:00",
+        Some("dst 192.168.56.10"),
+        Some("dst 192.168.56.77"),
+    ));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(
+        causes(&d),
+        [
+            "missing-route",
+            "missing-neighbour",
+            "stale-fdb",
+            "wrong-fdb"
+        ]
+    );
+    assert_eq!(
+        (d[0].node.as_deref(), d[0].peer.as_deref()),
+        (Some("worker1"), Some("worker2"))
+    );
+    assert!(d[0]
+        .fix
+        .contains("ip route replace 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"));
+    assert_eq!(d[1].peer.as_deref(), Some("worker1"));
+    assert!(d[1].fix.contains("lladdr 0e:fa:0a:f4:01:00"));
+    assert_eq!(d[2].peer, None);
+    assert_eq!(d[3].peer.as_deref(), Some("master"));
+    assert!(d[3].fix.contains("dst 192.168.56.10"));
+}
+
+#[test]
+fn forward_policy_drop_without_flannel_fwd() {
+    let mut ev = Evidence::default();
+    ev.firewall
+        .insert("worker2".into(), parse_iptables("-P FORWARD DROP\n", 8472));
+    ev.firewall.insert(
+        "worker1".into(),
+        parse_iptables("-P FORWARD ACCEPT\n", 8472),
+    );
+    ev.firewall.insert(
+        "master".into(),
+        parse_iptables("-P FORWARD DROP\n-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD\n", 8472),
+    );
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["forward-drop"]);
+    assert_eq!(d[0].node.as_deref(), Some("worker2"));
+}
+
+#[test]
+fn postrouting_jump_from_drift_or_from_egress() {
+    let mut ev = Evidence::default();
+    ev.drift.push(drift(
+        "master",
+        "iptables nat POSTROUTING jump",
+        Some("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG"),
+        None,
+    ));
+    ev.egress.push(EgressProbe {
+        node: "worker1".into(),
+        pod_ip: Ipv4Addr::new(10, 244, 1, 2),
+        node_ip: Ipv4Addr::new(192, 168, 56, 11),
+        target: Ipv4Addr::new(198, 18, 0, 1),
+        observed_sources: vec![Ipv4Addr::new(10, 244, 1, 2)],
+        reply_received: false,
+    });
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(
+        causes(&d),
+        ["postrouting-jump-missing", "postrouting-jump-missing"]
+    );
+    assert_eq!(d[0].node.as_deref(), Some("master"));
+    assert_eq!(d[1].node.as_deref(), Some("worker1"));
+    assert!(d[1].evidence[0].contains("saw source 10.244.1.2"));
+}
+
+#[test]
+fn mtu_mismatch_from_links_and_probe() {
+    let mut ev = Evidence::default();
+    ev.link_mtus.push(LinkMtu {
+        node: "worker2".into(),
+        device: "flannel.1".into(),
+        mtu: 1400,
+    });
+    ev.link_mtus.push(LinkMtu {
+        node: "worker1".into(),
+        device: "flannel.1".into(),
+        mtu: 1450,
+    });
+    ev.mtu.push(MtuProbe {
+        from: "worker2".into(),
+        to: "master".into(),
+        payload: 1422,
+        fits_passed: false,
+        over_failed: true,
+        detail: "frag needed, mtu 1400".into(),
+    });
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["mtu-mismatch"]);
+    assert_eq!(d[0].node.as_deref(), Some("worker2"));
+    assert_eq!(d[0].evidence.len(), 2);
+}
+
+#[test]
+fn vxlan_blocked_between_or_at_receiver() {
+    let mut ev = Evidence::default();
+    ev.vxlan.push(VxlanPair {
+        from: "master".into(),
+        to: "worker1".into(),
+        sender_out: 3,
+        receiver_in: 0,
+        ..Default::default()
+    });
+    ev.vxlan.push(VxlanPair {
+        from: "worker1".into(),
+        to: "worker2".into(),
+        sender_out: 3,
+        receiver_in: 3,
+        receiver_decapsulated: Some(0),
+        ..Default::default()
+    });
+    ev.firewall.insert(
+        "worker2".into(),
+        parse_iptables("-A INPUT -p udp -m udp --dport 8472 -j DROP\n", 8472),
+    );
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["vxlan-port-blocked", "vxlan-port-blocked"]);
+    assert_eq!(
+        (d[0].node.as_deref(), d[0].peer.as_deref()),
+        (Some("worker1"), Some("master"))
+    );
+    assert!(d[0].message.contains("never arrive"));
+    assert!(d[1]
+        .fix
+        .contains("iptables -D INPUT -p udp -m udp --dport 8472 -j DROP"));
+}
+
+#[test]
+fn blocking_rule_with_failed_mesh_without_capture() {
+    let mut ev = Evidence::default();
+    ev.firewall.insert(
+        "worker2".into(),
+        parse_iptables("-A INPUT -p udp -m udp --dport 8472 -j DROP\n", 8472),
+    );
+    ev.mesh = Some(PingMatrix {
+        nodes: vec!["master".into(), "worker2".into()],
+        cells: vec![PingCell {
+            from: "master".into(),
+            to: "worker2".into(),
+            to_ip: Ipv4Addr::new(10, 244, 2, 2),
+            sent: 2,
+            received: 0,
+            rtt_avg_ms: None,
+            error: None,
+        }],
+    });
+    assert_eq!(causes(&diagnose(&lab3(), &ev)), ["vxlan-port-blocked"]);
+}
+
+#[test]
+fn checksum_offload_bug_from_kernel_log() {
+    let mut ev = Evidence::default();
+    for b in parse_bad_checksums(
+        "UDP: bad checksum. From 192.168.56.11:40000 to 192.168.56.10:8472 ulen 106\n",
+        8472,
+    ) {
+        ev.bad_checksums.push(("master".into(), b));
+    }
+    // The packets were dropped at the receiver: the checksum bug explains it,
+    // not a firewall.
+    ev.vxlan.push(VxlanPair {
+        from: "worker1".into(),
+        to: "master".into(),
+        sender_out: 2,
+        receiver_in: 2,
+        receiver_decapsulated: Some(0),
+        ..Default::default()
+    });
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["vxlan-checksum-offload"]);
+    assert!(d[0]
+        .fix
+        .contains("ethtool -K flannel.1 tx-checksum-ip-generic off"));
+}
+
+#[test]
+fn newer_busybox_nxdomain_for_short_names() {
+    let mut ev = Evidence::default();
+    let probe = |v| DnsProbe {
+        node: "worker1".into(),
+        query: "kubernetes.default".into(),
+        server: Some(Ipv4Addr::new(10, 96, 0, 10)),
+        addresses: vec![],
+        nxdomain: true,
+        timed_out: false,
+        busybox: Some(v),
+        ok: false,
+    };
+    ev.dns.push(probe((1, 28, 4)));
+    assert!(diagnose(&lab3(), &ev).is_empty());
+    ev.dns.push(probe((1, 36, 1)));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["busybox-nslookup"]);
+    assert!(d[0].message.contains("1.36.1"));
+}
+
+#[test]
+fn unreachable_node_and_other_drift() {
+    let mut ev = Evidence::default();
+    ev.reach.push(NodeReach {
+        node: "worker2".into(),
+        reachable: false,
+        agent_version: None,
+        error: Some("connection refused".into()),
+    });
+    ev.drift.push(drift(
+        "master",
+        "file /run/flannel/subnet.env",
+        Some("FLANNEL_MTU=1450"),
+        Some("FLANNEL_MTU=1400"),
+    ));
+    assert_eq!(
+        causes(&diagnose(&lab3(), &ev)),
+        ["drift", "node-unreachable"]
+    );
+}

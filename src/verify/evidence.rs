@@ -1,0 +1,161 @@
+//! The structured evidence probes collect, one record type per kind of
+//! observation. The diagnosis engine reads only these, so it can be tested
+//! with hand-written evidence and no lab.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::model::PodView;
+use super::parse::{BadChecksum, Drift, FirewallFacts};
+
+/// `nodes`: one node's reachability.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeReach {
+    pub node: String,
+    pub reachable: bool,
+    pub agent_version: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One ping from one pod to another.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PingCell {
+    pub from: String,
+    pub to: String,
+    pub to_ip: Ipv4Addr,
+    pub sent: u32,
+    pub received: u32,
+    pub rtt_avg_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PingCell {
+    pub fn ok(&self) -> bool {
+        self.received > 0 && self.error.is_none()
+    }
+    pub fn loss_percent(&self) -> f64 {
+        if self.sent == 0 {
+            100.0
+        } else {
+            100.0 * f64::from(self.sent.saturating_sub(self.received)) / f64::from(self.sent)
+        }
+    }
+}
+
+/// `pod-mesh`: every pod to every other pod, keyed by the pods' node names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PingMatrix {
+    /// Row/column order (node names of the pods).
+    pub nodes: Vec<String>,
+    pub cells: Vec<PingCell>,
+}
+
+impl PingMatrix {
+    pub fn cell(&self, from: &str, to: &str) -> Option<&PingCell> {
+        self.cells.iter().find(|c| c.from == from && c.to == to)
+    }
+    pub fn failures(&self) -> impl Iterator<Item = &PingCell> {
+        self.cells.iter().filter(|c| !c.ok())
+    }
+}
+
+/// `vxlan`: what the underlay captures saw while a pod on `from` pinged a
+/// pod on `to`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VxlanPair {
+    pub from: String,
+    pub to: String,
+    pub ping_ok: bool,
+    /// VXLAN packets (right port, right VNI, inner pod→pod) leaving the
+    /// sender's underlay interface toward the receiver.
+    pub sender_out: u64,
+    /// The same packets arriving on the receiver's underlay interface.
+    pub receiver_in: u64,
+    /// Inner packets the receiver's VXLAN device delivered (decapsulated);
+    /// `None` when not measured.
+    pub receiver_decapsulated: Option<u64>,
+    /// Outer source addresses seen at the sender (its VTEP `local`).
+    pub outer_sources: Vec<Ipv4Addr>,
+    /// VNIs seen on the port (the lab's, if all is well).
+    pub vnis: Vec<u32>,
+    /// How the capture was made (agent AF_PACKET, in-process AF_PACKET, tcpdump).
+    pub method: String,
+}
+
+/// `mtu`: a DF ping of the pod MTU − 28 and of one byte more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MtuProbe {
+    pub from: String,
+    pub to: String,
+    pub payload: u32,
+    pub fits_passed: bool,
+    pub over_failed: bool,
+    /// What the over-size attempt said (e.g. "message too long, mtu 1450").
+    pub detail: String,
+}
+
+/// One interface MTU as seen on a node or pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkMtu {
+    pub node: String,
+    /// `flannel.1`, `cni0`, or `pod eth0`.
+    pub device: String,
+    pub mtu: u32,
+}
+
+/// `dns`: one nslookup from the pod on `node`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DnsProbe {
+    pub node: String,
+    pub query: String,
+    pub server: Option<Ipv4Addr>,
+    pub addresses: Vec<Ipv4Addr>,
+    pub nxdomain: bool,
+    pub timed_out: bool,
+    /// busybox version of the nslookup used, when known.
+    pub busybox: Option<(u32, u32, u32)>,
+    pub ok: bool,
+}
+
+/// `egress`: a pod sent to the outside; what the far end saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EgressProbe {
+    pub node: String,
+    pub pod_ip: Ipv4Addr,
+    pub node_ip: Ipv4Addr,
+    pub target: Ipv4Addr,
+    /// Source addresses the far end saw for this pod's probe.
+    pub observed_sources: Vec<Ipv4Addr>,
+    pub reply_received: bool,
+}
+
+impl EgressProbe {
+    pub fn masqueraded(&self) -> bool {
+        self.observed_sources.contains(&self.node_ip)
+            && !self.observed_sources.contains(&self.pod_ip)
+    }
+}
+
+/// Everything probes found, per kind. Empty vectors mean "not probed".
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evidence {
+    pub reach: Vec<NodeReach>,
+    /// Nodes whose agent `check` ran (drift is complete for them).
+    pub checked_nodes: Vec<String>,
+    pub drift: Vec<Drift>,
+    pub firewall: BTreeMap<String, FirewallFacts>,
+    /// The `local` address of each node's VXLAN device as observed.
+    pub vtep_local: BTreeMap<String, Ipv4Addr>,
+    pub link_mtus: Vec<LinkMtu>,
+    pub pods: Vec<PodView>,
+    pub mesh: Option<PingMatrix>,
+    pub vxlan: Vec<VxlanPair>,
+    /// (node whose kernel log it is, the line).
+    pub bad_checksums: Vec<(String, BadChecksum)>,
+    pub mtu: Vec<MtuProbe>,
+    pub dns: Vec<DnsProbe>,
+    pub egress: Vec<EgressProbe>,
+}

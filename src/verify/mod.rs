@@ -1,0 +1,239 @@
+//! `labctl verify [LAB]`: proves the lab's pod network works end to end,
+//! shows the evidence, and names the cause when it does not.
+//!
+//! - [`model`]: the nine checks and the report; [`evidence`]: what probes
+//!   record; [`parse`]: probe output parsers; [`checks`]: pass/fail from
+//!   evidence; [`diagnose`]: named causes with fixes; [`render`] and
+//!   [`junit`]: the outputs. All pure and unit-tested.
+//! - [`netns`]: the probes for netns labs (everything runs on this host);
+//!   [`run`] wires lab, state, SSH and probes together.
+//!
+//! Exit 0 when every selected check passes, 1 when one fails, 3 when verify
+//! could not run (no such lab, not root, provider without probes yet).
+
+pub mod checks;
+pub mod diagnose;
+pub mod evidence;
+pub mod junit;
+pub mod model;
+pub mod netns;
+pub mod parse;
+pub mod render;
+mod target;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::exit::ExitError;
+use crate::output::{GlobalOpts, OutputFormat};
+use evidence::Evidence;
+use model::{CheckId, CheckResult, Outcome, Report};
+
+/// `labctl verify [LAB] [--check ID]... [--junit FILE]`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct VerifyArgs {
+    /// The lab file (default: ./lab.yaml, else the only lab on this host).
+    pub lab: Option<PathBuf>,
+    /// Run only these checks (repeatable): nodes, dataplane, pods, pod-mesh,
+    /// vxlan, mtu, dns, egress, kubernetes.
+    #[arg(long = "check", value_name = "ID", value_enum)]
+    pub checks: Vec<CheckId>,
+    /// Also write the results as a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// Runs verify and prints the report; the exit code says how it went.
+pub fn run(args: &VerifyArgs, global: &GlobalOpts) -> Result<ExitCode> {
+    let report = verify(args)?;
+    match global.output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(&report)
+                .context("cannot encode the report as JSON")?;
+            println!("{text}");
+        }
+        OutputFormat::Text => {
+            if !global.quiet || report.exit_status() != 0 {
+                print!("{}", render::render(&report, global.color));
+            }
+        }
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit::junit(&report)).map_err(|e| {
+            ExitError::environment(anyhow!(
+                "cannot write the JUnit report {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(ExitCode::from(report.exit_status()))
+}
+
+/// Runs the selected checks on the lab `args` names and returns the report
+/// (no printing). Errors mean verify could not run (exit 3 or 2).
+pub fn verify(args: &VerifyArgs) -> Result<Report> {
+    let started = Instant::now();
+    let target = target::Target::load(args.lab.as_deref())?;
+    let selected: Vec<CheckId> = if args.checks.is_empty() {
+        CheckId::ALL.to_vec()
+    } else {
+        CheckId::ALL
+            .iter()
+            .copied()
+            .filter(|c| args.checks.contains(c))
+            .collect()
+    };
+    if target.view.provider != "netns" {
+        return Err(ExitError::environment(anyhow!(
+            "labctl verify runs its probes on netns labs only in this version; lab {} uses the {} provider",
+            target.view.name,
+            target.view.provider
+        )));
+    }
+    let mut ev = Evidence::default();
+    let mut results: Vec<CheckResult> = Vec::new();
+    let wants = |id: CheckId| selected.contains(&id);
+    let timed = |f: &mut dyn FnMut() -> CheckResult| {
+        let t = Instant::now();
+        let mut r = f();
+        r.duration_ms = t.elapsed().as_millis() as u64;
+        r
+    };
+
+    let view = &target.view;
+    let mut sessions = None;
+    if wants(CheckId::Nodes) || wants(CheckId::Dataplane) {
+        let t = Instant::now();
+        let (s, reach) = target.connect_all();
+        ev.reach = reach;
+        sessions = Some(s);
+        if wants(CheckId::Nodes) {
+            let mut r = checks::nodes(&ev, crate::embedded::AGENT_VERSION);
+            r.duration_ms = t.elapsed().as_millis() as u64;
+            results.push(r);
+        }
+    }
+    if wants(CheckId::Dataplane) {
+        results.push(timed(&mut || {
+            let errors = target.agent_check(sessions.as_deref().unwrap_or(&[]), &mut ev);
+            ev.firewall = netns::firewall(view);
+            checks::dataplane(view, &ev, &errors)
+        }));
+    }
+    let pod_checks = [
+        CheckId::Pods,
+        CheckId::PodMesh,
+        CheckId::Vxlan,
+        CheckId::Mtu,
+        CheckId::Dns,
+        CheckId::Egress,
+    ];
+    if pod_checks.iter().any(|c| wants(*c)) {
+        let t = Instant::now();
+        let mut pods = target.pods.clone();
+        netns::inspect_pods(&mut pods);
+        ev.pods = pods;
+        if wants(CheckId::Pods) {
+            let mut r = checks::pods(view, &ev);
+            r.duration_ms = t.elapsed().as_millis() as u64;
+            results.push(r);
+        }
+    }
+    if ev.firewall.is_empty()
+        && [CheckId::PodMesh, CheckId::Vxlan, CheckId::Egress]
+            .iter()
+            .any(|c| wants(*c))
+    {
+        ev.firewall = netns::firewall(view);
+    }
+    if wants(CheckId::PodMesh) {
+        results.push(timed(&mut || {
+            ev.mesh = Some(netns::mesh(&ev.pods));
+            checks::pod_mesh(ev.mesh.as_ref().unwrap_or(&Default::default()))
+        }));
+    }
+    if wants(CheckId::Vxlan) {
+        results.push(timed(&mut || {
+            ev.vxlan = netns::vxlan(view, &ev.pods);
+            ev.bad_checksums = netns::kernel_log(view);
+            checks::vxlan(view, &ev)
+        }));
+    }
+    if wants(CheckId::Mtu) {
+        results.push(timed(&mut || {
+            let (probes, links) = netns::mtu(view, &ev.pods);
+            ev.mtu = probes;
+            ev.link_mtus = links;
+            checks::mtu(view, &ev)
+        }));
+    }
+    if wants(CheckId::Dns) {
+        results.push(timed(&mut || {
+            ev.dns = netns::dns(view, &ev.pods);
+            checks::dns(view, &ev)
+        }));
+    }
+    if wants(CheckId::Egress) {
+        results.push(timed(&mut || match netns::egress(view, &ev.pods) {
+            Ok(probes) => {
+                ev.egress = probes;
+                checks::egress(view, &ev)
+            }
+            Err(e) => CheckResult::new(
+                CheckId::Egress,
+                Outcome::Fail,
+                format!("could not probe egress: {e:#}"),
+            ),
+        }));
+    }
+    if wants(CheckId::Kubernetes) {
+        results.push(CheckResult::skip(
+            CheckId::Kubernetes,
+            "netns labs run no Kubernetes (kubeadm labs only)",
+        ));
+    }
+    Ok(assemble(view, ev, results, started))
+}
+
+/// Diagnoses the evidence, ties each diagnosis to the failed checks it
+/// explains, and builds the report.
+pub fn assemble(
+    view: &model::LabView,
+    ev: Evidence,
+    mut results: Vec<CheckResult>,
+    started: Instant,
+) -> Report {
+    let found = diagnose::diagnose(view, &ev);
+    let failed: Vec<CheckId> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .map(|r| r.id)
+        .collect();
+    // Show only what explains a failure (a diagnosis about a check that was
+    // not run or passed is noise).
+    let diagnoses: Vec<diagnose::Diagnosis> = found
+        .into_iter()
+        .filter(|d| d.checks.iter().any(|c| failed.contains(c)))
+        .collect();
+    for r in results.iter_mut().filter(|r| r.outcome == Outcome::Fail) {
+        for d in diagnoses.iter().filter(|d| d.checks.contains(&r.id)) {
+            if !r.diagnoses.contains(&d.cause) {
+                r.diagnoses.push(d.cause.clone());
+            }
+        }
+    }
+    let passed = results.iter().all(|r| r.outcome != Outcome::Fail);
+    Report {
+        lab: view.name.clone(),
+        provider: view.provider.clone(),
+        checks: results,
+        pods: ev.pods,
+        mesh: ev.mesh,
+        diagnoses,
+        total_ms: started.elapsed().as_millis() as u64,
+        passed,
+    }
+}

@@ -1,0 +1,238 @@
+//! The check model: the nine checks, their results and the report that holds
+//! them. Pure data, no I/O: probes fill it, `diagnose` explains it, `render`
+//! and `junit` print it.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+/// The checks, in the order they run and print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckId {
+    Nodes,
+    Dataplane,
+    Pods,
+    PodMesh,
+    Vxlan,
+    Mtu,
+    Dns,
+    Egress,
+    Kubernetes,
+}
+
+impl CheckId {
+    pub const ALL: [CheckId; 9] = [
+        CheckId::Nodes,
+        CheckId::Dataplane,
+        CheckId::Pods,
+        CheckId::PodMesh,
+        CheckId::Vxlan,
+        CheckId::Mtu,
+        CheckId::Dns,
+        CheckId::Egress,
+        CheckId::Kubernetes,
+    ];
+
+    /// The id as the command line and the outputs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckId::Nodes => "nodes",
+            CheckId::Dataplane => "dataplane",
+            CheckId::Pods => "pods",
+            CheckId::PodMesh => "pod-mesh",
+            CheckId::Vxlan => "vxlan",
+            CheckId::Mtu => "mtu",
+            CheckId::Dns => "dns",
+            CheckId::Egress => "egress",
+            CheckId::Kubernetes => "kubernetes",
+        }
+    }
+
+    /// The one-line "what this proves" printed under each check.
+    pub fn proves(self) -> &'static str {
+        match self {
+            CheckId::Nodes => "every node answers over SSH and runs the expected labctl-agent",
+            CheckId::Dataplane => {
+                "each node's flannel.1, cni0, per-peer route/neighbour/FDB, iptables chains and files match the plan"
+            }
+            CheckId::Pods => "one busybox pod per node is running with an IP from its node's pod subnet",
+            CheckId::PodMesh => "every pod reaches every other pod, on the same node and across nodes",
+            CheckId::Vxlan => {
+                "cross-node pod traffic leaves as UDP to the VXLAN port with the lab's VNI, pod IP to pod IP inside, and is decapsulated at the far end"
+            }
+            CheckId::Mtu => "a don't-fragment packet of exactly the pod MTU crosses nodes and one byte more does not",
+            CheckId::Dns => "every pod resolves kubernetes.default to the API service IP through the cluster DNS service IP",
+            CheckId::Egress => "a pod reaches the outside and the far end sees the node's IP, not the pod's (MASQUERADE)",
+            CheckId::Kubernetes => "nodes are Ready with their lab IP as InternalIP, podCIDR = cni0 = subnet.env, CoreDNS runs",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What came of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One check's result: what it proves, how it went, and the evidence a
+/// learner would otherwise collect by hand.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub id: CheckId,
+    pub proves: &'static str,
+    pub outcome: Outcome,
+    /// One line: what was seen (or why it was skipped).
+    pub summary: String,
+    /// Human evidence lines, printed under the check.
+    pub details: Vec<String>,
+    /// Machine evidence (the probe records behind the summary).
+    pub evidence: serde_json::Value,
+    /// Ids of the diagnoses that explain this check's failure.
+    pub diagnoses: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl CheckResult {
+    pub fn new(id: CheckId, outcome: Outcome, summary: impl Into<String>) -> CheckResult {
+        CheckResult {
+            id,
+            proves: id.proves(),
+            outcome,
+            summary: summary.into(),
+            details: Vec::new(),
+            evidence: serde_json::Value::Null,
+            diagnoses: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    pub fn skip(id: CheckId, reason: impl Into<String>) -> CheckResult {
+        CheckResult::new(id, Outcome::Skip, reason)
+    }
+}
+
+/// One node as verify sees it (from the node plans).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub underlay_ip: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    pub vtep_mac: String,
+    pub control_plane: bool,
+    /// netns labs: the node's network namespace (`<lab>-<node>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// What verify needs to know about a lab: names, addresses, expectations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LabView {
+    pub name: String,
+    pub provider: String,
+    pub vxlan_device: String,
+    pub vni: u32,
+    pub port: u16,
+    pub underlay_mtu: u32,
+    /// flannel.1 / cni0 / pod MTU (underlay − 50).
+    pub pod_mtu: u32,
+    pub network: Ipv4Net,
+    pub dns_service_ip: Ipv4Addr,
+    pub api_service_ip: Ipv4Addr,
+    pub dns_domain: String,
+    pub nodes: Vec<NodeView>,
+    /// netns labs: the lab's stand-in for the internet (`<lab>-ext`).
+    pub outside: Option<Outside>,
+}
+
+/// The far end for the egress check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outside {
+    pub ip: Ipv4Addr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl LabView {
+    /// The node whose underlay IP, subnet or VTEP MAC appears in `text`
+    /// (used to name the peer an agent difference is about).
+    pub fn node_mentioned_in(&self, text: &str, except: &str) -> Option<&NodeView> {
+        let lower = text.to_ascii_lowercase();
+        // Whole tokens only: 10.244.1.0 must not match inside 10.244.1.05,
+        // nor worker1 inside worker10.
+        let has = |needle: &str| {
+            lower.match_indices(needle).any(|(at, _)| {
+                let before = lower[..at].chars().next_back();
+                let after = lower[at + needle.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
+                    && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':')
+            })
+        };
+        self.nodes.iter().filter(|n| n.name != except).find(|n| {
+            has(&n.subnet.network().to_string())
+                || has(&n.underlay_ip.to_string())
+                || has(&n.vtep_mac.to_ascii_lowercase())
+                || has(&n.name.to_ascii_lowercase())
+        })
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The node whose pod subnet holds `ip`.
+    pub fn node_of_pod_ip(&self, ip: Ipv4Addr) -> Option<&NodeView> {
+        self.nodes.iter().find(|n| n.subnet.contains(&ip))
+    }
+}
+
+/// One pod (netns labs: a namespace `<lab>-<node>-busybox`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PodView {
+    pub node: String,
+    pub name: String,
+    pub ip: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Empty when the pod is fine; else why it is not usable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A whole verify run: what `--output json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub lab: String,
+    pub provider: String,
+    pub checks: Vec<CheckResult>,
+    pub pods: Vec<PodView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<super::evidence::PingMatrix>,
+    pub diagnoses: Vec<super::diagnose::Diagnosis>,
+    pub total_ms: u64,
+    pub passed: bool,
+}
+
+impl Report {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.checks.iter().filter(|c| c.outcome == outcome).count()
+    }
+    /// 0 when no check failed, 1 otherwise.
+    pub fn exit_status(&self) -> u8 {
+        if self.count(Outcome::Fail) == 0 {
+            0
+        } else {
+            1
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Parsers for what probes print: ping summaries (busybox and iputils),
+//! nslookup answers (busybox 1.28 and newer layouts: addresses are parsed,
+//! not the layout), the agent's `check` JSON, `iptables -S` and kernel log
+//! lines. Pure functions, unit-tested against recorded outputs.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+/// The statistics block of a ping run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PingSummary {
+    pub transmitted: u32,
+    pub received: u32,
+    pub loss_percent: f64,
+    pub rtt_min_ms: Option<f64>,
+    pub rtt_avg_ms: Option<f64>,
+    pub rtt_max_ms: Option<f64>,
+}
+
+/// Reads `N packets transmitted, M [packets] received, X% packet loss` and
+/// the `round-trip`/`rtt min/avg/max[/mdev] = a/b/c[/d] ms` line.
+pub fn parse_ping_summary(text: &str) -> Option<PingSummary> {
+    let mut summary: Option<PingSummary> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.contains("transmitted") && line.contains("received") {
+            let mut transmitted: Option<u32> = None;
+            let mut received: Option<u32> = None;
+            let mut loss: Option<f64> = None;
+            for part in line.split(',') {
+                let part = part.trim();
+                let number = part.split_whitespace().next().unwrap_or("");
+                if part.ends_with("transmitted") {
+                    transmitted = number.parse().ok();
+                } else if part.ends_with("received") {
+                    received = number.parse().ok();
+                } else if part.ends_with("packet loss") {
+                    loss = number.trim_end_matches('%').parse().ok();
+                }
+            }
+            let (transmitted, received) = (transmitted?, received?);
+            let loss_percent = loss.unwrap_or_else(|| {
+                if transmitted == 0 {
+                    100.0
+                } else {
+                    100.0 * f64::from(transmitted - received.min(transmitted))
+                        / f64::from(transmitted)
+                }
+            });
+            summary = Some(PingSummary {
+                transmitted,
+                received,
+                loss_percent,
+                rtt_min_ms: None,
+                rtt_avg_ms: None,
+                rtt_max_ms: None,
+            });
+        } else if line.starts_with("round-trip") || line.starts_with("rtt ") {
+            if let (Some(s), Some((_, values))) = (summary.as_mut(), line.split_once('=')) {
+                let values = values.trim().trim_end_matches("ms").trim();
+                let numbers: Vec<f64> = values
+                    .split('/')
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect();
+                if numbers.len() >= 3 {
+                    s.rtt_min_ms = Some(numbers[0]);
+                    s.rtt_avg_ms = Some(numbers[1]);
+                    s.rtt_max_ms = Some(numbers[2]);
+                }
+            }
+        }
+    }
+    summary
+}
+
+/// What an nslookup run answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NslookupAnswer {
+    /// The server that answered (the `Server:` section).
+    pub server: Option<Ipv4Addr>,
+    /// The addresses given for the name asked (the answer section).
+    pub addresses: Vec<Ipv4Addr>,
+    /// The server said the name does not exist (NXDOMAIN / can't resolve).
+    pub nxdomain: bool,
+    /// No server answered at all.
+    pub timed_out: bool,
+}
+
+/// The first IPv4 address in a token such as `10.96.0.10`, `10.96.0.10:53`
+/// or `10.96.0.10#53`.
+fn ipv4_in(token: &str) -> Option<Ipv4Addr> {
+    let token =
+        token.trim_matches(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':' || c == '#'));
+    let host = token.split([':', '#']).next()?;
+    host.parse().ok()
+}
+
+/// Parses busybox (1.28 and newer) and bind-style nslookup output. The
+/// server is the first address after `Server:`; the answer is every IPv4
+/// address after the first `Name:` line.
+pub fn parse_nslookup(text: &str) -> NslookupAnswer {
+    let mut answer = NslookupAnswer::default();
+    let mut in_answer = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let lower = trimmed.to_ascii_lowercase();
+        if lower.contains("nxdomain")
+            || lower.contains("can't resolve")
+            || lower.contains("can't find")
+        {
+            answer.nxdomain = true;
+        }
+        if lower.contains("timed out") || lower.contains("no servers could be reached") {
+            answer.timed_out = true;
+        }
+        if lower.starts_with("name:") {
+            in_answer = true;
+            continue;
+        }
+        if lower.starts_with("server:") {
+            answer.server = trimmed.split_whitespace().skip(1).find_map(ipv4_in);
+            continue;
+        }
+        if lower.starts_with("address") {
+            let ip = trimmed
+                .split_once(':')
+                .and_then(|(_, rest)| rest.split_whitespace().find_map(ipv4_in));
+            if in_answer {
+                answer.addresses.extend(ip);
+            } else if answer.server.is_none() {
+                answer.server = ip;
+            }
+        }
+    }
+    // A failed lookup can still print "Name:" lines; an NXDOMAIN answer has
+    // no addresses by definition.
+    if answer.nxdomain && !answer.addresses.is_empty() {
+        answer.nxdomain = false;
+    }
+    answer.addresses.dedup();
+    answer
+}
+
+/// `BusyBox v1.35.0 (...) multi-call binary.` → (1, 35, 0).
+pub fn parse_busybox_version(text: &str) -> Option<(u32, u32, u32)> {
+    let at = text.find("BusyBox v")? + "BusyBox v".len();
+    let version: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// One difference the agent's `check` reported on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub node: String,
+    pub object: String,
+    /// `None` when the object should not exist (stale).
+    pub expected: Option<String>,
+    /// `None` when the object does not exist (missing).
+    pub actual: Option<String>,
+}
+
+fn json_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s)
+            if s.is_empty() || s == "absent" || s == "missing" || s == "none" =>
+        {
+            None
+        }
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Parses `labctl-agent check` output: a JSON array of `{object, expected,
+/// actual}` records, or an object holding one under `differences`/`drift`.
+/// `null`/absent/"absent" mean the object is missing (actual) or should not
+/// exist (expected).
+pub fn parse_agent_check(node: &str, text: &str) -> Result<Vec<Drift>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("agent check on {node} printed no valid JSON ({e})"))?;
+    let records = match &value {
+        serde_json::Value::Array(items) => items.clone(),
+        serde_json::Value::Object(map) => ["differences", "drift", "diffs"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(|v| v.as_array()).cloned())
+            .unwrap_or_default(),
+        _ => {
+            return Err(format!(
+                "agent check on {node}: expected a JSON list of differences"
+            ))
+        }
+    };
+    Ok(records
+        .iter()
+        .map(|r| Drift {
+            node: r
+                .get("node")
+                .and_then(|v| v.as_str())
+                .unwrap_or(node)
+                .to_string(),
+            object: match r.get("object") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => r.to_string(),
+            },
+            expected: json_text(r.get("expected")),
+            actual: json_text(r.get("actual")),
+        })
+        .collect())
+}
+
+/// What `iptables -S FORWARD` and `iptables -S INPUT` say about a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FirewallFacts {
+    /// `-P FORWARD DROP` → "DROP".
+    pub forward_policy: Option<String>,
+    /// Whether FORWARD jumps to FLANNEL-FWD.
+    pub forward_jump: bool,
+    /// INPUT (or FORWARD) rules that drop or reject UDP to the VXLAN port.
+    pub vxlan_blocking_rules: Vec<String>,
+}
+
+/// Reads `iptables -S` output (any chains) for the facts diagnosis needs.
+pub fn parse_iptables(text: &str, vxlan_port: u16) -> FirewallFacts {
+    let mut facts = FirewallFacts::default();
+    let port = format!("--dport {vxlan_port}");
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() >= 3 && words[0] == "-P" && words[1] == "FORWARD" {
+            facts.forward_policy = Some(words[2].to_string());
+        }
+        if line.starts_with("-A FORWARD") && line.contains("-j FLANNEL-FWD") {
+            facts.forward_jump = true;
+        }
+        let drops = line.ends_with("-j DROP") || line.contains("-j REJECT");
+        if line.starts_with("-A ") && drops && line.contains("udp") && line.contains(&port) {
+            facts.vxlan_blocking_rules.push(line.to_string());
+        }
+    }
+    facts
+}
+
+/// A kernel log line saying a VXLAN packet had a bad UDP checksum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadChecksum {
+    pub line: String,
+    pub from: Option<Ipv4Addr>,
+    pub to: Option<Ipv4Addr>,
+}
+
+/// Picks `UDP: bad checksum. From A:p to B:8472 ulen N` lines for the port.
+pub fn parse_bad_checksums(kernel_log: &str, vxlan_port: u16) -> Vec<BadChecksum> {
+    let port = format!(":{vxlan_port}");
+    kernel_log
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains("bad checksum") && l.contains(&port))
+        .map(|l| {
+            let ips: Vec<Ipv4Addr> = l.split_whitespace().filter_map(ipv4_in).collect();
+            BadChecksum {
+                line: l.trim().to_string(),
+                from: ips.first().copied(),
+                to: ips.get(1).copied(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busybox_ping_summary() {
+        let out = "PING 10.244.1.2 (10.244.1.2): 56 data bytes\n64 bytes from 10.244.1.2: seq=0 ttl=62 time=0.101 ms\n\n--- 10.244.1.2 ping statistics ---\n3 packets transmitted, 3 packets received, 0% packet loss\nround-trip min/avg/max = 0.061/0.077/0.101 ms\n";
+        let s = parse_ping_summary(out).unwrap();
+        assert_eq!((s.transmitted, s.received), (3, 3));
+        assert_eq!(s.loss_percent, 0.0);
+        assert_eq!(s.rtt_avg_ms, Some(0.077));
+        assert_eq!(s.rtt_max_ms, Some(0.101));
+    }
+
+    #[test]
+    fn iputils_ping_summary_with_loss() {
+        let out = "--- 10.244.2.2 ping statistics ---\n4 packets transmitted, 2 received, +2 errors, 50% packet loss, time 3004ms\nrtt min/avg/max/mdev = 0.045/0.052/0.060/0.006 ms\n";
+        let s = parse_ping_summary(out).unwrap();
+        assert_eq!((s.transmitted, s.received), (4, 2));
+        assert_eq!(s.loss_percent, 50.0);
+        assert_eq!(s.rtt_min_ms, Some(0.045));
+        let dead = "2 packets transmitted, 0 packets received, 100% packet loss\n";
+        let s = parse_ping_summary(dead).unwrap();
+        assert_eq!(s.loss_percent, 100.0);
+        assert_eq!(s.rtt_avg_ms, None);
+        assert!(parse_ping_summary("ping: sendto: Network unreachable").is_none());
+    }
+
+    #[test]
+    fn nslookup_busybox_128_layout() {
+        let out = "Server:    10.96.0.10\nAddress 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local\n\nName:      kubernetes.default\nAddress 1: 10.96.0.1 kubernetes.default.svc.cluster.local\n";
+        let a = parse_nslookup(out);
+        assert_eq!(a.server, Some("10.96.0.10".parse().unwrap()));
+        assert_eq!(a.addresses, vec!["10.96.0.1".parse::<Ipv4Addr>().unwrap()]);
+        assert!(!a.nxdomain);
+    }
+
+    #[test]
+    fn nslookup_newer_busybox_layout_and_nxdomain() {
+        let out = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tkubernetes.default.svc.cluster.local\nAddress: 10.96.0.1\n\n";
+        let a = parse_nslookup(out);
+        assert_eq!(a.server, Some("10.96.0.10".parse().unwrap()));
+        assert_eq!(a.addresses, vec!["10.96.0.1".parse::<Ipv4Addr>().unwrap()]);
+        let nx = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\n** server can't find kubernetes.default: NXDOMAIN\n\n";
+        let a = parse_nslookup(nx);
+        assert!(a.nxdomain);
+        assert!(a.addresses.is_empty());
+        let old_fail = "Server:    10.96.0.10\nAddress 1: 10.96.0.10\n\nnslookup: can't resolve 'kubernetes.default'\n";
+        assert!(parse_nslookup(old_fail).nxdomain);
+        let timeout = ";; connection timed out; no servers could be reached\n";
+        assert!(parse_nslookup(timeout).timed_out);
+    }
+
+    #[test]
+    fn busybox_version() {
+        assert_eq!(
+            parse_busybox_version("BusyBox v1.35.0 (Debian 1:1.35.0-4) multi-call binary."),
+            Some((1, 35, 0))
+        );
+        assert_eq!(
+            parse_busybox_version("BusyBox v1.28.4 (2018-05-22 17:00:17 UTC)"),
+            Some((1, 28, 4))
+        );
+        assert_eq!(parse_busybox_version("toybox"), None);
+    }
+
+    #[test]
+    fn agent_check_records() {
+        let text = r#"[{"object":"route 10.244.2.0/24","expected":"10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink","actual":null},
+                       {"object":"fdb 0e:00:00:00:00:09","expected":null,"actual":"dst 192.168.56.99"}]"#;
+        let d = parse_agent_check("worker1", text).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].node, "worker1");
+        assert_eq!(d[0].actual, None);
+        assert_eq!(d[1].expected, None);
+        let wrapped = r#"{"node":"w","differences":[{"object":"flannel.1 mtu","expected":1450,"actual":1400}]}"#;
+        let d = parse_agent_check("w", wrapped).unwrap();
+        assert_eq!(d[0].expected.as_deref(), Some("1450"));
+        assert!(parse_agent_check("w", "").unwrap().is_empty());
+        assert!(parse_agent_check("w", "oops").is_err());
+    }
+
+    #[test]
+    fn iptables_facts() {
+        let text = "-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-A INPUT -p udp -m udp --dport 8472 -j DROP\n";
+        let f = parse_iptables(text, 8472);
+        assert_eq!(f.forward_policy.as_deref(), Some("DROP"));
+        assert!(!f.forward_jump);
+        assert_eq!(f.vxlan_blocking_rules.len(), 1);
+        let ok = "-P FORWARD ACCEPT\n-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD\n";
+        let f = parse_iptables(ok, 8472);
+        assert!(f.forward_jump);
+        assert!(f.vxlan_blocking_rules.is_empty());
+    }
+
+    #[test]
+    fn kernel_log_bad_checksum() {
+        let log = "[ 12.0] eth1: link up\n[ 99.1] UDP: bad checksum. From 192.168.56.11:51234 to 192.168.56.10:8472 ulen 106\n[ 99.2] UDP: bad checksum. From 1.2.3.4:53 to 5.6.7.8:4000 ulen 10\n";
+        let b = parse_bad_checksums(log, 8472);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].from, Some("192.168.56.11".parse().unwrap()));
+        assert_eq!(b[0].to, Some("192.168.56.10".parse().unwrap()));
+    }
+}

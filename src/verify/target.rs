@@ -1,0 +1,306 @@
+//! The lab verify looks at: the lab file (for the plans), the lab's state
+//! on this host (nodes' SSH endpoints, namespaces, pods), and the SSH
+//! sessions for the node-level checks (`nodes`, `dataplane`).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use labctl_lab::Lab;
+use labctl_nodeplan::NodePlan;
+
+use super::evidence::{Evidence, NodeReach};
+use super::model::{LabView, NodeView, Outside, PodView};
+use super::netns::enter;
+use super::parse;
+use crate::exit::ExitError;
+use crate::ssh::{Endpoint, Session};
+use crate::state::{LabDir, LabState};
+
+/// Where the agent lives on every node (the lifecycle uploads it there;
+/// same value as `lifecycle::nodes::AGENT_PATH`).
+pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
+
+/// How long verify waits for a node's SSH server.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A lab that is up, as verify needs it.
+pub struct Target {
+    pub view: LabView,
+    pub plans: Vec<NodePlan>,
+    pub pods: Vec<PodView>,
+    pub dir: LabDir,
+    pub state: LabState,
+}
+
+/// Reads the lab file `path` (default ./lab.yaml, else the only lab on this
+/// host, through the copy in its state folder).
+fn resolve(path: Option<&Path>) -> Result<Lab> {
+    if let Some(path) = path {
+        return Ok(crate::labfile::load(Some(path))?.lab);
+    }
+    if Path::new(crate::labfile::DEFAULT_LAB).is_file() {
+        return Ok(crate::labfile::load(None)?.lab);
+    }
+    let labs = crate::state::lab_names();
+    match labs.as_slice() {
+        [only] => {
+            let dir = LabDir::new(only)?;
+            Ok(crate::labfile::load(Some(&dir.lab_copy()))?.lab)
+        }
+        [] => Err(ExitError::environment(anyhow!(
+            "no lab named, no ./lab.yaml, and no lab is up on this host; bring one up with `labctl up LAB.yaml`"
+        ))),
+        many => Err(ExitError::usage(anyhow!(
+            "no lab named and this host has several: {}; name one (`labctl verify LAB.yaml`)",
+            many.join(", ")
+        ))),
+    }
+}
+
+impl Target {
+    /// Loads the lab and its state; exit 3 when the lab is not up or verify
+    /// is not run as root.
+    pub fn load(path: Option<&Path>) -> Result<Target> {
+        let lab = resolve(path)?;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(ExitError::environment(anyhow!(
+                "labctl verify must run as root: it enters the lab's network namespaces to ping, capture and resolve (try `sudo labctl verify`)"
+            )));
+        }
+        let dir = LabDir::new(&lab.name)?;
+        if !dir.exists() {
+            return Err(ExitError::environment(anyhow!(
+                "lab {} is not up on this host (no state in {}); run `labctl up` first",
+                lab.name,
+                dir.path.display()
+            )));
+        }
+        let state = dir.load()?;
+        let plans = labctl_lab::plan(&lab);
+        let view = view(&lab, &plans, &state);
+        let pods = pods(&lab, &state);
+        Ok(Target {
+            view,
+            plans,
+            pods,
+            dir,
+            state,
+        })
+    }
+
+    fn endpoint(&self, node: &str) -> Result<Endpoint> {
+        let n = self.state.nodes.get(node).ok_or_else(|| {
+            anyhow!("node {node} is in the lab file but not in the lab's state: run `labctl up`")
+        })?;
+        Ok(Endpoint {
+            node: node.to_string(),
+            host: n.ssh_host.clone(),
+            port: n.ssh_port,
+            user: n.ssh_user.clone(),
+            key: n.ssh_key.clone().unwrap_or_else(|| self.dir.client_key()),
+            known_hosts: self.dir.known_hosts(),
+        })
+    }
+
+    /// Connects to every node at once and asks its agent for its version.
+    pub fn connect_all(&self) -> (Vec<Option<Session>>, Vec<NodeReach>) {
+        let results: Vec<(Option<Session>, NodeReach)> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .view
+                .nodes
+                .iter()
+                .map(|n| s.spawn(move || self.reach(&n.name)))
+                .collect();
+            handles
+                .into_iter()
+                .zip(&self.view.nodes)
+                .map(|(h, n)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            None,
+                            NodeReach {
+                                node: n.name.clone(),
+                                reachable: false,
+                                agent_version: None,
+                                error: Some("probe thread panicked".into()),
+                            },
+                        )
+                    })
+                })
+                .collect()
+        });
+        results.into_iter().unzip()
+    }
+
+    fn reach(&self, node: &str) -> (Option<Session>, NodeReach) {
+        let mut r = NodeReach {
+            node: node.to_string(),
+            reachable: false,
+            agent_version: None,
+            error: None,
+        };
+        let session = match self
+            .endpoint(node)
+            .and_then(|ep| Ok(Session::connect(&ep, CONNECT_DEADLINE)?))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                r.error = Some(format!("{e:#}"));
+                return (None, r);
+            }
+        };
+        r.reachable = true;
+        match session.run(&[AGENT_PATH, "--version"], None) {
+            Ok(out) if out.success() => {
+                r.agent_version = Some(out.stdout_text().trim().to_string())
+            }
+            Ok(out) => {
+                r.error = Some(format!(
+                    "`{AGENT_PATH} --version` exited {}: {}",
+                    out.status,
+                    out.stderr_text().trim()
+                ))
+            }
+            Err(e) => r.error = Some(e.to_string()),
+        }
+        (Some(session), r)
+    }
+
+    /// Runs `labctl-agent check` on every reachable node (plan on stdin);
+    /// fills `ev.drift`/`ev.checked_nodes`, returns per-node errors.
+    pub fn agent_check(
+        &self,
+        sessions: &[Option<Session>],
+        ev: &mut Evidence,
+    ) -> Vec<(String, String)> {
+        let results: Vec<(String, Result<Vec<parse::Drift>, String>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .view
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let session = sessions.get(i).and_then(Option::as_ref);
+                    let plan = self.plans.iter().find(|p| p.node == n.name);
+                    s.spawn(move || (n.name.clone(), check_node(&n.name, session, plan)))
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut errors = Vec::new();
+        for (node, r) in results {
+            match r {
+                Ok(drift) => {
+                    ev.checked_nodes.push(node);
+                    ev.drift.extend(drift);
+                }
+                Err(e) => errors.push((node, e)),
+            }
+        }
+        errors
+    }
+}
+
+fn check_node(
+    node: &str,
+    session: Option<&Session>,
+    plan: Option<&NodePlan>,
+) -> Result<Vec<parse::Drift>, String> {
+    let session = session.ok_or_else(|| "not reachable over SSH".to_string())?;
+    let plan = plan.ok_or_else(|| "no plan for this node".to_string())?;
+    let out = session
+        .run(&[AGENT_PATH, "check"], Some(plan.to_json().as_bytes()))
+        .map_err(|e| e.to_string())?;
+    // Exit 1 means "differences found" and still prints the report.
+    if out.status > 1 {
+        return Err(format!(
+            "`labctl-agent check` exited {}: {}",
+            out.status,
+            out.stderr_text().trim()
+        ));
+    }
+    parse::parse_agent_check(node, &out.stdout_text())
+}
+
+/// The lab as verify sees it, from the plans and the state.
+fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
+    let cp = lab.control_plane().name.clone();
+    let first = plans.first();
+    let netns = state.netns.as_ref();
+    let nodes = plans
+        .iter()
+        .map(|p| NodeView {
+            name: p.node.clone(),
+            underlay_ip: p.underlay_ip,
+            subnet: p.subnet,
+            vtep_mac: p.vxlan.mac.to_string(),
+            control_plane: p.node == cp,
+            namespace: netns.map(|n| {
+                n.nodes
+                    .get(&p.node)
+                    .map(|nn| nn.netns.clone())
+                    .unwrap_or_else(|| format!("{}-{}", lab.name, p.node))
+            }),
+        })
+        .collect();
+    let outside = netns.map(|n| {
+        let ns = n.ext_netns.clone();
+        let ip = enter::run_in(&ns, || {
+            Ok(enter::ipv4_addresses()?
+                .into_iter()
+                .map(|(_, ip, _)| ip)
+                .find(|ip| ip.octets()[0] == 198 && (ip.octets()[1] & 0xfe) == 18))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(Ipv4Addr::new(198, 18, 0, 1));
+        Outside {
+            ip,
+            namespace: Some(ns),
+        }
+    });
+    LabView {
+        name: lab.name.clone(),
+        provider: state.provider.clone(),
+        vxlan_device: first.map_or("flannel.1".into(), |p| p.vxlan.name.clone()),
+        vni: lab.network.backend.vni,
+        port: lab.network.backend.port,
+        underlay_mtu: lab.network.underlay_mtu,
+        pod_mtu: first.map_or(lab.network.underlay_mtu.saturating_sub(50), |p| p.vxlan.mtu),
+        network: lab.network.pod_network,
+        dns_service_ip: lab.dns_service_ip(),
+        api_service_ip: lab.api_service_ip(),
+        dns_domain: lab.network.dns_domain.clone(),
+        nodes,
+        outside,
+    }
+}
+
+/// One busybox pod per node, as the state records it (name → IP); a node
+/// without a record gets the conventional `<lab>-<node>-busybox`.
+fn pods(lab: &Lab, state: &LabState) -> Vec<PodView> {
+    lab.nodes
+        .iter()
+        .map(|n| {
+            let recorded = state.nodes.get(&n.name).map(|s| &s.pods);
+            let (name, ip) = recorded
+                .and_then(|pods| {
+                    pods.iter()
+                        .find(|(name, _)| name.as_str() == "busybox")
+                        .or_else(|| pods.iter().find(|(name, _)| !name.contains("dns")))
+                        .map(|(name, ip)| (name.clone(), Some(*ip)))
+                })
+                .unwrap_or_else(|| ("busybox".to_string(), None));
+            PodView {
+                node: n.name.clone(),
+                namespace: Some(format!("{}-{}-{}", lab.name, n.name, name)),
+                name,
+                ip,
+                problem: None,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,73 @@
+//! Benchmark: `labctl verify` on real netns labs of 3, 10 and 50 nodes
+//! (full pod mesh: 2,450 pairs at 50). Root only; ignored by default:
+//! `cargo test --release -p labctl --test verify_bench -- --ignored --nocapture`.
+
+mod verify_support;
+
+use std::process::Command;
+use std::time::Instant;
+
+#[test]
+#[ignore]
+fn bench_verify_3_10_50() {
+    if !verify_support::is_root() {
+        eprintln!("SKIPPED: the benchmark brings up netns labs and needs root");
+        return;
+    }
+    // 50 nodes × 49 underlay neighbours overflow the kernel's shared ARP
+    // table at its default size (gc_thresh3 1024).
+    let _arp = verify_support::ArpTableSize::raise(16384);
+    for n in [3usize, 10, 50] {
+        let name = format!("vb{n}x{}", std::process::id() % 1000);
+        let file = std::env::temp_dir().join(format!("{name}.yaml"));
+        let mut yaml = format!(
+            "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {name}\nnetwork:\n  underlay: 192.168.{}.0/24\n  podNetwork: 10.{}.0.0/16\n  serviceNetwork: 10.{}.0.0/16\nnodes:\n  - name: cp\n    role: control-plane\n",
+            180 + [3, 10, 50].iter().position(|m| *m == n).unwrap_or(0),
+            60 + n,
+            20 + n
+        );
+        for i in 1..n {
+            yaml += &format!("  - name: w{i}\n");
+        }
+        std::fs::write(&file, yaml).unwrap();
+        let t = Instant::now();
+        let up = Command::new(env!("CARGO_BIN_EXE_labctl"))
+            .arg("up")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let up_s = t.elapsed().as_secs_f64();
+        assert!(
+            up.status.success(),
+            "up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let args = labctl::verify::VerifyArgs {
+            lab: Some(file.clone()),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let report = labctl::verify::verify(&args).unwrap();
+        let verify_s = t.elapsed().as_secs_f64();
+        let _ = Command::new(env!("CARGO_BIN_EXE_labctl"))
+            .args(["destroy", "--name", &name])
+            .output();
+        let _ = std::fs::remove_file(&file);
+        let per: Vec<String> = report
+            .checks
+            .iter()
+            .map(|c| format!("{} {:.2}s", c.id, c.duration_ms as f64 / 1000.0))
+            .collect();
+        println!(
+            "{n} nodes: up {up_s:.2}s, verify {verify_s:.2}s ({}), passed={}: {}",
+            report.mesh.as_ref().map_or(0, |m| m.cells.len()),
+            report.passed,
+            per.join(", ")
+        );
+        assert!(
+            report.passed,
+            "{}",
+            labctl::verify::render::render(&report, false)
+        );
+    }
+}
