@@ -8,6 +8,20 @@
 //! - `provider`, `lifecycle`, `state`: providers (netns, vagrant, ssh) and
 //!   the up/destroy/status/list/ssh/exec commands.
 
+pub mod cli;
+pub mod embedded;
 pub mod exit;
+pub mod hostcmd;
+pub mod kubeadm;
+pub mod labfile;
 pub mod lifecycle;
 pub mod output;
+pub mod paths;
+pub mod provider;
+pub mod render;
+pub mod render_cmd;
+pub mod ssh;
+pub mod state;
+pub mod vagrant;
+pub mod validate_cmd;
+pub mod verify;

@@ -1,17 +1,27 @@
 //! The lab lifecycle commands: up, destroy, status, list, ssh, exec.
-//!
-//! (Stub: the arguments are final in spirit; implementations land with the
-//! providers.)
+//! Each lives in its own file; this one holds their arguments.
 
-use std::process::ExitCode;
+pub mod destroy;
+pub mod interrupt;
+pub mod nodes;
+pub mod remote;
+pub mod resolve;
+pub mod status;
+pub mod up;
 
-use crate::output::GlobalOpts;
+pub use destroy::destroy;
+pub use remote::{exec, ssh};
+pub use status::{list, status};
+pub use up::up;
 
 /// `labctl up [LAB]`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct UpArgs {
     /// The lab file (default: ./lab.yaml).
     pub lab: Option<std::path::PathBuf>,
+    /// Install missing host tools (apt-get or dnf) before bringing the lab up.
+    #[arg(long)]
+    pub install_deps: bool,
 }
 
 /// `labctl destroy [LAB | --name NAME]`.
@@ -27,7 +37,11 @@ pub struct DestroyArgs {
 /// `labctl status [LAB]`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct StatusArgs {
+    /// The lab file (default: ./lab.yaml, else the only lab on this host).
     pub lab: Option<std::path::PathBuf>,
+    /// The lab of this name (works when the lab file is gone).
+    #[arg(long, conflicts_with = "lab")]
+    pub name: Option<String>,
 }
 
 /// `labctl list`.
@@ -59,29 +73,4 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
-}
-
-fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
-    Err(crate::exit::ExitError::environment(anyhow::anyhow!(
-        "`labctl {what}` is not implemented yet"
-    )))
-}
-
-pub fn up(_args: &UpArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    not_yet("up")
-}
-pub fn destroy(_args: &DestroyArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    not_yet("destroy")
-}
-pub fn status(_args: &StatusArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    not_yet("status")
-}
-pub fn list(_args: &ListArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    not_yet("list")
-}
-pub fn ssh(_args: &SshArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    not_yet("ssh")
-}
-pub fn exec(_args: &ExecArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    not_yet("exec")
 }

@@ -1,0 +1,91 @@
+//! `labctl ssh NODE` (an interactive shell: the system ssh with the lab's
+//! key and pinned host key) and `labctl exec NODE|--all -- CMD` (run a
+//! command over SSH, every output line prefixed `node: `, exit status the
+//! worst of the nodes').
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+
+use super::{nodes, resolve, ExecArgs, SshArgs};
+use crate::exit::ExitError;
+use crate::output::GlobalOpts;
+
+pub fn ssh(args: &SshArgs, _global: &GlobalOpts) -> Result<ExitCode> {
+    let name = resolve::lab_word(args.lab.as_deref())?;
+    let lab = resolve::existing(&name)?;
+    let ep = nodes::endpoint(&lab.dir, &lab.state, &args.node)?;
+    let err = std::process::Command::new("ssh")
+        .args(crate::ssh::system_ssh_args(&ep))
+        .exec();
+    Err(ExitError::environment(anyhow!(
+        "cannot run the system ssh client: {err}"
+    )))
+}
+
+/// What one node's command left.
+struct NodeOutput {
+    node: String,
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
+    let name = resolve::lab_word(args.lab.as_deref())?;
+    let lab = resolve::existing(&name)?;
+    let targets: Vec<String> = match (&args.node, args.all) {
+        (_, true) => lab.state.nodes.keys().cloned().collect(),
+        (Some(node), false) => {
+            nodes::endpoint(&lab.dir, &lab.state, node)?;
+            vec![node.clone()]
+        }
+        (None, false) => return Err(ExitError::usage(anyhow!("name a node or pass --all"))),
+    };
+    let argv: Vec<&str> = args.command.iter().map(String::as_str).collect();
+    let outputs = nodes::parallel(&targets, |node| {
+        let run = || -> Result<crate::ssh::Output> {
+            let session = nodes::connect(&lab.dir, &lab.state, node, Duration::from_secs(10))?;
+            Ok(session.run(&argv, None)?)
+        };
+        match run() {
+            Ok(out) => NodeOutput {
+                node: node.to_string(),
+                status: out.status,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            },
+            Err(e) => NodeOutput {
+                node: node.to_string(),
+                status: 255,
+                stdout: Vec::new(),
+                stderr: format!("labctl: {e:#}\n").into_bytes(),
+            },
+        }
+    });
+    let mut worst = 0;
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for o in &outputs {
+        prefix_lines(&mut out, &o.node, &o.stdout)?;
+        prefix_lines(&mut err, &o.node, &o.stderr)?;
+        worst = worst.max(o.status);
+    }
+    out.flush()?;
+    Ok(ExitCode::from(
+        u8::try_from(worst.clamp(0, 255)).unwrap_or(255),
+    ))
+}
+
+fn prefix_lines(w: &mut impl Write, node: &str, data: &[u8]) -> std::io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        writeln!(w, "{node}: {line}")?;
+    }
+    Ok(())
+}

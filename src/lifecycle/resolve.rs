@@ -1,0 +1,71 @@
+//! Which lab a command means. A lab is named by its file (`destroy`,
+//! `status` take `[LAB]`), by its name (`destroy --name`), or either
+//! (`ssh`/`exec --lab FILE|NAME`). With nothing given: `./lab.yaml` if it
+//! exists, else the only lab on this host; with several, say which exist
+//! and ask to choose (exit 2).
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+
+use crate::exit::ExitError;
+use crate::labfile;
+use crate::state::{self, LabDir, LabState};
+
+/// A lab that exists on this host.
+pub struct ExistingLab {
+    pub dir: LabDir,
+    pub state: LabState,
+}
+
+/// The lab name from a file, a name, a `FILE|NAME` word, or the defaults.
+pub fn lab_name(file: Option<&Path>, name: Option<&str>) -> Result<String> {
+    if let Some(name) = name {
+        return Ok(name.to_string());
+    }
+    if let Some(file) = file {
+        return Ok(labfile::load(Some(file))?.lab.name);
+    }
+    if Path::new(labfile::DEFAULT_LAB).is_file() {
+        return Ok(labfile::load(None)?.lab.name);
+    }
+    let labs = state::lab_names();
+    match labs.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(ExitError::usage(anyhow!(
+            "no lab named and no lab exists on this host (and there is no ./lab.yaml); \
+             bring one up with `labctl up LAB.yaml`"
+        ))),
+        many => Err(ExitError::usage(anyhow!(
+            "no lab named and this host has several: {}; choose one (a lab file, or --name/--lab NAME)",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// `--lab FILE|NAME`: an existing file is a lab file, anything else a name.
+pub fn lab_word(word: Option<&str>) -> Result<String> {
+    match word {
+        Some(w) if Path::new(w).is_file() => lab_name(Some(Path::new(w)), None),
+        Some(w) => lab_name(None, Some(w)),
+        None => lab_name(None, None),
+    }
+}
+
+/// Opens the state of an existing lab; exit 2 when there is none.
+pub fn existing(name: &str) -> Result<ExistingLab> {
+    let dir = LabDir::new(name)?;
+    if !dir.exists() {
+        let others = state::lab_names();
+        let hint = if others.is_empty() {
+            "no lab exists on this host".to_string()
+        } else {
+            format!("labs on this host: {}", others.join(", "))
+        };
+        return Err(ExitError::usage(anyhow!(
+            "lab {name} does not exist on this host ({hint})"
+        )));
+    }
+    let state = dir.load()?;
+    Ok(ExistingLab { dir, state })
+}

@@ -1,0 +1,303 @@
+//! `labctl up [LAB]`: bring a lab up, or converge an existing one.
+//!
+//! Order: preflight (nothing created on failure), lock, provider `create`
+//! (machines answer SSH), then per node in parallel: connect, agent upload,
+//! `apply` of the node's plan, the busybox pod (and on the control plane the
+//! DNS pod); then the DNS server and each node's LABCTL-SERVICES chain.
+//! Everything is idempotent: a second run reports no changes.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use labctl_lab::Lab;
+use labctl_nodeplan::NodePlan;
+
+use super::{interrupt, nodes, UpArgs};
+use crate::exit::ExitError;
+use crate::output::{GlobalOpts, OutputFormat};
+use crate::provider::progress::{Interrupted, Progress};
+use crate::provider::{self, DnsRecords, Provider};
+use crate::ssh::Session;
+use crate::state::{LabDir, LabState};
+
+/// The pod every node gets, and the DNS pod on the control plane.
+pub const BUSYBOX_POD: &str = "busybox";
+pub const DNS_POD: &str = "coredns";
+
+/// What one node reported.
+struct NodeResult {
+    session: Session,
+    changes: u64,
+    pods: BTreeMap<String, Ipv4Addr>,
+}
+
+pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
+    interrupt::install();
+    let loaded = crate::labfile::load(args.lab.as_deref())?;
+    let lab = &loaded.lab;
+    let provider = provider::for_lab(lab)?;
+    let dir = LabDir::new(&lab.name)?;
+    provider.preflight(lab, &dir, args.install_deps)?;
+    let _lock = dir.lock("up")?;
+
+    let mut state = if dir.exists() {
+        dir.load()?
+    } else {
+        LabState {
+            name: lab.name.clone(),
+            provider: provider.kind().into(),
+            ..Default::default()
+        }
+    };
+    if state.provider != provider.kind() {
+        return Err(ExitError::usage(anyhow!(
+            "lab {} exists with the {} provider; destroy it first (`labctl destroy --name {}`)",
+            lab.name,
+            state.provider,
+            lab.name
+        )));
+    }
+    state.lab_file = std::fs::canonicalize(&loaded.path).ok();
+    state.underlay = Some(lab.network.underlay);
+    state.pod_network = Some(lab.network.pod_network);
+    state.service_network = Some(lab.network.service_network);
+    let text = std::fs::read(&loaded.path)
+        .with_context(|| format!("cannot read {}", loaded.path.display()))?;
+    crate::state::write_private(&dir.lab_copy(), &text)?;
+    dir.save(&state)?;
+
+    let progress = Progress::new(global.quiet);
+    let before: Vec<String> = state.nodes.keys().cloned().collect();
+    match converge(lab, provider, &dir, &mut state, &progress) {
+        Ok(changes) => {
+            let added = lab.nodes.iter().filter(|n| !before.contains(&n.name)).count() as u64;
+            let removed = before.iter().filter(|b| !lab.nodes.iter().any(|n| &n.name == *b)).count() as u64;
+            let total = changes + added + removed;
+            drop(progress);
+            report(lab, total, global);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is::<Interrupted>() || interrupt::requested() => Err(ExitError::failed(anyhow!(
+            "interrupted: lab {name} is partly built; `labctl up` resumes it, `labctl destroy --name {name}` removes it",
+            name = lab.name
+        ))),
+        Err(e) => Err(ExitError::failed(e.context(format!(
+            "lab {name} is not fully up; it stays for inspection (`labctl status`); remove it with `labctl destroy --name {name}`",
+            name = lab.name
+        )))),
+    }
+}
+
+fn report(lab: &Lab, changes: u64, global: &GlobalOpts) {
+    if global.output == OutputFormat::Json {
+        let nodes: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        println!(
+            "{}",
+            serde_json::json!({"lab": lab.name, "nodes": nodes, "changes": changes})
+        );
+    } else if !global.quiet {
+        let what = if changes == 0 {
+            "no changes".to_string()
+        } else {
+            format!("{changes} changes")
+        };
+        println!("Lab {} is up: {} nodes, {what}.", lab.name, lab.nodes.len());
+    }
+}
+
+/// Everything after the preflight; returns the number of changes made.
+fn converge(
+    lab: &Lab,
+    provider: &dyn Provider,
+    dir: &LabDir,
+    state: &mut LabState,
+    progress: &Progress,
+) -> Result<u64> {
+    provider.create(lab, dir, state, progress)?;
+    let plans: BTreeMap<String, NodePlan> = labctl_lab::plan(lab)
+        .into_iter()
+        .map(|p| (p.node.clone(), p))
+        .collect();
+    if state.netns.is_some() {
+        progress.step(None, "Staging the agent", || {
+            for node in &lab.nodes {
+                let folder = crate::provider::netns::sshd::node_folder(dir, &node.name, "agent");
+                nodes::stage_agent(dir, &folder)?;
+            }
+            Ok(())
+        })?;
+    }
+    let cp = lab.control_plane().name.clone();
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let snapshot = state.clone();
+    let results = nodes::parallel(&names, |node| {
+        let plan = plans
+            .get(node)
+            .ok_or_else(|| anyhow!("no plan for node {node}"))?;
+        let r = node_up(dir, &snapshot, node, plan, node == cp, progress);
+        progress.node_done(node);
+        r
+    });
+    let mut sessions = BTreeMap::new();
+    let mut changes = 0;
+    let mut errors = Vec::new();
+    for (node, result) in names.iter().zip(results) {
+        match result {
+            Ok(r) => {
+                changes += r.changes;
+                if let Some(n) = state.nodes.get_mut(node) {
+                    for (pod, ip) in &r.pods {
+                        if n.pods.insert(pod.clone(), *ip) != Some(*ip) {
+                            changes += 1;
+                        }
+                    }
+                }
+                sessions.insert(node.clone(), r.session);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    dir.save(state)?;
+    fail_with_all(errors)?;
+
+    let dns = dns_records(lab, state)?;
+    let dns_pod = dns.server_ip;
+    if progress.step(Some(&cp), "Serving cluster DNS", || {
+        provider.serve_dns(dir, state, &dns)
+    })? {
+        changes += 1;
+    }
+    let results = nodes::parallel(&names, |node| {
+        let session = sessions
+            .get(node)
+            .ok_or_else(|| anyhow!("no session to node {node}"))?;
+        progress.step(Some(node), "DNS service rules", || {
+            nodes::ensure_services(session, lab.dns_service_ip(), dns_pod)
+        })
+    });
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(true) => changes += 1,
+            Ok(false) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    fail_with_all(errors)?;
+    Ok(changes)
+}
+
+/// One error, or all of them in one message.
+fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => {
+            if let Some(i) = errors.iter().position(|e| e.is::<Interrupted>()) {
+                return Err(errors.remove(i));
+            }
+            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+            Err(anyhow!("{n} nodes failed:\n  {}", all.join("\n  ")))
+        }
+    }
+}
+
+fn node_up(
+    dir: &LabDir,
+    state: &LabState,
+    node: &str,
+    plan: &NodePlan,
+    control_plane: bool,
+    progress: &Progress,
+) -> Result<NodeResult> {
+    let session = progress.step(Some(node), "Connecting over SSH", || {
+        nodes::connect(dir, state, node, nodes::CONNECT_DEADLINE)
+    })?;
+    let mut changes = 0;
+    if progress.step(Some(node), "Installing the agent", || {
+        nodes::ensure_agent(&session)
+    })? {
+        changes += 1;
+    }
+    let report = progress.step(Some(node), "Applying the flannel plan", || {
+        nodes::agent(&session, plan, &["apply"])
+    })?;
+    changes += nodes::changes(&report);
+    let mut pods = BTreeMap::new();
+    let mut wanted = vec![BUSYBOX_POD];
+    if control_plane {
+        wanted.push(DNS_POD);
+    }
+    for pod in wanted {
+        let ip = progress.step(Some(node), &format!("Pod {pod}"), || {
+            let report = nodes::agent(&session, plan, &["pod", "add", pod])?;
+            nodes::pod_ip(&report, plan.subnet).ok_or_else(|| {
+                anyhow!(
+                    "`labctl-agent pod add {pod}` reported no address in {}",
+                    plan.subnet
+                )
+            })
+        })?;
+        pods.insert(pod.to_string(), ip);
+    }
+    Ok(NodeResult {
+        session,
+        changes,
+        pods,
+    })
+}
+
+/// The cluster DNS records: the API and DNS services (also as
+/// `kubernetes.default` / `kube-dns.kube-system`), and every pod by its IP
+/// (`10-244-1-2.default.pod.<domain>`, the DNS pod in `kube-system`) and by
+/// a per-node service name (`busybox-<node>.default.svc.<domain>`).
+fn dns_records(lab: &Lab, state: &LabState) -> Result<DnsRecords> {
+    let domain = &lab.network.dns_domain;
+    let cp = &lab.control_plane().name;
+    let server_ip = state
+        .nodes
+        .get(cp)
+        .and_then(|n| n.pods.get(DNS_POD))
+        .copied()
+        .ok_or_else(|| anyhow!("the DNS pod on {cp} has no address"))?;
+    let mut records = vec![
+        (
+            format!("kubernetes.default.svc.{domain}"),
+            lab.api_service_ip(),
+        ),
+        (
+            format!("kube-dns.kube-system.svc.{domain}"),
+            lab.dns_service_ip(),
+        ),
+        // busybox's nslookup sends the name as typed (it ignores resolv.conf's
+        // search list, unlike libc's resolver), so the walkthrough's
+        // `nslookup kubernetes.default` needs these short forms.
+        ("kubernetes.default".to_string(), lab.api_service_ip()),
+        ("kube-dns.kube-system".to_string(), lab.dns_service_ip()),
+    ];
+    for node in &lab.nodes {
+        let Some(n) = state.nodes.get(&node.name) else {
+            continue;
+        };
+        for (pod, ip) in &n.pods {
+            let ns = if pod == DNS_POD {
+                "kube-system"
+            } else {
+                "default"
+            };
+            let dashed = ip.to_string().replace('.', "-");
+            records.push((format!("{dashed}.{ns}.pod.{domain}"), *ip));
+            if pod != DNS_POD {
+                records.push((format!("{pod}-{}.{ns}.svc.{domain}", node.name), *ip));
+            }
+        }
+    }
+    Ok(DnsRecords {
+        server_netns: format!("{}-{cp}-{DNS_POD}", lab.name),
+        server_ip,
+        domain: domain.clone(),
+        records,
+    })
+}

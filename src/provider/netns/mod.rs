@@ -1,0 +1,221 @@
+//! The netns provider (the embedded default): every node is a network
+//! namespace on this host with its own sshd, reached over SSH exactly like a
+//! VM. Needs root and iproute2, iptables, openssh-server, openssh-client,
+//! busybox-static and dnsmasq-base.
+//!
+//! What it creates, all recorded in state.json before creation: a host
+//! bridge (underlay .1), per node a namespace `<lab>-<node>` with `eth1`,
+//! an sshd in that namespace plus a mount namespace with the node's own
+//! /run/flannel, /etc/cni/net.d and /run/labctl-agent, the outside-world
+//! namespace `<lab>-ext` (198.18.0.1/15), and the cluster DNS server.
+
+pub mod dns;
+pub mod hostdirs;
+pub mod launch;
+pub mod names;
+pub mod network;
+pub mod preflight;
+pub mod procs;
+pub mod sshd;
+pub mod teardown;
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use labctl_lab::{Lab, Role};
+
+use super::progress::Progress;
+use super::{DnsRecords, Provider};
+use crate::state::{LabDir, LabState, NetnsNode, NetnsState, NodeState};
+
+/// The netns provider.
+pub struct NetnsProvider;
+
+impl Provider for NetnsProvider {
+    fn kind(&self) -> &'static str {
+        "netns"
+    }
+
+    fn preflight(&self, lab: &Lab, dir: &LabDir, install_deps: bool) -> Result<()> {
+        preflight::check_root()?;
+        preflight::check_tools(install_deps)?;
+        let own_bridge = names::bridge(&lab.name);
+        preflight::check_conflicts(lab, dir, &own_bridge)
+    }
+
+    fn create(
+        &self,
+        lab: &Lab,
+        dir: &LabDir,
+        state: &mut LabState,
+        progress: &Progress,
+    ) -> Result<()> {
+        progress.step(None, "Preparing host folders and keys", || {
+            hostdirs::ensure()?;
+            sshd::ensure_key(&dir.client_key(), &format!("labctl-{}", lab.name))?;
+            Ok(())
+        })?;
+
+        // Nodes no longer in the lab file go first (their IPs may be reused),
+        // and so do nodes whose IP changed (IPs follow node order, so
+        // removing one node renumbers the next): those are built anew.
+        let wanted: BTreeMap<&str, &labctl_lab::Node> =
+            lab.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let gone: Vec<String> = state
+            .nodes
+            .iter()
+            .filter(|(name, rec)| wanted.get(name.as_str()).is_none_or(|n| n.ip != rec.ip))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let renumbered = !gone.is_empty();
+        for node in gone {
+            progress.step(Some(&node), "Removing node", || {
+                let mut errors = Vec::new();
+                if let Some(rec) = state.netns.as_ref().and_then(|ns| ns.nodes.get(&node)) {
+                    teardown::remove_node(&lab.name, rec, &mut errors);
+                }
+                if let Some(first) = errors.into_iter().next() {
+                    return Err(first);
+                }
+                let _ = std::fs::remove_dir_all(dir.node_dir(&node));
+                state.nodes.remove(&node);
+                if let Some(ns) = state.netns.as_mut() {
+                    ns.nodes.remove(&node);
+                }
+                dir.save(state)
+            })?;
+        }
+
+        // Record every name before creating anything.
+        let ns = state.netns.get_or_insert_with(|| NetnsState {
+            bridge: names::bridge(&lab.name),
+            ext_netns: names::ext_netns(&lab.name),
+            ext_veth: names::ext_veth(&lab.name),
+            ..Default::default()
+        });
+        for node in &lab.nodes {
+            ns.nodes
+                .entry(node.name.clone())
+                .or_insert_with(|| NetnsNode {
+                    netns: names::node_netns(&lab.name, &node.name),
+                    host_veth: names::node_veth(&lab.name, &node.name),
+                    sshd: None,
+                });
+            state.nodes.insert(
+                node.name.clone(),
+                NodeState {
+                    ip: node.ip,
+                    control_plane: node.role == Role::ControlPlane,
+                    ssh_host: node.ip.to_string(),
+                    ssh_port: 22,
+                    ssh_user: "root".into(),
+                    ssh_key: None,
+                    pods: state
+                        .nodes
+                        .get(&node.name)
+                        .map(|n| n.pods.clone())
+                        .unwrap_or_default(),
+                },
+            );
+        }
+        dir.save(state)?;
+
+        progress.step(None, "Generating node host keys", || {
+            for node in &lab.nodes {
+                std::fs::create_dir_all(dir.node_dir(&node.name))?;
+                if sshd::ensure_key(
+                    &sshd::host_key(dir, &node.name),
+                    &format!("{}-{}", lab.name, node.name),
+                )? {
+                    sshd::pin_host_key(dir, &node.name, node.ip)?;
+                }
+            }
+            Ok(())
+        })?;
+
+        let ns = state.netns.clone().unwrap_or_default();
+        progress.step(None, "Building the lab network", || {
+            let net = network::LabNet {
+                bridge: &ns.bridge,
+                ext_netns: &ns.ext_netns,
+                ext_veth: &ns.ext_veth,
+                underlay: lab.network.underlay,
+                mtu: lab.network.underlay_mtu,
+                nodes: lab
+                    .nodes
+                    .iter()
+                    .filter_map(|n| {
+                        let rec = ns.nodes.get(&n.name)?;
+                        Some(network::NodeNet {
+                            netns: &rec.netns,
+                            host_veth: &rec.host_veth,
+                            ip: n.ip,
+                        })
+                    })
+                    .collect(),
+                flush_neighbours: renumbered,
+            };
+            network::ensure(&net)
+        })?;
+
+        progress.step(None, "Starting node SSH servers", || {
+            for node in &lab.nodes {
+                let Some(rec) = state
+                    .netns
+                    .as_mut()
+                    .and_then(|ns| ns.nodes.get_mut(&node.name))
+                else {
+                    continue;
+                };
+                let started =
+                    sshd::ensure_running(dir, &node.name, &rec.netns, node.ip, rec.sshd.as_ref())
+                        .map_err(|e| e.context(format!("node {}", node.name)))?;
+                if let Some(p) = started {
+                    rec.sshd = Some(p);
+                    dir.save(state)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {
+        let running = state.netns.as_ref().and_then(|ns| ns.dns.clone());
+        let (process, changed) = dns::ensure(dir, running.as_ref(), records)?;
+        if let Some(ns) = state.netns.as_mut() {
+            ns.dns = Some(process);
+        }
+        dir.save(state)?;
+        Ok(changed)
+    }
+
+    fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        if let Some(ns) = &state.netns {
+            let result = progress.step(None, "Removing namespaces, links and processes", || {
+                let errs = teardown::destroy_lab(state, ns);
+                let n = errs.len();
+                errors.extend(errs);
+                if n > 0 {
+                    anyhow::bail!("{n} error(s)");
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                if errors.is_empty() {
+                    errors.push(e);
+                }
+            }
+        }
+        // The folder stays when something could not be removed, so that
+        // another `destroy` can retry from the same records.
+        if errors.is_empty() {
+            if let Err(e) = progress.step(None, "Removing the lab folder", || {
+                teardown::remove_state(dir)
+            }) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}

@@ -1,0 +1,154 @@
+//! The lab network on this host, built with `ip -batch`:
+//!
+//! - a bridge holding the underlay's first address (.1), the only thing the
+//!   host's root namespace gets (its connected route; no forwarding, no
+//!   other route);
+//! - per node a namespace `<lab>-<node>` whose `eth1` (veth, host end on the
+//!   bridge) holds the node IP, MTU = underlay MTU, lo up, and
+//!   `default via 198.18.0.1 dev eth1 onlink`;
+//! - the outside world: namespace `<lab>-ext` on the bridge holding
+//!   198.18.0.1/15 and a link route back to the underlay, so node egress
+//!   (and flannel's masquerade) can be exercised without a real network.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+use ipnet::Ipv4Net;
+
+use crate::hostcmd;
+
+/// The outside world's address (RFC 2544 benchmarking range).
+pub const EXT_ADDRESS: &str = "198.18.0.1/15";
+/// Nodes' default gateway.
+pub const EXT_GATEWAY: &str = "198.18.0.1";
+
+/// Names of the network namespaces on this host.
+pub fn netns_list() -> Result<BTreeSet<String>> {
+    let out = hostcmd::run("ip", &["netns", "list"])?;
+    // Lines look like `name` or `name (id: 3)`.
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Names of the links in the root namespace.
+pub fn link_list() -> Result<BTreeSet<String>> {
+    let out = hostcmd::run("ip", &["-o", "link", "show"])?;
+    // `4: eth0: <...>` or `6: lcv1234@if2: <...>`.
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect())
+}
+
+/// One node's network.
+pub struct NodeNet<'a> {
+    pub netns: &'a str,
+    pub host_veth: &'a str,
+    pub ip: Ipv4Addr,
+}
+
+/// The whole lab network.
+pub struct LabNet<'a> {
+    pub bridge: &'a str,
+    pub ext_netns: &'a str,
+    pub ext_veth: &'a str,
+    pub underlay: Ipv4Net,
+    pub mtu: u32,
+    pub nodes: Vec<NodeNet<'a>>,
+    /// A node was removed or renumbered: forget learned neighbours (a
+    /// reused IP would otherwise point at the old node's MAC for seconds).
+    pub flush_neighbours: bool,
+}
+
+impl LabNet<'_> {
+    /// The bridge's address: the underlay's first host, with its prefix.
+    pub fn bridge_address(&self) -> Result<String> {
+        let first = self
+            .underlay
+            .hosts()
+            .next()
+            .with_context(|| format!("underlay {} has no host addresses", self.underlay))?;
+        Ok(format!("{first}/{}", self.underlay.prefix_len()))
+    }
+}
+
+/// Creates what is missing and (re)applies addresses and routes inside every
+/// namespace (cheap, and repairs a node whose eth1 address or default route
+/// was removed by hand).
+pub fn ensure(net: &LabNet) -> Result<()> {
+    let have_ns = netns_list()?;
+    let have_links = link_list()?;
+    let mtu = net.mtu;
+    let mut host = Vec::new();
+    let mut new_devices = Vec::new();
+    let add_ns = |name: &str, lines: &mut Vec<String>| {
+        if !have_ns.contains(name) {
+            lines.push(format!("netns add {name}"));
+        }
+    };
+    add_ns(net.ext_netns, &mut host);
+    for node in &net.nodes {
+        add_ns(node.netns, &mut host);
+    }
+    if !have_links.contains(net.bridge) {
+        host.push(format!("link add {} mtu {mtu} type bridge", net.bridge));
+        new_devices.push(net.bridge.to_string());
+    }
+    host.push(format!("link set {} mtu {mtu} up", net.bridge));
+    host.push(format!(
+        "addr replace {} dev {}",
+        net.bridge_address()?,
+        net.bridge
+    ));
+    if net.flush_neighbours {
+        host.push(format!("neigh flush dev {}", net.bridge));
+    }
+    let veths = std::iter::once((net.ext_veth, net.ext_netns))
+        .chain(net.nodes.iter().map(|n| (n.host_veth, n.netns)));
+    for (veth, ns) in veths {
+        if !have_links.contains(veth) {
+            host.push(format!(
+                "link add {veth} mtu {mtu} type veth peer name eth1 mtu {mtu} netns {ns}"
+            ));
+            new_devices.push(veth.to_string());
+        }
+        host.push(format!("link set {veth} master {} up", net.bridge));
+    }
+    hostcmd::ip_batch(None, &host).context("building the lab network on the host")?;
+    for dev in &new_devices {
+        // The lab's host side speaks IPv4 only: no IPv6 link-local chatter.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
+    }
+
+    let prefix = net.underlay.prefix_len();
+    let mut ext = vec![
+        "link set lo up".to_string(),
+        format!("link set eth1 mtu {mtu} up"),
+        format!("addr replace {EXT_ADDRESS} dev eth1"),
+        format!("route replace {} dev eth1 scope link", net.underlay.trunc()),
+    ];
+    if net.flush_neighbours {
+        ext.push("neigh flush dev eth1".to_string());
+    }
+    hostcmd::ip_batch(Some(net.ext_netns), &ext)
+        .context("configuring the outside-world namespace")?;
+    for node in &net.nodes {
+        let mut lines = vec![
+            "link set lo up".to_string(),
+            format!("link set eth1 mtu {mtu} up"),
+            format!("addr replace {}/{prefix} dev eth1", node.ip),
+            format!("route replace default via {EXT_GATEWAY} dev eth1 onlink"),
+        ];
+        if net.flush_neighbours {
+            lines.push("neigh flush dev eth1".to_string());
+        }
+        hostcmd::ip_batch(Some(node.netns), &lines)
+            .with_context(|| format!("configuring namespace {}", node.netns))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! A lab's state folder on this host (`/var/lib/labctl/labs/<name>` as root):
+//! a copy of the lab file, `state.json` (everything the lab created, written
+//! as things are created so that `destroy` works on a half-built lab), the
+//! per-lab SSH keys and known_hosts, logs, and the lock that allows one
+//! `up` at a time.
+//!
+//! Layout:
+//! - `lab.yaml`: the lab file as last brought up.
+//! - `state.json`: [`LabState`].
+//! - `id_ed25519`, `id_ed25519.pub`, `known_hosts`: SSH client key and pins.
+//! - `nodes/<node>/`: per-node files (netns: sshd config, host key, the
+//!   folders bind-mounted over the node's /run/flannel etc.).
+//! - `logs/`: sshd and dnsmasq logs.
+//! - `lock`: flock'ed by `up`/`destroy`, holds the holder's pid.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::exit::ExitError;
+
+/// Where every lab's folder lives (the parent of [`crate::paths::lab_dir`]).
+pub fn labs_root() -> Result<PathBuf> {
+    let any = crate::paths::lab_dir("any")?;
+    Ok(any.parent().map(Path::to_path_buf).unwrap_or(any))
+}
+
+/// The names of the labs that have a state folder on this host, sorted.
+pub fn lab_names() -> Vec<String> {
+    let Ok(root) = labs_root() else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("state.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a lab created, as recorded on this host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LabState {
+    pub name: String,
+    /// `netns`, `vagrant` or `ssh`.
+    pub provider: String,
+    /// The lab file `up` was given (absolute), if any.
+    pub lab_file: Option<PathBuf>,
+    pub underlay: Option<Ipv4Net>,
+    pub pod_network: Option<Ipv4Net>,
+    pub service_network: Option<Ipv4Net>,
+    /// The nodes, by name, in the lab file's order of addition.
+    pub nodes: BTreeMap<String, NodeState>,
+    /// What the netns provider created on this host.
+    pub netns: Option<NetnsState>,
+}
+
+/// One node as labctl reaches it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    pub ip: std::net::Ipv4Addr,
+    pub control_plane: bool,
+    /// SSH endpoint (host, port, user); the key is the lab's client key
+    /// unless given.
+    pub ssh_host: String,
+    pub ssh_port: u16,
+    pub ssh_user: String,
+    pub ssh_key: Option<PathBuf>,
+    /// Pods the lab started on this node: name -> IP.
+    #[serde(default)]
+    pub pods: BTreeMap<String, std::net::Ipv4Addr>,
+}
+
+/// Host objects of a netns lab. Names are recorded BEFORE the objects are
+/// created: destroy removes whichever of them exist.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetnsState {
+    /// The host bridge holding the underlay's .1 address.
+    pub bridge: String,
+    /// The "outside world" namespace and the host end of its veth.
+    pub ext_netns: String,
+    pub ext_veth: String,
+    /// Per node: its namespace, the host end of its veth, its sshd.
+    pub nodes: BTreeMap<String, NetnsNode>,
+    /// The cluster DNS server (dnsmasq in a pod namespace).
+    pub dns: Option<TrackedProcess>,
+    /// Host folders this lab had to create (mount targets, /run/sshd):
+    /// removed on destroy when empty and no other lab remains.
+    #[serde(default)]
+    pub created_dirs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetnsNode {
+    pub netns: String,
+    pub host_veth: String,
+    pub sshd: Option<TrackedProcess>,
+}
+
+/// A process labctl started and must stop: its pid and a string its
+/// /proc/PID/cmdline must contain (so a recycled pid is never killed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedProcess {
+    pub pid: u32,
+    pub cmdline_contains: String,
+}
+
+impl TrackedProcess {
+    /// True when the pid is alive and still runs what was started.
+    pub fn is_running(&self) -> bool {
+        match fs::read(format!("/proc/{}/cmdline", self.pid)) {
+            Ok(cmdline) => {
+                let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                text.contains(&self.cmdline_contains) && !is_zombie(self.pid)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// An open lab folder.
+#[derive(Debug, Clone)]
+pub struct LabDir {
+    pub path: PathBuf,
+}
+
+impl LabDir {
+    pub fn new(name: &str) -> Result<LabDir> {
+        Ok(LabDir {
+            path: crate::paths::lab_dir(name)?,
+        })
+    }
+    pub fn exists(&self) -> bool {
+        self.path.join("state.json").is_file()
+    }
+    /// Creates the folder (0700: it holds private keys).
+    pub fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create the lab folder {}", self.path.display()))?;
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", self.path.display()))?;
+        Ok(())
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+    pub fn lab_copy(&self) -> PathBuf {
+        self.path.join("lab.yaml")
+    }
+    pub fn client_key(&self) -> PathBuf {
+        self.path.join("id_ed25519")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.path.join("known_hosts")
+    }
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.path.join("nodes").join(node)
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.path.join("logs")
+    }
+
+    /// Reads state.json.
+    pub fn load(&self) -> Result<LabState> {
+        let file = self.state_file();
+        let text = fs::read_to_string(&file)
+            .with_context(|| format!("cannot read the lab state {}", file.display()))?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the lab state {} is not valid (edit or remove it)",
+                file.display()
+            )
+        })
+    }
+
+    /// Writes state.json atomically (temp file + rename), 0600.
+    pub fn save(&self, state: &LabState) -> Result<()> {
+        let text = serde_json::to_string_pretty(state).context("serializing the lab state")?;
+        write_private(&self.state_file(), text.as_bytes())
+    }
+
+    /// Takes the lab's lock without waiting. When another labctl holds it,
+    /// fails (exit 1) naming that process's pid.
+    pub fn lock(&self, what: &str) -> Result<LabLock> {
+        self.create()?;
+        let path = self.path.join("lock");
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another labctl".to_string()
+            } else {
+                holder.to_string()
+            };
+            return Err(ExitError::failed(anyhow::anyhow!(
+                "the lab is busy: {who} holds its lock ({}); wait for it to finish",
+                path.display()
+            )));
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "labctl {what} (pid {})", std::process::id())?;
+        Ok(LabLock { _file: file })
+    }
+
+    /// Removes the whole folder.
+    pub fn remove(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", self.path.display())),
+        }
+    }
+}
+
+/// Held while a command changes the lab; released when dropped.
+#[derive(Debug)]
+pub struct LabLock {
+    _file: fs::File,
+}
+
+/// Writes a file atomically with mode 0600.
+pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    write_mode(path, data, 0o600)
+}
+
+/// Writes a file atomically with the given mode.
+pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(data)?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_lock_is_exclusive() {
+        let root = std::env::temp_dir().join(format!("labctl-state-{}", std::process::id()));
+        let dir = LabDir {
+            path: root.join("lab1"),
+        };
+        let mut state = LabState {
+            name: "lab1".into(),
+            provider: "netns".into(),
+            ..Default::default()
+        };
+        state.netns = Some(NetnsState {
+            bridge: "lcb1".into(),
+            ..Default::default()
+        });
+        dir.create().unwrap();
+        dir.save(&state).unwrap();
+        assert_eq!(dir.load().unwrap(), state);
+        let _held = dir.lock("up").unwrap();
+        let err = dir.lock("up").unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!("pid {}", std::process::id())),
+            "{err:#}"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,262 @@
+//! End to end: a 3-node netns lab brought up by the labctl binary, used,
+//! damaged, repaired, resized and destroyed, with the host compared before
+//! and after. Needs root (namespaces, sshd, iptables): skipped otherwise,
+//! with the reason printed.
+
+mod support;
+
+use support::netns::{can_run, host, in_netns, lab_name, labctl, serial, show, Snapshot, TestLab};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The busybox pod IP of `node` from `labctl status --output json`.
+fn pod_ip(lab: &str, node: &str, pod: &str) -> String {
+    let out = labctl(&["status", "--output", "json", "--name", lab]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", show(&out)));
+    let nodes = doc["nodes"].as_array().unwrap();
+    let n = nodes.iter().find(|n| n["node"] == node).unwrap();
+    let p = n["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == pod)
+        .unwrap();
+    p["ip"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn three_node_lab_lifecycle() {
+    if !can_run("three_node_lab_lifecycle") {
+        return;
+    }
+    let _serial = serial();
+    let name = lab_name("a");
+    let before = Snapshot::take(&name);
+    let lab = TestLab::new(
+        &name,
+        "192.168.66.0/24",
+        "10.66.0.0/16",
+        &["master", "worker1", "worker2"],
+    );
+
+    // up
+    let out = lab.up();
+    assert!(out.status.success(), "up: {}", show(&out));
+
+    // status: every node reachable and in sync, pods listed.
+    let out = labctl(&["status", "--output", "json", "--name", &name]);
+    assert!(out.status.success(), "status: {}", show(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for n in doc["nodes"].as_array().unwrap() {
+        assert_eq!(n["reachable"], true, "{n}");
+        assert_eq!(n["drift"], "in sync", "{n}");
+    }
+
+    // exec: each node sees its own subnet.env.
+    let out = labctl(&[
+        "exec",
+        "--lab",
+        &name,
+        "--all",
+        "--",
+        "cat",
+        "/run/flannel/subnet.env",
+    ]);
+    assert!(out.status.success(), "exec: {}", show(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("master: FLANNEL_SUBNET=10.66.0.1/24"),
+        "{text}"
+    );
+    assert!(
+        text.contains("worker1: FLANNEL_SUBNET=10.66.1.1/24"),
+        "{text}"
+    );
+    assert!(
+        text.contains("worker2: FLANNEL_SUBNET=10.66.2.1/24"),
+        "{text}"
+    );
+    let out = lab.exec("worker1", &["sh", "-c", "exit 7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "exit status passes through: {}",
+        show(&out)
+    );
+
+    // up again: converged, no changes.
+    let out = lab.up();
+    assert!(out.status.success(), "second up: {}", show(&out));
+    assert!(
+        stdout(&out).contains("no changes"),
+        "second up: {}",
+        show(&out)
+    );
+
+    // Pods reach each other across nodes, DNS answers, egress works.
+    let w2 = pod_ip(&name, "worker2", "busybox");
+    let master_pod = format!("{name}-master-busybox");
+    let out = in_netns(&master_pod, &["busybox", "ping", "-c1", "-W2", &w2]);
+    assert!(
+        out.status.success(),
+        "ping master pod -> worker2 pod: {}",
+        show(&out)
+    );
+    let w1_pod = format!("{name}-worker1-busybox");
+    for query in [
+        "kubernetes.default",
+        "kubernetes.default.svc.cluster.local",
+        "kube-dns.kube-system.svc.cluster.local",
+    ] {
+        let out = in_netns(&w1_pod, &["busybox", "nslookup", query]);
+        let want = if query.starts_with("kube-dns") {
+            "10.96.0.10"
+        } else {
+            "10.96.0.1"
+        };
+        assert!(
+            stdout(&out).contains(&format!("Address: {want}")),
+            "nslookup {query} from a pod: {}",
+            show(&out)
+        );
+    }
+    let dashed = format!("{}.default.pod.cluster.local", w2.replace('.', "-"));
+    let out = in_netns(&w1_pod, &["busybox", "nslookup", &dashed]);
+    assert!(
+        stdout(&out).contains(&format!("Address: {w2}")),
+        "pod name lookup: {}",
+        show(&out)
+    );
+    let out = in_netns(
+        &format!("{name}-worker1-busybox"),
+        &["busybox", "ping", "-c1", "-W2", "198.18.0.1"],
+    );
+    assert!(
+        out.status.success(),
+        "egress to the outside world: {}",
+        show(&out)
+    );
+
+    // Damage a node: delete its route to worker2's pods; up repairs it.
+    let w1 = format!("{name}-worker1");
+    host(
+        "ip",
+        &["netns", "exec", &w1, "ip", "route", "del", "10.66.2.0/24"],
+    );
+    let out = lab.up();
+    assert!(out.status.success(), "repairing up: {}", show(&out));
+    assert!(
+        !stdout(&out).contains("no changes"),
+        "repair must change something: {}",
+        show(&out)
+    );
+    let routes = host("ip", &["netns", "exec", &w1, "ip", "route"]);
+    assert!(
+        routes.contains("10.66.2.0/24 via 10.66.2.0 dev flannel.1 onlink"),
+        "{routes}"
+    );
+
+    // A changed host key is refused.
+    let key = format!("/var/lib/labctl/labs/{name}/nodes/worker2/ssh_host_ed25519_key");
+    let saved = std::fs::read(&key).unwrap();
+    let saved_pub = std::fs::read(format!("{key}.pub")).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    std::fs::remove_file(format!("{key}.pub")).unwrap();
+    host("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &key]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("/var/lib/labctl/labs/{name}/state.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = state["netns"]["nodes"]["worker2"]["sshd"]["pid"]
+        .as_i64()
+        .unwrap();
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = lab.up();
+    assert!(
+        !out.status.success(),
+        "a changed host key must be refused: {}",
+        show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("host key"),
+        "{}",
+        show(&out)
+    );
+    std::fs::write(&key, saved).unwrap();
+    std::fs::write(format!("{key}.pub"), saved_pub).unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("/var/lib/labctl/labs/{name}/state.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = state["netns"]["nodes"]["worker2"]["sshd"]["pid"]
+        .as_i64()
+        .unwrap();
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // Add a node, then remove one.
+    lab.write(
+        "192.168.66.0/24",
+        "10.66.0.0/16",
+        &["master", "worker1", "worker2", "worker3"],
+    );
+    let out = lab.up();
+    assert!(out.status.success(), "up with worker3: {}", show(&out));
+    let out = lab.exec("worker3", &["cat", "/run/flannel/subnet.env"]);
+    assert!(
+        stdout(&out).contains("FLANNEL_SUBNET=10.66.3.1/24"),
+        "{}",
+        show(&out)
+    );
+    lab.write(
+        "192.168.66.0/24",
+        "10.66.0.0/16",
+        &["master", "worker1", "worker3"],
+    );
+    let out = lab.up();
+    assert!(out.status.success(), "up without worker2: {}", show(&out));
+    let list = host("ip", &["netns", "list"]);
+    assert!(
+        !list.contains(&format!("{name}-worker2")),
+        "worker2 removed: {list}"
+    );
+    // Node IPs and subnets follow node order: worker3 moved to worker2's.
+    let out = lab.exec("worker3", &["cat", "/run/flannel/subnet.env"]);
+    assert!(
+        stdout(&out).contains("FLANNEL_SUBNET=10.66.2.1/24"),
+        "{}",
+        show(&out)
+    );
+    let routes = host("ip", &["netns", "exec", &w1, "ip", "route"]);
+    assert!(
+        !routes.contains("10.66.3.0/24"),
+        "stale peer route removed: {routes}"
+    );
+    let out = in_netns(
+        &master_pod,
+        &[
+            "busybox",
+            "ping",
+            "-c1",
+            "-W2",
+            &pod_ip(&name, "worker3", "busybox"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ping master pod -> worker3 pod: {}",
+        show(&out)
+    );
+
+    // destroy: the host is as before; destroy again is fine.
+    let out = labctl(&["destroy", "--name", &name]);
+    assert!(out.status.success(), "destroy: {}", show(&out));
+    assert_eq!(Snapshot::take(&name), before, "host differs after destroy");
+    let out = labctl(&["destroy", "--name", &name]);
+    assert!(out.status.success(), "destroy again: {}", show(&out));
+    assert!(stdout(&out).contains("nothing to do"), "{}", show(&out));
+}

@@ -1,0 +1,7 @@
+//! Helpers shared by labctl's integration tests (`mod support;` in a test).
+
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+
+pub mod netns;
+pub mod sshd;

@@ -1,0 +1,199 @@
+//! Helpers for the netns-lab end-to-end tests: root check (tests skip with
+//! a printed reason when not root), running the labctl binary, writing lab
+//! files, a guard that destroys the lab whatever happens, and host snapshots
+//! (`ip netns list`, `ip -o link`, `iptables-save`, sshd/dnsmasq processes)
+//! to prove destroy leaves the host as it was.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// netns tests change host-wide things (the host-dirs record, snapshots):
+/// one at a time within a test binary.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// True when running as root with the tools a netns lab needs; otherwise
+/// prints why the test is skipped.
+pub fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED {test}: needs root (network namespaces, sshd, iptables)");
+        return false;
+    }
+    for tool in [
+        "ip",
+        "iptables",
+        "/usr/sbin/sshd",
+        "busybox",
+        "ssh-keygen",
+        "dnsmasq",
+    ] {
+        let found = if tool.starts_with('/') {
+            std::path::Path::new(tool).exists()
+        } else {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !found {
+            eprintln!("SKIPPED {test}: {tool} is not installed (see .ci/run)");
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs the labctl binary.
+pub fn labctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_labctl"))
+        .args(args)
+        .output()
+        .expect("labctl runs")
+}
+
+/// Text of an output, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A unique, short lab name for this test process (`t<pid><tag>`).
+pub fn lab_name(tag: &str) -> String {
+    format!("t{}{tag}", std::process::id())
+}
+
+/// A lab file in a temporary folder; destroys the lab when dropped.
+pub struct TestLab {
+    pub name: String,
+    pub dir: PathBuf,
+    pub file: PathBuf,
+}
+
+impl TestLab {
+    /// Writes a netns lab with `nodes` (first is the control plane).
+    pub fn new(name: &str, underlay: &str, pod_network: &str, nodes: &[&str]) -> TestLab {
+        let dir = std::env::temp_dir().join(format!("labctl-test-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lab.yaml");
+        let lab = TestLab {
+            name: name.to_string(),
+            dir,
+            file,
+        };
+        lab.write(underlay, pod_network, nodes);
+        lab
+    }
+
+    /// Rewrites the lab file (e.g. to add or remove a node).
+    pub fn write(&self, underlay: &str, pod_network: &str, nodes: &[&str]) {
+        let mut text = format!(
+            "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {}\nnetwork:\n  underlay: {underlay}\n  podNetwork: {pod_network}\nnodes:\n",
+            self.name
+        );
+        for (i, n) in nodes.iter().enumerate() {
+            let role = if i == 0 { "control-plane" } else { "worker" };
+            text.push_str(&format!("  - name: {n}\n    role: {role}\n"));
+        }
+        std::fs::write(&self.file, text).unwrap();
+    }
+
+    pub fn path(&self) -> &str {
+        self.file.to_str().unwrap()
+    }
+
+    pub fn up(&self) -> Output {
+        labctl(&["up", self.path()])
+    }
+
+    /// `labctl exec NODE -- ARGS` over the lab's SSH.
+    pub fn exec(&self, node: &str, args: &[&str]) -> Output {
+        let mut argv = vec!["exec", "--lab", &self.name, node, "--"];
+        argv.extend_from_slice(args);
+        labctl(&argv)
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let out = labctl(&["destroy", "--name", &self.name]);
+        if !out.status.success() {
+            eprintln!("cleanup of lab {} failed:\n{}", self.name, show(&out));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a host command, returning stdout (panics on failure).
+pub fn host(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .expect("host command runs");
+    assert!(out.status.success(), "{program} {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ip netns exec NS ARGS...`.
+pub fn in_netns(ns: &str, args: &[&str]) -> Output {
+    let mut argv = vec!["netns", "exec", ns];
+    argv.extend_from_slice(args);
+    Command::new("ip").args(&argv).output().expect("ip runs")
+}
+
+/// What destroy must restore, restricted to what a lab named `lab` could
+/// create (other tests on this machine may change other things meanwhile).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub netns: Vec<String>,
+    pub links: Vec<String>,
+    pub iptables: Vec<String>,
+    pub processes: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn take(lab: &str) -> Snapshot {
+        let netns = host("ip", &["netns", "list"])
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(lab))
+            .map(str::to_string)
+            .collect();
+        let links = host("ip", &["-o", "link"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            // Host links a netns lab makes are all named lc* (see
+            // provider::netns::names); other tests may add their own.
+            .filter(|n| n.starts_with("lc"))
+            .collect();
+        let iptables = host("iptables-save", &[])
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| match l.find(" [") {
+                Some(i) if l.starts_with(':') => l[..i].to_string(),
+                _ => l.to_string(),
+            })
+            .collect();
+        let processes = host("ps", &["-eo", "pid,args"])
+            .lines()
+            .filter(|l| l.contains("sshd") || l.contains("dnsmasq"))
+            .filter(|l| l.contains(&format!("/labs/{lab}/")))
+            .map(str::to_string)
+            .collect();
+        Snapshot {
+            netns,
+            links,
+            iptables,
+            processes,
+        }
+    }
+}
