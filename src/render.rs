@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use labctl_lab::{Lab, Node, Role, VagrantProvider};
+use labctl_lab::{Lab, LibvirtDriver, Node, Role, VagrantProvider};
 use labctl_nodeplan::NodePlan;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -192,6 +192,8 @@ pub fn vagrantfile(lab: &Lab) -> anyhow::Result<String> {
             r#box: box_override(&lab.provider.box_name, p, chosen),
         })
         .collect();
+    // Validation allows `isolated` only for libvirt labs.
+    let isolated = lab.provider.isolated && chosen == VagrantProvider::Libvirt;
     render_template(
         "Vagrantfile.j2",
         &serde_json::json!({
@@ -200,8 +202,58 @@ pub fn vagrantfile(lab: &Lab) -> anyhow::Result<String> {
             "boot_timeout": BOOT_TIMEOUT_SECS,
             "nodes": nodes,
             "providers": providers,
+            "libvirt_driver": libvirt_driver_name(lab.provider.libvirt_driver),
+            "isolated": isolated,
+            "lab_network_name": format!("labctl-{}", lab.name),
+            "management_network_name": format!("labctl-{}-mgmt", lab.name),
+            "management_network_address": if isolated {
+                management_network(lab)?.to_string()
+            } else {
+                String::new()
+            },
         }),
     )
+}
+
+/// libvirt's domain type for the lab's driver.
+fn libvirt_driver_name(driver: LibvirtDriver) -> &'static str {
+    match driver {
+        LibvirtDriver::Kvm => "kvm",
+        LibvirtDriver::Qemu => "qemu",
+    }
+}
+
+/// An isolated lab's own libvirt management network: a /24 picked from
+/// the lab name (so two labs seldom collide, and never with
+/// vagrant-libvirt's default 192.168.121.0/24) among 192.168.200-249.0,
+/// then 172.31.200-249.0, skipping any that overlaps the lab's networks.
+pub fn management_network(lab: &Lab) -> anyhow::Result<ipnet::Ipv4Net> {
+    let hash = lab
+        .name
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let taken = [
+        lab.network.underlay,
+        lab.network.pod_network,
+        lab.network.service_network,
+    ];
+    for (a, b) in [(192, 168), (172, 31)] {
+        for i in 0..50 {
+            let third = 200 + (hash % 50 + i) % 50;
+            let net = ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(a, b, third as u8, 0), 24)?;
+            let overlaps = taken
+                .iter()
+                .any(|t| t.contains(&net.network()) || net.contains(&t.network()));
+            if !overlaps {
+                return Ok(net);
+            }
+        }
+    }
+    Err(ExitError::usage(anyhow!(
+        "lab {}: no free /24 for the isolated management network in 192.168.200-249.0 \
+         or 172.31.200-249.0 (the lab's networks cover them)",
+        lab.name
+    )))
 }
 
 /// bento boxes have no libvirt build: under libvirt, use the community

@@ -64,6 +64,10 @@ pub struct LabState {
     pub nodes: BTreeMap<String, NodeState>,
     /// What the netns provider created on this host.
     pub netns: Option<NetnsState>,
+    /// The nodes run a kubeadm cluster (vagrant and ssh labs): destroy
+    /// resets it on nodes that outlive the lab.
+    #[serde(default)]
+    pub kubernetes: bool,
 }
 
 /// One node as labctl reaches it.
@@ -101,6 +105,18 @@ pub struct NetnsState {
     /// removed on destroy when empty and no other lab remains.
     #[serde(default)]
     pub created_dirs: Vec<PathBuf>,
+    /// The host's neighbour-table limits before a lab raised them (see
+    /// `provider::netns::neighbours`); set only when this lab needed more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour_limits: Option<NeighbourLimits>,
+}
+
+/// net.ipv4.neigh.default.gc_thresh1/2/3 as the host had them before any
+/// lab raised them: `destroy` of the last lab that needed more puts them back.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NeighbourLimits {
+    pub previous: [u32; 3],
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// Install missing host tools (apt-get or dnf) before bringing the lab up.
     #[arg(long)]
     pub install_deps: bool,
+    /// Run `labctl verify` once the lab is up; the exit status is verify's.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// `labctl destroy [LAB | --name NAME]`.

@@ -41,10 +41,11 @@ pub fn endpoint(dir: &LabDir, state: &LabState, node: &str) -> Result<Endpoint> 
     })
 }
 
-/// Connects to `node`, adding the tail of its sshd log (netns) to the error.
+/// Connects to `node` as root (through `sudo -n` when its SSH user is not
+/// root), adding the tail of its sshd log (netns) to the error.
 pub fn connect(dir: &LabDir, state: &LabState, node: &str, deadline: Duration) -> Result<Session> {
     let ep = endpoint(dir, state, node)?;
-    Session::connect(&ep, deadline).map_err(|e| {
+    let mut session = Session::connect(&ep, deadline).map_err(|e| {
         let log = dir.logs().join(format!("sshd-{node}.log"));
         let tail = std::fs::read_to_string(&log)
             .ok()
@@ -63,7 +64,11 @@ pub fn connect(dir: &LabDir, state: &LabState, node: &str, deadline: Duration) -
             Some(t) => anyhow::Error::new(e).context(format!("sshd log {}: {t}", log.display())),
             None => anyhow::Error::new(e),
         }
-    })
+    })?;
+    // Everything labctl does on a node needs root (sudo -n for a VM's or
+    // cloud image's user).
+    session.run_as_root();
+    Ok(session)
 }
 
 /// Runs `f` for every node at once (one thread each), results in input

@@ -77,16 +77,32 @@ pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
             let total = changes + added + removed;
             drop(progress);
             report(lab, total, global);
+            if args.verify {
+                let verify = crate::verify::VerifyArgs {
+                    lab: Some(loaded.path.clone()),
+                    ..Default::default()
+                };
+                return crate::verify::run(&verify, global);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.is::<Interrupted>() || interrupt::requested() => Err(ExitError::failed(anyhow!(
             "interrupted: lab {name} is partly built; `labctl up` resumes it, `labctl destroy --name {name}` removes it",
             name = lab.name
         ))),
-        Err(e) => Err(ExitError::failed(e.context(format!(
-            "lab {name} is not fully up; it stays for inspection (`labctl status`); remove it with `labctl destroy --name {name}`",
-            name = lab.name
-        )))),
+        Err(e) => {
+            // A missing tool on a node stays an environment error (exit 3).
+            let environment = crate::exit::exit_code_for(&e) == crate::exit::ENVIRONMENT;
+            let e = e.context(format!(
+                "lab {name} is not fully up; it stays for inspection (`labctl status`); remove it with `labctl destroy --name {name}`",
+                name = lab.name
+            ));
+            Err(if environment {
+                ExitError::environment(e)
+            } else {
+                ExitError::failed(e)
+            })
+        }
     }
 }
 
@@ -116,10 +132,22 @@ fn converge(
     progress: &Progress,
 ) -> Result<u64> {
     provider.create(lab, dir, state, progress)?;
-    let plans: BTreeMap<String, NodePlan> = labctl_lab::plan(lab)
-        .into_iter()
-        .map(|p| (p.node.clone(), p))
-        .collect();
+    // kubeadm labs: the cluster hands out the node subnets (podCIDRs).
+    let kubernetes = lab.kubernetes.enabled;
+    let plans = if kubernetes {
+        crate::provider::ssh::kubeadm::start(lab, dir, state, progress)?
+    } else {
+        labctl_lab::plan(lab)
+    };
+    // Kept for destroy (agent teardown) and status.
+    for plan in &plans {
+        let folder = dir.node_dir(&plan.node);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        crate::state::write_mode(&folder.join("plan.json"), plan.to_json().as_bytes(), 0o644)?;
+    }
+    let plans: BTreeMap<String, NodePlan> =
+        plans.into_iter().map(|p| (p.node.clone(), p)).collect();
     if state.netns.is_some() {
         progress.step(None, "Staging the agent", || {
             for node in &lab.nodes {
@@ -136,7 +164,13 @@ fn converge(
         let plan = plans
             .get(node)
             .ok_or_else(|| anyhow!("no plan for node {node}"))?;
-        let r = node_up(dir, &snapshot, node, plan, node == cp, progress);
+        // kubeadm labs get real pods and CoreDNS from the cluster.
+        let pods: &[&str] = match (kubernetes, node == cp) {
+            (true, _) => &[],
+            (false, true) => &[BUSYBOX_POD, DNS_POD],
+            (false, false) => &[BUSYBOX_POD],
+        };
+        let r = node_up(dir, &snapshot, node, plan, pods, progress);
         progress.node_done(node);
         r
     });
@@ -161,6 +195,10 @@ fn converge(
     }
     dir.save(state)?;
     fail_with_all(errors)?;
+    if kubernetes {
+        crate::provider::ssh::kubeadm::finish(lab, dir, state, progress)?;
+        return Ok(changes);
+    }
 
     let dns = dns_records(lab, state)?;
     let dns_pod = dns.server_ip;
@@ -190,7 +228,7 @@ fn converge(
 }
 
 /// One error, or all of them in one message.
-fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
+pub fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
@@ -199,7 +237,16 @@ fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
                 return Err(errors.remove(i));
             }
             let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
-            Err(anyhow!("{n} nodes failed:\n  {}", all.join("\n  ")))
+            let error = anyhow!("{n} nodes failed:\n  {}", all.join("\n  "));
+            // Nodes lacking a tool: still an environment error (exit 3).
+            let environment = errors
+                .iter()
+                .any(|e| crate::exit::exit_code_for(e) == crate::exit::ENVIRONMENT);
+            Err(if environment {
+                ExitError::environment(error)
+            } else {
+                error
+            })
         }
     }
 }
@@ -209,7 +256,7 @@ fn node_up(
     state: &LabState,
     node: &str,
     plan: &NodePlan,
-    control_plane: bool,
+    wanted: &[&str],
     progress: &Progress,
 ) -> Result<NodeResult> {
     let session = progress.step(Some(node), "Connecting over SSH", || {
@@ -226,11 +273,7 @@ fn node_up(
     })?;
     changes += nodes::changes(&report);
     let mut pods = BTreeMap::new();
-    let mut wanted = vec![BUSYBOX_POD];
-    if control_plane {
-        wanted.push(DNS_POD);
-    }
-    for pod in wanted {
+    for &pod in wanted {
         let ip = progress.step(Some(node), &format!("Pod {pod}"), || {
             let report = nodes::agent(&session, plan, &["pod", "add", pod])?;
             nodes::pod_ip(&report, plan.subnet).ok_or_else(|| {

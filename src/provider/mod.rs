@@ -4,11 +4,18 @@
 //!
 //! Every provider ends the same way: the lab's nodes answer SSH at the
 //! endpoints recorded in the lab's state, and the lifecycle code
-//! ([`crate::lifecycle`]) uploads the agent and applies the plans. Only the
-//! netns provider exists today; vagrant and ssh plug in here later.
+//! ([`crate::lifecycle`]) uploads the agent and applies the plans.
+//! - [`netns`]: namespaces on this host (the default).
+//! - [`ssh`]: existing machines; also the node sequence the vagrant
+//!   provider shares (checks, remote DNS server, kubeadm, teardown).
+//! - [`vagrant`]: VMs from a rendered Vagrantfile, then as [`ssh`].
+//! - [`dns`]: the cluster DNS server's configuration, for all of them.
 
+pub mod dns;
 pub mod netns;
 pub mod progress;
+pub mod ssh;
+pub mod vagrant;
 
 use anyhow::Result;
 use labctl_lab::{Lab, ProviderType};
@@ -70,8 +77,10 @@ pub fn for_lab(lab: &Lab) -> Result<&'static dyn Provider> {
 pub fn for_kind(kind: &str) -> Result<&'static dyn Provider> {
     match kind {
         "netns" => Ok(&netns::NetnsProvider),
-        other => Err(crate::exit::ExitError::environment(anyhow::anyhow!(
-            "the {other} provider is not available in this labctl yet (only netns is)"
+        "ssh" => Ok(&ssh::SshProvider),
+        "vagrant" => Ok(&vagrant::VagrantProvider),
+        other => Err(crate::exit::ExitError::usage(anyhow::anyhow!(
+            "the lab state names the provider {other:?}, which this labctl does not know              (netns, vagrant, ssh)"
         ))),
     }
 }

@@ -31,8 +31,16 @@ impl Session {
     /// shell) with `stdin`, returning its exit status and output whatever the
     /// status. Errors only when the command could not be run at all.
     pub fn run(&self, argv: &[&str], stdin: Option<&[u8]>) -> Result<Output, SshError> {
+        let empty = argv.is_empty();
+        let with_sudo: Vec<&str>;
+        let argv = if self.sudo && !empty {
+            with_sudo = ["sudo", "-n", "--"].iter().chain(argv).copied().collect();
+            &with_sudo[..]
+        } else {
+            argv
+        };
         let command = command_line(argv);
-        if argv.is_empty() || argv.iter().any(|a| a.contains('\0')) {
+        if empty || argv.iter().any(|a| a.contains('\0')) {
             return Err(SshError::InvalidCommand {
                 node: self.endpoint.node.clone(),
                 command,

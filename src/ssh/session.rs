@@ -35,6 +35,8 @@ pub struct Session {
     pub(super) endpoint: Endpoint,
     pub(super) ssh: ssh2::Session,
     pub(super) command_timeout: Option<Duration>,
+    /// Run every command through `sudo -n --` (the login user is not root).
+    pub(super) sudo: bool,
 }
 
 // Nodes are handled on their own threads: a Session must move there.
@@ -95,6 +97,7 @@ impl Session {
             endpoint: ep.clone(),
             ssh,
             command_timeout: None,
+            sudo: false,
         })
     }
 
@@ -108,6 +111,14 @@ impl Session {
     /// the session should be dropped.
     pub fn set_command_timeout(&mut self, timeout: Option<Duration>) {
         self.command_timeout = timeout;
+    }
+
+    /// Runs every later command (uploads included) as root: through
+    /// `sudo -n --` when the login user is not root (never prompting:
+    /// Vagrant boxes and cloud images give passwordless sudo), unchanged
+    /// for root.
+    pub fn run_as_root(&mut self) {
+        self.sudo = self.endpoint.user != "root";
     }
 }
 

@@ -131,7 +131,13 @@ impl Vagrant {
 
     /// `vagrant destroy -f`, its output appended to `log`.
     pub fn destroy(&self, log: &Path) -> Result<()> {
-        let args = ["destroy", "-f"];
+        self.destroy_machines(&[], log)
+    }
+
+    /// `vagrant destroy -f NAME...`: only these machines (all when empty).
+    pub fn destroy_machines(&self, machines: &[&str], log: &Path) -> Result<()> {
+        let mut args = vec!["destroy", "-f"];
+        args.extend_from_slice(machines);
         let status = self.run_logged(&args, log, &mut |_| {})?;
         if !status.success() {
             return Err(self.logged_failure(&args, status, log, None));

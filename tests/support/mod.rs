@@ -3,5 +3,6 @@
 // Each test binary uses a different part of these helpers.
 #![allow(dead_code)]
 
+pub mod hosts;
 pub mod netns;
 pub mod sshd;

@@ -41,6 +41,15 @@ pub enum VagrantProvider {
     Hyperv,
 }
 
+/// libvirt's domain type: `kvm` (hardware virtualization) or `qemu`
+/// (software emulation, where /dev/kvm is missing or unusable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LibvirtDriver {
+    Kvm,
+    Qemu,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Provider {
@@ -48,6 +57,11 @@ pub struct Provider {
     pub kind: ProviderType,
     pub box_name: String,
     pub vagrant_provider: VagrantProvider,
+    /// vagrant + libvirt only.
+    pub libvirt_driver: LibvirtDriver,
+    /// vagrant + libvirt only: management and lab networks without NAT or
+    /// forwarding, so guests have no route off the host.
+    pub isolated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -77,6 +91,10 @@ pub struct Backend {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Kubernetes {
+    /// Whether kubeadm builds a cluster on the nodes (vagrant and ssh labs,
+    /// by default). Without it a lab is network-only: flannel's data plane,
+    /// the agent's own pods and the cluster DNS pod, as in netns labs.
+    pub enabled: bool,
     /// `1.N`.
     pub version: String,
 }

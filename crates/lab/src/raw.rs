@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::model::{ProviderType, Role, VagrantProvider};
+use crate::model::{LibvirtDriver, ProviderType, Role, VagrantProvider};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -32,6 +32,8 @@ pub struct RawProvider {
     #[serde(rename = "box")]
     pub box_name: Option<String>,
     pub vagrant_provider: Option<VagrantProvider>,
+    pub libvirt_driver: Option<LibvirtDriver>,
+    pub isolated: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +62,7 @@ pub struct RawBackend {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawKubernetes {
+    pub enabled: Option<bool>,
     pub version: Option<String>,
 }
 

@@ -94,6 +94,18 @@ const INVALID: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "kubernetes-on-netns.yaml",
+        &["5:12: error: kubernetes.enabled: netns labs never install Kubernetes (hint: remove it (or set it to false), or use `provider.type: vagrant` or `ssh` for a kubeadm cluster)"],
+    ),
+    (
+        "isolated-not-libvirt.yaml",
+        &["7:13: error: provider.isolated: isolated networks exist only for vagrant labs with `vagrantProvider: libvirt` (hint: remove it, or set `provider.type: vagrant` and `vagrantProvider: libvirt`)"],
+    ),
+    (
+        "libvirt-driver.yaml",
+        &["7:18: error: provider.libvirtDriver: `tcg` is not one of: kvm, qemu"],
+    ),
+    (
         "kubernetes-version.yaml",
         &[
             r#"5:12: error: kubernetes.version: `v1.37.2` is not a Kubernetes minor version of the form 1.N (hint: write the minor version only, quoted, e.g. "1.37")"#,
@@ -309,11 +321,16 @@ fn the_fixture_table_covers_every_invalid_file() {
 const VALID: &[(&str, &[&str])] = &[
     ("custom.yaml", &[]),
     ("full.yaml", &[]),
+    (
+        "libvirt-driver-ignored.yaml",
+        &["7:18: warning: provider.libvirtDriver: only vagrant labs with `vagrantProvider: libvirt` use libvirtDriver; it is ignored here (hint: remove it, or set `provider.type: vagrant` and `vagrantProvider: libvirt`)"],
+    ),
     ("minimal.yaml", &[]),
     (
         "netns-box.yaml",
         &["6:8: warning: provider.box: only the vagrant provider uses box; it is ignored here (hint: remove it, or set `provider.type: vagrant`)"],
     ),
+    ("vagrant-libvirt-isolated.yaml", &[]),
     ("vagrant-libvirt.yaml", &[]),
     (
         "warnings.yaml",
@@ -353,7 +370,7 @@ fn defaults_fill_every_field() {
         json,
         serde_json::json!({
             "name": "mini",
-            "provider": {"type": "netns", "boxName": "bento/ubuntu-24.04", "vagrantProvider": "virtualbox"},
+            "provider": {"type": "netns", "boxName": "bento/ubuntu-24.04", "vagrantProvider": "virtualbox", "libvirtDriver": "kvm", "isolated": false},
             "network": {
                 "underlay": "192.168.56.0/24",
                 "underlayMTU": 1500,
@@ -364,7 +381,7 @@ fn defaults_fill_every_field() {
                 "backend": {"type": "vxlan", "vni": 1, "port": 8472},
                 "ipMasq": true
             },
-            "kubernetes": {"version": "1.37"},
+            "kubernetes": {"enabled": false, "version": "1.37"},
             "nodes": [{"name": "solo", "role": "control-plane", "ip": "192.168.56.10", "cpus": 2, "memory": 2048, "ssh": null}],
             "verify": {"image": "busybox:1.28"}
         })
@@ -476,6 +493,11 @@ fn repository_labs_mean_what_they_say() {
     );
     assert_eq!(vagrant.provider.box_name, "bento/ubuntu-24.04");
     assert_eq!(vagrant.kubernetes.version, "1.37");
+    assert!(
+        vagrant.kubernetes.enabled,
+        "vagrant labs run kubeadm by default"
+    );
+    assert!(!netns.kubernetes.enabled, "netns labs never run Kubernetes");
     assert_eq!(
         vagrant
             .nodes

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod hostdirs;
 pub mod launch;
 pub mod names;
+pub mod neighbours;
 pub mod network;
 pub mod preflight;
 pub mod procs;
@@ -157,6 +158,15 @@ impl Provider for NetnsProvider {
             };
             network::ensure(&net)
         })?;
+        // Big labs outgrow the kernel's shared ARP table (see neighbours).
+        if let Some((original, target)) = neighbours::plan(state, lab.nodes.len())? {
+            let [a, b, c] = target;
+            progress.step(
+                None,
+                &format!("Raising the host's ARP table limits (gc_thresh {a}/{b}/{c})"),
+                || neighbours::raise(dir, state, original, target),
+            )?;
+        }
 
         progress.step(None, "Starting node SSH servers", || {
             for node in &lab.nodes {
@@ -205,6 +215,11 @@ impl Provider for NetnsProvider {
                 if errors.is_empty() {
                     errors.push(e);
                 }
+            }
+        }
+        if let Some(ns) = &state.netns {
+            if let Err(e) = neighbours::restore(&state.name, ns.neighbour_limits.as_ref()) {
+                errors.push(e);
             }
         }
         // The folder stays when something could not be removed, so that

@@ -6,7 +6,9 @@ pub(crate) mod network;
 mod nodes;
 
 use crate::diag::{Diagnostic, LabError, Severity};
-use crate::model::{Kubernetes, Lab, Provider, ProviderType, VagrantProvider, Verify};
+use crate::model::{
+    Kubernetes, Lab, LibvirtDriver, Provider, ProviderType, VagrantProvider, Verify,
+};
 use crate::positions::PositionIndex;
 use crate::raw::RawLab;
 
@@ -125,7 +127,11 @@ pub(crate) fn validate(raw: RawLab, file: &str, index: &PositionIndex) -> Result
     }
 
     let provider = provider(&mut check, raw.provider.unwrap_or_default());
-    let kubernetes = kubernetes(&mut check, raw.kubernetes.unwrap_or_default().version);
+    let kubernetes = kubernetes(
+        &mut check,
+        raw.kubernetes.unwrap_or_default(),
+        provider.kind,
+    );
     let node_count = raw.nodes.as_ref().map_or(0, Vec::len);
     let network = network::network(&mut check, raw.network.unwrap_or_default(), node_count);
     let nodes = nodes::nodes(&mut check, raw.nodes, &provider, &network);
@@ -180,15 +186,50 @@ fn provider(check: &mut Checker, raw: crate::raw::RawProvider) -> Provider {
             format!("name a Vagrant box, e.g. {DEFAULT_BOX}"),
         );
     }
+    let vagrant_provider = raw.vagrant_provider.unwrap_or(VagrantProvider::Virtualbox);
+    let libvirt = kind == ProviderType::Vagrant && vagrant_provider == VagrantProvider::Libvirt;
+    if !libvirt && check.given("provider.libvirtDriver") {
+        check.warning(
+            "provider.libvirtDriver",
+            "only vagrant labs with `vagrantProvider: libvirt` use libvirtDriver; it is ignored here",
+            "remove it, or set `provider.type: vagrant` and `vagrantProvider: libvirt`",
+        );
+    }
+    let isolated = raw.isolated.unwrap_or(false);
+    // A lab asking for isolation must not silently get NAT networks.
+    if !libvirt && isolated {
+        check.error(
+            "provider.isolated",
+            "isolated networks exist only for vagrant labs with `vagrantProvider: libvirt`",
+            "remove it, or set `provider.type: vagrant` and `vagrantProvider: libvirt`",
+        );
+    }
     Provider {
         kind,
         box_name,
-        vagrant_provider: raw.vagrant_provider.unwrap_or(VagrantProvider::Virtualbox),
+        vagrant_provider,
+        libvirt_driver: raw.libvirt_driver.unwrap_or(LibvirtDriver::Kvm),
+        isolated,
     }
 }
 
-fn kubernetes(check: &mut Checker, version: Option<String>) -> Kubernetes {
-    let version = version.unwrap_or_else(|| DEFAULT_KUBERNETES_VERSION.to_string());
+fn kubernetes(
+    check: &mut Checker,
+    raw: crate::raw::RawKubernetes,
+    provider: ProviderType,
+) -> Kubernetes {
+    let netns = provider == ProviderType::Netns;
+    if netns && raw.enabled == Some(true) {
+        check.error(
+            "kubernetes.enabled",
+            "netns labs never install Kubernetes",
+            "remove it (or set it to false), or use `provider.type: vagrant` or `ssh` for a kubeadm cluster",
+        );
+    }
+    let enabled = raw.enabled.unwrap_or(!netns) && !netns;
+    let version = raw
+        .version
+        .unwrap_or_else(|| DEFAULT_KUBERNETES_VERSION.to_string());
     if !is_minor_version(&version) {
         check.error(
             "kubernetes.version",
@@ -196,7 +237,7 @@ fn kubernetes(check: &mut Checker, version: Option<String>) -> Kubernetes {
             format!("write the minor version only, quoted, e.g. \"{DEFAULT_KUBERNETES_VERSION}\""),
         );
     }
-    Kubernetes { version }
+    Kubernetes { enabled, version }
 }
 
 /// `1.N`, N without leading zeros.

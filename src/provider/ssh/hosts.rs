@@ -1,0 +1,189 @@
+//! Reaching the nodes of an ssh or vagrant lab: recording each node's
+//! endpoint in the lab state, then checking every node over SSH (root
+//! through `sudo -n`, the tools labctl needs, and for VMs the hostname).
+//!
+//! labctl never installs packages on machines it did not create: a missing
+//! tool is an environment error (exit 3) naming the package to install.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use labctl_lab::{Lab, Role};
+
+use crate::exit::ExitError;
+use crate::lifecycle::nodes;
+use crate::provider::dns::{DNSMASQ, DNSMASQ_PACKAGE};
+use crate::provider::progress::Progress;
+use crate::ssh::Session;
+use crate::state::{LabDir, LabState, NodeState};
+
+/// Prints each argument that is not a command on PATH.
+const MISSING_TOOLS: &str =
+    r#"for t in "$@"; do command -v "$t" >/dev/null 2>&1 || echo "$t"; done"#;
+
+/// Sets the hostname ($1) now and for the next boot, and makes it resolve
+/// (sudo looks it up on every call). Prints `changed` when it did
+/// anything. Writes in place: /etc/hostname may be a bind mount.
+const SET_HOSTNAME: &str = r#"set -e
+changed=
+[ "$(hostname)" = "$1" ] || { hostname "$1"; changed=1; }
+[ "$(cat /etc/hostname 2>/dev/null)" = "$1" ] || { printf '%s\n' "$1" > /etc/hostname; changed=1; }
+grep -qxF "127.0.1.1 $1" /etc/hosts || { printf '127.0.1.1 %s\n' "$1" >> /etc/hosts; changed=1; }
+[ -z "$changed" ] || echo changed"#;
+
+/// Records how to reach `node` in the lab state, keeping the pods it
+/// already has.
+pub fn record_node(
+    state: &mut LabState,
+    node: &labctl_lab::Node,
+    host: String,
+    port: u16,
+    user: String,
+    key: PathBuf,
+) {
+    let pods = state
+        .nodes
+        .get(&node.name)
+        .map(|n| n.pods.clone())
+        .unwrap_or_default();
+    let record = NodeState {
+        ip: node.ip,
+        control_plane: node.role == Role::ControlPlane,
+        ssh_host: host,
+        ssh_port: port,
+        ssh_user: user,
+        ssh_key: Some(key),
+        pods,
+    };
+    state.nodes.insert(node.name.clone(), record);
+}
+
+/// Removes the lab folder once everything else is gone (the folder stays
+/// when something failed, so that another `destroy` can retry).
+pub fn remove_folder(dir: &LabDir, progress: &Progress, errors: &mut Vec<anyhow::Error>) {
+    if errors.is_empty() {
+        if let Err(e) = progress.step(None, "Removing the lab folder", || dir.remove()) {
+            errors.push(e);
+        }
+    }
+}
+
+/// A key path as written in a lab file: `~/` is the home folder, a
+/// relative path is relative to the lab file's folder.
+pub fn resolve_key(key: &str, lab_file: Option<&Path>) -> PathBuf {
+    if let Some(rest) = key.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    let path = PathBuf::from(key);
+    match lab_file.and_then(Path::parent) {
+        Some(folder) if path.is_relative() => folder.join(path),
+        _ => path,
+    }
+}
+
+/// The tools a node needs, each with the package that has it.
+fn needed_tools(lab: &Lab, control_plane: bool) -> Vec<(&'static str, &'static str)> {
+    if lab.kubernetes.enabled {
+        // The preparation script installs the rest.
+        return vec![("bash", "bash")];
+    }
+    let mut tools = vec![
+        ("ip", "iproute2"),
+        ("iptables", "iptables"),
+        ("iptables-restore", "iptables"),
+        ("sha256sum", "coreutils"),
+    ];
+    if control_plane {
+        tools.push((DNSMASQ, DNSMASQ_PACKAGE));
+    }
+    tools
+}
+
+/// Saves the recorded endpoints, then connects to every node of `lab` in
+/// parallel and checks it: root works
+/// without a password, the tools are there (exit 3 naming the packages
+/// when not), and with `set_hostname` the hostname is the node's name.
+pub fn check_nodes(
+    lab: &Lab,
+    dir: &LabDir,
+    state: &LabState,
+    progress: &Progress,
+    set_hostname: bool,
+) -> Result<()> {
+    dir.save(state)?;
+    let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let results = nodes::parallel(&names, |name| {
+        let cp = lab.control_plane().name == name;
+        progress.step(Some(name), "Checking the node", || {
+            let session = nodes::connect(dir, state, name, nodes::CONNECT_DEADLINE)?;
+            check_root(&session)?;
+            check_tools(&session, &needed_tools(lab, cp))?;
+            if set_hostname {
+                session.run_ok(&["sh", "-c", SET_HOSTNAME, "sh", name], None)?;
+            }
+            Ok(())
+        })
+    });
+    crate::lifecycle::up::fail_with_all(results.into_iter().filter_map(Result::err).collect())
+}
+
+fn check_root(session: &Session) -> Result<()> {
+    let out = session.run(&["id", "-u"], None)?;
+    if out.success() && out.stdout_text().trim() == "0" {
+        return Ok(());
+    }
+    let ep = session.endpoint();
+    Err(ExitError::environment(anyhow!(
+        "node {}: user {} cannot run commands as root without a password (`sudo -n`): {}; \
+         give it passwordless sudo (a line `{} ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/) or use root",
+        ep.node,
+        ep.user,
+        out.stderr_text().trim(),
+        ep.user
+    )))
+}
+
+fn check_tools(session: &Session, tools: &[(&str, &str)]) -> Result<()> {
+    let mut argv = vec!["sh", "-c", MISSING_TOOLS, "sh"];
+    argv.extend(tools.iter().map(|(t, _)| *t));
+    let out = session.run_ok(&argv, None)?.stdout_text();
+    let missing: Vec<&str> = out.split_whitespace().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = tools
+        .iter()
+        .filter(|(t, _)| missing.contains(t))
+        .map(|(_, p)| *p)
+        .collect();
+    packages.dedup();
+    Err(ExitError::environment(anyhow!(
+        "node {} lacks {}: install {} there (labctl does not install packages on machines it did not create)",
+        session.endpoint().node,
+        missing.join(", "),
+        packages.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_resolve_from_home_and_the_lab_folder() {
+        let lab = Path::new("/labs/mine/lab.yaml");
+        assert_eq!(
+            resolve_key("keys/id", Some(lab)),
+            PathBuf::from("/labs/mine/keys/id")
+        );
+        assert_eq!(resolve_key("/k/id", Some(lab)), PathBuf::from("/k/id"));
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                resolve_key("~/.ssh/id", None),
+                PathBuf::from(home).join(".ssh/id")
+            );
+        }
+    }
+}

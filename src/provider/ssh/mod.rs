@@ -1,0 +1,102 @@
+//! The ssh provider: existing machines (cloud VMs, bare metal) given in the
+//! lab file by address, user and key (`nodes[].ssh`). labctl creates
+//! nothing on this host but the lab folder; on the machines it runs as root
+//! (`sudo -n` for another user) and puts only its agent, the data plane,
+//! pods, the DNS server and (kubeadm labs) a kubeadm cluster there — all of
+//! which `destroy` removes again.
+//!
+//! The parts every provider that ends in existing machines shares (the
+//! vagrant provider after `vagrant up`) live here too: [`hosts`] (checking
+//! nodes), [`dns`] (the DNS server on the control plane), [`kubeadm`] (the
+//! cluster around the data plane) and [`teardown`].
+
+pub mod dns;
+pub mod hosts;
+pub mod kubeadm;
+pub mod teardown;
+
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, Result};
+use labctl_lab::Lab;
+
+use super::progress::Progress;
+use super::{DnsRecords, Provider};
+use crate::exit::ExitError;
+use crate::state::{LabDir, LabState};
+
+/// The ssh provider.
+pub struct SshProvider;
+
+impl Provider for SshProvider {
+    fn kind(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn preflight(&self, lab: &Lab, _dir: &LabDir, _install_deps: bool) -> Result<()> {
+        for node in &lab.nodes {
+            let Some(target) = &node.ssh else {
+                return Err(ExitError::usage(anyhow!(
+                    "node {} has no ssh block: the ssh provider needs one for every node",
+                    node.name
+                )));
+            };
+            let key = hosts::resolve_key(&target.key, None);
+            if key.is_absolute() && !key.is_file() {
+                return Err(ExitError::usage(anyhow!(
+                    "node {}: the SSH key {} does not exist",
+                    node.name,
+                    key.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn create(
+        &self,
+        lab: &Lab,
+        dir: &LabDir,
+        state: &mut LabState,
+        progress: &Progress,
+    ) -> Result<()> {
+        state.kubernetes = lab.kubernetes.enabled;
+        // A node no longer in the lab file is torn down and forgotten.
+        let wanted: BTreeSet<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        let gone: Vec<String> = state
+            .nodes
+            .keys()
+            .filter(|n| !wanted.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for node in gone {
+            progress.step(Some(&node), "Removing node", || {
+                teardown::node(dir, state, &node)?;
+                state.nodes.remove(&node);
+                let _ = std::fs::remove_dir_all(dir.node_dir(&node));
+                dir.save(state)
+            })?;
+        }
+        let lab_file = state.lab_file.clone();
+        for node in &lab.nodes {
+            let target = node
+                .ssh
+                .as_ref()
+                .ok_or_else(|| anyhow!("node {} has no ssh block", node.name))?;
+            let key = hosts::resolve_key(&target.key, lab_file.as_deref());
+            let (host, user) = (target.host.clone(), target.user.clone());
+            hosts::record_node(state, node, host, target.port, user, key);
+        }
+        hosts::check_nodes(lab, dir, state, progress, false)
+    }
+
+    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {
+        dns::serve(dir, state, records)
+    }
+
+    fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
+        let mut errors = teardown::nodes(dir, state, progress);
+        hosts::remove_folder(dir, progress, &mut errors);
+        errors
+    }
+}

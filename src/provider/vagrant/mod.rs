@@ -1,0 +1,131 @@
+//! The vagrant provider: the lab's Vagrantfile rendered into the lab
+//! folder, `vagrant up` (logged to `logs/vagrant.log`, summarised per
+//! machine), endpoints from `vagrant ssh-config` (keys staged 0600 first),
+//! each hostname set over SSH (cheaper than Vagrant's hostname step), then
+//! the same node sequence as the ssh provider.
+//!
+//! `destroy` is `vagrant destroy -f` in the lab folder plus the folder
+//! itself: it needs neither the lab file nor reachable machines.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use labctl_lab::Lab;
+
+use super::progress::Progress;
+use super::ssh::{dns, hosts};
+use super::{DnsRecords, Provider};
+use crate::state::{LabDir, LabState};
+use crate::vagrant::{stage_identity, Vagrant};
+
+/// The vagrant provider.
+pub struct VagrantProvider;
+
+/// The folder holding the lab's Vagrantfile and Vagrant's `.vagrant`.
+pub fn vagrant_dir(dir: &LabDir) -> PathBuf {
+    dir.path.join("vagrant")
+}
+
+fn log(dir: &LabDir) -> PathBuf {
+    dir.logs().join("vagrant.log")
+}
+
+fn vagrant(lab: &Lab, dir: &LabDir) -> Vagrant {
+    let name = crate::render::vagrant_provider_name(lab.provider.vagrant_provider);
+    Vagrant::new(vagrant_dir(dir)).with_provider(name)
+}
+
+impl Provider for VagrantProvider {
+    fn kind(&self) -> &'static str {
+        "vagrant"
+    }
+
+    fn preflight(&self, _lab: &Lab, _dir: &LabDir, _install_deps: bool) -> Result<()> {
+        // Any existing folder will do: the lab's does not exist yet.
+        Vagrant::new(std::env::temp_dir()).version().map(|_| ())
+    }
+
+    fn create(
+        &self,
+        lab: &Lab,
+        dir: &LabDir,
+        state: &mut LabState,
+        progress: &Progress,
+    ) -> Result<()> {
+        state.kubernetes = lab.kubernetes.enabled;
+        let vagrant = vagrant(lab, dir);
+        let folder = vagrant_dir(dir);
+        // Machines no longer in the lab file go while the old Vagrantfile
+        // still defines them.
+        let gone: Vec<String> = state
+            .nodes
+            .keys()
+            .filter(|n| !lab.nodes.iter().any(|l| &l.name == *n))
+            .cloned()
+            .collect();
+        if !gone.is_empty() && folder.join("Vagrantfile").is_file() {
+            let names: Vec<&str> = gone.iter().map(String::as_str).collect();
+            progress.step(None, "Destroying removed machines", || {
+                vagrant.destroy_machines(&names, &log(dir))
+            })?;
+        }
+        for node in &gone {
+            state.nodes.remove(node);
+            let _ = std::fs::remove_dir_all(dir.node_dir(node));
+        }
+        dir.save(state)?;
+
+        progress.step(None, "Rendering the Vagrantfile", || {
+            let text = crate::render::vagrantfile(lab)?;
+            crate::render::write_atomic(&folder.join("Vagrantfile"), text.as_bytes(), 0o644)
+                .with_context(|| format!("cannot write the Vagrantfile in {}", folder.display()))
+        })?;
+        let summary = progress.step(None, "vagrant up", || vagrant.up(&log(dir)))?;
+        for line in summary.lines() {
+            progress.line(&format!("  {line}"));
+        }
+
+        let names: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        let entries = progress.step(None, "Reading vagrant ssh-config", || {
+            vagrant.ssh_config_of(&names)
+        })?;
+        for node in &lab.nodes {
+            let entry = entries.get(&node.name).ok_or_else(|| {
+                anyhow!(
+                    "`vagrant ssh-config` in {} printed nothing for machine {}",
+                    folder.display(),
+                    node.name
+                )
+            })?;
+            let first = entry.identity_files.first().ok_or_else(|| {
+                anyhow!(
+                    "`vagrant ssh-config` names no private key for machine {}",
+                    node.name
+                )
+            })?;
+            let key = stage_identity(first, &dir.path)?;
+            let (host, user) = (entry.host_name.clone(), entry.user.clone());
+            hosts::record_node(state, node, host, entry.port, user, key);
+        }
+        hosts::check_nodes(lab, dir, state, progress, true)
+    }
+
+    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {
+        dns::serve(dir, state, records)
+    }
+
+    fn destroy(&self, dir: &LabDir, _state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        let folder = vagrant_dir(dir);
+        if folder.join("Vagrantfile").is_file() {
+            let result = progress.step(None, "vagrant destroy -f", || {
+                Vagrant::new(&folder).destroy(&log(dir))
+            });
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        hosts::remove_folder(dir, progress, &mut errors);
+        errors
+    }
+}

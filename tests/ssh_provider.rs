@@ -1,0 +1,264 @@
+//! End to end: the ssh provider (network-only lab, `kubernetes: {enabled:
+//! false}`) driven by the labctl binary against three "existing hosts" —
+//! network namespaces with their own sshd, mounts and hostname (see
+//! tests/support/hosts.rs). Checks the data plane on every host, pods
+//! across hosts, the cluster DNS, `up` again (no changes), and that
+//! `destroy` puts every host back as it was (snapshots taken inside each
+//! host). Needs root: skipped otherwise, with the reason printed.
+
+mod support;
+
+use support::hosts::Hosts;
+use support::netns::{can_run, in_netns, labctl, serial, show};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ip netns exec NS ARGS` and returns stdout.
+fn inside(ns: &str, args: &[&str]) -> String {
+    stdout(&in_netns(ns, args))
+}
+
+/// What a host looks like, as far as a lab could change it.
+fn snapshot(hosts: &Hosts) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in &hosts.hosts {
+        let ns = h.netns.as_str();
+        let links: Vec<String> = inside(ns, &["ip", "-o", "link"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect();
+        out.push(format!("{}: links {links:?}", h.name));
+        out.push(format!(
+            "{}: routes {}",
+            h.name,
+            inside(ns, &["ip", "route"])
+        ));
+        let rules: Vec<String> = inside(ns, &["iptables-save"])
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| match l.find(" [") {
+                Some(i) if l.starts_with(':') => l[..i].to_string(),
+                _ => l.to_string(),
+            })
+            .collect();
+        out.push(format!("{}: iptables {rules:?}", h.name));
+        for dir in ["/run/flannel", "/etc/cni/net.d", "/run/labctl-agent"] {
+            let files: Vec<String> = walk(&h.bound(dir));
+            out.push(format!("{}: {dir} {files:?}", h.name));
+        }
+        for file in ["/etc/hostname", "/etc/hosts"] {
+            let text = std::fs::read_to_string(h.bound(file)).unwrap_or_default();
+            out.push(format!("{}: {file} {text:?}", h.name));
+        }
+    }
+    let prefix = format!("{}-", hosts.tag);
+    let namespaces: Vec<String> = stdout(
+        &std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap(),
+    )
+    .lines()
+    .filter_map(|l| l.split_whitespace().next())
+    .filter(|n| n.starts_with(&prefix))
+    .map(str::to_string)
+    .collect();
+    out.push(format!("namespaces {namespaces:?}"));
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        out.push(path.display().to_string());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Destroys the lab whatever happens (before the hosts go).
+struct LabGuard(String);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let out = labctl(&["destroy", "--name", &self.0]);
+        if !out.status.success() {
+            eprintln!("cleanup of lab {} failed:\n{}", self.0, show(&out));
+        }
+    }
+}
+
+fn lab_file(hosts: &Hosts, prefix: &str) -> String {
+    let mut text = format!(
+        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {}\nprovider:\n  type: ssh\n\
+         kubernetes:\n  enabled: false\nnetwork:\n  underlay: {prefix}.0/24\n  podNetwork: 10.71.0.0/16\nnodes:\n",
+        hosts.tag
+    );
+    for (i, h) in hosts.hosts.iter().enumerate() {
+        let role = if i == 0 { "control-plane" } else { "worker" };
+        text.push_str(&format!(
+            "  - name: {}\n    role: {role}\n    ip: {}\n    ssh: {{host: {}, port: 22, user: root, key: {}}}\n",
+            h.name,
+            h.ip,
+            h.ip,
+            hosts.client_key.display()
+        ));
+    }
+    text
+}
+
+/// `labctl status --output json` pod IP of `pod` on `node`.
+fn pod_ip(lab: &str, node: &str, pod: &str) -> String {
+    let out = labctl(&["status", "--output", "json", "--name", lab]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", show(&out)));
+    let n = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no node {node}: {doc}"));
+    let p = n["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == pod);
+    p.unwrap_or_else(|| panic!("no pod {pod} on {node}: {doc}"))["ip"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn ssh_provider_network_only_lab_on_existing_hosts() {
+    if !can_run("ssh_provider_network_only_lab_on_existing_hosts") {
+        return;
+    }
+    let _serial = serial();
+    let tag = format!("ts{}", std::process::id() % 100_000);
+    let hosts = Hosts::start(&tag, [192, 168, 71], &["master", "worker1", "worker2"]);
+    let before = snapshot(&hosts);
+    let file = hosts.dir.path().join("lab.yaml");
+    std::fs::write(&file, lab_file(&hosts, "192.168.71")).unwrap();
+    let file = file.to_str().unwrap();
+    let _lab = LabGuard(tag.clone());
+
+    let out = labctl(&["up", file]);
+    assert!(out.status.success(), "up: {}", show(&out));
+
+    // The data plane on every host: its subnet, routes to the others'.
+    let out = labctl(&[
+        "exec",
+        "--lab",
+        &tag,
+        "--all",
+        "--",
+        "cat",
+        "/run/flannel/subnet.env",
+    ]);
+    assert!(out.status.success(), "exec: {}", show(&out));
+    let text = stdout(&out);
+    for (node, subnet) in [
+        ("master", "10.71.0.1/24"),
+        ("worker1", "10.71.1.1/24"),
+        ("worker2", "10.71.2.1/24"),
+    ] {
+        assert!(
+            text.contains(&format!("{node}: FLANNEL_SUBNET={subnet}")),
+            "{text}"
+        );
+    }
+    let out = labctl(&["exec", "--lab", &tag, "--all", "--", "ip", "route"]);
+    assert!(out.status.success(), "exec ip route: {}", show(&out));
+    let text = stdout(&out);
+    for (node, other) in [
+        ("master", "10.71.1.0/24"),
+        ("worker1", "10.71.2.0/24"),
+        ("worker2", "10.71.0.0/24"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{node}: {other} via"))
+                    && l.contains("dev flannel.1")),
+            "{node} routes to {other} over flannel.1:\n{text}"
+        );
+    }
+    let out = labctl(&[
+        "exec",
+        "--lab",
+        &tag,
+        "--all",
+        "--",
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+        "FLANNEL-POSTRTG",
+    ]);
+    assert!(
+        out.status.success(),
+        "FLANNEL-POSTRTG on every host: {}",
+        show(&out)
+    );
+
+    // Pods reach each other across hosts; the cluster DNS answers.
+    let w2 = pod_ip(&tag, "worker2", "busybox");
+    let out = in_netns(
+        &format!("{tag}-master-busybox"),
+        &["busybox", "ping", "-c1", "-W2", &w2],
+    );
+    assert!(
+        out.status.success(),
+        "ping master pod -> worker2 pod: {}",
+        show(&out)
+    );
+    let out = in_netns(
+        &format!("{tag}-worker1-busybox"),
+        &["busybox", "nslookup", "kubernetes.default"],
+    );
+    assert!(
+        out.status.success() && stdout(&out).contains("10.96.0.1"),
+        "DNS from a worker pod: {}",
+        show(&out)
+    );
+
+    // verify: run it and say what it did for an ssh lab.
+    let verify = labctl(&["verify", file]);
+    eprintln!("labctl verify on an ssh lab: {}", show(&verify));
+
+    // up again: converged, nothing to change.
+    let out = labctl(&["up", file]);
+    assert!(out.status.success(), "second up: {}", show(&out));
+    assert!(
+        stdout(&out).contains("no changes"),
+        "second up: {}",
+        show(&out)
+    );
+
+    // destroy: every host exactly as before; destroy again is fine.
+    let dnsmasq_pid = std::fs::read_to_string(
+        hosts
+            .by_name("master")
+            .bound("/run/labctl-agent")
+            .join("dnsmasq.pid"),
+    )
+    .expect("the DNS server's pid file on master");
+    let out = labctl(&["destroy", "--name", &tag]);
+    assert!(out.status.success(), "destroy: {}", show(&out));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", dnsmasq_pid.trim())).exists(),
+        "dnsmasq {} still runs after destroy",
+        dnsmasq_pid.trim()
+    );
+    let after = snapshot(&hosts);
+    assert_eq!(before, after, "hosts after destroy differ from before up");
+    let out = labctl(&["destroy", "--name", &tag]);
+    assert!(out.status.success(), "second destroy: {}", show(&out));
+}
