@@ -7,6 +7,12 @@
 //! own `rust-lld` (no musl-gcc needed). The binary's path and SHA-256 reach
 //! `src/embedded.rs` through `cargo:rustc-env`.
 //!
+//! Where the musl target is not installed (a fresh rustup has only the host
+//! target), the agent is built for x86_64-unknown-linux-gnu with
+//! `+crt-static` instead: also a fully static executable (glibc's static
+//! libc.a comes with gcc's libc6-dev), a little larger, and it keeps the
+//! README's quick start down to one cargo command. A warning says so.
+//!
 //! Packagers can skip the nested build: `LABCTL_AGENT_BIN=/path/to/agent`.
 
 use std::env;
@@ -17,6 +23,8 @@ use std::process::{exit, Command};
 use sha2::{Digest, Sha256};
 
 const AGENT_TARGET: &str = "x86_64-unknown-linux-musl";
+/// Fallback when AGENT_TARGET is not installed: static glibc.
+const FALLBACK_TARGET: &str = "x86_64-unknown-linux-gnu";
 const AGENT_PROFILE: &str = "agent";
 const AGENT_BIN: &str = "labctl-agent";
 
@@ -99,12 +107,22 @@ fn build_agent(root: &Path) -> PathBuf {
         _ => root.join("target").join("helper"),
     };
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = if target_installed(AGENT_TARGET) {
+        AGENT_TARGET
+    } else {
+        println!(
+            "cargo:warning=the Rust target {AGENT_TARGET} is not installed: building the agent as a \
+             static glibc binary ({FALLBACK_TARGET}, +crt-static) instead; \
+             `rustup target add {AGENT_TARGET}` gives the smaller musl build"
+        );
+        FALLBACK_TARGET
+    };
 
     let mut command = Command::new(&cargo);
     command
         .current_dir(root)
         .args(["build", "-p", "labctl-agent", "--profile", AGENT_PROFILE])
-        .args(["--target", AGENT_TARGET])
+        .args(["--target", target])
         .arg("--target-dir")
         .arg(&target_dir);
     for (key, _) in env::vars_os() {
@@ -116,6 +134,10 @@ fn build_agent(root: &Path) -> PathBuf {
         }
     }
     command.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
+    command.env(
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+        "-C target-feature=+crt-static",
+    );
 
     let output = match command.output() {
         Ok(output) => output,
@@ -141,14 +163,30 @@ fn build_agent(root: &Path) -> PathBuf {
             )
         };
         fail(&format!(
-            "building the static node agent (cargo build -p labctl-agent --target {AGENT_TARGET}) failed ({}): {hint}",
+            "building the static node agent (cargo build -p labctl-agent --target {target}) failed ({}): {hint}",
             output.status
         ));
     }
-    target_dir
-        .join(AGENT_TARGET)
-        .join(AGENT_PROFILE)
-        .join(AGENT_BIN)
+    target_dir.join(target).join(AGENT_PROFILE).join(AGENT_BIN)
+}
+
+/// True when the toolchain has the standard library for `target` (what
+/// `rustup target add` installs).
+fn target_installed(target: &str) -> bool {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(output) = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", target])
+        .output()
+    else {
+        return false;
+    };
+    let libdir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    output.status.success()
+        && fs::read_dir(&libdir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+        })
 }
 
 fn fail(message: &str) -> ! {
