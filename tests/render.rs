@@ -61,7 +61,12 @@ fn first_difference(old: &str, new: &str) -> String {
 #[test]
 fn golden_files_match_every_artifact() {
     let mut problems = Vec::new();
-    for (file, dir) in [("vagrant.yaml", "vagrant"), ("netns.yaml", "netns")] {
+    for (file, dir) in [
+        ("vagrant.yaml", "vagrant"),
+        ("netns.yaml", "netns"),
+        ("vagrant-libvirt.yaml", "vagrant-libvirt"),
+        ("vagrant-netonly.yaml", "vagrant-netonly"),
+    ] {
         let golden = repo_root().join("tests/golden").join(dir);
         let (_, artifacts) = render_lab(file, &JoinSecrets::default());
         if updating() {

@@ -15,8 +15,20 @@ fn bench_verify_3_10_50() {
         return;
     }
     // 50 nodes × 49 underlay neighbours overflow the kernel's shared ARP
-    // table at its default size (gc_thresh3 1024).
-    let _arp = verify_support::ArpTableSize::raise(16384);
+    // table at its default size (gc_thresh3 1024): `up` raises the limits
+    // for such a lab and `destroy` puts them back, which this checks too.
+    let limits = || {
+        ["gc_thresh1", "gc_thresh2", "gc_thresh3"]
+            .map(|n| std::fs::read_to_string(format!("/proc/sys/net/ipv4/neigh/default/{n}")))
+            .map(|r| r.unwrap_or_default().trim().to_string())
+    };
+    let limits_before = limits();
+    println!(
+        "load before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     for n in [3usize, 10, 50] {
         let name = format!("vb{n}x{}", std::process::id() % 1000);
         let file = std::env::temp_dir().join(format!("{name}.yaml"));
@@ -49,9 +61,12 @@ fn bench_verify_3_10_50() {
         let t = Instant::now();
         let report = labctl::verify::verify(&args).unwrap();
         let verify_s = t.elapsed().as_secs_f64();
-        let _ = Command::new(env!("CARGO_BIN_EXE_labctl"))
+        let t = Instant::now();
+        let destroyed = Command::new(env!("CARGO_BIN_EXE_labctl"))
             .args(["destroy", "--name", &name])
-            .output();
+            .output()
+            .unwrap();
+        let destroy_s = t.elapsed().as_secs_f64();
         let _ = std::fs::remove_file(&file);
         let per: Vec<String> = report
             .checks
@@ -59,15 +74,27 @@ fn bench_verify_3_10_50() {
             .map(|c| format!("{} {:.2}s", c.id, c.duration_ms as f64 / 1000.0))
             .collect();
         println!(
-            "{n} nodes: up {up_s:.2}s, verify {verify_s:.2}s ({}), passed={}: {}",
+            "{n} nodes: up {up_s:.2}s, verify {verify_s:.2}s ({} pairs), destroy {destroy_s:.2}s, passed={}: {}",
             report.mesh.as_ref().map_or(0, |m| m.cells.len()),
             report.passed,
             per.join(", ")
+        );
+        assert!(
+            destroyed.status.success(),
+            "destroy: {}",
+            String::from_utf8_lossy(&destroyed.stderr)
         );
         assert!(
             report.passed,
             "{}",
             labctl::verify::render::render(&report, false)
         );
+        assert_eq!(limits(), limits_before, "destroy restores the ARP limits");
     }
+    println!(
+        "load after: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
 }

@@ -120,6 +120,7 @@ fn first_ipv4(text: &str) -> Option<Ipv4Addr> {
 /// Explains the evidence: every cause found, most specific first.
 pub fn diagnose(lab: &LabView, ev: &Evidence) -> Vec<Diagnosis> {
     let mut out = Vec::new();
+    neighbour_overflow(lab, ev, &mut out);
     nat_nic(lab, ev, &mut out);
     peer_entries(lab, ev, &mut out);
     forward_drop(lab, ev, &mut out);
@@ -139,6 +140,66 @@ const MESH: &[CheckId] = &[
     CheckId::Vxlan,
     CheckId::Mtu,
 ];
+
+/// Checks a full neighbour table can fail (pairs whose addresses cannot
+/// be resolved drop their packets).
+const NEIGHBOUR_CHECKS: &[CheckId] = &[
+    CheckId::PodMesh,
+    CheckId::Vxlan,
+    CheckId::Mtu,
+    CheckId::Dns,
+    CheckId::Egress,
+];
+
+fn probes_failed(ev: &Evidence) -> bool {
+    ev.mesh
+        .as_ref()
+        .is_some_and(|m| m.failures().next().is_some())
+        || ev.vxlan.iter().any(|p| !p.ping_ok)
+        || ev.mtu.iter().any(|p| !p.fits_passed)
+        || ev.dns.iter().any(|p| !p.ok && !p.nxdomain)
+        || ev.egress.iter().any(|e| !e.reply_received)
+}
+
+fn neighbour_overflow(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let Some(t) = &ev.neighbour_table else { return };
+    let [g1, g2, g3] = t.gc_thresh;
+    let too_small = t.needed > g3;
+    let failed = probes_failed(ev);
+    // Refusals while verify ran are proof; old log lines or a small limit
+    // only count when something actually failed.
+    if !(t.refused_during_probes > 0 || (failed && (!t.log_lines.is_empty() || too_small))) {
+        return;
+    }
+    let [s1, s2, s3] = super::evidence::suggested_gc_thresh(t.needed);
+    let mut d = Diagnosis::new(
+        "neighbour-table-overflow",
+        format!(
+            "the kernel's neighbour (ARP) table is full: all network namespaces on this host share at most gc_thresh3 = {g3} dynamic entries, and this lab of {} nodes needs about {} (every node resolves every peer's underlay address), so new entries are refused and packets to those peers are dropped",
+            lab.nodes.len(),
+            t.needed
+        ),
+        format!(
+            "raise the host's limits, then verify again: sysctl -w net.ipv4.neigh.default.gc_thresh1={s1} net.ipv4.neigh.default.gc_thresh2={s2} net.ipv4.neigh.default.gc_thresh3={s3} (a file in /etc/sysctl.d/ keeps them across reboots; `labctl up` raises them for a netns lab that needs it and `labctl destroy` puts the old values back)"
+        ),
+        NEIGHBOUR_CHECKS,
+    )
+    .by_up()
+    .with(format!(
+        "net.ipv4.neigh.default.gc_thresh1/2/3 = {g1}/{g2}/{g3}; the lab needs about {} dynamic entries",
+        t.needed
+    ));
+    if t.refused_during_probes > 0 {
+        d = d.with(format!(
+            "/proc/net/stat/arp_cache: {} entries refused (table_fulls) while verify ran",
+            t.refused_during_probes
+        ));
+    }
+    for line in &t.log_lines {
+        d = d.with(format!("kernel log: {line}"));
+    }
+    out.push(d);
+}
 
 fn nat_nic(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
     let mut local = ev.vtep_local.clone();
@@ -412,6 +473,11 @@ fn mtu_mismatch(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         })
         .collect();
     if wrong.is_empty() && failed.is_empty() {
+        return;
+    }
+    // With every interface right, lost DF probes are what a full neighbour
+    // table does to any packet: not an MTU problem.
+    if wrong.is_empty() && out.iter().any(|d| d.cause == "neighbour-table-overflow") {
         return;
     }
     let list: Vec<String> = nodes.iter().cloned().collect();

@@ -139,6 +139,46 @@ impl EgressProbe {
     }
 }
 
+/// The kernel's IPv4 neighbour (ARP) table. Its limits
+/// (`net.ipv4.neigh.default.gc_thresh1/2/3`) are global: every network
+/// namespace on a host, so every netns node, pod and the host itself, shares
+/// one table of at most `gc_thresh3` dynamic entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NeighbourTable {
+    /// gc_thresh1, gc_thresh2, gc_thresh3 as read on the host.
+    pub gc_thresh: [u32; 3],
+    /// Dynamic entries the lab needs at once (see [`neighbour_entries_needed`]).
+    pub needed: u32,
+    /// Entries refused because the table was full while verify probed
+    /// (growth of `table_fulls` in /proc/net/stat/arp_cache).
+    pub refused_during_probes: u64,
+    /// Recent kernel log lines "neighbour table overflow".
+    pub log_lines: Vec<String>,
+}
+
+/// Dynamic neighbour entries a lab of `nodes` nodes (one pod each, the DNS
+/// pod on one) holds at once while every pod talks to every other pod:
+/// each node resolves every peer's underlay address (n·(n−1)), plus per
+/// node its pods' gateway and cni0 entries, the host and outside
+/// namespace seen from the node and the node seen from both.
+pub fn neighbour_entries_needed(nodes: usize) -> u32 {
+    let n = nodes as u64;
+    u32::try_from(n * n.saturating_sub(1) + 6 * n).unwrap_or(u32::MAX)
+}
+
+/// Limits (gc_thresh1, 2, 3) that hold `needed` dynamic entries with room
+/// to spare: gc_thresh2 (above which the kernel evicts hard) at or above
+/// the need, gc_thresh3 (the hard cap) twice that, powers of two, never
+/// below the kernel defaults (128, 512, 1024).
+pub fn suggested_gc_thresh(needed: u32) -> [u32; 3] {
+    let third = needed
+        .saturating_mul(2)
+        .max(1024)
+        .checked_next_power_of_two()
+        .unwrap_or(u32::MAX);
+    [(third / 8).max(128), (third / 2).max(512), third]
+}
+
 /// Everything probes found, per kind. Empty vectors mean "not probed".
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Evidence {
@@ -158,4 +198,6 @@ pub struct Evidence {
     pub mtu: Vec<MtuProbe>,
     pub dns: Vec<DnsProbe>,
     pub egress: Vec<EgressProbe>,
+    /// The host's neighbour table (netns labs: shared by all nodes).
+    pub neighbour_table: Option<NeighbourTable>,
 }

@@ -18,6 +18,7 @@ pub mod junit;
 pub mod model;
 pub mod netns;
 pub mod parse;
+mod pool;
 pub mod render;
 mod target;
 
@@ -93,6 +94,8 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             target.view.provider
         )));
     }
+    // Entries the neighbour table refused from here on count against the lab.
+    let arp_fulls_before = netns::neighbours::table_fulls();
     let mut ev = Evidence::default();
     let mut results: Vec<CheckResult> = Vec::new();
     let wants = |id: CheckId| selected.contains(&id);
@@ -104,12 +107,13 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     };
 
     let view = &target.view;
-    let mut sessions = None;
+    // One SSH session per node serves both node checks.
+    let mut sessions = Vec::new();
     if wants(CheckId::Nodes) || wants(CheckId::Dataplane) {
         let t = Instant::now();
         let (s, reach) = target.connect_all();
         ev.reach = reach;
-        sessions = Some(s);
+        sessions = s;
         if wants(CheckId::Nodes) {
             let mut r = checks::nodes(&ev, crate::embedded::AGENT_VERSION);
             r.duration_ms = t.elapsed().as_millis() as u64;
@@ -117,12 +121,19 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
         }
     }
     if wants(CheckId::Dataplane) {
+        let mut open = Some(std::mem::take(&mut sessions));
         results.push(timed(&mut || {
-            let errors = target.agent_check(sessions.as_deref().unwrap_or(&[]), &mut ev);
-            ev.firewall = netns::firewall(view);
+            // iptables -S in the node namespaces runs while the agents check.
+            let (errors, firewall) = std::thread::scope(|s| {
+                let firewall = s.spawn(|| netns::firewall(view));
+                let errors = target.agent_check(open.take().unwrap_or_default(), &mut ev);
+                (errors, firewall.join().unwrap_or_default())
+            });
+            ev.firewall = firewall;
             checks::dataplane(view, &ev, &errors)
         }));
     }
+    target::disconnect_all(sessions);
     let pod_checks = [
         CheckId::Pods,
         CheckId::PodMesh,
@@ -188,6 +199,9 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
                 format!("could not probe egress: {e:#}"),
             ),
         }));
+    }
+    if pod_checks.iter().any(|c| wants(*c)) {
+        ev.neighbour_table = netns::neighbours::observe(view.nodes.len(), arp_fulls_before);
     }
     if wants(CheckId::Kubernetes) {
         results.push(CheckResult::skip(

@@ -279,9 +279,48 @@ pub fn parse_bad_checksums(kernel_log: &str, vxlan_port: u16) -> Vec<BadChecksum
         .collect()
 }
 
+/// Kernel log lines saying the neighbour table is full (older kernels
+/// spell it "neighbour", newer "neighbor": `neighbour: arp_cache: neighbor
+/// table overflow!`).
+pub fn parse_neighbour_overflow(kernel_log: &str) -> Vec<String> {
+    kernel_log
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("neighbour table overflow") || l.contains("neighbor table overflow")
+        })
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// The `table_fulls` counter of /proc/net/stat/arp_cache, summed over the
+/// per-CPU rows (hexadecimal columns under a header line).
+pub fn parse_arp_table_fulls(stat: &str) -> Option<u64> {
+    let mut lines = stat.lines();
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let column = header.iter().position(|h| *h == "table_fulls")?;
+    let mut total = 0u64;
+    for line in lines {
+        let field = line.split_whitespace().nth(column)?;
+        total += u64::from_str_radix(field, 16).ok()?;
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbour_overflow_lines_and_table_fulls() {
+        let log = "[ 3434.184515] neighbour: arp_cache: neighbor table overflow!\n[ 1.0] eth0: link up\n[ 2.0] Neighbour table overflow.\n";
+        assert_eq!(parse_neighbour_overflow(log).len(), 2);
+        let stat = "entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls\n\
+00001106 0000db1c 0000c895 00000003   0003db66 00017fa6 0000000f   00000000         00000000         00000000         00002aab       00000000            00000010\n\
+00001106 0000f3d4 0000f555 00000008   00027817 0000abe2 00000025   00000000         00000000         000000e5         0000256d       00000000            00000002\n";
+        assert_eq!(parse_arp_table_fulls(stat), Some(18));
+        assert_eq!(parse_arp_table_fulls("nonsense"), None);
+    }
 
     #[test]
     fn busybox_ping_summary() {

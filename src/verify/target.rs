@@ -14,6 +14,7 @@ use super::evidence::{Evidence, NodeReach};
 use super::model::{LabView, NodeView, Outside, PodView};
 use super::netns::enter;
 use super::parse;
+use super::pool;
 use crate::exit::ExitError;
 use crate::ssh::{Endpoint, Session};
 use crate::state::{LabDir, LabState};
@@ -24,6 +25,8 @@ pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
 
 /// How long verify waits for a node's SSH server.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+/// How long one command on a node (`--version`, `check`) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A lab that is up, as verify needs it.
 pub struct Target {
@@ -105,33 +108,27 @@ impl Target {
         })
     }
 
-    /// Connects to every node at once and asks its agent for its version.
+    /// Connects to every node (at most [`pool::WORKERS`] at a time) and
+    /// asks its agent for its version. The sessions stay open so that
+    /// [`Target::agent_check`] reuses them: one SSH connection per node.
     pub fn connect_all(&self) -> (Vec<Option<Session>>, Vec<NodeReach>) {
-        let results: Vec<(Option<Session>, NodeReach)> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .view
-                .nodes
-                .iter()
-                .map(|n| s.spawn(move || self.reach(&n.name)))
-                .collect();
-            handles
-                .into_iter()
-                .zip(&self.view.nodes)
-                .map(|(h, n)| {
-                    h.join().unwrap_or_else(|_| {
-                        (
-                            None,
-                            NodeReach {
-                                node: n.name.clone(),
-                                reachable: false,
-                                agent_version: None,
-                                error: Some("probe thread panicked".into()),
-                            },
-                        )
-                    })
-                })
-                .collect()
-        });
+        let names: Vec<&str> = self.view.nodes.iter().map(|n| n.name.as_str()).collect();
+        let results = pool::map(
+            names.clone(),
+            pool::WORKERS,
+            |node| self.reach(node),
+            |i| {
+                (
+                    None,
+                    NodeReach {
+                        node: names[i].to_string(),
+                        reachable: false,
+                        agent_version: None,
+                        error: Some("probe thread panicked".into()),
+                    },
+                )
+            },
+        );
         results.into_iter().unzip()
     }
 
@@ -152,6 +149,9 @@ impl Target {
                 return (None, r);
             }
         };
+        let mut session = session;
+        // A hung node must not hang verify.
+        session.set_command_timeout(Some(COMMAND_TIMEOUT));
         r.reachable = true;
         match session.run(&[AGENT_PATH, "--version"], None) {
             Ok(out) if out.success() => {
@@ -169,39 +169,49 @@ impl Target {
         (Some(session), r)
     }
 
-    /// Runs `labctl-agent check` on every reachable node (plan on stdin);
-    /// fills `ev.drift`/`ev.checked_nodes`, returns per-node errors.
+    /// Runs `labctl-agent check` on every reachable node (plan on stdin)
+    /// over the sessions [`Target::connect_all`] opened, closing each one
+    /// when its node is done; fills `ev.drift`/`ev.checked_nodes`, returns
+    /// per-node errors.
     pub fn agent_check(
         &self,
-        sessions: &[Option<Session>],
+        sessions: Vec<Option<Session>>,
         ev: &mut Evidence,
     ) -> Vec<(String, String)> {
-        let results: Vec<(String, Result<Vec<parse::Drift>, String>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .view
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let session = sessions.get(i).and_then(Option::as_ref);
-                    let plan = self.plans.iter().find(|p| p.node == n.name);
-                    s.spawn(move || (n.name.clone(), check_node(&n.name, session, plan)))
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
+        let mut sessions = sessions.into_iter();
+        let jobs: Vec<(&str, Option<Session>, Option<&NodePlan>)> = self
+            .view
+            .nodes
+            .iter()
+            .map(|n| {
+                let plan = self.plans.iter().find(|p| p.node == n.name);
+                (n.name.as_str(), sessions.next().flatten(), plan)
+            })
+            .collect();
+        let names: Vec<&str> = jobs.iter().map(|(n, _, _)| *n).collect();
+        let results = pool::map(
+            jobs,
+            pool::WORKERS,
+            |(node, session, plan)| check_node(node, session.as_ref(), plan),
+            |_| Err("probe thread panicked".to_string()),
+        );
         let mut errors = Vec::new();
-        for (node, r) in results {
+        for (node, r) in names.into_iter().zip(results) {
             match r {
                 Ok(drift) => {
-                    ev.checked_nodes.push(node);
+                    ev.checked_nodes.push(node.to_string());
                     ev.drift.extend(drift);
                 }
-                Err(e) => errors.push((node, e)),
+                Err(e) => errors.push((node.to_string(), e)),
             }
         }
         errors
     }
+}
+
+/// Closes sessions in parallel (each says goodbye to its sshd).
+pub fn disconnect_all(sessions: Vec<Option<Session>>) {
+    pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
 
 fn check_node(

@@ -324,3 +324,66 @@ fn unreachable_node_and_other_drift() {
         ["drift", "node-unreachable"]
     );
 }
+
+#[test]
+fn full_neighbour_table_is_named_instead_of_an_mtu_guess() {
+    let lab = lab3();
+    let mut ev = Evidence::default();
+    ev.mtu.push(MtuProbe {
+        from: "worker1".into(),
+        to: "worker2".into(),
+        payload: 1422,
+        fits_passed: false,
+        over_failed: true,
+        detail: String::new(),
+    });
+    ev.neighbour_table = Some(NeighbourTable {
+        gc_thresh: [128, 512, 1024],
+        needed: crate::verify::evidence::neighbour_entries_needed(50),
+        refused_during_probes: 12,
+        log_lines: vec!["[ 3434.184515] neighbour: arp_cache: neighbor table overflow!".into()],
+    });
+    let d = diagnose(&lab, &ev);
+    assert_eq!(causes(&d), vec!["neighbour-table-overflow"]);
+    assert!(d[0].fix.contains("gc_thresh3=8192"), "{}", d[0].fix);
+    assert!(d[0].checks.contains(&CheckId::PodMesh));
+    assert!(d[0]
+        .evidence
+        .iter()
+        .any(|e| e.contains("12 entries refused")));
+
+    // Limits too small for the lab but nothing failed: no diagnosis.
+    ev.mtu.clear();
+    if let Some(t) = ev.neighbour_table.as_mut() {
+        t.refused_during_probes = 0;
+    }
+    assert!(diagnose(&lab, &ev).is_empty());
+    // A small table and failed pings, no log lines: still named.
+    if let Some(t) = ev.neighbour_table.as_mut() {
+        t.log_lines.clear();
+    }
+    ev.egress.push(EgressProbe {
+        node: "master".into(),
+        pod_ip: Ipv4Addr::new(10, 244, 0, 2),
+        node_ip: Ipv4Addr::new(192, 168, 56, 10),
+        target: Ipv4Addr::new(198, 18, 0, 1),
+        observed_sources: vec![],
+        reply_received: false,
+    });
+    assert!(causes(&diagnose(&lab, &ev)).contains(&"neighbour-table-overflow"));
+    // A lab that fits the default table is not blamed on it.
+    if let Some(t) = ev.neighbour_table.as_mut() {
+        t.needed = crate::verify::evidence::neighbour_entries_needed(3);
+    }
+    assert!(!causes(&diagnose(&lab, &ev)).contains(&"neighbour-table-overflow"));
+}
+
+#[test]
+fn suggested_limits_hold_the_need() {
+    use crate::verify::evidence::{neighbour_entries_needed, suggested_gc_thresh};
+    assert_eq!(neighbour_entries_needed(50), 2750);
+    assert_eq!(suggested_gc_thresh(2750), [1024, 4096, 8192]);
+    assert_eq!(suggested_gc_thresh(24), [128, 512, 1024]);
+    let [_, g2, g3] = suggested_gc_thresh(neighbour_entries_needed(200));
+    assert!(g2 >= neighbour_entries_needed(200) && g3 == 2 * g2);
+}

@@ -289,44 +289,44 @@ pub fn ping_many(targets: &[Ipv4Addr], opts: &PingOptions) -> Result<Vec<PingOut
     let mut sent_at = vec![vec![None::<Instant>; rounds as usize]; targets.len()];
     let mut buf = vec![0u8; 65536];
     let mut seq: u16 = 0;
-    let mut drain = |until: Instant,
-                     out: &mut Vec<PingOutcome>,
-                     sent_at: &mut Vec<Vec<Option<Instant>>>| {
-        loop {
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            let Some(n) = recv_until(&sock, &mut buf, until - now) else {
-                break;
-            };
-            match classify(&buf[..n], id) {
-                Received::Reply { target, round } => {
-                    let (t, r) = (target as usize, round as usize);
-                    if let Some(Some(at)) = sent_at
-                        .get_mut(t)
-                        .and_then(|v| v.get_mut(r))
-                        .map(Option::take)
-                    {
-                        out[t].received += 1;
-                        out[t].rtt_ms.push(at.elapsed().as_secs_f64() * 1000.0);
-                    }
+    let mut drain =
+        |until: Instant, out: &mut Vec<PingOutcome>, sent_at: &mut Vec<Vec<Option<Instant>>>| {
+            loop {
+                // Nothing outstanding (all answered, or every send failed
+                // locally, e.g. EMSGSIZE): no reply can come, stop waiting.
+                if sent_at.iter().all(|v| v.iter().all(Option::is_none)) {
+                    break;
                 }
-                Received::Error { dst, text } => {
-                    for (i, ip) in targets.iter().enumerate() {
-                        if *ip == dst && out[i].error.is_none() {
-                            out[i].error = Some(text.clone());
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                let Some(n) = recv_until(&sock, &mut buf, until - now) else {
+                    break;
+                };
+                match classify(&buf[..n], id) {
+                    Received::Reply { target, round } => {
+                        let (t, r) = (target as usize, round as usize);
+                        if let Some(Some(at)) = sent_at
+                            .get_mut(t)
+                            .and_then(|v| v.get_mut(r))
+                            .map(Option::take)
+                        {
+                            out[t].received += 1;
+                            out[t].rtt_ms.push(at.elapsed().as_secs_f64() * 1000.0);
                         }
                     }
+                    Received::Error { dst, text } => {
+                        for (i, ip) in targets.iter().enumerate() {
+                            if *ip == dst && out[i].error.is_none() {
+                                out[i].error = Some(text.clone());
+                            }
+                        }
+                    }
+                    Received::Other => {}
                 }
-                Received::Other => {}
             }
-            let all_done = sent_at.iter().all(|v| v.iter().all(Option::is_none));
-            if all_done {
-                break;
-            }
-        }
-    };
+        };
     for round in 0..rounds {
         for (i, ip) in targets.iter().enumerate() {
             seq = seq.wrapping_add(1);

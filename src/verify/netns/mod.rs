@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod enter;
 pub mod icmp;
+pub mod neighbours;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -603,20 +604,18 @@ pub fn firewall(lab: &LabView) -> BTreeMap<String, FirewallFacts> {
         .collect()
 }
 
-/// Kernel log lines of the last ten minutes about bad VXLAN checksums
-/// between lab nodes (netns nodes share this host's kernel), attributed to
-/// the receiving node.
-pub fn kernel_log(lab: &LabView) -> Vec<(String, BadChecksum)> {
+/// The kernel log of the last ten minutes (netns nodes share this host's
+/// kernel); empty when dmesg cannot be read.
+pub fn recent_kernel_log() -> String {
     let Ok(out) = Command::new("dmesg").stdin(Stdio::null()).output() else {
-        return Vec::new();
+        return String::new();
     };
     let uptime: f64 = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     let text = String::from_utf8_lossy(&out.stdout);
-    let recent: String = text
-        .lines()
+    text.lines()
         .filter(|l| {
             let stamp = l
                 .strip_prefix('[')
@@ -625,8 +624,13 @@ pub fn kernel_log(lab: &LabView) -> Vec<(String, BadChecksum)> {
             stamp.is_none_or(|t| uptime - t < 600.0)
         })
         .map(|l| format!("{l}\n"))
-        .collect();
-    parse::parse_bad_checksums(&recent, lab.port)
+        .collect()
+}
+
+/// Kernel log lines of the last ten minutes about bad VXLAN checksums
+/// between lab nodes, attributed to the receiving node.
+pub fn kernel_log(lab: &LabView) -> Vec<(String, BadChecksum)> {
+    parse::parse_bad_checksums(&recent_kernel_log(), lab.port)
         .into_iter()
         .filter_map(|b| {
             let to = b.to?;

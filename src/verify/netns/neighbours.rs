@@ -1,0 +1,53 @@
+//! The host's neighbour (ARP) table, which every network namespace shares:
+//! its limits, and whether it refused entries while verify probed. At 50
+//! nodes a lab needs about 2,750 dynamic entries, more than the default
+//! `gc_thresh3` of 1,024, and pairs of pods then silently stop answering.
+
+use super::super::evidence::{neighbour_entries_needed, NeighbourTable};
+use super::super::parse;
+
+const SYSCTL_DIR: &str = "/proc/sys/net/ipv4/neigh/default";
+
+/// The table's `table_fulls` counter (entries refused since boot), read in
+/// this process's namespace: the statistics are global like the table.
+pub fn table_fulls() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/net/stat/arp_cache").ok()?;
+    parse::parse_arp_table_fulls(&stat)
+}
+
+/// gc_thresh1..3 as the host has them; None where the sysctls are not
+/// visible (they exist in the initial network namespace only).
+pub fn thresholds() -> Option<[u32; 3]> {
+    let read = |name: &str| -> Option<u32> {
+        std::fs::read_to_string(format!("{SYSCTL_DIR}/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some([
+        read("gc_thresh1")?,
+        read("gc_thresh2")?,
+        read("gc_thresh3")?,
+    ])
+}
+
+/// The evidence for a lab of `nodes` nodes, given `table_fulls` as read
+/// before the probes ran.
+pub fn observe(nodes: usize, fulls_before: Option<u64>) -> Option<NeighbourTable> {
+    let gc_thresh = thresholds()?;
+    let refused = match (fulls_before, table_fulls()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => 0,
+    };
+    let mut log_lines = parse::parse_neighbour_overflow(&super::recent_kernel_log());
+    // The last few say enough (the kernel rate-limits them anyway).
+    let keep = log_lines.len().saturating_sub(3);
+    log_lines.drain(..keep);
+    Some(NeighbourTable {
+        gc_thresh,
+        needed: neighbour_entries_needed(nodes),
+        refused_during_probes: refused,
+        log_lines,
+    })
+}
