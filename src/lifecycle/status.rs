@@ -39,11 +39,18 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let lab = resolve::existing(&name)?;
     // The plans come from the lab file as last brought up (kept in the
     // state folder), so status works wherever it is run from.
-    let plans = std::fs::read_to_string(lab.dir.lab_copy())
+    // Each node's plan as `up` last applied it wins: in kubeadm labs the
+    // subnets are the podCIDRs the cluster assigned, not the lab file's.
+    let mut plans = std::fs::read_to_string(lab.dir.lab_copy())
         .ok()
         .and_then(|text| labctl_lab::parse(&lab.dir.lab_copy().display().to_string(), &text).ok())
         .map(|l| labctl_lab::plan(&l))
         .unwrap_or_default();
+    for plan in plans.iter_mut() {
+        if let Ok(saved) = crate::provider::ssh::teardown::saved_plan(&lab.dir, &plan.node) {
+            *plan = saved;
+        }
+    }
     let names: Vec<String> = lab.state.nodes.keys().cloned().collect();
     let statuses = nodes::parallel(&names, |node| {
         node_status(

@@ -228,17 +228,9 @@ pub fn vxlan(lab: &LabView, ev: &Evidence) -> CheckResult {
             p.to,
             p.sender_out,
             lab.port,
-            p.vnis
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            vni_text(lab, p),
             p.from,
-            p.outer_sources
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            sources_text(lab, p),
             p.receiver_in,
             p.to,
             p.receiver_decapsulated
@@ -267,6 +259,34 @@ pub fn vxlan(lab: &LabView, ev: &Evidence) -> CheckResult {
         details,
         json!({"pairs": ev.vxlan, "badChecksums": ev.bad_checksums}),
     )
+}
+
+/// The VNIs seen for a pair; the lab's VNI when nothing was captured (so
+/// the line still says what was looked for).
+fn vni_text(lab: &LabView, p: &super::evidence::VxlanPair) -> String {
+    if p.vnis.is_empty() {
+        return lab.vni.to_string();
+    }
+    p.vnis
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The outer sources seen at the sender; its planned underlay IP when
+/// nothing was captured.
+fn sources_text(lab: &LabView, p: &super::evidence::VxlanPair) -> String {
+    if p.outer_sources.is_empty() {
+        return lab
+            .node(&p.from)
+            .map_or("?".to_string(), |n| n.underlay_ip.to_string());
+    }
+    p.outer_sources
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `mtu`: every probe passed at MTU − 28 and was refused at one byte more.
@@ -437,6 +457,24 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Fail);
         assert!(
             r.details[1].contains("far end saw 10.244.0.2"),
+            "{:?}",
+            r.details
+        );
+    }
+
+    #[test]
+    fn vxlan_line_names_expected_vni_and_underlay_when_nothing_was_captured() {
+        let lab = crate::verify::diagnose::tests::lab3();
+        let mut ev = Evidence::default();
+        ev.vxlan.push(VxlanPair {
+            from: "worker1".into(),
+            to: "worker2".into(),
+            ..Default::default()
+        });
+        let r = vxlan(&lab, &ev);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(
+            r.details[0].contains("0 UDP :8472 VNI 1 packets out of worker1 (192.168.56.11)"),
             "{:?}",
             r.details
         );

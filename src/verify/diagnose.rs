@@ -451,10 +451,31 @@ fn mtu_mismatch(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         wrong.push(drift_line(d));
         nodes.insert(d.node.clone());
     }
+    // A pair whose normal-size pings fail too (pod mesh), or whose route /
+    // neighbour / FDB entry is already named, loses the DF probe as a
+    // consequence: that is not an MTU problem.
+    let explained = |from: &str, to: &str| {
+        let mesh_failed = ev
+            .mesh
+            .as_ref()
+            .and_then(|m| m.cell(from, to))
+            .is_some_and(|c| !c.ok());
+        let dataplane = out.iter().any(|d| {
+            d.checks.contains(&CheckId::Mtu)
+                && d.cause != "mtu-mismatch"
+                && match (d.node.as_deref(), d.peer.as_deref()) {
+                    (Some(n), Some(p)) => (n == from && p == to) || (n == to && p == from),
+                    (Some(n), None) => n == from || n == to,
+                    _ => false,
+                }
+        });
+        mesh_failed || dataplane
+    };
     let failed: Vec<String> = ev
         .mtu
         .iter()
         .filter(|p| !p.fits_passed || !p.over_failed)
+        .filter(|p| !p.over_failed || !explained(&p.from, &p.to))
         .map(|p| {
             format!(
                 "{} → {}: DF ping of {} bytes {}, {} bytes {} ({})",

@@ -150,8 +150,9 @@ impl Target {
             }
         };
         let mut session = session;
-        // A hung node must not hang verify.
+        // A hung node must not hang verify; VM users reach root by sudo -n.
         session.set_command_timeout(Some(COMMAND_TIMEOUT));
+        session.run_as_root();
         r.reachable = true;
         match session.run(&[AGENT_PATH, "--version"], None) {
             Ok(out) if out.success() => {
@@ -171,13 +172,15 @@ impl Target {
 
     /// Runs `labctl-agent check` on every reachable node (plan on stdin)
     /// over the sessions [`Target::connect_all`] opened, closing each one
-    /// when its node is done; fills `ev.drift`/`ev.checked_nodes`, returns
-    /// per-node errors.
+    /// when its node is done unless `keep` (then they come back, in node
+    /// order, for the probes that follow); fills `ev.drift`/
+    /// `ev.checked_nodes`, returns per-node errors.
     pub fn agent_check(
         &self,
         sessions: Vec<Option<Session>>,
+        keep: bool,
         ev: &mut Evidence,
-    ) -> Vec<(String, String)> {
+    ) -> (Vec<Option<Session>>, Vec<(String, String)>) {
         let mut sessions = sessions.into_iter();
         let jobs: Vec<(&str, Option<Session>, Option<&NodePlan>)> = self
             .view
@@ -192,9 +195,13 @@ impl Target {
         let results = pool::map(
             jobs,
             pool::WORKERS,
-            |(node, session, plan)| check_node(node, session.as_ref(), plan),
-            |_| Err("probe thread panicked".to_string()),
+            |(node, session, plan)| {
+                let r = check_node(node, session.as_ref(), plan);
+                (if keep { session } else { None }, r)
+            },
+            |_| (None, Err("probe thread panicked".to_string())),
         );
+        let (kept, results): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let mut errors = Vec::new();
         for (node, r) in names.into_iter().zip(results) {
             match r {
@@ -205,7 +212,7 @@ impl Target {
                 Err(e) => errors.push((node.to_string(), e)),
             }
         }
-        errors
+        (kept, errors)
     }
 }
 

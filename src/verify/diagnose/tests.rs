@@ -202,6 +202,63 @@ fn mtu_mismatch_from_links_and_probe() {
 }
 
 #[test]
+fn a_missing_route_is_not_also_an_mtu_mismatch() {
+    let lost_df = |from: &str, to: &str| MtuProbe {
+        from: from.into(),
+        to: to.into(),
+        payload: 1422,
+        fits_passed: false,
+        over_failed: true,
+        detail: "1422 bytes: no answer".into(),
+    };
+    let cell = |from: &str, to: &str, ip: &str, received| PingCell {
+        from: from.into(),
+        to: to.into(),
+        to_ip: ip.parse().unwrap(),
+        sent: 2,
+        received,
+        rtt_avg_ms: None,
+        error: None,
+    };
+    let route = drift(
+        "worker1",
+        "route 10.244.2.0/24",
+        Some("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"),
+        None,
+    );
+    // Explained by the dataplane difference alone (no mesh run).
+    let mut ev = Evidence::default();
+    ev.drift.push(route.clone());
+    ev.mtu.push(lost_df("worker1", "worker2"));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["missing-route"]);
+    assert!(d[0].checks.contains(&CheckId::Mtu));
+
+    // Explained by the failed pod mesh pair (no dataplane check run).
+    let mut ev = Evidence {
+        mesh: Some(PingMatrix {
+            nodes: vec!["worker1".into(), "worker2".into()],
+            cells: vec![
+                cell("worker1", "worker2", "10.244.2.2", 0),
+                cell("worker2", "worker1", "10.244.1.2", 2),
+            ],
+        }),
+        ..Default::default()
+    };
+    ev.mtu.push(lost_df("worker1", "worker2"));
+    assert!(causes(&diagnose(&lab3(), &ev)).is_empty());
+
+    // A pair that answers normal pings but loses the DF probe is an MTU
+    // problem, whatever else is broken elsewhere.
+    ev.drift.push(route);
+    ev.mtu.push(lost_df("master", "worker1"));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["missing-route", "mtu-mismatch"]);
+    assert_eq!(d[1].evidence.len(), 1, "{:?}", d[1].evidence);
+    assert!(d[1].evidence[0].starts_with("master → worker1"));
+}
+
+#[test]
 fn vxlan_blocked_between_or_at_receiver() {
     let mut ev = Evidence::default();
     ev.vxlan.push(VxlanPair {
