@@ -61,6 +61,7 @@ fn bench_verify_3_10_50() {
         let t = Instant::now();
         let report = labctl::verify::verify(&args).unwrap();
         let verify_s = t.elapsed().as_secs_f64();
+        let (by_hand_s, by_hand_ok, by_hand_pairs) = mesh_by_hand(&report);
         let t = Instant::now();
         let destroyed = Command::new(env!("CARGO_BIN_EXE_labctl"))
             .args(["destroy", "--name", &name])
@@ -78,6 +79,10 @@ fn bench_verify_3_10_50() {
             report.mesh.as_ref().map_or(0, |m| m.cells.len()),
             report.passed,
             per.join(", ")
+        );
+        println!(
+            "{n} nodes: baseline, the pod mesh by hand (`ip netns exec POD busybox ping -c1 -W1 IP` \
+             per pair, in series): {by_hand_s:.2}s, {by_hand_ok}/{by_hand_pairs} pairs answered"
         );
         assert!(
             destroyed.status.success(),
@@ -97,4 +102,35 @@ fn bench_verify_3_10_50() {
             .unwrap_or_default()
             .trim()
     );
+}
+
+/// The obvious alternative to verify's pod mesh, measured in the same run:
+/// what a learner scripts by hand, one `ping` process per pair, in series.
+/// Returns (seconds, pairs answered, pairs).
+fn mesh_by_hand(report: &labctl::verify::model::Report) -> (f64, usize, usize) {
+    let pods: Vec<(&str, std::net::Ipv4Addr)> = report
+        .pods
+        .iter()
+        .filter_map(|p| Some((p.namespace.as_deref()?, p.ip?)))
+        .collect();
+    let t = Instant::now();
+    let (mut ok, mut pairs) = (0, 0);
+    for (ns, _) in &pods {
+        for (other, ip) in &pods {
+            if ns == other {
+                continue;
+            }
+            pairs += 1;
+            let ip = ip.to_string();
+            let status = Command::new("ip")
+                .args(["netns", "exec", ns, "busybox", "ping", "-c1", "-W1", &ip])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            if status.is_ok_and(|s| s.success()) {
+                ok += 1;
+            }
+        }
+    }
+    (t.elapsed().as_secs_f64(), ok, pairs)
 }
