@@ -13,7 +13,6 @@ use nix::libc;
 use serde::Serialize;
 
 use crate::error::{AgentError, Result};
-use crate::netlink::Netlink;
 use crate::node::underlay;
 use crate::observe::Kernel;
 
@@ -140,8 +139,8 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
 
 /// Captures for `seconds` (or until `max` matching packets were seen).
 pub fn run(plan: &NodePlan, seconds: f64, max: Option<u64>) -> Result<CaptureReport> {
-    let nl = Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))?;
-    let k = Kernel::read(&nl).map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
+    let k =
+        Kernel::read_links().map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
     let link = underlay(&k, plan)?;
     let fd = packet_socket(link.index)?;
     let timeout = nix::sys::time::TimeVal::new(0, 100_000);

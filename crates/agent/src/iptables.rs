@@ -1,22 +1,26 @@
 //! The two chains flannel owns (FLANNEL-POSTRTG in nat, FLANNEL-FWD in
-//! filter) and their jump rules. State is read with `iptables -t TABLE -S`
-//! (one call per table, both run at once) and compared as text with the
-//! plan's rules, order included. Changes go in ONE `iptables-restore
+//! filter) and their jump rules. State is read with ONE `iptables-save`
+//! (started first, on a helper thread, while the agent reads netlink; one
+//! process instead of an `iptables -t TABLE -S` per table) and compared as
+//! text with the plan's rules, order included: `iptables-save` prints rules
+//! exactly as `iptables -S` does, and its chain lines are turned into the
+//! `-N`/`-P` lines `-S` would print. Changes go in ONE `iptables-restore
 //! --noflush -w` payload: declaring `:CHAIN - [0:0]` creates or flushes just
 //! that chain, so each table's chain is replaced atomically.
 //!
-//! `iptables` and `iptables-restore` are taken from PATH, so the same
+//! `iptables-save` and `iptables-restore` are taken from PATH, so the same
 //! frontend (nft or legacy) the node's other tools use is used for both.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use labctl_nodeplan::{ChainPlan, NodePlan};
 
 use crate::error::{describe_io, failed, AgentError, Result};
 use crate::links::Mode;
 use crate::report::{Action, Collector, Difference};
+use crate::ruleset::Verifier;
 use serde_json::Value;
 
 /// The nat chain flannel uses; removed when the plan has no nat chain.
@@ -25,7 +29,7 @@ const NAT_PARENT: &str = "POSTROUTING";
 
 /// The iptables tools of this node.
 pub struct Iptables {
-    iptables: PathBuf,
+    save: PathBuf,
     restore: PathBuf,
 }
 
@@ -47,42 +51,53 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 impl Iptables {
-    /// Finds `iptables` and `iptables-restore`; their absence is an
+    /// Finds `iptables-save` and `iptables-restore`; their absence is an
     /// environment error.
     pub fn find() -> Result<Iptables> {
-        let iptables = which("iptables").ok_or_else(|| {
-            AgentError::Environment("iptables is not installed (no `iptables` in PATH)".into())
-        })?;
-        let restore = which("iptables-restore").ok_or_else(|| {
-            AgentError::Environment("iptables-restore is not installed (not in PATH)".into())
-        })?;
-        Ok(Iptables { iptables, restore })
+        let missing = |tool: &str| {
+            AgentError::Environment(format!("iptables is not installed (no `{tool}` in PATH)"))
+        };
+        let save = which("iptables-save").ok_or_else(|| missing("iptables-save"))?;
+        let restore = which("iptables-restore").ok_or_else(|| missing("iptables-restore"))?;
+        Ok(Iptables { save, restore })
     }
 
-    fn spawn_list(&self, table: &str) -> Result<Child> {
-        Command::new(&self.iptables)
-            .args(["-w", "-t", table, "-S"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                failed(
-                    format!("cannot run iptables -t {table} -S"),
-                    describe_io(&e),
-                )
-            })
-    }
-
-    /// Starts `iptables -t nat -S` and `iptables -t filter -S` (both at
-    /// once, so they run while the caller reads netlink).
+    /// Starts `iptables-save` from a helper thread, so the caller reads
+    /// netlink while it starts and runs (spawning blocks until the child
+    /// has executed the program, which on a busy machine takes
+    /// milliseconds). The thread, and so the listing, is in the calling
+    /// thread's network namespace.
     pub fn start_listing(&self) -> Result<Listing> {
-        Ok(Listing {
-            nat: self.spawn_list("nat")?,
-            filter: self.spawn_list("filter")?,
-        })
+        let mut cmd = Command::new(&self.save);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let worker = std::thread::Builder::new()
+            .name("iptables-save".into())
+            .spawn(move || -> Result<(Vec<String>, Vec<String>)> {
+                let out = cmd
+                    .output()
+                    .map_err(|e| failed("cannot run iptables-save", describe_io(&e)))?;
+                if !out.status.success() {
+                    return Err(AgentError::Failed(format!(
+                        "iptables-save failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                let text = String::from_utf8_lossy(&out.stdout);
+                Ok((table_lines(&text, "nat"), table_lines(&text, "filter")))
+            })
+            .map_err(|e| failed("cannot start a thread to list iptables", describe_io(&e)))?;
+        Ok(Listing { worker })
     }
 
-    /// `iptables -t nat -S` and `iptables -t filter -S`, run concurrently.
+    /// The `iptables-save` this node uses.
+    pub fn save_path(&self) -> &Path {
+        &self.save
+    }
+
+    /// The nat and filter tables in `iptables -S` form.
     pub fn list_tables(&self) -> Result<(Vec<String>, Vec<String>)> {
         self.start_listing()?.wait()
     }
@@ -115,40 +130,44 @@ impl Iptables {
     }
 }
 
-/// Running `iptables -S` listings of the nat and filter tables.
+/// The running `iptables-save`.
 pub struct Listing {
-    nat: Child,
-    filter: Child,
+    worker: std::thread::JoinHandle<Result<(Vec<String>, Vec<String>)>>,
 }
 
 impl Listing {
-    /// Waits for both listings: (nat lines, filter lines).
+    /// Waits for the listing: (nat lines, filter lines), `-S` form.
     pub fn wait(self) -> Result<(Vec<String>, Vec<String>)> {
-        Ok((
-            wait_lines(self.nat, "nat")?,
-            wait_lines(self.filter, "filter")?,
-        ))
+        self.worker
+            .join()
+            .map_err(|_| AgentError::Failed("the iptables listing thread panicked".into()))?
     }
 }
 
-fn wait_lines(child: Child, table: &str) -> Result<Vec<String>> {
-    let out = child.wait_with_output().map_err(|e| {
-        failed(
-            format!("iptables -t {table} -S did not finish"),
-            describe_io(&e),
-        )
-    })?;
-    if !out.status.success() {
-        return Err(AgentError::Failed(format!(
-            "iptables -t {table} -S failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+/// Table `table` of `iptables-save` output as `iptables -t TABLE -S` would
+/// print it: `:CHAIN - [0:0]` becomes `-N CHAIN`, `:CHAIN POLICY [p:b]`
+/// becomes `-P CHAIN POLICY`, rules stay as they are. A table the output
+/// does not mention has no lines.
+pub fn table_lines(save: &str, table: &str) -> Vec<String> {
+    let header = format!("*{table}");
+    let mut lines = save.lines().map(str::trim_end);
+    if !lines.any(|l| l == header) {
+        return Vec::new();
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_end().to_string())
-        .collect())
+    let mut out = Vec::new();
+    for l in lines.take_while(|l| *l != "COMMIT") {
+        if let Some(chain) = l.strip_prefix(':') {
+            let mut words = chain.split(' ');
+            match (words.next(), words.next()) {
+                (Some(name), Some("-")) => out.push(format!("-N {name}")),
+                (Some(name), Some(policy)) => out.push(format!("-P {name} {policy}")),
+                _ => {}
+            }
+        } else if l.starts_with('-') {
+            out.push(l.to_string());
+        }
+    }
+    out
 }
 
 /// Extracts one chain's state from a table's `-S` output.
@@ -280,14 +299,40 @@ fn section(table: &str, body: &str) -> String {
     }
 }
 
+/// Reports the chains and jumps of the plan unchanged: the ruleset stamp
+/// proved that nothing touched them since they were last seen right.
+fn report_verified(plan: &NodePlan, out: &mut Collector) {
+    let chains = [
+        ("nat", plan.iptables.nat.as_ref()),
+        ("filter", Some(&plan.iptables.filter)),
+    ];
+    for (table, chain) in chains {
+        if let Some(c) = chain {
+            out.unchanged(format!("iptables -t {table} {}", c.chain));
+            out.unchanged(format!(
+                "iptables -t {table} {} jump to {}",
+                c.parent, c.chain
+            ));
+        }
+    }
+}
+
 /// Converges both chains and jumps (apply) or only reports (check).
+/// Without a listing (`verifier` proved the rules unchanged) everything is
+/// reported unchanged; after a listing, `verifier` records what was found
+/// or done (apply only: `check` writes nothing).
 pub fn converge(
     ipt: &Iptables,
-    listing: Listing,
+    listing: Option<Listing>,
+    verifier: &Verifier,
     plan: &NodePlan,
     mode: Mode,
     out: &mut Collector,
 ) -> Result<()> {
+    let Some(listing) = listing else {
+        report_verified(plan, out);
+        return Ok(());
+    };
     let (nat_lines, filter_lines) = listing.wait()?;
     let mut nat = String::new();
     match &plan.iptables.nat {
@@ -326,8 +371,13 @@ pub fn converge(
         out,
     );
     let payload = section("nat", &nat) + &section("filter", &filter);
+    if mode == Mode::Apply && payload.is_empty() {
+        verifier.record_listed();
+    }
     if mode == Mode::Apply && !payload.is_empty() {
+        let sections = payload.matches("COMMIT\n").count();
         if let Err(e) = ipt.restore(&payload) {
+            verifier.forget();
             out.errors.push(e.to_string());
             for o in out
                 .objects
@@ -338,6 +388,8 @@ pub fn converge(
                     o.action = Action::Failed;
                 }
             }
+        } else {
+            verifier.record_restored(sections);
         }
     }
     Ok(())
@@ -404,4 +456,47 @@ pub fn show(ipt: &Iptables, plan: &NodePlan) -> Result<Value> {
         "nat": pick(&nat_lines, nc, np),
         "filter": pick(&filter_lines, &f.chain, &f.parent),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAVE: &str = "# Generated by iptables-save v1.8.9 (nf_tables)
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:FLANNEL-FWD - [0:0]
+-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD
+-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT
+COMMIT
+# Completed
+*nat
+:POSTROUTING ACCEPT [3:180]
+-A POSTROUTING -j MASQUERADE
+COMMIT
+";
+
+    #[test]
+    fn save_output_becomes_dash_s_lines_per_table() {
+        assert_eq!(
+            table_lines(SAVE, "filter"),
+            [
+                "-P INPUT ACCEPT",
+                "-P FORWARD DROP",
+                "-N FLANNEL-FWD",
+                "-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD",
+                "-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT",
+            ]
+        );
+        assert_eq!(
+            table_lines(SAVE, "nat"),
+            ["-P POSTROUTING ACCEPT", "-A POSTROUTING -j MASQUERADE"]
+        );
+        assert!(table_lines(SAVE, "mangle").is_empty());
+        let state = chain_state(&table_lines(SAVE, "filter"), "FLANNEL-FWD", "FORWARD");
+        assert!(state.exists);
+        assert_eq!(state.rules.len(), 1);
+        assert_eq!(state.jumps.len(), 1);
+    }
 }

@@ -284,8 +284,12 @@ fn converge_addresses(
     mode: Mode,
     out: &mut Collector,
 ) {
-    let index = if mode == Mode::Apply {
-        index_of(nl, dev)
+    // The device may have just been (re)created, so its index is read
+    // fresh, but only when there is an address to change.
+    let index = if mode == Mode::Apply
+        && (current.iter().any(|n| *n != want) || !current.contains(&want))
+    {
+        index_of(dev)
     } else {
         None
     };
@@ -322,13 +326,8 @@ fn converge_addresses(
 }
 
 /// The index of device `name`, read fresh from the kernel.
-pub fn index_of(nl: &Netlink, name: &str) -> Option<u32> {
-    let links = nl.links().ok()?;
-    links
-        .iter()
-        .map(crate::observe::decode_link)
-        .find(|l| l.name == name)
-        .map(|l| l.index)
+pub fn index_of(name: &str) -> Option<u32> {
+    Kernel::read_links().ok()?.link(name).map(|l| l.index)
 }
 
 /// Runs `ops` in order; the first failure marks `object` failed.

@@ -7,6 +7,8 @@
 //! iptables, underlay IP not on any interface), 4 an operation failed.
 
 mod capture;
+mod decode;
+mod dump;
 mod error;
 mod files;
 mod iptables;
@@ -20,7 +22,9 @@ mod peers;
 mod plan;
 mod pod;
 mod report;
+mod ruleset;
 mod sysctl;
+mod timing;
 
 use std::io::Read;
 
@@ -41,6 +45,8 @@ commands:
 options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
+  --verbose          apply: list unchanged objects by name too (default:
+                     counted per kind in unchanged_by_kind)
   --version          print the version and the SHA-256 of this executable
   --help             print this text";
 
@@ -52,6 +58,7 @@ struct Args {
     seconds: Option<f64>,
     count: Option<u64>,
     words: Vec<String>,
+    verbose: bool,
     version: bool,
     help: bool,
 }
@@ -82,6 +89,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
                         .map_err(|_| usage(format!("--count {v:?} is not a number")))?,
                 );
             }
+            "--verbose" | "-v" => a.verbose = true,
             "--version" | "-V" => a.version = true,
             "--help" | "-h" => a.help = true,
             s if s.starts_with('-') => return Err(usage(format!("unknown option {s}"))),
@@ -149,19 +157,21 @@ fn run(args: Args) -> Result<i32> {
         )));
     }
     let plan = plan::load(args.plan.as_deref())?;
+    timing::lap("plan loaded");
     require_root()?;
     if let Some(ns) = &args.netns {
         netns::enter(ns)?;
     }
     match words.as_slice() {
         ["apply"] => {
-            let out = node::converge(&plan, Mode::Apply)?;
+            let out = node::converge(&plan, Mode::Apply, args.verbose)?;
             let failed = !out.errors.is_empty();
             report::print(&report::ApplyReport::new(&plan.node, out));
+            timing::lap("report printed");
             Ok(if failed { EXIT_FAILED } else { EXIT_OK })
         }
         ["check"] => {
-            let out = node::converge(&plan, Mode::Check)?;
+            let out = node::converge(&plan, Mode::Check, false)?;
             let differences = out.differences();
             let in_sync = differences.is_empty();
             report::print(&report::CheckReport {
@@ -212,6 +222,8 @@ fn run(args: Args) -> Result<i32> {
 }
 
 fn main() {
+    timing::start();
+    timing::lap("main");
     let code = match parse_args(std::env::args().skip(1)).and_then(run) {
         Ok(code) => code,
         Err(e) => {

@@ -1,22 +1,17 @@
-//! A thin synchronous layer over rtnetlink: one tokio current-thread runtime
-//! and one netlink socket per `Netlink`, dumps that return plain vectors, and
+//! A thin synchronous layer over rtnetlink for change requests: one tokio
+//! current-thread runtime and one netlink socket per `Netlink`, and
 //! `run_all`, which sends many change requests in few datagrams so a
 //! 1,000-peer node is programmed without one round trip per object.
+//! (Reading the kernel's state does not go through here: see `dump.rs`.)
 //!
-//! Request messages are built by the `op_*` functions below (with rtnetlink's
-//! builders where they fit); callers never see futures.
+//! Request messages are built by the functions in `nlops.rs` (with
+//! rtnetlink's builders where they fit); callers never see futures.
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use futures_util::{future::join_all, StreamExt};
-use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
-};
-use rtnetlink::packet_route::address::AddressMessage;
-use rtnetlink::packet_route::link::LinkMessage;
-use rtnetlink::packet_route::neighbour::NeighbourMessage;
-use rtnetlink::packet_route::route::RouteMessage;
-use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::proto::sys::{protocols::NETLINK_ROUTE, SocketAddr};
 use rtnetlink::proto::ConnectionHandle;
 
@@ -40,13 +35,13 @@ pub struct NlError {
 }
 
 impl NlError {
-    fn local(message: impl Into<String>) -> NlError {
+    pub(crate) fn local(message: impl Into<String>) -> NlError {
         NlError {
             errno: 0,
             message: message.into(),
         }
     }
-    fn kernel(errno: i32) -> NlError {
+    pub(crate) fn kernel(errno: i32) -> NlError {
         NlError {
             errno,
             message: nix::errno::Errno::from_raw(errno).desc().to_string(),
@@ -116,85 +111,6 @@ impl Netlink {
             runtime,
             connection,
         })
-    }
-
-    fn dump(&self, message: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        let mut request = NetlinkMessage::from(message);
-        request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let stream = self
-            .connection
-            .request(request, SocketAddr::new(0, 0))
-            .map_err(|e| NlError::local(format!("netlink request failed: {e}")))?;
-        let replies: Vec<_> = self.runtime.block_on(stream.collect());
-        let mut out = Vec::with_capacity(replies.len());
-        for reply in replies {
-            match reply.payload {
-                NetlinkPayload::InnerMessage(m) => out.push(m),
-                NetlinkPayload::Error(e) => {
-                    if let Some(code) = e.code {
-                        return Err(NlError::kernel(-code.get()));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every link in the namespace.
-    pub fn links(&self) -> Result<Vec<LinkMessage>, NlError> {
-        let msg = RouteNetlinkMessage::GetLink(LinkMessage::default());
-        Ok(self
-            .dump(msg)?
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// Every IPv4 address in the namespace.
-    pub fn addresses(&self) -> Result<Vec<AddressMessage>, NlError> {
-        let mut req = AddressMessage::default();
-        req.header.family = AddressFamily::Inet;
-        Ok(self
-            .dump(RouteNetlinkMessage::GetAddress(req))?
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) => Some(a),
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// IPv4 neighbour (ARP) entries, or with `AddressFamily::Bridge` the
-    /// forwarding database entries, of every device.
-    pub fn neighbours(&self, family: AddressFamily) -> Result<Vec<NeighbourMessage>, NlError> {
-        let mut req = NeighbourMessage::default();
-        req.header.family = family;
-        Ok(self
-            .dump(RouteNetlinkMessage::GetNeighbour(req))?
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewNeighbour(n) => Some(n),
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// IPv4 routes of every table.
-    pub fn routes(&self) -> Result<Vec<RouteMessage>, NlError> {
-        let mut req = RouteMessage::default();
-        req.header.address_family = AddressFamily::Inet;
-        Ok(self
-            .dump(RouteNetlinkMessage::GetRoute(req))?
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => Some(r),
-                _ => None,
-            })
-            .collect())
     }
 
     /// Runs one request and waits for its acknowledgement.

@@ -11,15 +11,18 @@ use crate::iptables::{self, Iptables};
 use crate::links::{self, Mode};
 use crate::netlink::Netlink;
 use crate::observe::{fdb_text, neighbour_text, route_text, Kernel, Link, MAIN_TABLE};
-use crate::report::{Action, Collector, TeardownReport};
-use crate::{files, nlops, peers, pod, sysctl};
+use crate::report::{Collector, TeardownReport};
+use crate::{files, nlops, peers, pod, ruleset, sysctl};
 
 fn open_netlink() -> Result<Netlink> {
     Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))
 }
 
-fn read_kernel(nl: &Netlink) -> Result<Kernel> {
-    Kernel::read(nl).map_err(|e| failed("cannot read the network state over netlink", e))
+/// Links, addresses, main-table routes and the VXLAN device's neighbours
+/// and FDB entries.
+fn read_kernel(plan: &NodePlan) -> Result<Kernel> {
+    Kernel::read_with_peers(&plan.vxlan.name)
+        .map_err(|e| failed("cannot read the network state over netlink", e))
 }
 
 /// The interface holding the plan's underlay IP (found by address).
@@ -36,29 +39,31 @@ pub fn underlay(k: &Kernel, plan: &NodePlan) -> Result<Link> {
 }
 
 /// Compares the node with the plan and, in `Mode::Apply`, converges it.
-pub fn converge(plan: &NodePlan, mode: Mode) -> Result<Collector> {
-    let timing = std::env::var_os("LABCTL_AGENT_TIMING").is_some();
-    let t0 = std::time::Instant::now();
-    let lap = |what: &str| {
-        if timing {
-            eprintln!("{what}: {:.1} ms", t0.elapsed().as_secs_f64() * 1000.0);
-        }
-    };
+/// With `verbose`, the collector lists unchanged objects by name too.
+pub fn converge(plan: &NodePlan, mode: Mode, verbose: bool) -> Result<Collector> {
+    let lap = crate::timing::lap;
     let ipt = Iptables::find()?;
-    let listing = ipt.start_listing()?;
+    let verifier = ruleset::Verifier::new(ipt.save_path(), plan);
+    let listing = if verifier.unchanged() {
+        None
+    } else {
+        Some(ipt.start_listing()?)
+    };
+    lap("iptables started");
     let nl = open_netlink()?;
-    let k = read_kernel(&nl)?;
+    lap("netlink open");
+    let k = read_kernel(plan)?;
     lap("read kernel");
     let lower = underlay(&k, plan)?;
     if mode == Mode::Apply {
         files::ensure_state_dir(Path::new(&plan.state_dir))?;
     }
-    let mut out = Collector::default();
+    let mut out = Collector::new(verbose);
     links::converge_vxlan(&nl, &k, plan, &lower, mode, &mut out);
     links::converge_bridge(&nl, &k, plan, mode, &mut out);
-    let links_changed = out.objects.iter().any(|o| o.action != Action::Unchanged);
+    let links_changed = out.changed();
     let k = if mode == Mode::Apply && links_changed {
-        read_kernel(&nl)?
+        read_kernel(plan)?
     } else {
         k
     };
@@ -66,7 +71,8 @@ pub fn converge(plan: &NodePlan, mode: Mode) -> Result<Collector> {
     peers::converge_peers(&nl, &k, plan, mode, &mut out);
     lap("peers");
     sysctl::converge(mode, &mut out);
-    iptables::converge(&ipt, listing, plan, mode, &mut out)?;
+    lap("sysctls");
+    iptables::converge(&ipt, listing, &verifier, plan, mode, &mut out)?;
     lap("iptables");
     files::converge(plan, mode, &mut out);
     lap("files");
@@ -81,7 +87,9 @@ pub fn teardown(plan: &NodePlan) -> TeardownReport {
         ..Default::default()
     };
     pod::teardown_all(plan, &mut r.removed, &mut r.errors);
-    match open_netlink().and_then(|nl| read_kernel(&nl).map(|k| (nl, k))) {
+    let links =
+        Kernel::read_links().map_err(|e| failed("cannot read the network state over netlink", e));
+    match open_netlink().and_then(|nl| links.map(|k| (nl, k))) {
         Ok((nl, k)) => {
             for (name, kind) in [(&plan.vxlan.name, "vxlan"), (&plan.bridge.name, "bridge")] {
                 let Some(link) = k.link(name) else { continue };
@@ -112,8 +120,7 @@ pub fn teardown(plan: &NodePlan) -> TeardownReport {
 
 /// The node's live flannel state, for humans and `labctl verify`.
 pub fn show(plan: &NodePlan) -> Result<Value> {
-    let nl = open_netlink()?;
-    let k = read_kernel(&nl)?;
+    let k = read_kernel(plan)?;
     let dev = plan.vxlan.name.as_str();
     let vx = k.link(dev);
     let br = k.link(&plan.bridge.name);

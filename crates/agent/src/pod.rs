@@ -135,7 +135,7 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     files::ensure_state_dir(Path::new(&plan.state_dir))?;
     let _lock = lock(plan)?;
     let nl = Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))?;
-    let k = Kernel::read(&nl).map_err(|e| failed("cannot read links", e))?;
+    let k = Kernel::read_links().map_err(|e| failed("cannot read links", e))?;
     let bridge = k.link(&plan.bridge.name).ok_or_else(|| {
         AgentError::Environment(format!(
             "bridge {} does not exist on node {}: run apply first",
@@ -197,7 +197,7 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
 /// Returns eth0's MAC address.
 fn configure_inside(addr: Ipv4Net, gateway: Ipv4Addr) -> Result<String> {
     let nl = Netlink::open().map_err(|e| failed("cannot open netlink inside the pod", e))?;
-    let k = Kernel::read(&nl).map_err(|e| failed("cannot read the pod's links", e))?;
+    let k = Kernel::read_links().map_err(|e| failed("cannot read the pod's links", e))?;
     let lo = k
         .link("lo")
         .ok_or_else(|| AgentError::Failed("the pod has no loopback device".into()))?;
@@ -242,7 +242,7 @@ pub fn del(plan: &NodePlan, name: &str) -> Result<Vec<String>> {
     check_name(name)?;
     let ns = namespace(plan, name);
     let nl = Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))?;
-    let k = Kernel::read(&nl).map_err(|e| failed("cannot read links", e))?;
+    let k = Kernel::read_links().map_err(|e| failed("cannot read links", e))?;
     let mut removed = remove_parts(&nl, &k, &ns, &host_veth(&ns))?;
     let dir = resolv_dir(&ns);
     if dir.exists() {
