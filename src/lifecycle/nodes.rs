@@ -113,10 +113,19 @@ pub fn stage_agent(dir: &LabDir, node_agent_folder: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates the agent's folder. /run is mounted noexec on many systems
+/// (initramfs-tools mounts it so on Debian and Ubuntu): the folder then gets
+/// its own small tmpfs that allows executing the agent; teardown unmounts it.
+const AGENT_FOLDER: &str = r#"mkdir -p /run/labctl-agent/bin
+if ! grep -qs ' /run/labctl-agent/bin ' /proc/mounts &&
+  findmnt -no OPTIONS -T /run/labctl-agent/bin | grep -qw noexec; then
+  mount -t tmpfs -o mode=0755,size=64m labctl-agent /run/labctl-agent/bin
+fi"#;
+
 /// Uploads the agent unless the node has this exact binary. Returns true
 /// when it sent it.
 pub fn ensure_agent(session: &Session) -> Result<bool> {
-    session.run_ok(&["mkdir", "-p", "/run/labctl-agent/bin"], None)?;
+    session.run_ok(&["sh", "-c", AGENT_FOLDER], None)?;
     Ok(session.ensure_file(
         crate::embedded::agent_bytes(),
         crate::embedded::agent_sha256(),

@@ -25,9 +25,11 @@ if iptables -w -t nat -S LABCTL-SERVICES >/dev/null 2>&1; then
   iptables -w -t nat -F LABCTL-SERVICES && iptables -w -t nat -X LABCTL-SERVICES
 fi"#;
 
-/// Removes the agent and the DNS server's files, then the agent's folder
-/// when empty (it may be a mount point that stays).
-const REMOVE_FILES: &str = r#"rm -rf /run/labctl-agent/bin /run/labctl-agent/dnsmasq.conf \
+/// Removes the agent (unmounting its exec tmpfs, see `ensure_agent`) and
+/// the DNS server's files, then the agent's folder when empty (it may be a
+/// mount point that stays).
+const REMOVE_FILES: &str = r#"umount /run/labctl-agent/bin 2>/dev/null
+rm -rf /run/labctl-agent/bin /run/labctl-agent/dnsmasq.conf \
   /run/labctl-agent/dnsmasq.pid /run/labctl-agent/dnsmasq.log /run/labctl-agent/dnsmasq.log.start
 rmdir /run/labctl-agent 2>/dev/null || true"#;
 

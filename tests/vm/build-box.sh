@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Build the labctl/bookworm Vagrant box (libvirt, qcow2, direct kernel boot)
+# from Debian packages and register it for root's Vagrant home.
+#
+#   sudo tests/vm/build-box.sh            # build if needed, add if needed
+#   BOX_CACHE=/somewhere tests/vm/build-box.sh
+#
+# Idempotent: the box is cached in $BOX_CACHE/<recipe hash>/ (the hash covers
+# this script and Vagrant's insecure public key), and `vagrant box add` only
+# runs when the registered box carries another recipe hash. Everything the
+# guests need is baked in: they have no internet.
+set -euo pipefail
+
+BOX_NAME=${BOX_NAME:-labctl/bookworm}
+BOX_CACHE=${BOX_CACHE:-/var/cache/labctl/boxes}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+PACKAGES=systemd-sysv,udev,openssh-server,iproute2,iptables,busybox-static,sudo,kmod,ifupdown,isc-dhcp-client,iputils-ping,procps,dnsmasq-base,initramfs-tools,linux-image-cloud-amd64
+DISK_GB=4
+
+log() { printf '[build-box %(%H:%M:%S)T] %s\n' -1 "$*"; }
+die() { printf 'build-box: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root: debootstrap and chroot need it"
+for tool in debootstrap mkfs.ext4 qemu-img vagrant tar sha256sum; do
+  command -v "$tool" >/dev/null || die "$tool is missing (see tests/vm/README.md for the apt-get line)"
+done
+
+# Vagrant's well-known insecure key: Vagrant logs in with it once and swaps
+# in a per-machine key, like with any public box.
+INSECURE_PUB=$(dpkg -L vagrant 2>/dev/null | grep -E '/keys/vagrant\.pub$' | head -n1 || true)
+[ -n "$INSECURE_PUB" ] && [ -f "$INSECURE_PUB" ] \
+  || die "cannot find Vagrant's insecure public key (keys/vagrant.pub) in the vagrant package"
+
+HASH=$(cat "$0" "$INSECURE_PUB" | sha256sum | cut -c1-16)
+OUT=$BOX_CACHE/$HASH
+BOX=$OUT/labctl-bookworm.box
+
+registered_hash() {
+  local dir
+  dir=${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes/${BOX_NAME//\//-VAGRANTSLASH-}
+  cat "$dir"/*/libvirt/labctl-recipe 2>/dev/null | head -n1 || true
+}
+
+if [ -f "$BOX" ]; then
+  log "cached box $BOX (recipe $HASH)"
+else
+  log "building box, recipe $HASH, in $OUT"
+  mkdir -p "$BOX_CACHE"
+  WORK=$(mktemp -d "$BOX_CACHE/.work.XXXXXX")
+  ROOTFS=$WORK/rootfs
+  cleanup() {
+    for m in "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"; do
+      mountpoint -q "$m" 2>/dev/null && umount -l "$m"
+    done
+    rm -rf "$WORK"
+  }
+  trap cleanup EXIT
+
+  # A small initrd: only what mounting /dev/vda needs (boots ~4 s faster
+  # than MODULES=most under emulation). Written before the kernel's
+  # postinst builds the initrd, so debootstrap needs two stages.
+  log "debootstrap $SUITE (minbase)"
+  debootstrap --variant=minbase --include="${PACKAGES%,initramfs-tools,linux-image-cloud-amd64}" \
+    "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+    || { tail -n 30 "$WORK/debootstrap.log"; die "debootstrap failed (log above)"; }
+  mkdir -p "$ROOTFS/etc/initramfs-tools/conf.d"
+  cat >"$ROOTFS/etc/initramfs-tools/conf.d/labctl.conf" <<'EOF'
+MODULES=list
+COMPRESS=gzip
+EOF
+  mkdir -p "$ROOTFS/etc/initramfs-tools"
+  printf 'virtio_pci\nvirtio_blk\next4\n' >>"$ROOTFS/etc/initramfs-tools/modules"
+
+  log "installing the kernel in the rootfs"
+  mount -t proc proc "$ROOTFS/proc"
+  mount -t sysfs sys "$ROOTFS/sys"
+  mount --bind /dev "$ROOTFS/dev"
+  chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    initramfs-tools linux-image-cloud-amd64 >"$WORK/kernel.log" 2>&1 \
+    || { tail -n 30 "$WORK/kernel.log"; die "kernel install in the rootfs failed (log above)"; }
+  chroot "$ROOTFS" apt-get clean
+  umount "$ROOTFS/dev" "$ROOTFS/sys" "$ROOTFS/proc"
+
+  log "configuring the guest"
+  chroot "$ROOTFS" useradd -m -s /bin/bash -G sudo vagrant
+  install -d -m 0700 -o 1000 -g 1000 "$ROOTFS/home/vagrant/.ssh"
+  install -m 0600 -o 1000 -g 1000 "$INSECURE_PUB" "$ROOTFS/home/vagrant/.ssh/authorized_keys"
+  chown 1000:1000 "$ROOTFS/home/vagrant/.ssh" "$ROOTFS/home/vagrant/.ssh/authorized_keys"
+  echo 'vagrant ALL=(ALL) NOPASSWD: ALL' >"$ROOTFS/etc/sudoers.d/vagrant"
+  chmod 0440 "$ROOTFS/etc/sudoers.d/vagrant"
+  echo 'root:vagrant' | chroot "$ROOTFS" chpasswd
+  echo 'vagrant:vagrant' | chroot "$ROOTFS" chpasswd
+  echo 'UseDNS no' >"$ROOTFS/etc/ssh/sshd_config.d/labctl.conf"
+  echo bookworm >"$ROOTFS/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 bookworm\n' >"$ROOTFS/etc/hosts"
+  echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' >"$ROOTFS/etc/fstab"
+  printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' \
+    >"$ROOTFS/etc/network/interfaces"
+  : >"$ROOTFS/etc/machine-id"
+  rm -f "$ROOTFS/var/lib/dbus/machine-id"
+  # Every VM gets its own host keys at first boot.
+  rm -f "$ROOTFS"/etc/ssh/ssh_host_*
+  cat >"$ROOTFS/etc/systemd/system/ssh-host-keys.service" <<'EOF'
+[Unit]
+Description=Generate missing SSH host keys
+Before=ssh.service
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+[Install]
+WantedBy=multi-user.target
+EOF
+  chroot "$ROOTFS" systemctl enable ssh-host-keys.service >/dev/null 2>&1
+  for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+    fstrim.timer man-db.timer logrotate.timer getty@tty1.service getty.target \
+    systemd-timesyncd.service; do
+    ln -sf /dev/null "$ROOTFS/etc/systemd/system/$unit"
+  done
+
+  # Like a kubeadm node (kubeadm's prerequisites): bridged pod traffic goes
+  # through iptables, so a pod reaching a service backed by a pod on the same
+  # node (the DNS pod on the control plane) gets its reply un-NATed.
+  echo br_netfilter >"$ROOTFS/etc/modules-load.d/br_netfilter.conf"
+  echo 'net.bridge.bridge-nf-call-iptables = 1' >"$ROOTFS/etc/sysctl.d/90-bridge-nf.conf"
+
+  log "making the disk image"
+  mkdir -p "$WORK/box"
+  cp "$ROOTFS"/boot/vmlinuz-* "$WORK/box/vmlinuz"
+  cp "$ROOTFS"/boot/initrd.img-* "$WORK/box/initrd.img"
+  chmod 0644 "$WORK/box/vmlinuz" "$WORK/box/initrd.img"
+  truncate -s "${DISK_GB}G" "$WORK/disk.raw"
+  mkfs.ext4 -q -L root -d "$ROOTFS" "$WORK/disk.raw"
+  qemu-img convert -O qcow2 "$WORK/disk.raw" "$WORK/box/box.img"
+  rm -f "$WORK/disk.raw"
+  echo "$HASH" >"$WORK/box/labctl-recipe"
+  printf '{"provider":"libvirt","format":"qcow2","virtual_size":%d}\n' "$DISK_GB" \
+    >"$WORK/box/metadata.json"
+  # The box's own Vagrantfile (merged into every lab's): direct kernel boot.
+  # qemu runs as libvirt-qemu and cannot reach files under a 0700 home, so
+  # the kernel and initrd are copied to a world-readable folder first.
+  cat >"$WORK/box/Vagrantfile" <<EOF
+require "fileutils"
+box_dir = File.dirname(__FILE__)
+boot_dir = "/var/tmp/labctl-boxes/$HASH"
+%w[vmlinuz initrd.img].each do |f|
+  dst = File.join(boot_dir, f)
+  next if File.exist?(dst)
+  FileUtils.mkdir_p(boot_dir, mode: 0o755)
+  FileUtils.cp(File.join(box_dir, f), dst + ".tmp")
+  File.chmod(0o644, dst + ".tmp")
+  File.rename(dst + ".tmp", dst)
+end
+Vagrant.configure("2") do |config|
+  config.vm.provider :libvirt do |lv|
+    lv.kernel = File.join(boot_dir, "vmlinuz")
+    lv.initrd = File.join(boot_dir, "initrd.img")
+    lv.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off"
+  end
+end
+EOF
+  tar -C "$WORK/box" -cf "$WORK/box.tar.tmp" metadata.json Vagrantfile box.img vmlinuz initrd.img labctl-recipe
+  mkdir -p "$OUT"
+  mv "$WORK/box.tar.tmp" "$BOX"
+  log "built $BOX ($(du -h "$BOX" | cut -f1))"
+fi
+
+# Vagrant treats its working folder as a project (it leaves a .vagrant
+# there): run it in the cache, never in the clone.
+cd "$OUT"
+if [ "$(registered_hash)" = "$HASH" ]; then
+  log "$BOX_NAME already registered with recipe $HASH"
+else
+  log "vagrant box add --name $BOX_NAME"
+  vagrant box add --force --name "$BOX_NAME" --provider libvirt "$BOX" >/dev/null
+  [ "$(registered_hash)" = "$HASH" ] || die "vagrant box add did not register recipe $HASH"
+  # Older recipes' boxes, boot files and the volumes vagrant-libvirt made of
+  # them in the test pool (tests/vm/daemons.sh; rescanned when it starts) go.
+  find "$BOX_CACHE" /var/tmp/labctl-boxes -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
+    -regex '.*/[0-9a-f]{16}' ! -name "$HASH" -exec rm -rf {} + 2>/dev/null || true
+  rm -f "${LABCTL_VM_STATE:-/var/lib/labctl/vm-test}/pool/${BOX_NAME//\//-VAGRANTSLASH-}"_vagrant_box_image_*
+fi
+log "done"

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End to end on real Vagrant + libvirt VMs (qemu software emulation):
+# labctl up -> verify -> damage one VM -> verify names it -> up repairs ->
+# verify -> destroy twice -> the host is as before.
+#
+#   sudo tests/vm/e2e.sh                 # LAB=labs/vagrant-netonly.yaml
+#   LABCTL=target/debug/labctl sudo -E tests/vm/e2e.sh
+#
+# Needs the packages in tests/vm/README.md. Starts libvirtd/virtlogd itself
+# and always stops them (trap), so nothing libvirt is left running.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+LAB=${LAB:-$ROOT/labs/vagrant-netonly.yaml}
+LAB_NAME=${LAB_NAME:-flannel-vm}
+LAB_DIR=/var/lib/labctl/labs/$LAB_NAME
+LABCTL=${LABCTL:-$ROOT/target/debug/labctl}
+OUT=${E2E_OUT:-/tmp/labctl-vm-e2e}
+# The damaged node and the peer subnet whose route it loses (worker2's).
+DAMAGE_NODE=worker1
+DAMAGE_ROUTE=10.244.2.0/24
+
+T_BOX=${T_BOX:-900} T_UP=${T_UP:-600} T_VERIFY=${T_VERIFY:-240} T_DESTROY=${T_DESTROY:-180}
+
+[ "$(id -u)" = 0 ] || { echo "e2e: SKIP: needs root (libvirtd, qemu:///system, debootstrap)" >&2; exit 77; }
+mkdir -p "$OUT"
+rm -f "$OUT"/*.log "$OUT"/*.txt
+
+declare -a TIMES=()
+phase() { # phase NAME TIMEOUT CMD...: run, log to $OUT/NAME.log, time it
+  local name=$1 limit=$2 start rc
+  shift 2
+  printf '\n=== %s (timeout %ss): %s\n' "$name" "$limit" "$*"
+  start=$(date +%s.%N)
+  set +e
+  timeout --kill-after=30 "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  local took
+  took=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
+  TIMES+=("$(printf '%-16s %7ss  rc=%s' "$name" "$took" "$rc")")
+  [ "$rc" = 124 ] && echo "e2e: $name did not finish within ${limit}s (software emulation is slow: raise T_* if the host is busy)"
+  return "$rc"
+}
+
+snapshot_host() { # what must be the same before and after
+  {
+    echo "## iptables"; iptables-save | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]//'
+    echo "## ip6tables"; ip6tables-save | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]//'
+    echo "## links"; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
+    echo "## ip_forward"; cat /proc/sys/net/ipv4/ip_forward
+  } >"$1"
+}
+
+print_times() {
+  printf '\n=== phase times\n'
+  printf '%s\n' "${TIMES[@]}"
+}
+
+on_failure() {
+  echo
+  echo "######## e2e FAILED: diagnostics ########"
+  for f in /var/log/libvirt/qemu/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- $f (last 40 lines)"; tail -n 40 "$f"
+  done
+  for f in "$OUT"/serial-*.log; do
+    [ -f "$f" ] || continue
+    echo "--- serial console $f (last 80 lines)"; tail -n 80 "$f"
+  done
+  for f in "$LAB_DIR"/logs/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- labctl log $f (last 80 lines)"; tail -n 80 "$f"
+  done
+  virsh -c qemu:///system list --all 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "${SERIAL_PID:-}" ] && kill "$SERIAL_PID" 2>/dev/null
+  if [ "$rc" != 0 ]; then
+    on_failure
+    # Best effort: no VM may outlive the test.
+    [ -d "$LAB_DIR" ] && timeout 180 "$LABCTL" destroy "$LAB" >/dev/null 2>&1
+  fi
+  "$HERE/daemons.sh" stop
+  print_times
+  exit "$rc"
+}
+
+check_host_clean() {
+  local bad=0
+  pgrep -a qemu-system && { echo "e2e: qemu is still running"; bad=1; }
+  pgrep -a -f 'dnsmasq.*libvirt' && { echo "e2e: libvirt's dnsmasq is still running"; bad=1; }
+  ip -o link show | grep -E 'virbr|vnet' && { echo "e2e: libvirt links left"; bad=1; }
+  iptables-save | grep LIBVIRT_ >/dev/null && { echo "e2e: LIBVIRT_* iptables chains left"; bad=1; }
+  ip6tables-save | grep LIBVIRT_ >/dev/null && { echo "e2e: LIBVIRT_* ip6tables chains left"; bad=1; }
+  compgen -G '/run/libvirt/network/*' >/dev/null && { echo "e2e: /run/libvirt/network not empty"; bad=1; }
+  [ -d "$LAB_DIR" ] && { echo "e2e: lab folder $LAB_DIR left"; bad=1; }
+  snapshot_host "$OUT/host-after.txt"
+  diff -u "$OUT/host-before.txt" "$OUT/host-after.txt" || { echo "e2e: host state differs (above)"; bad=1; }
+  return "$bad"
+}
+
+[ -x "$LABCTL" ] || phase build 1200 cargo build -p labctl --manifest-path "$ROOT/Cargo.toml"
+snapshot_host "$OUT/host-before.txt"
+trap cleanup EXIT
+
+phase box "$T_BOX" "$HERE/build-box.sh"
+phase daemons 60 "$HERE/daemons.sh" start
+"$HERE/serial-capture.sh" "$OUT" >/dev/null 2>&1 &
+SERIAL_PID=$!
+
+phase up "$T_UP" "$LABCTL" up "$LAB"
+phase verify "$T_VERIFY" "$LABCTL" verify "$LAB"
+
+phase damage 60 "$LABCTL" exec --lab "$LAB" "$DAMAGE_NODE" -- sudo -n ip route del "$DAMAGE_ROUTE"
+if phase verify-broken "$T_VERIFY" "$LABCTL" verify "$LAB"; then
+  echo "e2e: verify passed although $DAMAGE_NODE lost its route to $DAMAGE_ROUTE"; exit 1
+fi
+grep -q "missing-route on $DAMAGE_NODE" "$OUT/verify-broken.log" \
+  || { echo "e2e: verify failed but did not name missing-route on $DAMAGE_NODE"; exit 1; }
+echo "e2e: verify named missing-route on $DAMAGE_NODE: ok"
+
+phase repair "$T_UP" "$LABCTL" up "$LAB"
+phase verify-again "$T_VERIFY" "$LABCTL" verify "$LAB"
+
+phase destroy "$T_DESTROY" "$LABCTL" destroy "$LAB"
+phase destroy-again "$T_DESTROY" "$LABCTL" destroy "$LAB"
+
+trap - EXIT
+kill "$SERIAL_PID" 2>/dev/null
+"$HERE/daemons.sh" stop
+check_host_clean || { print_times; echo "e2e: FAILED: host not as before"; exit 1; }
+print_times
+echo "e2e: PASSED"
+echo "vm-e2e: 1 passed, 0 failed"
