@@ -87,6 +87,20 @@ pub struct NodeState {
     pub pods: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
+impl NodeState {
+    /// The SSH endpoint recorded for node `name` of the lab in `dir`.
+    pub fn endpoint(&self, name: &str, dir: &LabDir) -> crate::ssh::Endpoint {
+        crate::ssh::Endpoint {
+            node: name.to_string(),
+            host: self.ssh_host.clone(),
+            port: self.ssh_port,
+            user: self.ssh_user.clone(),
+            key: self.ssh_key.clone().unwrap_or_else(|| dir.client_key()),
+            known_hosts: dir.known_hosts(),
+        }
+    }
+}
+
 /// Host objects of a netns lab. Names are recorded BEFORE the objects are
 /// created: destroy removes whichever of them exist.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

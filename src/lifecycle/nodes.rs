@@ -31,14 +31,7 @@ pub fn endpoint(dir: &LabDir, state: &LabState, node: &str) -> Result<Endpoint> 
             state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
-    Ok(Endpoint {
-        node: node.to_string(),
-        host: n.ssh_host.clone(),
-        port: n.ssh_port,
-        user: n.ssh_user.clone(),
-        key: n.ssh_key.clone().unwrap_or_else(|| dir.client_key()),
-        known_hosts: dir.known_hosts(),
-    })
+    Ok(n.endpoint(node, dir))
 }
 
 /// Connects to `node` as root (through `sudo -n` when its SSH user is not

@@ -56,8 +56,12 @@ pub trait Provider: Sync {
     ) -> Result<()>;
 
     /// Starts (or restarts, when the records changed) the cluster DNS
-    /// server. Returns true when something changed.
-    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, dns: &DnsRecords) -> Result<bool>;
+    /// server. Returns true when something changed. By default the server
+    /// runs on the control-plane node, reached over SSH; the netns provider
+    /// runs it from this host.
+    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, dns: &DnsRecords) -> Result<bool> {
+        ssh::dns::serve(dir, state, dns)
+    }
 
     /// Removes everything the lab created, keeping going past errors; returns
     /// them all. Works from the state alone (no lab file needed).

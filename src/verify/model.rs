@@ -209,6 +209,24 @@ pub struct PodView {
     pub problem: Option<String>,
 }
 
+impl PodView {
+    /// Records what looking up the pod's IPv4 address found: the address
+    /// (a problem when it differs from the one the lab recorded), none, or
+    /// why the lookup failed.
+    pub fn record_address(&mut self, found: Result<Option<Ipv4Addr>, String>) {
+        match found {
+            Ok(Some(ip)) => {
+                if let Some(recorded) = self.ip.filter(|recorded| *recorded != ip) {
+                    self.problem = Some(format!("has {ip}, but the lab recorded {recorded}"));
+                }
+                self.ip = Some(ip);
+            }
+            Ok(None) => self.problem = Some("has no IPv4 address".into()),
+            Err(e) => self.problem = Some(e),
+        }
+    }
+}
+
 /// A whole verify run: what `--output json` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {

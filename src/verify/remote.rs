@@ -254,19 +254,7 @@ fn inspect_pod(s: &Session, mut pod: PodView) -> PodView {
         )),
         Err(e) => Err(e.to_string()),
     };
-    match found {
-        Ok(Some(ip)) => {
-            if pod.ip.is_some_and(|recorded| recorded != ip) {
-                pod.problem = Some(format!(
-                    "has {ip}, but the lab recorded {}",
-                    pod.ip.unwrap_or(ip)
-                ));
-            }
-            pod.ip = Some(ip);
-        }
-        Ok(None) => pod.problem = Some("has no IPv4 address".into()),
-        Err(e) => pod.problem = Some(e),
-    }
+    pod.record_address(found);
     pod
 }
 

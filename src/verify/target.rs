@@ -98,14 +98,7 @@ impl Target {
         let n = self.state.nodes.get(node).ok_or_else(|| {
             anyhow!("node {node} is in the lab file but not in the lab's state: run `labctl up`")
         })?;
-        Ok(Endpoint {
-            node: node.to_string(),
-            host: n.ssh_host.clone(),
-            port: n.ssh_port,
-            user: n.ssh_user.clone(),
-            key: n.ssh_key.clone().unwrap_or_else(|| self.dir.client_key()),
-            known_hosts: self.dir.known_hosts(),
-        })
+        Ok(n.endpoint(node, &self.dir))
     }
 
     /// Connects to every node (at most [`pool::WORKERS`] at a time) and

@@ -21,7 +21,7 @@ use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
 
 use super::progress::Progress;
-use super::{DnsRecords, Provider};
+use super::Provider;
 use crate::exit::ExitError;
 use crate::state::{LabDir, LabState};
 
@@ -88,10 +88,6 @@ impl Provider for SshProvider {
             hosts::record_node(state, node, host, target.port, user, key);
         }
         hosts::check_nodes(lab, dir, state, progress, false)
-    }
-
-    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {
-        dns::serve(dir, state, records)
     }
 
     fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {

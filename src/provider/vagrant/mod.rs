@@ -13,8 +13,8 @@ use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
 
 use super::progress::Progress;
-use super::ssh::{dns, hosts};
-use super::{DnsRecords, Provider};
+use super::ssh::hosts;
+use super::Provider;
 use crate::state::{LabDir, LabState};
 use crate::vagrant::{stage_identity, Vagrant};
 
@@ -108,10 +108,6 @@ impl Provider for VagrantProvider {
             hosts::record_node(state, node, host, entry.port, user, key);
         }
         hosts::check_nodes(lab, dir, state, progress, true)
-    }
-
-    fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {
-        dns::serve(dir, state, records)
     }
 
     fn destroy(&self, dir: &LabDir, _state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {

@@ -50,22 +50,10 @@ pub fn inspect_pods(pods: &mut [PodView]) {
             })
             .collect();
         for (pod, h) in pods.iter_mut().zip(handles) {
-            match h
+            let found = h
                 .join()
-                .unwrap_or_else(|_| Err(anyhow!("probe thread panicked")))
-            {
-                Ok(Some(ip)) => {
-                    if pod.ip.is_some_and(|recorded| recorded != ip) {
-                        pod.problem = Some(format!(
-                            "has {ip}, but the lab recorded {}",
-                            pod.ip.unwrap_or(ip)
-                        ));
-                    }
-                    pod.ip = Some(ip);
-                }
-                Ok(None) => pod.problem = Some("has no IPv4 address".into()),
-                Err(e) => pod.problem = Some(format!("{e:#}")),
-            }
+                .unwrap_or_else(|_| Err(anyhow!("probe thread panicked")));
+            pod.record_address(found.map_err(|e| format!("{e:#}")));
         }
     });
 }
