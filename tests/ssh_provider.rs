@@ -8,8 +8,11 @@
 
 mod support;
 
-use support::hosts::Hosts;
-use support::netns::{can_run, in_netns, labctl, serial, show};
+use support::hosts::{bridge_netfilter_present_or_skip, Hosts};
+use support::netns::{can_run, in_netns, iptables_rules, labctl, serial, show};
+
+/// The agent's folder on a node.
+const AGENT_DIR: &str = "/run/labctl-agent";
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -36,14 +39,7 @@ fn snapshot(hosts: &Hosts) -> Vec<String> {
             h.name,
             inside(ns, &["ip", "route"])
         ));
-        let rules: Vec<String> = inside(ns, &["iptables-save"])
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| match l.find(" [") {
-                Some(i) if l.starts_with(':') => l[..i].to_string(),
-                _ => l.to_string(),
-            })
-            .collect();
+        let rules = iptables_rules(&inside(ns, &["iptables-save"]));
         out.push(format!("{}: iptables {rules:?}", h.name));
         for dir in ["/run/flannel", "/etc/cni/net.d", "/run/labctl-agent"] {
             let files: Vec<String> = walk(&h.bound(dir));
@@ -138,12 +134,21 @@ fn pod_ip(lab: &str, node: &str, pod: &str) -> String {
 
 #[test]
 fn ssh_provider_network_only_lab_on_existing_hosts() {
-    if !can_run("ssh_provider_network_only_lab_on_existing_hosts") {
+    let test = "ssh_provider_network_only_lab_on_existing_hosts";
+    if !can_run(test) || !bridge_netfilter_present_or_skip(test) {
         return;
     }
     let _serial = serial();
     let tag = format!("ts{}", std::process::id() % 100_000);
     let hosts = Hosts::start(&tag, [192, 168, 71], &["master", "worker1", "worker2"]);
+    // master's /run/labctl-agent is noexec, as /run is on Debian and
+    // Ubuntu: `up` mounts an exec tmpfs on its bin folder and destroy must
+    // unmount exactly that, leaving the folder's own (bind) mount.
+    let master = hosts.by_name("master");
+    let out = master.in_mounts(&["mount", "-o", "remount,bind,noexec", AGENT_DIR]);
+    assert!(out.status.success(), "remount noexec: {}", show(&out));
+    let mounts_before = master.mounts_under(AGENT_DIR);
+    assert_eq!(mounts_before.len(), 1, "{mounts_before:?}");
     let before = snapshot(&hosts);
     let file = hosts.dir.path().join("lab.yaml");
     std::fs::write(&file, lab_file(&hosts, "192.168.71")).unwrap();
@@ -152,6 +157,21 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
 
     let out = labctl(&["up", file]);
     assert!(out.status.success(), "up: {}", show(&out));
+    let exec_tmpfs = format!("{AGENT_DIR}/bin tmpfs labctl-agent");
+    assert_eq!(
+        master.mounts_under(AGENT_DIR),
+        [mounts_before.clone(), vec![exec_tmpfs.clone()]].concat(),
+        "up mounts an exec tmpfs on the agent's folder on master"
+    );
+    for h in ["worker1", "worker2"] {
+        assert!(
+            !hosts
+                .by_name(h)
+                .mounts_under(AGENT_DIR)
+                .contains(&exec_tmpfs),
+            "{h}: no tmpfs where the folder allows executing"
+        );
+    }
 
     // The data plane on every host: its subnet, routes to the others'.
     let out = labctl(&[
@@ -333,6 +353,11 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     );
     let after = snapshot(&hosts);
     assert_eq!(before, after, "hosts after destroy differ from before up");
+    assert_eq!(
+        master.mounts_under(AGENT_DIR),
+        mounts_before,
+        "destroy unmounts the exec tmpfs it mounted, and only that"
+    );
     let out = labctl(&["destroy", "--name", &tag]);
     assert!(out.status.success(), "second destroy: {}", show(&out));
 }

@@ -61,7 +61,11 @@ fn ssh_config(hosts: &Hosts, key: &Path) -> String {
 
 #[test]
 fn vagrant_provider_after_boot_runs_for_real_against_sshd_hosts() {
-    if !can_run("vagrant_provider_after_boot_runs_for_real_against_sshd_hosts") {
+    if !can_run("vagrant_provider_after_boot_runs_for_real_against_sshd_hosts")
+        || !support::hosts::bridge_netfilter_present_or_skip(
+            "vagrant_provider_after_boot_runs_for_real_against_sshd_hosts",
+        )
+    {
         return;
     }
     let tag = format!("tv{}", std::process::id() % 100_000);

@@ -18,6 +18,23 @@ use labctl::provider::netns::{hostdirs, launch};
 
 use super::sshd::{keygen, public_key_path, KeyKind};
 
+/// True when a lab on these hosts leaves this machine's kernel as it is:
+/// ssh and vagrant plans ask the agent for bridge netfilter (their nodes
+/// are machines of their own), but these hosts share this machine's
+/// kernel, so with br_netfilter missing the agent would load it here and
+/// send every bridge's traffic on this machine through iptables until
+/// destroy. Prints why the test is skipped otherwise.
+pub fn bridge_netfilter_present_or_skip(test: &str) -> bool {
+    if Path::new("/proc/sys/net/bridge").is_dir() {
+        return true;
+    }
+    eprintln!(
+        "SKIPPED {test}: br_netfilter is not loaded on this machine, and the agent of an \
+         ssh or vagrant lab on these test hosts (which share this kernel) would load it"
+    );
+    false
+}
+
 /// One host: its namespace, address and private folder.
 pub struct Host {
     pub name: String,
@@ -33,6 +50,35 @@ impl Host {
     pub fn bound(&self, target: &str) -> PathBuf {
         self.folder
             .join(target.trim_start_matches('/').replace('/', "_"))
+    }
+
+    /// Runs `args` in the host's mount namespace (its sshd's), e.g. to
+    /// remount one of its folders.
+    pub fn in_mounts(&self, args: &[&str]) -> std::process::Output {
+        let pid = self.sshd_pid.expect("the host's sshd runs").to_string();
+        Command::new("nsenter")
+            .args(["-t", &pid, "-m", "--"])
+            .args(args)
+            .output()
+            .expect("nsenter runs")
+    }
+
+    /// The mounts at or under `folder` in the host's mount namespace, each
+    /// as `MOUNT-POINT FSTYPE SOURCE`, in mount order.
+    pub fn mounts_under(&self, folder: &str) -> Vec<String> {
+        let pid = self.sshd_pid.expect("the host's sshd runs");
+        let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                let point = *fields.get(4)?;
+                let dash = fields.iter().position(|f| *f == "-")?;
+                let under = point == folder || point.starts_with(&format!("{folder}/"));
+                let fstype = fields.get(dash + 1)?;
+                let source = fields.get(dash + 2)?;
+                under.then(|| format!("{point} {fstype} {source}"))
+            })
+            .collect()
     }
 }
 

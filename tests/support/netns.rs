@@ -106,6 +106,19 @@ impl TestLab {
         std::fs::write(&self.file, text).unwrap();
     }
 
+    /// Sets the lab's service network (labs up side by side keep theirs
+    /// apart); call before `up`.
+    pub fn with_service_network(self, service: &str) -> TestLab {
+        let text = std::fs::read_to_string(&self.file).unwrap();
+        let text = text.replacen(
+            "\nnodes:\n",
+            &format!("\n  serviceNetwork: {service}\nnodes:\n"),
+            1,
+        );
+        std::fs::write(&self.file, text).unwrap();
+        self
+    }
+
     pub fn path(&self) -> &str {
         self.file.to_str().unwrap()
     }
@@ -149,6 +162,18 @@ pub fn in_netns(ns: &str, args: &[&str]) -> Output {
     Command::new("ip").args(&argv).output().expect("ip runs")
 }
 
+/// `iptables-save` output without what changes by itself: comment lines
+/// (they carry the time) and the packet counters after each chain.
+pub fn iptables_rules(save: &str) -> Vec<String> {
+    save.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.find(" [") {
+            Some(i) if l.starts_with(':') => l[..i].to_string(),
+            _ => l.to_string(),
+        })
+        .collect()
+}
+
 /// What destroy must restore, restricted to what a lab named `lab` could
 /// create (other tests on this machine may change other things meanwhile).
 #[derive(Debug, PartialEq, Eq)]
@@ -175,14 +200,7 @@ impl Snapshot {
             // provider::netns::names); other tests may add their own.
             .filter(|n| n.starts_with("lc"))
             .collect();
-        let iptables = host("iptables-save", &[])
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| match l.find(" [") {
-                Some(i) if l.starts_with(':') => l[..i].to_string(),
-                _ => l.to_string(),
-            })
-            .collect();
+        let iptables = iptables_rules(&host("iptables-save", &[]));
         let processes = host("ps", &["-eo", "pid,args"])
             .lines()
             .filter(|l| l.contains("sshd") || l.contains("dnsmasq"))

@@ -178,17 +178,51 @@ pub fn teardown(plan: &NodePlan, removed: &mut Vec<String>, errors: &mut Vec<Str
 
 /// Removes the state directory and the directories the agent created
 /// (those still empty), innermost first.
-pub fn remove_state(plan: &NodePlan, removed: &mut Vec<String>, errors: &mut Vec<String>) {
+///
+/// The state directory may be a mount point (a tmpfs or bind mount the
+/// caller set up, e.g. because /run is noexec): it is then emptied, not
+/// removed, and so is any mount point inside it left in place. Unmounting
+/// is for whoever mounted it; what stays is listed in `kept`, not as an
+/// error.
+pub fn remove_state(
+    plan: &NodePlan,
+    removed: &mut Vec<String>,
+    kept: &mut Vec<String>,
+    errors: &mut Vec<String>,
+) {
     let state = Path::new(&plan.state_dir);
     let dirs = remembered_dirs(state);
-    match fs::remove_dir_all(state) {
-        Ok(()) => removed.push(format!("directory {}", plan.state_dir)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => errors.push(format!(
-            "cannot remove {}: {}",
-            plan.state_dir,
-            describe_io(&e)
-        )),
+    if let Ok(state) = fs::canonicalize(state) {
+        let mounts = mount_points();
+        let mut inner_mounts = Vec::new();
+        empty_dir(&state, &mounts, &mut inner_mounts, errors);
+        for m in &inner_mounts {
+            kept.push(format!(
+                "directory {}: a mount point, left mounted for whoever mounted it",
+                m.display()
+            ));
+        }
+        if mounts.contains(&state) {
+            kept.push(format!(
+                "directory {} (emptied): a mount point, left mounted for whoever mounted it",
+                plan.state_dir
+            ));
+        } else if inner_mounts.is_empty() {
+            match fs::remove_dir(&state) {
+                Ok(()) => removed.push(format!("directory {}", plan.state_dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!(
+                    "cannot remove {}: {}",
+                    plan.state_dir,
+                    describe_io(&e)
+                )),
+            }
+        } else {
+            kept.push(format!(
+                "directory {} (emptied): it holds the mount points above",
+                plan.state_dir
+            ));
+        }
     }
     let mut dirs = dirs;
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
@@ -197,5 +231,120 @@ pub fn remove_state(plan: &NodePlan, removed: &mut Vec<String>, errors: &mut Vec
         if d.is_dir() && fs::remove_dir(&d).is_ok() {
             removed.push(format!("directory {}", d.display()));
         }
+    }
+}
+
+/// Removes everything under `dir` except mount points (and the folders
+/// leading to them), which go to `kept_mounts`. Symbolic links are removed,
+/// never followed.
+fn empty_dir(
+    dir: &Path,
+    mounts: &[PathBuf],
+    kept_mounts: &mut Vec<PathBuf>,
+    errors: &mut Vec<String>,
+) {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(format!(
+                "cannot list {}: {}",
+                dir.display(),
+                describe_io(&e)
+            ));
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if mounts.contains(&path) {
+            kept_mounts.push(path);
+            continue;
+        }
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let result = if is_dir {
+            let before = kept_mounts.len();
+            empty_dir(&path, mounts, kept_mounts, errors);
+            if kept_mounts.len() > before {
+                continue;
+            }
+            fs::remove_dir(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!(
+                "cannot remove {}: {}",
+                path.display(),
+                describe_io(&e)
+            )),
+        }
+    }
+}
+
+/// Every mount point in this process's mount namespace, from
+/// /proc/self/mountinfo (a bind mount of a folder of the same filesystem
+/// has the same device number as its parent, so comparing `st_dev` would
+/// miss it).
+pub fn mount_points() -> Vec<PathBuf> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .map(|text| parse_mount_points(&text))
+        .unwrap_or_default()
+}
+
+/// The fifth field of each mountinfo line, with the kernel's octal escapes
+/// (`\040` for a space, ...) undone.
+fn parse_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_octal(p)))
+        .collect()
+}
+
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .and_then(|d| {
+                let value = d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0'));
+                u8::try_from(value).ok()
+            });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_come_from_the_fifth_field_unescaped() {
+        let text = "22 1 0:21 / / rw - ext4 /dev/vda1 rw\n\
+                    40 22 0:30 / /run/labctl-agent rw shared:1 - tmpfs labctl-agent rw\n\
+                    41 22 0:31 /x /run/a\\040b rw - tmpfs t rw\n";
+        assert_eq!(
+            parse_mount_points(text),
+            vec![
+                PathBuf::from("/"),
+                PathBuf::from("/run/labctl-agent"),
+                PathBuf::from("/run/a b")
+            ]
+        );
     }
 }

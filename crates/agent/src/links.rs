@@ -182,24 +182,19 @@ pub fn converge_vxlan(
                 {
                     ops.push(nlops::set_vxlan_nolearning(link.index));
                 }
-                let action = if d.is_empty() {
-                    Action::Unchanged
-                } else {
-                    Action::Updated
-                };
-                (action, d, ops, false)
+                (in_place_action(&d), d, ops, false)
             }
         }
     };
-    out.object(&obj, action, changes);
-    if mode == Mode::Apply {
-        run_ops(nl, ops, &obj, out);
-    }
-    let current: Vec<Ipv4Net> = match existing {
-        Some(l) if !fresh => k.addresses_of(l.index),
-        _ => Vec::new(),
+    let change = LinkChange {
+        object: &obj,
+        dev: name,
+        action,
+        changes,
+        ops,
+        fresh,
     };
-    converge_addresses(nl, name, &current, plan.vxlan.address, mode, out);
+    finish_link(nl, k, existing, change, plan.vxlan.address, mode, out);
     fresh
 }
 
@@ -256,23 +251,64 @@ pub fn converge_bridge(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, ou
                     true,
                 )]
             };
-            let action = if d.is_empty() {
-                Action::Unchanged
-            } else {
-                Action::Updated
-            };
-            (action, d, ops, false)
+            (in_place_action(&d), d, ops, false)
         }
     };
-    out.object(&obj, action, changes);
+    let change = LinkChange {
+        object: &obj,
+        dev: &b.name,
+        action,
+        changes,
+        ops,
+        fresh,
+    };
+    finish_link(nl, k, existing, change, b.address, mode, out);
+}
+
+/// The outcome of fixing a device in place: unchanged when nothing differs.
+fn in_place_action(differences: &[Difference]) -> Action {
+    if differences.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Updated
+    }
+}
+
+/// What converging one device decided: its outcome, the netlink operations
+/// that fix it, and whether it is (re)created (its old addresses then went
+/// with it).
+struct LinkChange<'a> {
+    /// The report name, e.g. `bridge cni0`.
+    object: &'a str,
+    /// The device name, e.g. `cni0`.
+    dev: &'a str,
+    action: Action,
+    changes: Vec<Difference>,
+    ops: Vec<Op>,
+    fresh: bool,
+}
+
+/// The common end of converging a device: records the outcome, runs the
+/// operations in `Mode::Apply`, then converges the device's address to
+/// `want` (starting from none when the device is fresh).
+fn finish_link(
+    nl: &Netlink,
+    k: &Kernel,
+    existing: Option<&Link>,
+    change: LinkChange<'_>,
+    want: Ipv4Net,
+    mode: Mode,
+    out: &mut Collector,
+) {
+    out.object(change.object, change.action, change.changes);
     if mode == Mode::Apply {
-        run_ops(nl, ops, &obj, out);
+        run_ops(nl, change.ops, change.object, out);
     }
     let current: Vec<Ipv4Net> = match existing {
-        Some(l) if !fresh => k.addresses_of(l.index),
+        Some(l) if !change.fresh => k.addresses_of(l.index),
         _ => Vec::new(),
     };
-    converge_addresses(nl, &b.name, &current, b.address, mode, out);
+    converge_addresses(nl, change.dev, &current, want, mode, out);
 }
 
 /// Makes `want` the only IPv4 address of device `dev`.

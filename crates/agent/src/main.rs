@@ -6,6 +6,7 @@
 //! found (check), 2 bad plan or usage, 3 environment (not root, no
 //! iptables, underlay IP not on any interface), 4 an operation failed.
 
+mod bridge_nf;
 mod capture;
 mod decode;
 mod dump;

@@ -12,7 +12,7 @@ use crate::links::{self, Mode};
 use crate::netlink::Netlink;
 use crate::observe::{fdb_text, neighbour_text, route_text, Kernel, Link, MAIN_TABLE};
 use crate::report::{Collector, TeardownReport};
-use crate::{files, nlops, peers, pod, ruleset, sysctl};
+use crate::{bridge_nf, files, nlops, peers, pod, ruleset, sysctl};
 
 fn open_netlink() -> Result<Netlink> {
     Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))
@@ -70,7 +70,9 @@ pub fn converge(plan: &NodePlan, mode: Mode, verbose: bool) -> Result<Collector>
     lap("links");
     peers::converge_peers(&nl, &k, plan, mode, &mut out);
     lap("peers");
-    sysctl::converge(mode, &mut out);
+    // The module first: it makes the bridge sysctl exist.
+    bridge_nf::converge(plan, mode, &mut out);
+    sysctl::converge(plan, mode, &mut out);
     lap("sysctls");
     iptables::converge(&ipt, listing, &verifier, plan, mode, &mut out)?;
     lap("iptables");
@@ -114,7 +116,8 @@ pub fn teardown(plan: &NodePlan) -> TeardownReport {
         Err(e) => r.errors.push(e.to_string()),
     }
     files::teardown(plan, &mut r.removed, &mut r.errors);
-    files::remove_state(plan, &mut r.removed, &mut r.errors);
+    bridge_nf::teardown(plan, &mut r.removed, &mut r.kept);
+    files::remove_state(plan, &mut r.removed, &mut r.kept, &mut r.errors);
     r
 }
 
@@ -156,7 +159,7 @@ pub fn show(plan: &NodePlan) -> Result<Value> {
         })
         .collect::<serde_json::Map<_, _>>()
         .into();
-    let sysctls: Value = sysctl::wanted()
+    let sysctls: Value = sysctl::wanted(plan)
         .into_iter()
         .map(|key| {
             (

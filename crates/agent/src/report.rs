@@ -192,6 +192,10 @@ pub struct TeardownReport {
     pub command: &'static str,
     pub node: String,
     pub removed: Vec<String>,
+    /// What teardown left in place on purpose, and why (a state folder
+    /// that is a mount point, a module still in use). Not errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     pub errors: Vec<String>,
 }
 

@@ -1,9 +1,10 @@
-//! The two kernel switches a flannel node needs: IPv4 forwarding, and,
-//! where the bridge netfilter module is loaded, iptables for bridged
-//! traffic. Both live under /proc/sys/net, which belongs to the network
-//! namespace of the process reading it.
+//! The two kernel switches a flannel node needs: IPv4 forwarding, and
+//! iptables for bridged traffic, wherever the plan asks for bridge
+//! netfilter or its module is loaded anyway. Both live under
+//! /proc/sys/net, which belongs to the network namespace of the process
+//! reading it (the bridge one per namespace since Linux 5.3).
 
-use std::path::Path;
+use labctl_nodeplan::NodePlan;
 
 use crate::links::Mode;
 use crate::report::{Action, Collector, Difference};
@@ -15,10 +16,16 @@ fn path(key: &str) -> String {
     format!("/proc/sys/{}", key.replace('.', "/"))
 }
 
-/// The sysctls this node needs.
-pub fn wanted() -> Vec<&'static str> {
+/// The sysctls this node needs. The bridge one only where it exists or
+/// the plan wants the module that makes it (then its absence is a
+/// difference `check` reports).
+pub fn wanted(plan: &NodePlan) -> Vec<&'static str> {
+    wanted_given(plan.bridge_netfilter, crate::bridge_nf::present())
+}
+
+fn wanted_given(bridge_netfilter: bool, module_present: bool) -> Vec<&'static str> {
     let mut keys = vec![FORWARD];
-    if Path::new("/proc/sys/net/bridge").is_dir() {
+    if bridge_netfilter || module_present {
         keys.push(BRIDGE_NF);
     }
     keys
@@ -32,8 +39,8 @@ pub fn read(key: &str) -> Option<String> {
 }
 
 /// Sets each wanted sysctl to 1.
-pub fn converge(mode: Mode, out: &mut Collector) {
-    for key in wanted() {
+pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
+    for key in wanted(plan) {
         let obj = format!("sysctl {key}");
         let have = read(key);
         if have.as_deref() == Some("1") {
@@ -53,5 +60,18 @@ pub fn converge(mode: Mode, out: &mut Collector) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bridge_sysctl_is_wanted_when_asked_for_or_present() {
+        assert_eq!(wanted_given(false, false), vec![FORWARD]);
+        assert_eq!(wanted_given(false, true), vec![FORWARD, BRIDGE_NF]);
+        assert_eq!(wanted_given(true, false), vec![FORWARD, BRIDGE_NF]);
+        assert_eq!(wanted_given(true, true), vec![FORWARD, BRIDGE_NF]);
     }
 }

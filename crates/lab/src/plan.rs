@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 use labctl_nodeplan::{BridgePlan, MacAddr, NodePlan, PeerPlan, VxlanPlan, PLAN_SCHEMA};
 
 use crate::flannel;
-use crate::model::Lab;
+use crate::model::{Lab, ProviderType};
 use crate::validate::network::VXLAN_OVERHEAD;
 
 /// Where the agent keeps its own state on a node.
@@ -123,6 +123,9 @@ fn build(lab: &Lab, subnets: &[Ipv4Net]) -> Vec<NodePlan> {
                 flannel::cni_conflist(net.pod_network, subnet, mtu),
             ],
             state_dir: STATE_DIR.to_string(),
+            // A netns node shares this host's kernel: loading br_netfilter
+            // there would change every bridge on the host.
+            bridge_netfilter: lab.provider.kind != ProviderType::Netns,
         })
         .collect()
 }

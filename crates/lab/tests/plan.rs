@@ -277,3 +277,19 @@ fn plan_with_subnets_names_the_node_it_cannot_place() {
         "node worker2's pod subnet 10.244.1.0/25 overlaps node worker1's 10.244.1.0/24"
     );
 }
+
+#[test]
+fn bridge_netfilter_is_wanted_on_machines_of_their_own_only() {
+    let labs = manifest_dir().join("../../labs");
+    for (file, wanted) in [
+        ("netns.yaml", false),
+        ("vagrant.yaml", true),
+        ("ssh.yaml", true),
+    ] {
+        let plans = plan(&lab_from(&labs.join(file), file));
+        assert!(!plans.is_empty(), "{file}");
+        for p in &plans {
+            assert_eq!(p.bridge_netfilter, wanted, "{file} node {}", p.node);
+        }
+    }
+}

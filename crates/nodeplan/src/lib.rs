@@ -119,6 +119,16 @@ pub struct NodePlan {
     pub files: Vec<FilePlan>,
     /// Where the agent keeps its own state on the node (pod records, leases).
     pub state_dir: String,
+    /// Whether the agent must make sure bridge netfilter (`br_netfilter`)
+    /// is loaded and `net.bridge.bridge-nf-call-iptables` is 1, so traffic
+    /// bridged on cni0 goes through iptables: without it a pod's DNS reply
+    /// from a DNS pod on the same node is not un-DNATed. True where the
+    /// node is a machine of its own (vagrant, ssh); false for netns labs,
+    /// whose nodes share this host's kernel, where loading the module would
+    /// change every bridge on the host. Plans written before this field
+    /// existed decode as false.
+    #[serde(default)]
+    pub bridge_netfilter: bool,
 }
 
 /// The VXLAN device (`flannel.<VNI>`).
@@ -233,6 +243,29 @@ impl NodePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan as written before `bridgeNetfilter` existed.
+    const OLD_PLAN: &str = r#"{"schema":1,"lab":"l","node":"n0","underlayIp":"192.168.56.10",
+        "underlayMtu":1500,"network":"10.244.0.0/16","subnet":"10.244.0.0/24",
+        "vxlan":{"name":"flannel.1","vni":1,"port":8472,"mtu":1450,
+          "mac":"0e:fa:0a:f4:00:00","address":"10.244.0.0/32"},
+        "bridge":{"name":"cni0","address":"10.244.0.1/24","mtu":1450},
+        "peers":[],"ipMasq":true,"dnsServiceIp":"10.96.0.10","apiServiceIp":"10.96.0.1",
+        "dnsDomain":"cluster.local",
+        "iptables":{"nat":null,"filter":{"chain":"FLANNEL-FWD","parent":"FORWARD",
+          "jump":"-A FORWARD -j FLANNEL-FWD","rules":[]}},
+        "files":[],"stateDir":"/run/labctl-agent"}"#;
+
+    #[test]
+    fn a_plan_without_bridge_netfilter_decodes_as_false_and_round_trips() {
+        let old = NodePlan::from_json(OLD_PLAN).unwrap();
+        assert!(!old.bridge_netfilter);
+        let mut new = old.clone();
+        new.bridge_netfilter = true;
+        let json = new.to_json();
+        assert!(json.contains("\"bridgeNetfilter\": true"), "{json}");
+        assert_eq!(NodePlan::from_json(&json).unwrap(), new);
+    }
 
     #[test]
     fn mac_round_trips_and_rejects_garbage() {

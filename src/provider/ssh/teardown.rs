@@ -25,13 +25,19 @@ if iptables -w -t nat -S LABCTL-SERVICES >/dev/null 2>&1; then
   iptables -w -t nat -F LABCTL-SERVICES && iptables -w -t nat -X LABCTL-SERVICES
 fi"#;
 
-/// Removes the agent (unmounting its exec tmpfs, see `ensure_agent`) and
-/// the DNS server's files, then the agent's folder when empty (it may be a
-/// mount point that stays).
-const REMOVE_FILES: &str = r#"umount /run/labctl-agent/bin 2>/dev/null
-rm -rf /run/labctl-agent/bin /run/labctl-agent/dnsmasq.conf \
-  /run/labctl-agent/dnsmasq.pid /run/labctl-agent/dnsmasq.log /run/labctl-agent/dnsmasq.log.start
-rmdir /run/labctl-agent 2>/dev/null || true"#;
+/// Removes the agent and the DNS server's files, unmounting first the exec
+/// tmpfs `ensure_agent` mounted on the agent's `bin` folder (that one only:
+/// it is the tmpfs named `labctl-agent`), then the agent's folder itself
+/// unless it is a mount point someone else made (a test host's bind
+/// mount), which stays, empty. Fails, naming what is left, when it cannot.
+const REMOVE_FILES: &str = r#"set -e
+dir=/run/labctl-agent
+mounted() { grep -qs "^$1 $2 " /proc/mounts; }
+if mounted labctl-agent "$dir/bin"; then umount "$dir/bin"; fi
+rm -rf "$dir/bin" "$dir/dnsmasq.conf" "$dir/dnsmasq.pid" "$dir/dnsmasq.log" "$dir/dnsmasq.log.start"
+if [ -d "$dir" ] && ! mounted '[^ ]*' "$dir"; then
+  rmdir "$dir" || { echo "$dir still holds: $(ls -A "$dir" | tr '\n' ' ')" >&2; exit 1; }
+fi"#;
 
 /// The plan a node was last built from (kept by `up` in the lab folder).
 pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
@@ -42,35 +48,18 @@ pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
         .map_err(|e| anyhow::anyhow!("node {node}'s plan {} is invalid: {e}", path.display()))
 }
 
-/// `labctl-agent teardown`. The agent removes its state folder last; when
-/// that folder is a mount point (a test host, a node whose /run/labctl-agent
-/// is bound from elsewhere) it empties it and reports it busy: that one
-/// error is not a failure.
+/// `labctl-agent teardown`. The agent empties its state folder and leaves
+/// mount points in and on it for whoever mounted them (see
+/// `REMOVE_FILES`), so any error it reports is a failure.
 fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
-    let argv = [nodes::AGENT_PATH, "teardown"];
-    let out = session.run(&argv, Some(plan.to_json().as_bytes()))?;
-    if out.success() {
-        return Ok(());
-    }
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let errors: Vec<&str> = report["errors"]
-        .as_array()
-        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
-        .unwrap_or_default();
-    let busy_state_dir = |e: &&str| e.contains(labctl_lab::STATE_DIR) && e.contains("busy");
-    if !errors.is_empty() && errors.iter().all(busy_state_dir) {
-        return Ok(());
-    }
-    let detail = if errors.is_empty() {
-        out.stderr_text().trim().to_string()
-    } else {
-        errors.join("; ")
-    };
-    anyhow::bail!(
-        "`labctl-agent teardown` on node {} failed with exit status {}: {detail}",
-        session.endpoint().node,
-        out.status
-    )
+    nodes::agent(session, plan, &["teardown"])
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "cannot remove the data plane from node {}",
+                session.endpoint().node
+            )
+        })
 }
 
 /// Tears every node of the lab down, in parallel; every error is returned.

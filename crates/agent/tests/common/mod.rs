@@ -206,6 +206,8 @@ pub fn plan(lab: &str, me: &NodeSpec, all: &[NodeSpec], dir: &str) -> NodePlan {
             ),
         }],
         state_dir: format!("{dir}/state"),
+        // The test node is a namespace on this host: no module loading.
+        bridge_netfilter: false,
     }
 }
 
