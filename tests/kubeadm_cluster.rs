@@ -2,25 +2,15 @@
 //! hash (checked against openssl on a certificate openssl makes), recorded
 //! `kubectl get nodes -o json`, the `up` step list, the admin kubeconfig.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
 use ipnet::Ipv4Net;
 use labctl::kubeadm::{self, Input, StepKind};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn vagrant_lab() -> labctl_lab::Lab {
-    let text = std::fs::read_to_string(repo().join("labs/vagrant.yaml")).unwrap();
-    labctl_lab::parse("labs/vagrant.yaml", &text).unwrap()
-}
-
-fn recorded(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/recorded").join(name)).unwrap()
-}
+use support::fixtures::{recorded, vagrant_lab};
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

@@ -2,24 +2,14 @@
 //! installed), LF endings, quoted values, and its functions run for real by
 //! bash on recorded containerd configs and sample files.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use labctl::kubeadm::node_prepare_script;
 use labctl::kubeadm::prepare::{self, FUNCTIONS};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn vagrant_lab() -> labctl_lab::Lab {
-    let text = std::fs::read_to_string(repo().join("labs/vagrant.yaml")).unwrap();
-    labctl_lab::parse("labs/vagrant.yaml", &text).unwrap()
-}
-
-fn recorded(name: &str) -> String {
-    std::fs::read_to_string(repo().join("tests/fixtures/recorded").join(name)).unwrap()
-}
+use support::fixtures::{recorded, vagrant_lab};
 
 /// Runs `body` with bash after `set -euo pipefail`, the given variables and
 /// the script's functions. Returns (success, stdout, stderr).

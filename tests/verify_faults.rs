@@ -5,74 +5,44 @@
 //! test undoes it), and verify passes again. `labctl destroy` at the end
 //! (and on failure, from Drop). Needs root.
 
-use std::process::{Command, Output};
+mod support;
+mod verify_support;
 
 use serde_json::Value;
+use support::netns::{can_run, in_netns, labctl, show, TestLab};
+use verify_support::faults::{forward_jump, postrouting_jump, vxlan_drop};
 
-struct Lab {
-    name: String,
-    file: std::path::PathBuf,
-}
-
-fn labctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_labctl"))
-        .args(args)
-        .output()
-        .expect("labctl runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn sh(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .expect("command runs");
-    assert!(out.status.success(), "{argv:?}: {}", text(&out));
-}
+/// The lab under test; destroyed (by its [`TestLab`]) also on failure.
+struct Lab(TestLab);
 
 impl Lab {
     fn ns(&self, node: &str) -> String {
-        format!("{}-{node}", self.name)
+        format!("{}-{node}", self.0.name)
     }
     /// Runs a command inside a node's namespace (never the host's).
     fn on(&self, node: &str, argv: &[&str]) {
-        let ns = self.ns(node);
-        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
-        full.extend_from_slice(argv);
-        sh(&full);
+        let out = in_netns(&self.ns(node), argv);
+        assert!(out.status.success(), "{argv:?}: {}", show(&out));
     }
     fn capture(&self, node: &str, argv: &[&str]) -> String {
-        let ns = self.ns(node);
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .args(argv)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&in_netns(&self.ns(node), argv).stdout).into_owned()
     }
     fn up(&self) {
-        let out = labctl(&["up", self.file.to_str().unwrap()]);
-        assert!(out.status.success(), "labctl up failed: {}", text(&out));
+        let out = self.0.up();
+        assert!(out.status.success(), "labctl up failed: {}", show(&out));
     }
     /// `labctl --output json verify LAB` when the CLI has it wired, else the
     /// same code through the library (`labctl::verify::verify`).
     fn verify(&self) -> (i32, Value) {
-        let out = labctl(&["--output", "json", "verify", self.file.to_str().unwrap()]);
-        if !text(&out).contains("not implemented") {
+        let out = labctl(&["--output", "json", "verify", self.0.path()]);
+        if !show(&out).contains("not implemented") {
             let code = out.status.code().unwrap_or(-1);
             let report: Value = serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", text(&out)));
+                .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", show(&out)));
             return (code, report);
         }
         let args = labctl::verify::VerifyArgs {
-            lab: Some(self.file.clone()),
+            lab: Some(self.0.file.clone()),
             ..Default::default()
         };
         let report =
@@ -101,44 +71,29 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = labctl(&["destroy", "--name", &self.name]);
-        let _ = std::fs::remove_file(&self.file);
-    }
-}
-
 /// Brings up a 3-node lab with networks unique to this run, or says why
 /// the test cannot run.
 fn lab() -> Option<Lab> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: fault injection needs root (network namespaces, iptables)");
+    if !can_run("each_fault_is_named_and_up_repairs_it") {
         return None;
     }
     let n = std::process::id() % 40;
-    let name = format!("vf{}", std::process::id() % 100000);
-    let file = std::env::temp_dir().join(format!("{name}.yaml"));
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {name}\nnetwork:\n  underlay: 192.168.{}.0/24\n  podNetwork: 10.{}.0.0/16\n  serviceNetwork: 10.{}.0.0/16\nnodes:\n  - name: master\n    role: control-plane\n  - name: worker1\n  - name: worker2\n",
-            200 + n,
-            100 + n,
-            150 + n
-        ),
+    let lab = Lab(TestLab::new(
+        &format!("vf{}", std::process::id() % 100000),
+        &format!("192.168.{}.0/24", 200 + n),
+        &format!("10.{}.0.0/16", 100 + n),
+        &["master", "worker1", "worker2"],
     )
-    .unwrap();
-    let lab = Lab { name, file };
-    let out = labctl(&["up", lab.file.to_str().unwrap()]);
-    if !out.status.success() && text(&out).contains("not implemented") {
+    .with_service_network(&format!("10.{}.0.0/16", 150 + n)));
+    let out = lab.0.up();
+    if !out.status.success() && show(&out).contains("not implemented") {
         eprintln!(
             "SKIPPED: `labctl up` is not implemented in this build yet: {}",
-            text(&out).trim()
+            show(&out).trim()
         );
         return None;
     }
-    assert!(out.status.success(), "labctl up failed: {}", text(&out));
+    assert!(out.status.success(), "labctl up failed: {}", show(&out));
     Some(lab)
 }
 
@@ -224,21 +179,7 @@ fn each_fault_is_named_and_up_repairs_it() {
     lab.assert_passes("after up repaired the FDB entry");
 
     // FORWARD policy DROP with the FLANNEL-FWD jump gone.
-    lab.on(
-        "worker2",
-        &[
-            "iptables",
-            "-w",
-            "-D",
-            "FORWARD",
-            "-m",
-            "comment",
-            "--comment",
-            "flanneld forward",
-            "-j",
-            "FLANNEL-FWD",
-        ],
-    );
+    lab.on("worker2", &forward_jump("-D"));
     lab.on("worker2", &["iptables", "-w", "-P", "FORWARD", "DROP"]);
     lab.assert_cause("forward-drop", Some("worker2"));
     lab.up();
@@ -246,23 +187,7 @@ fn each_fault_is_named_and_up_repairs_it() {
     lab.on("worker2", &["iptables", "-w", "-P", "FORWARD", "ACCEPT"]);
 
     // The POSTROUTING jump gone.
-    lab.on(
-        "master",
-        &[
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            "-D",
-            "POSTROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "flanneld masq",
-            "-j",
-            "FLANNEL-POSTRTG",
-        ],
-    );
+    lab.on("master", &postrouting_jump("-D"));
     lab.assert_cause("postrouting-jump-missing", Some("master"));
     lab.up();
     lab.assert_passes("after up restored the POSTROUTING jump");
@@ -277,14 +202,9 @@ fn each_fault_is_named_and_up_repairs_it() {
     lab.assert_passes("after up restored the MTU");
 
     // UDP 8472 dropped on worker2: not labctl's rule, so undone by hand.
-    let rule = ["INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP"];
-    let mut add = vec!["iptables", "-w", "-I"];
-    add.extend_from_slice(&rule);
-    lab.on("worker2", &add);
+    lab.on("worker2", &vxlan_drop("-I"));
     lab.assert_cause("vxlan-port-blocked", Some("worker2"));
-    let mut del = vec!["iptables", "-w", "-D"];
-    del.extend_from_slice(&rule);
-    lab.on("worker2", &del);
+    lab.on("worker2", &vxlan_drop("-D"));
     lab.assert_passes("after the INPUT rule was removed");
 
     // The wrong local address (as when the NAT NIC is chosen).

@@ -10,6 +10,7 @@ use std::time::Instant;
 use labctl::verify::evidence::Evidence;
 use labctl::verify::model::Outcome;
 use labctl::verify::{checks, diagnose, netns};
+use verify_support::faults::{forward_jump, postrouting_jump, vxlan_drop};
 use verify_support::{is_root, HandLab};
 
 fn skip() -> bool {
@@ -81,12 +82,7 @@ fn healthy_lab_passes_and_each_fault_is_named() {
     );
 
     // UDP 8472 dropped on node2: packets reach its eth1, never flannel.1.
-    lab.on_node(
-        2,
-        &[
-            "iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP",
-        ],
-    );
+    lab.on_node(2, &vxlan_drop("-A"));
     let ev = probe(&lab);
     assert_eq!(checks::vxlan(v, &ev).outcome, Outcome::Fail);
     assert_eq!(
@@ -98,12 +94,7 @@ fn healthy_lab_passes_and_each_fault_is_named() {
         found.contains(&("vxlan-port-blocked".into(), Some("node2".into()))),
         "{found:?}"
     );
-    lab.on_node(
-        2,
-        &[
-            "iptables", "-w", "-D", "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP",
-        ],
-    );
+    lab.on_node(2, &vxlan_drop("-D"));
 
     // flannel.1 MTU changed on node1.
     lab.on_node(1, &["ip", "link", "set", "flannel.1", "mtu", "1400"]);
@@ -122,20 +113,7 @@ fn healthy_lab_passes_and_each_fault_is_named() {
     lab.on_node(1, &["ip", "link", "set", "flannel.1", "mtu", "1450"]);
 
     // POSTROUTING jump gone on node0: the outside sees the pod IP.
-    let jump = [
-        "-t",
-        "nat",
-        "POSTROUTING",
-        "-m",
-        "comment",
-        "--comment",
-        "flanneld masq",
-        "-j",
-        "FLANNEL-POSTRTG",
-    ];
-    let mut del = vec!["iptables", "-w", "-t", "nat", "-D"];
-    del.extend_from_slice(&jump[2..]);
-    lab.on_node(0, &del);
+    lab.on_node(0, &postrouting_jump("-D"));
     let ev = probe(&lab);
     assert_eq!(checks::egress(v, &ev).outcome, Outcome::Fail);
     let found = causes(&lab, &ev);
@@ -143,26 +121,10 @@ fn healthy_lab_passes_and_each_fault_is_named() {
         found.contains(&("postrouting-jump-missing".into(), Some("node0".into()))),
         "{found:?}"
     );
-    let mut add = vec!["iptables", "-w", "-t", "nat", "-A"];
-    add.extend_from_slice(&jump[2..]);
-    lab.on_node(0, &add);
+    lab.on_node(0, &postrouting_jump("-A"));
 
     // FORWARD policy DROP and no FLANNEL-FWD jump on node1.
-    lab.on_node(
-        1,
-        &[
-            "iptables",
-            "-w",
-            "-D",
-            "FORWARD",
-            "-m",
-            "comment",
-            "--comment",
-            "flanneld forward",
-            "-j",
-            "FLANNEL-FWD",
-        ],
-    );
+    lab.on_node(1, &forward_jump("-D"));
     lab.on_node(1, &["iptables", "-w", "-P", "FORWARD", "DROP"]);
     let ev = probe(&lab);
     assert_eq!(
@@ -175,21 +137,7 @@ fn healthy_lab_passes_and_each_fault_is_named() {
         "{found:?}"
     );
     lab.on_node(1, &["iptables", "-w", "-P", "FORWARD", "ACCEPT"]);
-    lab.on_node(
-        1,
-        &[
-            "iptables",
-            "-w",
-            "-A",
-            "FORWARD",
-            "-m",
-            "comment",
-            "--comment",
-            "flanneld forward",
-            "-j",
-            "FLANNEL-FWD",
-        ],
-    );
+    lab.on_node(1, &forward_jump("-A"));
 
     // A missing route: the mesh and the vxlan capture show it (naming the
     // route needs the agent's check, covered by verify_faults).

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use labctl_nodeplan::NodePlan;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -37,21 +38,12 @@ pub struct PodStatus {
 pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let name = resolve::lab_name(args.lab.as_deref(), args.name.as_deref())?;
     let lab = resolve::existing(&name)?;
-    // The plans come from the lab file as last brought up (kept in the
-    // state folder), so status works wherever it is run from.
-    // Each node's plan as `up` last applied it wins: in kubeadm labs the
-    // subnets are the podCIDRs the cluster assigned, not the lab file's.
-    let mut plans = std::fs::read_to_string(lab.dir.lab_copy())
-        .ok()
-        .and_then(|text| labctl_lab::parse(&lab.dir.lab_copy().display().to_string(), &text).ok())
-        .map(|l| labctl_lab::plan(&l))
-        .unwrap_or_default();
-    for plan in plans.iter_mut() {
-        if let Ok(saved) = crate::provider::ssh::teardown::saved_plan(&lab.dir, &plan.node) {
-            *plan = saved;
-        }
-    }
     let names: Vec<String> = lab.state.nodes.keys().cloned().collect();
+    let plans = node_plans(
+        &names,
+        |node| crate::provider::ssh::teardown::saved_plan(&lab.dir, node).ok(),
+        || lab_copy_plans(&lab.dir),
+    );
     let statuses = nodes::parallel(&names, |node| {
         node_status(
             &lab.dir,
@@ -104,11 +96,47 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
     })
 }
 
+/// Each node's plan: the one `up` last applied and saved in the node's
+/// folder (in kubeadm labs its subnet is the podCIDR the cluster assigned,
+/// not the lab file's), and only for nodes without one (an `up` that
+/// stopped before applying) the plan computed by `compute`, which is not
+/// called when every node has its saved plan.
+fn node_plans(
+    names: &[String],
+    saved: impl Fn(&str) -> Option<NodePlan>,
+    compute: impl FnOnce() -> Vec<NodePlan>,
+) -> Vec<NodePlan> {
+    let mut plans = Vec::with_capacity(names.len());
+    let mut missing = Vec::new();
+    for name in names {
+        match saved(name) {
+            Some(plan) => plans.push(plan),
+            None => missing.push(name),
+        }
+    }
+    if !missing.is_empty() {
+        plans.extend(compute().into_iter().filter(|p| missing.contains(&&p.node)));
+    }
+    plans
+}
+
+/// The plans of the lab file as last brought up (the copy kept in the
+/// lab folder), so status works wherever it is run from; none when the
+/// copy is missing or no longer parses.
+fn lab_copy_plans(dir: &LabDir) -> Vec<NodePlan> {
+    let copy = dir.lab_copy();
+    std::fs::read_to_string(&copy)
+        .ok()
+        .and_then(|text| labctl_lab::parse(&copy.display().to_string(), &text).ok())
+        .map(|lab| labctl_lab::plan(&lab))
+        .unwrap_or_default()
+}
+
 fn node_status(
     dir: &LabDir,
     st: &state::LabState,
     node: &str,
-    plan: Option<&labctl_nodeplan::NodePlan>,
+    plan: Option<&NodePlan>,
 ) -> NodeStatus {
     let rec = st.nodes.get(node);
     let mut s = NodeStatus {
@@ -154,7 +182,7 @@ fn node_status(
         }
     }
     let Some(plan) = plan else {
-        s.drift = "no plan (lab file copy unreadable)".into();
+        s.drift = "no plan (none saved, and the lab file copy is unreadable)".into();
         return s;
     };
     // `check` exits 1 when the node drifted, still printing its report.
@@ -235,4 +263,41 @@ pub fn list(_args: &ListArgs, global: &GlobalOpts) -> Result<ExitCode> {
         )
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plans_of(lab: &str) -> Vec<NodePlan> {
+        let lab = labctl_lab::parse("lab.yaml", lab).unwrap();
+        labctl_lab::plan(&lab)
+    }
+
+    const LAB: &str = "apiVersion: labctl/v1alpha1\nkind: Lab\nname: st\nnodes:\n\
+        - {name: a, role: control-plane, ip: 192.168.56.10}\n\
+        - {name: b, role: worker, ip: 192.168.56.11}\n";
+
+    #[test]
+    fn saved_plans_win_and_the_lab_copy_is_read_only_for_nodes_without_one() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let mut saved_a = plans_of(LAB).remove(0);
+        saved_a.subnet = "10.244.9.0/24".parse().unwrap();
+        let lab_plans = plans_of(LAB);
+        let all_saved = |n: &str| lab_plans.iter().find(|p| p.node == n).cloned();
+        let plans = node_plans(&names, all_saved, || {
+            panic!("computed though all were saved")
+        });
+        assert_eq!(plans.len(), 2);
+
+        let only_a = |n: &str| (n == "a").then(|| saved_a.clone());
+        let plans = node_plans(&names, only_a, || plans_of(LAB));
+        assert_eq!(
+            plans
+                .iter()
+                .map(|p| (p.node.as_str(), p.subnet.to_string()))
+                .collect::<Vec<_>>(),
+            vec![("a", "10.244.9.0/24".into()), ("b", "10.244.1.0/24".into())]
+        );
+    }
 }

@@ -1,0 +1,45 @@
+//! The iptables commands that inject (and undo) verify's firewall faults
+//! on a flannel node, shared by the hand-built lab's probe test and the
+//! CLI fault-injection test: `op` is the iptables operation (`-A`, `-I`
+//! to inject a rule, `-D` to delete one).
+
+/// flannel's jump from FORWARD to FLANNEL-FWD.
+pub fn forward_jump(op: &'static str) -> Vec<&'static str> {
+    vec![
+        "iptables",
+        "-w",
+        op,
+        "FORWARD",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld forward",
+        "-j",
+        "FLANNEL-FWD",
+    ]
+}
+
+/// flannel's jump from nat POSTROUTING to FLANNEL-POSTRTG.
+pub fn postrouting_jump(op: &'static str) -> Vec<&'static str> {
+    vec![
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        op,
+        "POSTROUTING",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld masq",
+        "-j",
+        "FLANNEL-POSTRTG",
+    ]
+}
+
+/// A rule dropping VXLAN (UDP 8472) arriving at the node.
+pub fn vxlan_drop(op: &'static str) -> Vec<&'static str> {
+    vec![
+        "iptables", "-w", op, "INPUT", "-p", "udp", "--dport", "8472", "-j", "DROP",
+    ]
+}
