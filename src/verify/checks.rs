@@ -433,6 +433,114 @@ pub fn egress(lab: &LabView, ev: &Evidence) -> CheckResult {
     )
 }
 
+/// The address the kubelet registers when the NAT NIC wins (VirtualBox's
+/// first NIC, the default route).
+pub const NAT_NIC_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
+
+/// `kubernetes`: every lab node registered and Ready, its InternalIP its
+/// lab IP, its podCIDR its planned subnet (and subnet.env the plan, as
+/// the agent found), CoreDNS running.
+pub fn kubernetes(lab: &LabView, ev: &Evidence) -> CheckResult {
+    let k = ev.kubernetes.clone().unwrap_or_default();
+    let mut details = Vec::new();
+    let mut good_nodes = 0;
+    for n in &lab.nodes {
+        let Some(kn) = k.nodes.iter().find(|k| k.node == n.name) else {
+            details.push(format!("✗ {}: not read from the API server", n.name));
+            continue;
+        };
+        let mut wrong = Vec::new();
+        if !kn.registered {
+            wrong.push("not registered with the API server".to_string());
+        } else if !kn.ready {
+            wrong.push(format!("NotReady ({})", kn.ready_detail));
+        }
+        match kn.internal_ip {
+            Some(ip) if ip == n.underlay_ip => {}
+            Some(ip) if ip == NAT_NIC_IP => wrong.push(format!(
+                "InternalIP {ip} is the NAT NIC, not its lab IP {}",
+                n.underlay_ip
+            )),
+            Some(ip) => wrong.push(format!("InternalIP {ip}, not its lab IP {}", n.underlay_ip)),
+            None if kn.registered => wrong.push("no InternalIP".to_string()),
+            None => {}
+        }
+        match kn.pod_cidr {
+            Some(c) if c == n.subnet => {}
+            Some(c) => wrong.push(format!(
+                "podCIDR {c}, but its plan (cni0, subnet.env) has {}",
+                n.subnet
+            )),
+            None if kn.registered => wrong.push("no podCIDR".to_string()),
+            None => {}
+        }
+        let env_drift = ev
+            .drift
+            .iter()
+            .find(|d| d.node == n.name && d.object.contains("subnet.env"));
+        if let Some(d) = env_drift {
+            wrong.push(format!(
+                "subnet.env differs from the plan (actual {})",
+                d.actual.as_deref().unwrap_or("(absent)")
+            ));
+        }
+        if wrong.is_empty() {
+            good_nodes += 1;
+            let env = if ev.checked_nodes.contains(&n.name) {
+                "= cni0 = subnet.env (agent check)"
+            } else {
+                "(subnet.env not checked: the dataplane check did not run on it)"
+            };
+            details.push(format!(
+                "{}: Ready, InternalIP {}, podCIDR {} {env}",
+                n.name, n.underlay_ip, n.subnet
+            ));
+        } else {
+            details.push(format!("✗ {}: {}", n.name, wrong.join("; ")));
+        }
+    }
+    let running = k
+        .coredns
+        .iter()
+        .filter(|p| super::kube::pods::usable(p) && p.ready)
+        .count();
+    for p in &k.coredns {
+        let good = super::kube::pods::usable(p) && p.ready;
+        details.push(format!(
+            "{}CoreDNS {} on {}: {}{}",
+            if good { "" } else { "✗ " },
+            p.name,
+            p.node.as_deref().unwrap_or("no node"),
+            super::kube::pods::state_text(p),
+            if p.phase == "Running" && !p.ready {
+                ", not ready"
+            } else {
+                ""
+            }
+        ));
+    }
+    if k.coredns.is_empty() && k.errors.is_empty() {
+        details.push("✗ no CoreDNS pod (label k8s-app=kube-dns in kube-system)".into());
+    }
+    details.extend(k.errors.iter().map(|e| format!("✗ {e}")));
+    let ok = good_nodes == lab.nodes.len()
+        && !lab.nodes.is_empty()
+        && !k.coredns.is_empty()
+        && running == k.coredns.len()
+        && k.errors.is_empty();
+    result(
+        CheckId::Kubernetes,
+        ok,
+        format!(
+            "{good_nodes}/{} nodes Ready with their lab IP as InternalIP and podCIDR = planned subnet; CoreDNS {running}/{} running",
+            lab.nodes.len(),
+            k.coredns.len()
+        ),
+        details,
+        json!(k),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,5 +597,135 @@ mod tests {
         assert_eq!(mtu(&lab, &ev).outcome, Outcome::Fail);
         assert_eq!(dns(&lab, &ev).outcome, Outcome::Fail);
         assert_eq!(pods(&lab, &ev).outcome, Outcome::Fail);
+    }
+
+    /// lab3 with the subnets the cluster handed out in the recorded node
+    /// list (round-robin: worker1 got 10.244.2.0/24).
+    fn kube_lab() -> LabView {
+        let mut lab = crate::verify::diagnose::tests::lab3();
+        lab.provider = "vagrant".into();
+        lab.nodes[1].subnet = "10.244.2.0/24".parse().unwrap();
+        lab.nodes[2].subnet = "10.244.1.0/24".parse().unwrap();
+        lab
+    }
+
+    fn kube_evidence(lab: &LabView, nodes: &str) -> Evidence {
+        let read = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/fixtures/recorded/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let (nodes, errors) = crate::verify::kube::nodes::kube_nodes(lab, &read(nodes));
+        let coredns =
+            crate::verify::kube::pods::parse_pods(&read("kubectl-pods-coredns.json")).unwrap();
+        Evidence {
+            kubernetes: Some(KubeEvidence {
+                nodes,
+                coredns,
+                errors,
+            }),
+            checked_nodes: lab.nodes.iter().map(|n| n.name.clone()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn kubernetes_passes_on_the_recorded_ready_cluster() {
+        let lab = kube_lab();
+        let r = kubernetes(&lab, &kube_evidence(&lab, "kubectl-nodes-ready.json"));
+        assert_eq!(r.outcome, Outcome::Pass, "{:?}", r.details);
+        assert!(r.summary.starts_with("3/3 nodes Ready"), "{}", r.summary);
+        assert!(r.summary.ends_with("CoreDNS 2/2 running"), "{}", r.summary);
+        assert!(
+            r.details[1].contains("worker1: Ready, InternalIP 192.168.56.11, podCIDR 10.244.2.0/24 = cni0 = subnet.env"),
+            "{:?}",
+            r.details
+        );
+        // The evidence travels in the JSON report.
+        assert_eq!(r.evidence["nodes"][1]["pod_cidr"], "10.244.2.0/24");
+        assert_eq!(r.evidence["nodes"][1]["internal_ip"], "192.168.56.11");
+        assert_eq!(r.evidence["coredns"][0]["phase"], "Running");
+    }
+
+    #[test]
+    fn kubernetes_names_not_ready_nat_ip_wrong_cidr_subnet_env_and_coredns() {
+        let lab = kube_lab();
+        let r = kubernetes(&lab, &kube_evidence(&lab, "kubectl-nodes-notready.json"));
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(
+            r.details[2].starts_with("✗ worker2: NotReady ("),
+            "{:?}",
+            r.details
+        );
+
+        let r = kubernetes(&lab, &kube_evidence(&lab, "kubectl-nodes-nat-ip.json"));
+        assert!(
+            r.details[1].contains(
+                "✗ worker1: InternalIP 10.0.2.15 is the NAT NIC, not its lab IP 192.168.56.11"
+            ),
+            "{:?}",
+            r.details
+        );
+
+        // The plan the lab was built from says 10.244.1.0/24 for worker1.
+        let plain = crate::verify::diagnose::tests::lab3();
+        let mut ev = kube_evidence(&lab, "kubectl-nodes-ready.json");
+        ev.drift.push(crate::verify::parse::Drift {
+            node: "worker2".into(),
+            object: "file /run/flannel/subnet.env".into(),
+            expected: Some("FLANNEL_SUBNET=10.244.1.1/24".into()),
+            actual: Some("FLANNEL_SUBNET=10.244.9.1/24".into()),
+        });
+        let r = kubernetes(&plain, &ev);
+        assert!(
+            r.details[1].contains(
+                "podCIDR 10.244.2.0/24, but its plan (cni0, subnet.env) has 10.244.1.0/24"
+            ),
+            "{:?}",
+            r.details
+        );
+        assert!(
+            r.details[2].contains("subnet.env differs from the plan"),
+            "{:?}",
+            r.details
+        );
+
+        let mut ev = kube_evidence(&lab, "kubectl-nodes-ready.json");
+        let k = ev.kubernetes.as_mut().unwrap();
+        k.coredns[1].phase = "Pending".into();
+        k.coredns[1].reason = Some("ContainerCreating".into());
+        let r = kubernetes(&lab, &ev);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.summary.ends_with("CoreDNS 1/2 running"), "{}", r.summary);
+        assert!(
+            r.details.iter().any(|d| d.starts_with(
+                "✗ CoreDNS coredns-668d6bf9bc-m9q4z on master: Pending (ContainerCreating)"
+            )),
+            "{:?}",
+            r.details
+        );
+        ev.kubernetes.as_mut().unwrap().coredns.clear();
+        assert!(kubernetes(&lab, &ev)
+            .details
+            .iter()
+            .any(|d| d.contains("no CoreDNS pod")));
+    }
+
+    #[test]
+    fn kubernetes_without_api_answers_fails_with_the_error() {
+        let lab = kube_lab();
+        let ev = Evidence {
+            kubernetes: Some(KubeEvidence {
+                errors: vec!["master: `kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o json` exited 1: The connection to the server 192.168.56.10:6443 was refused".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r = kubernetes(&lab, &ev);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.details.iter().any(|d| d.contains("was refused")));
+        assert_eq!(r.details[0], "✗ master: not read from the API server");
     }
 }

@@ -122,6 +122,7 @@ pub fn diagnose(lab: &LabView, ev: &Evidence) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     neighbour_overflow(lab, ev, &mut out);
     nat_nic(lab, ev, &mut out);
+    kubelet_node_ip(lab, ev, &mut out);
     peer_entries(lab, ev, &mut out);
     forward_drop(lab, ev, &mut out);
     postrouting_jump(lab, ev, &mut out);
@@ -259,6 +260,45 @@ fn nat_nic(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
                 .with(format!("{name}: {} local {ip}, lab IP {}", lab.vxlan_device, node.underlay_ip)),
             );
         }
+    }
+}
+
+/// kubeadm labs: a kubelet registered an InternalIP that is not its
+/// node's lab IP (10.0.2.15: the NAT NIC won, as for the VTEP above).
+fn kubelet_node_ip(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let Some(k) = &ev.kubernetes else { return };
+    for kn in &k.nodes {
+        let (Some(node), Some(ip)) = (lab.node(&kn.node), kn.internal_ip) else {
+            continue;
+        };
+        if ip == node.underlay_ip {
+            continue;
+        }
+        let why = if ip == super::checks::NAT_NIC_IP {
+            "the NAT NIC (the interface of the default route) won"
+        } else {
+            "the wrong interface was chosen"
+        };
+        out.push(
+            Diagnosis::new(
+                "nat-nic",
+                format!(
+                    "{}'s kubelet registered InternalIP {ip}, not its lab IP {}: {why}, so the API server, `kubectl exec`/logs and anything using node addresses go to {ip}",
+                    kn.node, node.underlay_ip
+                ),
+                format!(
+                    "set the kubelet's node-ip to {lab_ip} on {name} (labctl's kubeadm configs set nodeRegistration.kubeletExtraArgs node-ip; on a running node: KUBELET_EXTRA_ARGS=--node-ip={lab_ip} in /etc/default/kubelet, then `systemctl restart kubelet`), then check `kubectl get node {name} -o wide`",
+                    lab_ip = node.underlay_ip,
+                    name = kn.node
+                ),
+                &[CheckId::Kubernetes],
+            )
+            .on(&kn.node)
+            .with(format!(
+                "kubectl get nodes: {} InternalIP {ip}, lab IP {}",
+                kn.node, node.underlay_ip
+            )),
+        );
     }
 }
 

@@ -200,4 +200,48 @@ pub struct Evidence {
     pub egress: Vec<EgressProbe>,
     /// The host's neighbour table (netns labs: shared by all nodes).
     pub neighbour_table: Option<NeighbourTable>,
+    /// kubeadm labs: the cluster as the API server sees it.
+    pub kubernetes: Option<KubeEvidence>,
+}
+
+/// `kubernetes`: one lab node as `kubectl get nodes -o json` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KubeNode {
+    pub node: String,
+    /// Whether the node is registered with the API server at all.
+    pub registered: bool,
+    pub ready: bool,
+    /// The Ready condition's `reason: message` when not Ready.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ready_detail: String,
+    pub internal_ip: Option<Ipv4Addr>,
+    pub pod_cidr: Option<ipnet::Ipv4Net>,
+}
+
+/// A pod as `kubectl get pods -o json` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KubePod {
+    pub namespace: String,
+    pub name: String,
+    pub node: Option<String>,
+    /// Pending, Running, Succeeded, Failed, Unknown.
+    pub phase: String,
+    pub ip: Option<Ipv4Addr>,
+    /// Every container ready.
+    pub ready: bool,
+    /// Why it is not running: the container's waiting reason
+    /// (ImagePullBackOff), how it terminated, or the pod's reason.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+/// What verify read from the Kubernetes API (kubeadm labs).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KubeEvidence {
+    /// One record per lab node, in lab order.
+    pub nodes: Vec<KubeNode>,
+    /// `kubectl -n kube-system get pods -l k8s-app=kube-dns`.
+    pub coredns: Vec<KubePod>,
+    /// kubectl commands that failed: node, command and stderr.
+    pub errors: Vec<String>,
 }

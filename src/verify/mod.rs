@@ -7,16 +7,18 @@
 //!   [`junit`]: the outputs. All pure and unit-tested.
 //! - [`netns`]: the probes for netns labs (everything runs on this host);
 //!   [`remote`]: the probes for network-only VM labs (ssh, vagrant), run
-//!   over one SSH session per node; [`run`] wires lab, state, SSH and
-//!   probes together.
+//!   over one SSH session per node; [`kube`]: the probes for kubeadm labs
+//!   (pods through kubectl on the control plane, node checks and captures
+//!   as in `remote`); [`run`] wires lab, state, SSH and probes together.
 //!
 //! Exit 0 when every selected check passes, 1 when one fails, 3 when verify
-//! could not run (no such lab, not root, kubeadm labs: not yet).
+//! could not run (no such lab, not root).
 
 pub mod checks;
 pub mod diagnose;
 pub mod evidence;
 pub mod junit;
+pub mod kube;
 pub mod model;
 pub mod netns;
 pub mod parse;
@@ -92,11 +94,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     };
     if target.view.provider != "netns" {
         if target.state.kubernetes {
-            return Err(ExitError::environment(anyhow!(
-                "labctl verify does not yet run its pod checks through the Kubernetes API: lab {} ({} provider) runs kubeadm; network-only labs (`kubernetes: {{enabled: false}}`) are verified over SSH",
-                target.view.name,
-                target.view.provider
-            )));
+            return Ok(kube::verify(&target, &selected, started));
         }
         return Ok(remote::verify(&target, &selected, started));
     }

@@ -56,7 +56,7 @@ $t ip netns exec "$ns" busybox nslookup kubernetes.default 2>&1"#;
 /// Captures with the agent (`$1`, plan on stdin) for `$3` seconds while pod
 /// `$2` pings `$4` (when given); prints `@ping`, `@capture STATUS JSON`,
 /// `@uptime` and the kernel log's tail.
-const VXLAN_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
+pub(super) const VXLAN_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 cat > "$dir/plan.json"
@@ -73,7 +73,7 @@ printf '@uptime %s\n' "$(cut -d ' ' -f 1 /proc/uptime)"
 dmesg 2>/dev/null | tail -n 300"#;
 
 /// How long each node's agent captures; the pings start one second in.
-const CAPTURE_SECONDS: &str = "4";
+pub(super) const CAPTURE_SECONDS: &str = "4";
 
 /// Runs the selected checks on a network-only VM lab.
 pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
@@ -86,24 +86,7 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
         r
     };
 
-    let t = Instant::now();
-    let (sessions, reach) = target.connect_all();
-    ev.reach = reach;
-    if wants(CheckId::Nodes) {
-        results.push(timed(t, checks::nodes(&ev, crate::embedded::AGENT_VERSION)));
-    }
-    let mut sessions = sessions;
-    if wants(CheckId::Dataplane) {
-        let t = Instant::now();
-        let (kept, errors) = target.agent_check(sessions, true, &mut ev);
-        sessions = kept;
-        ev.firewall = on_nodes(&mut sessions, |_, s| firewall(s, view.port))
-            .into_iter()
-            .zip(&view.nodes)
-            .filter_map(|(f, n)| Some((n.name.clone(), f.flatten()?)))
-            .collect();
-        results.push(timed(t, checks::dataplane(view, &ev, &errors)));
-    }
+    let mut sessions = node_checks(target, selected, &mut ev, &mut results);
     let pod_of = |i: usize| -> Option<PodView> {
         let node = &view.nodes.get(i)?.name;
         target.pods.iter().find(|p| &p.node == node).cloned()
@@ -184,10 +167,45 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     assemble(view, ev, results, started)
 }
 
+/// `nodes` and `dataplane` (when selected): connects to every node, asks
+/// its agent for its version and to check the node against its plan, and
+/// reads its iptables rules. Returns the sessions, one per node in view
+/// order, for the probes that follow.
+pub(super) fn node_checks(
+    target: &Target,
+    selected: &[CheckId],
+    ev: &mut Evidence,
+    results: &mut Vec<CheckResult>,
+) -> Vec<Option<Session>> {
+    let view = &target.view;
+    let timed = |t: Instant, mut r: CheckResult| {
+        r.duration_ms = t.elapsed().as_millis() as u64;
+        r
+    };
+    let t = Instant::now();
+    let (mut sessions, reach) = target.connect_all();
+    ev.reach = reach;
+    if selected.contains(&CheckId::Nodes) {
+        results.push(timed(t, checks::nodes(ev, crate::embedded::AGENT_VERSION)));
+    }
+    if selected.contains(&CheckId::Dataplane) {
+        let t = Instant::now();
+        let (kept, errors) = target.agent_check(sessions, true, ev);
+        sessions = kept;
+        ev.firewall = on_nodes(&mut sessions, |_, s| firewall(s, view.port))
+            .into_iter()
+            .zip(&view.nodes)
+            .filter_map(|(f, n)| Some((n.name.clone(), f.flatten()?)))
+            .collect();
+        results.push(timed(t, checks::dataplane(view, ev, &errors)));
+    }
+    sessions
+}
+
 /// Runs `work` on every node with a session, all nodes at once (the probes
 /// are mostly waiting on the nodes), and puts the sessions back; `None`
 /// for a node without a session.
-fn on_nodes<R: Send>(
+pub(super) fn on_nodes<R: Send>(
     sessions: &mut [Option<Session>],
     work: impl Fn(usize, &Session) -> R + Sync,
 ) -> Vec<Option<R>> {
@@ -215,7 +233,7 @@ fn on_nodes<R: Send>(
 
 /// Runs a constant script with `args` (quoted by the session) and returns
 /// stdout, or a sentence naming the node and the failure.
-fn script(
+pub(super) fn script(
     s: &Session,
     script: &str,
     args: &[&str],
@@ -297,7 +315,7 @@ pub fn parse_tagged(text: &str, keys: usize) -> Vec<(Vec<String>, String)> {
 }
 
 /// The ping's statistics, or the output as the reason it has none.
-fn ping_result(output: &str) -> (Option<PingSummary>, Option<String>) {
+pub(super) fn ping_result(output: &str) -> (Option<PingSummary>, Option<String>) {
     match parse::parse_ping_summary(output) {
         Some(s) => (Some(s), None),
         None => {
@@ -383,7 +401,7 @@ fn mesh(sessions: &mut [Option<Session>], view: &LabView, pods: &[PodView]) -> P
 }
 
 /// Ring pairs over the usable pods: pod i sends to pod i+1.
-fn ring(n: usize) -> Vec<(usize, usize)> {
+pub(super) fn ring(n: usize) -> Vec<(usize, usize)> {
     if n < 2 {
         return Vec::new();
     }
@@ -492,18 +510,43 @@ fn vxlan(
                 .map(|t| parse_vxlan_output(&t)),
         )
     });
+    let outputs: Vec<_> = outputs.into_iter().map(Option::flatten).collect();
+    let pairs: Vec<(String, String, Ipv4Addr, Ipv4Addr)> = pairs
+        .iter()
+        .map(|(a, b)| {
+            let (pa, pb) = (&pods[ok[*a].0], &pods[ok[*b].0]);
+            (pa.node.clone(), pb.node.clone(), ok[*a].2, ok[*b].2)
+        })
+        .collect();
+    vxlan_evidence(
+        view,
+        &pairs,
+        &outputs,
+        "labctl-agent capture on the underlay interface (AF_PACKET), over SSH",
+    )
+}
+
+/// The vxlan evidence from every node's capture output (in view order):
+/// one [`VxlanPair`] per (sender node, receiver node, sender pod IP,
+/// receiver pod IP), its ping judged from the sender's `ping` output; and
+/// the bad VXLAN checksums in the kernel logs.
+pub(super) fn vxlan_evidence(
+    view: &LabView,
+    pairs: &[(String, String, Ipv4Addr, Ipv4Addr)],
+    outputs: &[Option<Result<VxlanNodeOutput, String>>],
+    method: &str,
+) -> (Vec<VxlanPair>, Vec<(String, parse::BadChecksum)>) {
     let by_node = |node: &str| -> Option<&Result<VxlanNodeOutput, String>> {
         let i = view.nodes.iter().position(|n| n.name == node)?;
-        outputs.get(i)?.as_ref()?.as_ref()
+        outputs.get(i)?.as_ref()
     };
     let mut out = Vec::new();
-    for (a, b) in pairs {
-        let (from, to) = (&pods[ok[a].0].node, &pods[ok[b].0].node);
-        let (pa, pb) = (ok[a].2, ok[b].2);
+    for (from, to, pa, pb) in pairs {
+        let (pa, pb) = (*pa, *pb);
         let mut pair = VxlanPair {
             from: from.clone(),
             to: to.clone(),
-            method: "labctl-agent capture on the underlay interface (AF_PACKET), over SSH".into(),
+            method: method.to_string(),
             ..Default::default()
         };
         let mut notes = Vec::new();
@@ -543,8 +586,8 @@ fn vxlan(
         out.push(pair);
     }
     let mut bad = Vec::new();
-    for (node, o) in view.nodes.iter().zip(&outputs) {
-        if let Some(Some(Ok(o))) = o {
+    for (node, o) in view.nodes.iter().zip(outputs) {
+        if let Some(Ok(o)) = o {
             for b in parse::parse_bad_checksums(&o.kernel_log, view.port) {
                 // Attributed to the receiving node, as in netns labs.
                 let to =
@@ -584,11 +627,34 @@ fn mtu(
         script(s, MTU_SCRIPT, &args, None).ok()
     });
     let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
+    let pairs: Vec<(String, String, Ipv4Addr)> = pairs
+        .iter()
+        .map(|(a, b)| {
+            (
+                pods[ok[*a].0].node.clone(),
+                pods[ok[*b].0].node.clone(),
+                ok[*b].2,
+            )
+        })
+        .collect();
+    mtu_evidence(view, &pairs, &texts, fits)
+}
+
+/// The mtu evidence from every node's MTU script output (in view order,
+/// see [`MTU_SCRIPT`]): one probe per (sender node, receiver node, target
+/// IP), and the `@mtu` lines as interface MTUs; `None` when no node had
+/// iputils ping.
+pub(super) fn mtu_evidence(
+    view: &LabView,
+    pairs: &[(String, String, Ipv4Addr)],
+    texts: &[Option<String>],
+    fits: u32,
+) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
     if !texts.iter().flatten().any(|t| t.contains("@tool iputils")) {
         return None;
     }
     let mut links = Vec::new();
-    for (node, text) in view.nodes.iter().zip(&texts) {
+    for (node, text) in view.nodes.iter().zip(texts) {
         for line in text.iter().flat_map(|t| t.lines()) {
             let Some(rest) = line.strip_prefix("@mtu ") else {
                 continue;
@@ -611,8 +677,7 @@ fn mtu(
         }
     }
     let mut probes = Vec::new();
-    for (a, b) in pairs {
-        let from = &pods[ok[a].0].node;
+    for (from, to, target) in pairs {
         let Some(i) = view.nodes.iter().position(|n| &n.name == from) else {
             continue;
         };
@@ -623,7 +688,7 @@ fn mtu(
         let tool = texts[i]
             .as_deref()
             .is_some_and(|t| t.contains("@tool iputils"));
-        let target = ok[b].2.to_string();
+        let target = target.to_string();
         let answer = |bytes: u32| {
             lines
                 .iter()
@@ -661,7 +726,7 @@ fn mtu(
         }
         probes.push(MtuProbe {
             from: from.clone(),
-            to: pods[ok[b].0].node.clone(),
+            to: to.clone(),
             payload: fits,
             fits_passed,
             over_failed,
@@ -675,13 +740,19 @@ fn mtu(
 fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe> {
     let ns = pod.namespace.as_deref().filter(|_| pod.problem.is_none())?;
     let text = script(s, DNS_SCRIPT, &[ns], None).unwrap_or_else(|e| e);
+    Some(dns_probe(&pod.node, &text, view))
+}
+
+/// The DNS evidence from a `@version` line and busybox nslookup's output
+/// (or the error that stood in for it).
+pub(super) fn dns_probe(node: &str, text: &str, view: &LabView) -> DnsProbe {
     let version = text
         .lines()
         .find_map(|l| l.strip_prefix("@version "))
         .and_then(parse::parse_busybox_version);
-    let a = parse::parse_nslookup(&text);
-    Some(DnsProbe {
-        node: pod.node.clone(),
+    let a = parse::parse_nslookup(text);
+    DnsProbe {
+        node: node.to_string(),
         query: "kubernetes.default".into(),
         server: a.server,
         ok: a.addresses.contains(&view.api_service_ip),
@@ -689,7 +760,7 @@ fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe> {
         nxdomain: a.nxdomain,
         timed_out: a.timed_out || (a.server.is_none() && !a.nxdomain),
         busybox: version,
-    })
+    }
 }
 
 #[cfg(test)]

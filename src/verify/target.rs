@@ -82,7 +82,18 @@ impl Target {
             )));
         }
         let state = dir.load()?;
-        let plans = labctl_lab::plan(&lab);
+        let mut plans = labctl_lab::plan(&lab);
+        if state.kubernetes {
+            // The cluster hands out podCIDRs in its own order; `up` built
+            // and saved the plans from them (plan_with_subnets).
+            for plan in &mut plans {
+                let path = dir.node_dir(&plan.node).join("plan.json");
+                let saved = std::fs::read_to_string(&path).ok();
+                if let Some(saved) = saved.and_then(|t| NodePlan::from_json(&t).ok()) {
+                    *plan = saved;
+                }
+            }
+        }
         let view = view(&lab, &plans, &state);
         let pods = pods(&lab, &state);
         Ok(Target {
@@ -123,6 +134,16 @@ impl Target {
             },
         );
         results.into_iter().unzip()
+    }
+
+    /// One more SSH session to `node`, as root, commands bounded in time
+    /// (kubeadm labs: kubectl on the control plane runs over its own
+    /// session while the node sessions capture).
+    pub fn connect_node(&self, node: &str) -> Result<Session> {
+        let mut session = Session::connect(&self.endpoint(node)?, CONNECT_DEADLINE)?;
+        session.set_command_timeout(Some(COMMAND_TIMEOUT));
+        session.run_as_root();
+        Ok(session)
     }
 
     fn reach(&self, node: &str) -> (Option<Session>, NodeReach) {

@@ -444,3 +444,31 @@ fn suggested_limits_hold_the_need() {
     let [_, g2, g3] = suggested_gc_thresh(neighbour_entries_needed(200));
     assert!(g2 >= neighbour_entries_needed(200) && g3 == 2 * g2);
 }
+
+#[test]
+fn kubelet_on_the_nat_address_is_the_nat_nic() {
+    let mut ev = Evidence::default();
+    let node = |name: &str, ip: [u8; 4]| KubeNode {
+        node: name.into(),
+        registered: true,
+        ready: true,
+        ready_detail: String::new(),
+        internal_ip: Some(Ipv4Addr::from(ip)),
+        pod_cidr: None,
+    };
+    ev.kubernetes = Some(KubeEvidence {
+        nodes: vec![
+            node("master", [192, 168, 56, 10]),
+            node("worker1", [10, 0, 2, 15]),
+        ],
+        ..Default::default()
+    });
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["nat-nic"]);
+    assert_eq!(d[0].node.as_deref(), Some("worker1"));
+    assert_eq!(d[0].checks, [CheckId::Kubernetes]);
+    assert!(d[0]
+        .message
+        .contains("InternalIP 10.0.2.15, not its lab IP 192.168.56.11: the NAT NIC"));
+    assert!(d[0].fix.contains("--node-ip=192.168.56.11"));
+}

@@ -1,0 +1,199 @@
+//! Probes for kubeadm labs (ssh and vagrant providers with
+//! `kubernetes.enabled: true`). The node checks (`nodes`, `dataplane`) and
+//! the underlay captures are the network-only ones ([`super::remote`]):
+//! the agent over one SSH session per node. The pods are real Kubernetes
+//! pods verify creates ([`manifest`]: one `busybox:1.28` per node in its
+//! own namespace; [`create`]) and probes through `kubectl exec`
+//! ([`probes`]), all from one more SSH session to the control plane
+//! ([`kubectl`]); the namespace is deleted, without waiting, when verify
+//! is done, whatever happened.
+//!
+//! - `mtu`: busybox 1.28's ping cannot set don't-fragment, so the DF pings
+//!   go from each node itself (iputils ping) across flannel.1 to the next
+//!   node's pod, and the pods' eth0 MTU is read through `kubectl exec`.
+//! - `kubernetes`: nodes Ready, InternalIP = lab IP, podCIDR = planned
+//!   subnet (= subnet.env, which `dataplane` compares with the plan),
+//!   CoreDNS Running ([`nodes`] and [`pods`] read it, `checks::kubernetes`
+//!   judges).
+
+pub mod create;
+pub mod kubectl;
+pub mod manifest;
+pub mod nodes;
+pub mod pods;
+pub mod probes;
+
+use std::time::Instant;
+
+use super::evidence::{Evidence, KubeEvidence};
+use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
+use super::remote;
+use super::target::{self, Target};
+use super::{assemble, checks};
+use crate::ssh::Session;
+use create::{create_pods, failed_pods, Cleanup};
+use kubectl::Kubectl;
+use probes::{dns, mesh, mtu, usable, vxlan};
+
+/// Runs the selected checks on a kubeadm lab.
+pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
+    let view = &target.view;
+    let wants = |id: CheckId| selected.contains(&id);
+    let mut ev = Evidence::default();
+    let mut results: Vec<CheckResult> = Vec::new();
+    let timed = |t: Instant, mut r: CheckResult| {
+        r.duration_ms = t.elapsed().as_millis() as u64;
+        r
+    };
+    let mut sessions = remote::node_checks(target, selected, &mut ev, &mut results);
+
+    let pod_checks = [
+        CheckId::Pods,
+        CheckId::PodMesh,
+        CheckId::Vxlan,
+        CheckId::Mtu,
+        CheckId::Dns,
+    ];
+    let needs_pods = pod_checks.iter().any(|c| wants(*c));
+    let cp = view
+        .nodes
+        .iter()
+        .find(|n| n.control_plane)
+        .map_or("the control plane", |n| n.name.as_str());
+    let session: Result<Session, String> = if needs_pods || wants(CheckId::Kubernetes) {
+        target
+            .connect_node(cp)
+            .map_err(|e| format!("{cp}: cannot open an SSH session to run kubectl: {e:#}"))
+    } else {
+        Err("not needed".into())
+    };
+    let k = session.as_ref().ok().map(|s| Kubectl {
+        session: s,
+        node: cp,
+    });
+
+    if wants(CheckId::Kubernetes) {
+        let t = Instant::now();
+        ev.kubernetes = Some(match (&k, &session) {
+            (Some(k), _) => kube_evidence(k, view),
+            (None, Err(e)) => KubeEvidence {
+                errors: vec![e.clone()],
+                ..Default::default()
+            },
+            (None, Ok(_)) => KubeEvidence::default(),
+        });
+        // Printed last, in check order; timed here where the work is.
+        let mut r = checks::kubernetes(view, &ev);
+        r.duration_ms = t.elapsed().as_millis() as u64;
+        results.push(r);
+    }
+
+    if needs_pods {
+        let _cleanup = k.as_ref().map(Cleanup);
+        let t = Instant::now();
+        ev.pods = match (&k, &session) {
+            (Some(k), _) => create_pods(k, view),
+            (None, Err(e)) => failed_pods(view, e),
+            (None, Ok(_)) => failed_pods(view, "no kubectl session"),
+        };
+        if wants(CheckId::Pods) {
+            results.push(timed(t, checks::pods(view, &ev)));
+        }
+        let ok = usable(&ev.pods);
+        let none = |id| {
+            CheckResult::new(
+                id,
+                Outcome::Fail,
+                "no pod is running to probe from (see the pods check)",
+            )
+        };
+        if let Some(k) = k.as_ref().filter(|_| !ok.is_empty()) {
+            if wants(CheckId::PodMesh) {
+                let t = Instant::now();
+                let matrix = mesh(k, &ev.pods, &ok);
+                results.push(timed(t, checks::pod_mesh(&matrix)));
+                ev.mesh = Some(matrix);
+            }
+            if wants(CheckId::Vxlan) {
+                let t = Instant::now();
+                let (pairs, bad) = vxlan(k, &mut sessions, view, &target.plans, &ev.pods, &ok);
+                ev.vxlan = pairs;
+                ev.bad_checksums = bad;
+                results.push(timed(t, checks::vxlan(view, &ev)));
+            }
+            if wants(CheckId::Mtu) {
+                let t = Instant::now();
+                let r = match mtu(k, &mut sessions, view, &ev.pods, &ok) {
+                    Some((probes, links)) => {
+                        ev.mtu = probes;
+                        ev.link_mtus = links;
+                        let mut r = checks::mtu(view, &ev);
+                        r.summary.push_str(
+                            "; DF pings sent from the nodes across flannel.1 to pods (busybox 1.28 in the pods cannot set don't-fragment), pods' eth0 MTU read by kubectl exec",
+                        );
+                        r
+                    }
+                    None => CheckResult::skip(
+                        CheckId::Mtu,
+                        "busybox 1.28 in the pods cannot send don't-fragment pings and no node has iputils ping to send them across flannel.1; install iputils-ping on the nodes to measure the path MTU",
+                    ),
+                };
+                results.push(timed(t, r));
+            }
+            if wants(CheckId::Dns) {
+                let t = Instant::now();
+                ev.dns = dns(k, view, &ev.pods, &ok);
+                results.push(timed(t, checks::dns(view, &ev)));
+            }
+        } else {
+            for id in [CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu, CheckId::Dns] {
+                if wants(id) {
+                    results.push(none(id));
+                }
+            }
+        }
+    }
+    if wants(CheckId::Egress) {
+        results.push(CheckResult::skip(
+            CheckId::Egress,
+            format!(
+                "{} labs should not depend on the internet by default and no egress target is configured",
+                view.provider
+            ),
+        ));
+    }
+    // The kubernetes check ran first (its evidence helps read the pod
+    // checks) but prints in check order.
+    results.sort_by_key(|r| r.id);
+    drop(session);
+    target::disconnect_all(sessions);
+    assemble(view, ev, results, started)
+}
+
+/// Reads the nodes and the CoreDNS pods from the API server.
+fn kube_evidence(k: &Kubectl, view: &LabView) -> KubeEvidence {
+    let mut out = KubeEvidence::default();
+    match k.run(&["get", "nodes", "-o", "json"], None) {
+        Ok(json) => {
+            let (nodes, errors) = nodes::kube_nodes(view, &json);
+            out.nodes = nodes;
+            out.errors.extend(errors);
+        }
+        Err(e) => out.errors.push(e),
+    }
+    let coredns = [
+        "-n",
+        "kube-system",
+        "get",
+        "pods",
+        "-l",
+        "k8s-app=kube-dns",
+        "-o",
+        "json",
+    ];
+    match k.run(&coredns, None).and_then(|j| pods::parse_pods(&j)) {
+        Ok(p) => out.coredns = p,
+        Err(e) => out.errors.push(e),
+    }
+    out
+}

@@ -1,0 +1,268 @@
+//! The pod probes of kubeadm labs: every one a single `kubectl exec`
+//! fan-out on the control plane ([`super::kubectl`]), all pods at once;
+//! vxlan and mtu also run on the nodes over their own sessions, as in
+//! network-only labs ([`crate::verify::remote`], whose evidence builders
+//! they share).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use labctl_nodeplan::NodePlan;
+
+use super::kubectl::{self, ExecAnswer, Kubectl};
+use crate::ssh::Session;
+use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingCell, PingMatrix, VxlanPair};
+use crate::verify::model::{LabView, PodView};
+use crate::verify::parse::BadChecksum;
+use crate::verify::remote::{self, on_nodes, parse_tagged, ping_result, ring, script};
+use crate::verify::target::AGENT_PATH;
+
+/// The agents capture this long; the `kubectl exec` pings start
+/// [`PING_DELAY`] in (kubectl exec itself takes a moment to start).
+const CAPTURE_SECONDS: &str = "7";
+const PING_DELAY: Duration = Duration::from_millis(1500);
+
+/// DF pings of `$1` and `$1`+1 bytes from the node itself to each target
+/// (`$3…`, pods on other nodes: the route goes through the VXLAN device
+/// `$2`) with iputils ping; `@tool none` without it. Then the MTUs of `$2`
+/// and cni0 as `@mtu DEVICE VALUE`.
+const NODE_MTU_SCRIPT: &str = r#"size=$1; dev=$2; shift 2
+for d in "$dev" cni0; do
+  [ -r "/sys/class/net/$d/mtu" ] && printf '@mtu %s %s\n' "$d" "$(cat "/sys/class/net/$d/mtu")"
+done
+if ping -V >/dev/null 2>&1; then echo '@tool iputils'; else echo '@tool none'; exit 0; fi
+for ip in "$@"; do
+  for s in "$size" $((size + 1)); do
+    ( out=$(ping -M do -s "$s" -c 2 -i 0.2 -W 1 -q "$ip" 2>&1)
+      printf '@@ %s %s %s\n' "$ip" "$s" "$(printf '%s' "$out" | tr '\n' '|')" ) &
+  done
+done
+wait"#;
+
+/// A usable pod: index in the pods, name, IP.
+pub type Usable = (usize, String, Ipv4Addr);
+
+pub fn usable(pods: &[PodView]) -> Vec<Usable> {
+    pods.iter()
+        .enumerate()
+        .filter(|(_, p)| p.problem.is_none())
+        .filter_map(|(i, p)| Some((i, p.name.clone(), p.ip?)))
+        .collect()
+}
+
+/// The output of `pod` in `answers`, or why there is none.
+fn answer_of(
+    answers: &Result<BTreeMap<String, ExecAnswer>, String>,
+    cp: &str,
+    pod: &str,
+) -> Result<String, String> {
+    match answers {
+        Ok(a) => a.get(pod).cloned().unwrap_or_default().into_result(cp, pod),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// `pod-mesh`: every pod pings every other pod, all pods at once.
+pub fn mesh(k: &Kubectl, pods: &[PodView], ok: &[Usable]) -> PingMatrix {
+    let jobs: Vec<(String, Vec<String>)> = ok
+        .iter()
+        .map(|(i, name, _)| {
+            let mut args = vec!["2".to_string()];
+            args.extend(
+                ok.iter()
+                    .filter(|(j, _, _)| j != i)
+                    .map(|(_, _, ip)| ip.to_string()),
+            );
+            (name.clone(), args)
+        })
+        .collect();
+    let answers = k.exec_all(kubectl::POD_PING_SCRIPT, &jobs);
+    let mut matrix = PingMatrix {
+        nodes: ok.iter().map(|(i, _, _)| pods[*i].node.clone()).collect(),
+        cells: Vec::new(),
+    };
+    for (i, name, _) in ok {
+        let answer = answer_of(&answers, k.node, name);
+        let lines = answer
+            .as_ref()
+            .map(|t| parse_tagged(t, 1))
+            .unwrap_or_default();
+        for (j, _, ip) in ok.iter().filter(|(j, _, _)| j != i) {
+            let line = lines.iter().find(|(key, _)| key[0] == ip.to_string());
+            let (summary, error) = match (line, &answer) {
+                (Some((_, out)), _) => ping_result(out),
+                (None, Err(e)) => (None, Some(e.clone())),
+                (None, Ok(_)) => (None, Some("no output for this target".into())),
+            };
+            let received = summary.as_ref().map_or(0, |s| s.received);
+            matrix.cells.push(PingCell {
+                from: pods[*i].node.clone(),
+                to: pods[*j].node.clone(),
+                to_ip: *ip,
+                sent: summary.as_ref().map_or(0, |s| s.transmitted),
+                received,
+                rtt_avg_ms: summary.as_ref().and_then(|s| s.rtt_avg_ms),
+                error: error.or_else(|| (received == 0).then(|| "no answer".to_string())),
+            });
+        }
+    }
+    matrix
+}
+
+/// `vxlan`: every node's agent captures on its underlay while a ring of
+/// cross-node `kubectl exec` pings runs (pod i → pod i+1).
+pub fn vxlan(
+    k: &Kubectl,
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    plans: &[NodePlan],
+    pods: &[PodView],
+    ok: &[Usable],
+) -> (Vec<VxlanPair>, Vec<(String, BadChecksum)>) {
+    let pairs = ring(ok.len());
+    let jobs: Vec<(String, Vec<String>)> = pairs
+        .iter()
+        .map(|(a, b)| (ok[*a].1.clone(), vec!["3".into(), ok[*b].2.to_string()]))
+        .collect();
+    let (mut outputs, answers) = std::thread::scope(|s| {
+        let captures = s.spawn(|| {
+            on_nodes(sessions, |i, s| {
+                let node = &view.nodes.get(i)?.name;
+                let plan = plans.iter().find(|p| &p.node == node)?;
+                // No pod namespace and no target: the pings come from kubectl.
+                let args = [AGENT_PATH, "", CAPTURE_SECONDS, ""];
+                Some(
+                    script(
+                        s,
+                        remote::VXLAN_SCRIPT,
+                        &args,
+                        Some(plan.to_json().as_bytes()),
+                    )
+                    .map(|t| remote::parse_vxlan_output(&t)),
+                )
+            })
+        });
+        std::thread::sleep(PING_DELAY);
+        let answers = k.exec_all(kubectl::POD_PING_SCRIPT, &jobs);
+        let outputs: Vec<_> = captures
+            .join()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::flatten)
+            .collect();
+        (outputs, answers)
+    });
+    let mut four = Vec::new();
+    let mut ping_errors = Vec::new();
+    for (a, b) in &pairs {
+        let (from, to) = (&pods[ok[*a].0].node, &pods[ok[*b].0].node);
+        let ping = answer_of(&answers, k.node, &ok[*a].1).map(|t| {
+            parse_tagged(&t, 1)
+                .into_iter()
+                .next()
+                .map(|(_, out)| out)
+                .unwrap_or(t)
+        });
+        let ping = ping.unwrap_or_else(|e| {
+            ping_errors.push((from.clone(), e.clone()));
+            e
+        });
+        if let Some(Some(Ok(o))) = view
+            .nodes
+            .iter()
+            .position(|n| &n.name == from)
+            .and_then(|i| outputs.get_mut(i))
+        {
+            o.ping = Some(ping);
+        }
+        four.push((from.clone(), to.clone(), ok[*a].2, ok[*b].2));
+    }
+    let (mut found, bad) = remote::vxlan_evidence(
+        view,
+        &four,
+        &outputs,
+        "labctl-agent capture on the underlay interface (AF_PACKET) over SSH, pings by kubectl exec",
+    );
+    // A ping that never ran says why in its pair's line.
+    for (from, e) in ping_errors {
+        if let Some(p) = found.iter_mut().find(|p| p.from == from) {
+            p.method = format!("{}; ping: {e}", p.method);
+        }
+    }
+    (found, bad)
+}
+
+/// `mtu`: DF pings of pod MTU − 28 and one byte more from each node to
+/// the pods on the next node (both ways round the ring), the node MTUs,
+/// and each pod's eth0 MTU through `kubectl exec`.
+pub fn mtu(
+    k: &Kubectl,
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    pods: &[PodView],
+    ok: &[Usable],
+) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
+    let mut pairs = ring(ok.len());
+    if ok.len() > 2 {
+        pairs.extend(ring(ok.len()).into_iter().map(|(a, b)| (b, a)));
+    }
+    let fits = view.pod_mtu.saturating_sub(28);
+    let size = fits.to_string();
+    let outputs = on_nodes(sessions, |i, s| {
+        let node = &view.nodes.get(i)?.name;
+        let targets: Vec<String> = pairs
+            .iter()
+            .filter(|(a, _)| &pods[ok[*a].0].node == node)
+            .map(|(_, b)| ok[*b].2.to_string())
+            .collect();
+        let mut args = vec![size.as_str(), view.vxlan_device.as_str()];
+        args.extend(targets.iter().map(String::as_str));
+        script(s, NODE_MTU_SCRIPT, &args, None).ok()
+    });
+    let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
+    let pairs: Vec<(String, String, Ipv4Addr)> = pairs
+        .iter()
+        .map(|(a, b)| {
+            (
+                pods[ok[*a].0].node.clone(),
+                pods[ok[*b].0].node.clone(),
+                ok[*b].2,
+            )
+        })
+        .collect();
+    let (probes, mut links) = remote::mtu_evidence(view, &pairs, &texts, fits)?;
+    let jobs: Vec<(String, Vec<String>)> = ok.iter().map(|(_, n, _)| (n.clone(), vec![])).collect();
+    let answers = k.exec_all(kubectl::POD_MTU_SCRIPT, &jobs);
+    for (i, name, _) in ok {
+        let text = answer_of(&answers, k.node, name).unwrap_or_default();
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix("@mtu eth0 "))
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(mtu) = value {
+            links.push(LinkMtu {
+                node: pods[*i].node.clone(),
+                device: format!("pod {name} eth0"),
+                mtu,
+            });
+        }
+    }
+    Some((probes, links))
+}
+
+/// `dns`: `nslookup kubernetes.default` in every pod at once.
+pub fn dns(k: &Kubectl, view: &LabView, pods: &[PodView], ok: &[Usable]) -> Vec<DnsProbe> {
+    let jobs: Vec<(String, Vec<String>)> = ok.iter().map(|(_, n, _)| (n.clone(), vec![])).collect();
+    let answers = k.exec_all(kubectl::POD_DNS_SCRIPT, &jobs);
+    ok.iter()
+        .map(|(i, name, _)| {
+            // nslookup exits 1 on NXDOMAIN: its output is the evidence.
+            let text = match &answers {
+                Ok(a) => a.get(name).map(|a| a.output.clone()).unwrap_or_default(),
+                Err(e) => e.clone(),
+            };
+            remote::dns_probe(&pods[*i].node, &text, view)
+        })
+        .collect()
+}
