@@ -8,8 +8,9 @@
 
 mod support;
 
-use support::hosts::{bridge_netfilter_present_or_skip, Hosts};
-use support::netns::{can_run, in_netns, iptables_rules, labctl, serial, show};
+use support::hosts::Hosts;
+use support::netns::{in_netns, iptables_rules, labctl, show};
+use support::ssh_lab::{check, delete_route, diagnosed, three_hosts_or_skip, up, verify_json};
 
 /// The agent's folder on a node.
 const AGENT_DIR: &str = "/run/labctl-agent";
@@ -79,37 +80,6 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Destroys the lab whatever happens (before the hosts go).
-struct LabGuard(String);
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let out = labctl(&["destroy", "--name", &self.0]);
-        if !out.status.success() {
-            eprintln!("cleanup of lab {} failed:\n{}", self.0, show(&out));
-        }
-    }
-}
-
-fn lab_file(hosts: &Hosts, prefix: &str) -> String {
-    let mut text = format!(
-        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {}\nprovider:\n  type: ssh\n\
-         kubernetes:\n  enabled: false\nnetwork:\n  underlay: {prefix}.0/24\n  podNetwork: 10.71.0.0/16\nnodes:\n",
-        hosts.tag
-    );
-    for (i, h) in hosts.hosts.iter().enumerate() {
-        let role = if i == 0 { "control-plane" } else { "worker" };
-        text.push_str(&format!(
-            "  - name: {}\n    role: {role}\n    ip: {}\n    ssh: {{host: {}, port: 22, user: root, key: {}}}\n",
-            h.name,
-            h.ip,
-            h.ip,
-            hosts.client_key.display()
-        ));
-    }
-    text
-}
-
 /// `labctl status --output json` pod IP of `pod` on `node`.
 fn pod_ip(lab: &str, node: &str, pod: &str) -> String {
     let out = labctl(&["status", "--output", "json", "--name", lab]);
@@ -135,12 +105,10 @@ fn pod_ip(lab: &str, node: &str, pod: &str) -> String {
 #[test]
 fn ssh_provider_network_only_lab_on_existing_hosts() {
     let test = "ssh_provider_network_only_lab_on_existing_hosts";
-    if !can_run(test) || !bridge_netfilter_present_or_skip(test) {
+    let Some((_serial, hosts)) = three_hosts_or_skip(test, "ts", [192, 168, 71]) else {
         return;
-    }
-    let _serial = serial();
-    let tag = format!("ts{}", std::process::id() % 100_000);
-    let hosts = Hosts::start(&tag, [192, 168, 71], &["master", "worker1", "worker2"]);
+    };
+    let tag = hosts.tag.clone();
     // master's /run/labctl-agent is noexec, as /run is on Debian and
     // Ubuntu: `up` mounts an exec tmpfs on its bin folder and destroy must
     // unmount exactly that, leaving the folder's own (bind) mount.
@@ -150,13 +118,8 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     let mounts_before = master.mounts_under(AGENT_DIR);
     assert_eq!(mounts_before.len(), 1, "{mounts_before:?}");
     let before = snapshot(&hosts);
-    let file = hosts.dir.path().join("lab.yaml");
-    std::fs::write(&file, lab_file(&hosts, "192.168.71")).unwrap();
-    let file = file.to_str().unwrap();
-    let _lab = LabGuard(tag.clone());
-
-    let out = labctl(&["up", file]);
-    assert!(out.status.success(), "up: {}", show(&out));
+    let (file, _lab) = up(&hosts, "10.71.0.0/16");
+    let file = file.as_str();
     let exec_tmpfs = format!("{AGENT_DIR}/bin tmpfs labctl-agent");
     assert_eq!(
         master.mounts_under(AGENT_DIR),
@@ -252,22 +215,10 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     // verify over the node SSH sessions: every check but kubernetes and
     // egress (skipped with a reason) passes.
     let started = std::time::Instant::now();
-    let out = labctl(&["verify", file, "--output", "json"]);
+    let (code, report, text) = verify_json(file, &[]);
     eprintln!("labctl verify on an ssh lab took {:?}", started.elapsed());
-    assert_eq!(out.status.code(), Some(0), "verify: {}", show(&out));
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", show(&out)));
-    let outcome = |id: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id}: {report}"))["outcome"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    assert_eq!(code, Some(0), "verify: {text}");
+    let outcome = |id: &str| check(&report, id)["outcome"].clone();
     for id in [
         "nodes",
         "dataplane",
@@ -285,34 +236,14 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
 
     // A fault: worker1 loses its route to worker2's pods. verify names it
     // as a missing route on worker1 (and nothing MTU-shaped); up repairs it.
-    let out = labctl(&[
-        "exec",
-        "--lab",
-        &tag,
-        "worker1",
-        "--",
-        "ip",
-        "route",
-        "del",
-        "10.71.2.0/24",
-    ]);
-    assert!(out.status.success(), "delete route: {}", show(&out));
-    let out = labctl(&["verify", file, "--output", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "verify with a fault: {}",
-        show(&out)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", show(&out)));
-    let diagnoses = report["diagnoses"].as_array().unwrap();
+    delete_route(&tag, "worker1", "10.71.2.0/24");
+    let (code, report, text) = verify_json(file, &[]);
+    assert_eq!(code, Some(1), "verify with a fault: {text}");
     assert!(
-        diagnoses.iter().any(|d| d["cause"] == "missing-route"
-            && d["node"] == "worker1"
-            && d["peer"] == "worker2"),
+        diagnosed(&report, "missing-route", "worker1", Some("worker2")),
         "missing-route on worker1: {report:#}"
     );
+    let diagnoses = report["diagnoses"].as_array().unwrap();
     assert!(
         !diagnoses.iter().any(|d| d["cause"] == "mtu-mismatch"),
         "a missing route is not an MTU mismatch: {report:#}"

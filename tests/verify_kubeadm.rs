@@ -33,18 +33,18 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::hosts::{bridge_netfilter_present_or_skip, Hosts};
-use support::netns::{can_run, labctl, serial, show};
+use support::fixtures;
+use support::hosts::Hosts;
+use support::netns::show;
+use support::ssh_lab::{
+    check, delete_route, diagnosed, three_hosts_or_skip, up, verify_json, LabGuard,
+};
 
 const PREFIX: [u8; 3] = [192, 168, 77];
 const POD_NETWORK: &str = "10.77.0.0/16";
 
 fn recorded(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/recorded/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&fixtures::recorded(name)).unwrap()
 }
 
 /// The stand-in; `@STATE@`, `@LAB@`, `@NODES@` and `@APPLETS@` are
@@ -83,17 +83,14 @@ echo "kubectl stand-in: not supported: $*" >&2
 exit 1
 "#;
 
-/// Turns the lab back into the network-only lab it is and destroys it,
-/// whatever happens (before the hosts go).
-struct LabGuard(String);
+/// Turns the lab back into the network-only lab it is before its
+/// [`LabGuard`] destroys it, whatever happens (before the hosts go).
+struct KubernetesLabGuard(LabGuard);
 
-impl Drop for LabGuard {
+impl Drop for KubernetesLabGuard {
     fn drop(&mut self) {
-        set_kubernetes(&self.0, false);
-        let out = labctl(&["destroy", "--name", &self.0]);
-        if !out.status.success() {
-            eprintln!("cleanup of lab {} failed:\n{}", self.0, show(&out));
-        }
+        // Runs before the field's own drop: destroy sees a network-only lab.
+        set_kubernetes(&self.0 .0, false);
     }
 }
 
@@ -105,26 +102,6 @@ fn set_kubernetes(lab: &str, on: bool) {
         state.kubernetes = on;
         dir.save(&state).expect("lab state saved");
     }
-}
-
-fn lab_file(hosts: &Hosts) -> String {
-    let [a, b, c] = PREFIX;
-    let mut text = format!(
-        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {}\nprovider:\n  type: ssh\n\
-         kubernetes:\n  enabled: false\nnetwork:\n  underlay: {a}.{b}.{c}.0/24\n  podNetwork: {POD_NETWORK}\nnodes:\n",
-        hosts.tag
-    );
-    for (i, h) in hosts.hosts.iter().enumerate() {
-        let role = if i == 0 { "control-plane" } else { "worker" };
-        text.push_str(&format!(
-            "  - name: {}\n    role: {role}\n    ip: {}\n    ssh: {{host: {}, port: 22, user: root, key: {}}}\n",
-            h.name,
-            h.ip,
-            h.ip,
-            hosts.client_key.display()
-        ));
-    }
-    text
 }
 
 /// The recorded node list with this lab's InternalIPs and podCIDRs (the
@@ -205,23 +182,6 @@ fn standin(hosts: &Hosts) -> (PathBuf, PathBuf) {
     (bin, state)
 }
 
-fn verify_json(file: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
-    let mut args = vec!["verify", file, "--output", "json"];
-    args.extend_from_slice(extra);
-    let out = labctl(&args);
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), report, show(&out))
-}
-
-fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id}: {report:#}"))
-}
-
 fn calls(state: &Path) -> String {
     std::fs::read_to_string(state.join("calls.log")).unwrap_or_default()
 }
@@ -229,24 +189,19 @@ fn calls(state: &Path) -> String {
 #[test]
 fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     let test = "verify_kubeadm_lab_through_kubectl_on_the_control_plane";
-    if !can_run(test) || !bridge_netfilter_present_or_skip(test) {
+    let Some((_serial, hosts)) = three_hosts_or_skip(test, "tk", PREFIX) else {
         return;
-    }
-    let _serial = serial();
-    let tag = format!("tk{}", std::process::id() % 100_000);
-    let hosts = Hosts::start(&tag, PREFIX, &["master", "worker1", "worker2"]);
+    };
+    let tag = hosts.tag.clone();
     let (bin, state) = standin(&hosts);
     let bind = bin.display().to_string();
     let out = hosts
         .by_name("master")
         .in_mounts(&["mount", "--bind", &bind, "/usr/local/bin"]);
     assert!(out.status.success(), "stand-in on master: {}", show(&out));
-    let file = hosts.dir.path().join("lab.yaml");
-    std::fs::write(&file, lab_file(&hosts)).unwrap();
-    let file = file.to_str().unwrap();
-    let _lab = LabGuard(tag.clone());
-    let out = labctl(&["up", file]);
-    assert!(out.status.success(), "up: {}", show(&out));
+    let (file, lab) = up(&hosts, POD_NETWORK);
+    let _lab = KubernetesLabGuard(lab);
+    let file = file.as_str();
     set_kubernetes(&tag, true);
 
     // Everything passes; egress is skipped with its reason.
@@ -381,29 +336,12 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     // A fault: worker1 loses its route to worker2's pods. The kubeadm path
     // names it like the others, and still cleans up.
     std::fs::remove_file(state.join("calls.log")).unwrap();
-    let out = labctl(&[
-        "exec",
-        "--lab",
-        &tag,
-        "worker1",
-        "--",
-        "ip",
-        "route",
-        "del",
-        "10.77.2.0/24",
-    ]);
-    assert!(out.status.success(), "delete route: {}", show(&out));
+    delete_route(&tag, "worker1", "10.77.2.0/24");
     let (code, report, text) = verify_json(file, &[]);
     assert_eq!(code, Some(1), "verify with a fault: {text}");
     assert_eq!(check(&report, "pod-mesh")["outcome"], "fail");
     assert!(
-        report["diagnoses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["cause"] == "missing-route"
-                && d["node"] == "worker1"
-                && d["peer"] == "worker2"),
+        diagnosed(&report, "missing-route", "worker1", Some("worker2")),
         "missing-route on worker1: {report:#}"
     );
     assert!(calls(&state).contains("delete namespace labctl-verify"));
@@ -418,11 +356,7 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     assert_eq!(code, Some(1), "verify kubernetes: {text}");
     assert_eq!(report["checks"].as_array().unwrap().len(), 1);
     assert!(
-        report["diagnoses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["cause"] == "nat-nic" && d["node"] == "worker2"),
+        diagnosed(&report, "nat-nic", "worker2", None),
         "nat-nic on worker2: {report:#}"
     );
 }

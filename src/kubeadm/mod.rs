@@ -6,11 +6,13 @@
 //! - [`ca_cert_hash`]: the discovery hash of the cluster CA.
 //! - [`pod_cidrs`], [`nodes_ready`], [`pending_nodes`], [`internal_ips`]:
 //!   `kubectl get nodes -o json` read back.
+//! - [`list`]: the envelope of `kubectl get … -o json` lists.
 //! - [`up_steps`]: the ordered steps of a kubeadm `up` as data.
 //! - [`rewrite_server`]: the admin kubeconfig made reachable from the host.
 
 pub mod ca_hash;
 pub mod kubeconfig;
+pub mod list;
 pub mod nodes;
 pub mod prepare;
 pub mod steps;

@@ -13,25 +13,9 @@ use anyhow::{anyhow, Context, Result};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
-struct NodeList {
-    #[serde(default)]
-    items: Vec<Item>,
-}
+use super::list::{self, Condition};
 
-#[derive(Deserialize)]
-struct Item {
-    metadata: Metadata,
-    #[serde(default)]
-    spec: Spec,
-    #[serde(default)]
-    status: Status,
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    name: String,
-}
+type Item = list::Item<Spec, Status>;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -55,21 +39,9 @@ struct Address {
     address: String,
 }
 
-#[derive(Deserialize)]
-struct Condition {
-    #[serde(rename = "type")]
-    kind: String,
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
 fn parse(json: &str) -> Result<Vec<Item>> {
-    let list: NodeList = serde_json::from_str(json)
-        .context("`kubectl get nodes -o json` printed something that is not a node list")?;
-    Ok(list.items)
+    list::items(json)
+        .context("`kubectl get nodes -o json` printed something that is not a node list")
 }
 
 /// Every node's `spec.podCIDR`. A node without one (the controller has not

@@ -610,13 +610,7 @@ mod tests {
     }
 
     fn kube_evidence(lab: &LabView, nodes: &str) -> Evidence {
-        let read = |name: &str| {
-            std::fs::read_to_string(format!(
-                "{}/tests/fixtures/recorded/{name}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap()
-        };
+        let read = crate::verify::recorded::recorded;
         let (nodes, errors) = crate::verify::kube::nodes::kube_nodes(lab, &read(nodes));
         let coredns =
             crate::verify::kube::pods::parse_pods(&read("kubectl-pods-coredns.json")).unwrap();

@@ -23,6 +23,8 @@ pub mod model;
 pub mod netns;
 pub mod parse;
 mod pool;
+#[cfg(test)]
+mod recorded;
 pub mod remote;
 pub mod render;
 mod target;
@@ -105,9 +107,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     let wants = |id: CheckId| selected.contains(&id);
     let timed = |f: &mut dyn FnMut() -> CheckResult| {
         let t = Instant::now();
-        let mut r = f();
-        r.duration_ms = t.elapsed().as_millis() as u64;
-        r
+        f().timed(t)
     };
 
     let view = &target.view;
@@ -119,9 +119,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
         ev.reach = reach;
         sessions = s;
         if wants(CheckId::Nodes) {
-            let mut r = checks::nodes(&ev, crate::embedded::AGENT_VERSION);
-            r.duration_ms = t.elapsed().as_millis() as u64;
-            results.push(r);
+            results.push(checks::nodes(&ev, crate::embedded::AGENT_VERSION).timed(t));
         }
     }
     if wants(CheckId::Dataplane) {
@@ -139,23 +137,18 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
         }));
     }
     target::disconnect_all(sessions);
-    let pod_checks = [
-        CheckId::Pods,
-        CheckId::PodMesh,
-        CheckId::Vxlan,
-        CheckId::Mtu,
-        CheckId::Dns,
-        CheckId::Egress,
-    ];
-    if pod_checks.iter().any(|c| wants(*c)) {
+    // Egress probes from the pods here too.
+    let needs_pods = [CheckId::Pods, CheckId::Egress]
+        .iter()
+        .chain(&CheckId::FROM_PODS)
+        .any(|c| wants(*c));
+    if needs_pods {
         let t = Instant::now();
         let mut pods = target.pods.clone();
         netns::inspect_pods(&mut pods);
         ev.pods = pods;
         if wants(CheckId::Pods) {
-            let mut r = checks::pods(view, &ev);
-            r.duration_ms = t.elapsed().as_millis() as u64;
-            results.push(r);
+            results.push(checks::pods(view, &ev).timed(t));
         }
     }
     if ev.firewall.is_empty()
@@ -205,7 +198,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             ),
         }));
     }
-    if pod_checks.iter().any(|c| wants(*c)) {
+    if needs_pods {
         ev.neighbour_table = netns::neighbours::observe(view.nodes.len(), arp_fulls_before);
     }
     if wants(CheckId::Kubernetes) {

@@ -3,6 +3,7 @@
 //! and `junit` print it.
 
 use std::net::Ipv4Addr;
+use std::time::Instant;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -34,6 +35,11 @@ impl CheckId {
         CheckId::Egress,
         CheckId::Kubernetes,
     ];
+
+    /// The checks that probe from inside the pods, after `pods` found them
+    /// (netns labs probe egress from the pods too).
+    pub const FROM_PODS: [CheckId; 4] =
+        [CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu, CheckId::Dns];
 
     /// The id as the command line and the outputs spell it.
     pub fn as_str(self) -> &'static str {
@@ -119,6 +125,12 @@ impl CheckResult {
 
     pub fn skip(id: CheckId, reason: impl Into<String>) -> CheckResult {
         CheckResult::new(id, Outcome::Skip, reason)
+    }
+
+    /// The result with the time since `started` as its duration.
+    pub fn timed(mut self, started: Instant) -> CheckResult {
+        self.duration_ms = started.elapsed().as_millis() as u64;
+        self
     }
 }
 

@@ -87,6 +87,8 @@ pub struct Hosts {
     /// Prefix of every namespace here: name the lab the same, and its pod
     /// namespaces (`<lab>-<node>-<pod>`) are cleaned up too.
     pub tag: String,
+    /// The hosts' /24: `prefix`.0/24.
+    pub prefix: [u8; 3],
     pub hosts: Vec<Host>,
     pub bridge: String,
     pub client_key: PathBuf,
@@ -118,6 +120,7 @@ impl Hosts {
         let bridge = format!("lhb{tag}");
         let mut hosts = Hosts {
             tag: tag.to_string(),
+            prefix,
             hosts: Vec::new(),
             bridge: bridge.clone(),
             client_key,

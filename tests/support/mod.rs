@@ -6,4 +6,5 @@
 pub mod fixtures;
 pub mod hosts;
 pub mod netns;
+pub mod ssh_lab;
 pub mod sshd;

@@ -41,20 +41,9 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     let wants = |id: CheckId| selected.contains(&id);
     let mut ev = Evidence::default();
     let mut results: Vec<CheckResult> = Vec::new();
-    let timed = |t: Instant, mut r: CheckResult| {
-        r.duration_ms = t.elapsed().as_millis() as u64;
-        r
-    };
     let mut sessions = remote::node_checks(target, selected, &mut ev, &mut results);
 
-    let pod_checks = [
-        CheckId::Pods,
-        CheckId::PodMesh,
-        CheckId::Vxlan,
-        CheckId::Mtu,
-        CheckId::Dns,
-    ];
-    let needs_pods = pod_checks.iter().any(|c| wants(*c));
+    let needs_pods = wants(CheckId::Pods) || CheckId::FROM_PODS.iter().any(|c| wants(*c));
     let cp = view
         .nodes
         .iter()
@@ -83,9 +72,7 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
             (None, Ok(_)) => KubeEvidence::default(),
         });
         // Printed last, in check order; timed here where the work is.
-        let mut r = checks::kubernetes(view, &ev);
-        r.duration_ms = t.elapsed().as_millis() as u64;
-        results.push(r);
+        results.push(checks::kubernetes(view, &ev).timed(t));
     }
 
     if needs_pods {
@@ -97,7 +84,7 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
             (None, Ok(_)) => failed_pods(view, "no kubectl session"),
         };
         if wants(CheckId::Pods) {
-            results.push(timed(t, checks::pods(view, &ev)));
+            results.push(checks::pods(view, &ev).timed(t));
         }
         let ok = usable(&ev.pods);
         let none = |id| {
@@ -111,7 +98,7 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
             if wants(CheckId::PodMesh) {
                 let t = Instant::now();
                 let matrix = mesh(k, &ev.pods, &ok);
-                results.push(timed(t, checks::pod_mesh(&matrix)));
+                results.push(checks::pod_mesh(&matrix).timed(t));
                 ev.mesh = Some(matrix);
             }
             if wants(CheckId::Vxlan) {
@@ -119,34 +106,32 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
                 let (pairs, bad) = vxlan(k, &mut sessions, view, &target.plans, &ev.pods, &ok);
                 ev.vxlan = pairs;
                 ev.bad_checksums = bad;
-                results.push(timed(t, checks::vxlan(view, &ev)));
+                results.push(checks::vxlan(view, &ev).timed(t));
             }
             if wants(CheckId::Mtu) {
                 let t = Instant::now();
-                let r = match mtu(k, &mut sessions, view, &ev.pods, &ok) {
-                    Some((probes, links)) => {
-                        ev.mtu = probes;
-                        ev.link_mtus = links;
-                        let mut r = checks::mtu(view, &ev);
-                        r.summary.push_str(
-                            "; DF pings sent from the nodes across flannel.1 to pods (busybox 1.28 in the pods cannot set don't-fragment), pods' eth0 MTU read by kubectl exec",
-                        );
-                        r
-                    }
-                    None => CheckResult::skip(
-                        CheckId::Mtu,
-                        "busybox 1.28 in the pods cannot send don't-fragment pings and no node has iputils ping to send them across flannel.1; install iputils-ping on the nodes to measure the path MTU",
-                    ),
-                };
-                results.push(timed(t, r));
+                let found = mtu(k, &mut sessions, view, &ev.pods, &ok);
+                let probed = found.is_some();
+                let mut r = remote::mtu_check(
+                    view,
+                    &mut ev,
+                    found,
+                    "busybox 1.28 in the pods cannot send don't-fragment pings and no node has iputils ping to send them across flannel.1; install iputils-ping on the nodes to measure the path MTU",
+                );
+                if probed {
+                    r.summary.push_str(
+                        "; DF pings sent from the nodes across flannel.1 to pods (busybox 1.28 in the pods cannot set don't-fragment), pods' eth0 MTU read by kubectl exec",
+                    );
+                }
+                results.push(r.timed(t));
             }
             if wants(CheckId::Dns) {
                 let t = Instant::now();
                 ev.dns = dns(k, view, &ev.pods, &ok);
-                results.push(timed(t, checks::dns(view, &ev)));
+                results.push(checks::dns(view, &ev).timed(t));
             }
         } else {
-            for id in [CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu, CheckId::Dns] {
+            for id in CheckId::FROM_PODS {
                 if wants(id) {
                     results.push(none(id));
                 }

@@ -65,14 +65,7 @@ fn lenient_pod_cidrs(json: &str) -> std::collections::BTreeMap<String, ipnet::Ip
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn recorded(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/recorded/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::verify::recorded::recorded;
 
     #[test]
     fn ready_lab_ips_and_round_robin_pod_cidrs() {

@@ -6,30 +6,11 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
+use crate::kubeadm::list::{self, Condition};
 use crate::verify::evidence::KubePod;
 use crate::verify::model::PodView;
 
-#[derive(Deserialize)]
-struct PodList {
-    #[serde(default)]
-    items: Vec<Item>,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    metadata: Metadata,
-    #[serde(default)]
-    spec: Spec,
-    #[serde(default)]
-    status: Status,
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    name: String,
-    #[serde(default)]
-    namespace: String,
-}
+type Item = list::Item<Spec, Status>;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -49,16 +30,6 @@ struct Status {
     conditions: Vec<Condition>,
     #[serde(default)]
     container_statuses: Vec<ContainerStatus>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Condition {
-    #[serde(rename = "type")]
-    kind: String,
-    status: String,
-    reason: Option<String>,
-    message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -84,10 +55,10 @@ struct Reason {
 
 /// Every pod in `kubectl get pods -o json` output.
 pub fn parse_pods(json: &str) -> Result<Vec<KubePod>, String> {
-    let list: PodList = serde_json::from_str(json.trim()).map_err(|e| {
+    let items: Vec<Item> = list::items(json.trim()).map_err(|e| {
         format!("`kubectl get pods -o json` printed something that is not a pod list ({e})")
     })?;
-    Ok(list.items.into_iter().map(pod).collect())
+    Ok(items.into_iter().map(pod).collect())
 }
 
 fn pod(item: Item) -> KubePod {
@@ -173,14 +144,7 @@ pub fn pod_view(node: &str, name: &str, found: Option<&KubePod>, waited: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn recorded(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/recorded/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::verify::recorded::recorded;
 
     #[test]
     fn running_pods_with_node_ip_and_readiness() {

@@ -5,17 +5,20 @@
 //! they share).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use labctl_nodeplan::NodePlan;
 
 use super::kubectl::{self, ExecAnswer, Kubectl};
 use crate::ssh::Session;
-use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingCell, PingMatrix, VxlanPair};
+use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse::BadChecksum;
-use crate::verify::remote::{self, on_nodes, parse_tagged, ping_result, ring, script};
+use crate::verify::remote::scripts::VXLAN_SCRIPT;
+use crate::verify::remote::{
+    self, mtu_pairs, on_nodes, parse_tagged, ping_cell, ping_result, ring, ring_pairs, script,
+    Usable,
+};
 use crate::verify::target::AGENT_PATH;
 
 /// The agents capture this long; the `kubectl exec` pings start
@@ -40,9 +43,7 @@ for ip in "$@"; do
 done
 wait"#;
 
-/// A usable pod: index in the pods, name, IP.
-pub type Usable = (usize, String, Ipv4Addr);
-
+/// The usable pods, each reached by its name.
 pub fn usable(pods: &[PodView]) -> Vec<Usable> {
     pods.iter()
         .enumerate()
@@ -95,16 +96,8 @@ pub fn mesh(k: &Kubectl, pods: &[PodView], ok: &[Usable]) -> PingMatrix {
                 (None, Err(e)) => (None, Some(e.clone())),
                 (None, Ok(_)) => (None, Some("no output for this target".into())),
             };
-            let received = summary.as_ref().map_or(0, |s| s.received);
-            matrix.cells.push(PingCell {
-                from: pods[*i].node.clone(),
-                to: pods[*j].node.clone(),
-                to_ip: *ip,
-                sent: summary.as_ref().map_or(0, |s| s.transmitted),
-                received,
-                rtt_avg_ms: summary.as_ref().and_then(|s| s.rtt_avg_ms),
-                error: error.or_else(|| (received == 0).then(|| "no answer".to_string())),
-            });
+            let cell = ping_cell(&pods[*i].node, &pods[*j].node, *ip, (summary, error));
+            matrix.cells.push(cell);
         }
     }
     matrix
@@ -133,13 +126,8 @@ pub fn vxlan(
                 // No pod namespace and no target: the pings come from kubectl.
                 let args = [AGENT_PATH, "", CAPTURE_SECONDS, ""];
                 Some(
-                    script(
-                        s,
-                        remote::VXLAN_SCRIPT,
-                        &args,
-                        Some(plan.to_json().as_bytes()),
-                    )
-                    .map(|t| remote::parse_vxlan_output(&t)),
+                    script(s, VXLAN_SCRIPT, &args, Some(plan.to_json().as_bytes()))
+                        .map(|t| remote::parse_vxlan_output(&t)),
                 )
             })
         });
@@ -153,10 +141,9 @@ pub fn vxlan(
             .collect();
         (outputs, answers)
     });
-    let mut four = Vec::new();
+    let four = ring_pairs(&pairs, pods, ok);
     let mut ping_errors = Vec::new();
-    for (a, b) in &pairs {
-        let (from, to) = (&pods[ok[*a].0].node, &pods[ok[*b].0].node);
+    for ((a, _), (from, _, _, _)) in pairs.iter().zip(&four) {
         let ping = answer_of(&answers, k.node, &ok[*a].1).map(|t| {
             parse_tagged(&t, 1)
                 .into_iter()
@@ -176,7 +163,6 @@ pub fn vxlan(
         {
             o.ping = Some(ping);
         }
-        four.push((from.clone(), to.clone(), ok[*a].2, ok[*b].2));
     }
     let (mut found, bad) = remote::vxlan_evidence(
         view,
@@ -203,10 +189,7 @@ pub fn mtu(
     pods: &[PodView],
     ok: &[Usable],
 ) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
-    let mut pairs = ring(ok.len());
-    if ok.len() > 2 {
-        pairs.extend(ring(ok.len()).into_iter().map(|(a, b)| (b, a)));
-    }
+    let pairs = mtu_pairs(ok.len());
     let fits = view.pod_mtu.saturating_sub(28);
     let size = fits.to_string();
     let outputs = on_nodes(sessions, |i, s| {
@@ -221,16 +204,7 @@ pub fn mtu(
         script(s, NODE_MTU_SCRIPT, &args, None).ok()
     });
     let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
-    let pairs: Vec<(String, String, Ipv4Addr)> = pairs
-        .iter()
-        .map(|(a, b)| {
-            (
-                pods[ok[*a].0].node.clone(),
-                pods[ok[*b].0].node.clone(),
-                ok[*b].2,
-            )
-        })
-        .collect();
+    let pairs = ring_pairs(&pairs, pods, ok);
     let (probes, mut links) = remote::mtu_evidence(view, &pairs, &texts, fits)?;
     let jobs: Vec<(String, Vec<String>)> = ok.iter().map(|(_, n, _)| (n.clone(), vec![])).collect();
     let answers = k.exec_all(kubectl::POD_MTU_SCRIPT, &jobs);

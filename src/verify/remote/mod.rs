@@ -1,0 +1,226 @@
+//! Probes for network-only VM labs (ssh and vagrant providers,
+//! `kubernetes: {enabled: false}`): the pods are network namespaces on the
+//! remote nodes (`<lab>-<node>-busybox`), so every probe is a command run
+//! over the node's one SSH session, all nodes at once. Each probe is a
+//! constant `sh -c` script ([`scripts`]); lab values (namespaces,
+//! addresses, sizes) travel only as its quoted arguments, never inside the
+//! script. The judging and the diagnosis are the same as for netns labs.
+//!
+//! - this module: the flow, the node checks (shared with kubeadm labs) and
+//!   running work on every node's session at once;
+//! - [`probes`]: the pod probes over the sessions;
+//! - [`output`]: reading the scripts' output into evidence (pure; shared
+//!   with kubeadm labs).
+
+mod output;
+mod probes;
+pub(super) mod scripts;
+
+use std::time::Instant;
+
+use super::evidence::{Evidence, LinkMtu, MtuProbe};
+use super::model::{CheckId, CheckResult, LabView, PodView, Report};
+use super::parse;
+use super::target::{self, Target};
+use super::{assemble, checks, pool};
+use crate::ssh::Session;
+
+pub(super) use output::{
+    dns_probe, mtu_evidence, mtu_pairs, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence,
+    Usable,
+};
+pub use output::{
+    flow_packets, parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput,
+};
+
+/// Runs the selected checks on a network-only VM lab.
+pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
+    let view = &target.view;
+    let wants = |id: CheckId| selected.contains(&id);
+    let mut ev = Evidence::default();
+    let mut results: Vec<CheckResult> = Vec::new();
+    let mut sessions = node_checks(target, selected, &mut ev, &mut results);
+    let pod_of = |i: usize| -> Option<PodView> {
+        let node = &view.nodes.get(i)?.name;
+        target.pods.iter().find(|p| &p.node == node).cloned()
+    };
+    let t = Instant::now();
+    ev.pods = on_nodes(&mut sessions, |i, s| {
+        pod_of(i).map(|p| probes::inspect_pod(s, p))
+    })
+    .into_iter()
+    .enumerate()
+    .filter_map(|(i, p)| {
+        p.flatten().or_else(|| {
+            pod_of(i).map(|mut p| {
+                p.problem = Some(format!("{} is not reachable over SSH", p.node));
+                p
+            })
+        })
+    })
+    .collect();
+    if wants(CheckId::Pods) {
+        results.push(checks::pods(view, &ev).timed(t));
+    }
+    let pods = ev.pods.clone();
+    if wants(CheckId::PodMesh) {
+        let t = Instant::now();
+        let mesh = probes::mesh(&mut sessions, view, &pods);
+        results.push(checks::pod_mesh(&mesh).timed(t));
+        ev.mesh = Some(mesh);
+    }
+    if wants(CheckId::Vxlan) {
+        let t = Instant::now();
+        let (pairs, bad) = probes::vxlan(&mut sessions, view, &target.plans, &pods);
+        ev.vxlan = pairs;
+        ev.bad_checksums = bad;
+        results.push(checks::vxlan(view, &ev).timed(t));
+    }
+    if wants(CheckId::Mtu) {
+        let t = Instant::now();
+        let found = probes::mtu(&mut sessions, view, &pods);
+        let r = mtu_check(
+            view,
+            &mut ev,
+            found,
+            "no node has iputils ping (busybox ping cannot send don't-fragment packets); install iputils-ping on the nodes to measure the path MTU",
+        );
+        results.push(r.timed(t));
+    }
+    if wants(CheckId::Dns) {
+        let t = Instant::now();
+        ev.dns = on_nodes(&mut sessions, |i, s| {
+            let node = &view.nodes.get(i)?.name;
+            probes::dns(s, pods.iter().find(|p| &p.node == node)?, view)
+        })
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+        results.push(checks::dns(view, &ev).timed(t));
+    }
+    if wants(CheckId::Egress) {
+        results.push(CheckResult::skip(
+            CheckId::Egress,
+            format!(
+                "{} labs have no outside namespace and none should depend on the internet by default; no egress target is configured",
+                view.provider
+            ),
+        ));
+    }
+    if wants(CheckId::Kubernetes) {
+        results.push(CheckResult::skip(
+            CheckId::Kubernetes,
+            "network-only lab (kubernetes: {enabled: false}): no cluster to check",
+        ));
+    }
+    target::disconnect_all(sessions);
+    assemble(view, ev, results, started)
+}
+
+/// `nodes` and `dataplane` (when selected): connects to every node, asks
+/// its agent for its version and to check the node against its plan, and
+/// reads its iptables rules. Returns the sessions, one per node in view
+/// order, for the probes that follow.
+pub(super) fn node_checks(
+    target: &Target,
+    selected: &[CheckId],
+    ev: &mut Evidence,
+    results: &mut Vec<CheckResult>,
+) -> Vec<Option<Session>> {
+    let view = &target.view;
+    let t = Instant::now();
+    let (mut sessions, reach) = target.connect_all();
+    ev.reach = reach;
+    if selected.contains(&CheckId::Nodes) {
+        results.push(checks::nodes(ev, crate::embedded::AGENT_VERSION).timed(t));
+    }
+    if selected.contains(&CheckId::Dataplane) {
+        let t = Instant::now();
+        let (kept, errors) = target.agent_check(sessions, true, ev);
+        sessions = kept;
+        ev.firewall = on_nodes(&mut sessions, |_, s| firewall(s, view.port))
+            .into_iter()
+            .zip(&view.nodes)
+            .filter_map(|(f, n)| Some((n.name.clone(), f.flatten()?)))
+            .collect();
+        results.push(checks::dataplane(view, ev, &errors).timed(t));
+    }
+    sessions
+}
+
+/// Runs `work` on every node with a session, all nodes at once (the probes
+/// are mostly waiting on the nodes), and puts the sessions back; `None`
+/// for a node without a session.
+pub(super) fn on_nodes<R: Send>(
+    sessions: &mut [Option<Session>],
+    work: impl Fn(usize, &Session) -> R + Sync,
+) -> Vec<Option<R>> {
+    let items: Vec<(usize, Option<Session>)> =
+        sessions.iter_mut().map(Option::take).enumerate().collect();
+    let n = items.len();
+    let results = pool::map(
+        items,
+        n.max(1),
+        |(i, s)| {
+            let r = s.as_ref().map(|s| work(i, s));
+            (s, r)
+        },
+        |_| (None, None),
+    );
+    results
+        .into_iter()
+        .zip(sessions.iter_mut())
+        .map(|((s, r), slot)| {
+            *slot = s;
+            r
+        })
+        .collect()
+}
+
+/// Runs a constant script with `args` (quoted by the session) and returns
+/// stdout, or a sentence naming the node and the failure.
+pub(super) fn script(
+    s: &Session,
+    script: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Result<String, String> {
+    let mut argv = vec!["sh", "-c", script, "sh"];
+    argv.extend_from_slice(args);
+    match s.run(&argv, stdin) {
+        Ok(out) if out.success() => Ok(out.stdout_text()),
+        Ok(out) => Err(format!(
+            "{}: probe script exited {}: {}",
+            s.endpoint().node,
+            out.status,
+            out.stderr_text().trim()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The `mtu` check from the DF probes and link MTUs found (kept as
+/// evidence), or skipped for `no_df` when no node could send DF pings.
+pub(super) fn mtu_check(
+    view: &LabView,
+    ev: &mut Evidence,
+    found: Option<(Vec<MtuProbe>, Vec<LinkMtu>)>,
+    no_df: &str,
+) -> CheckResult {
+    match found {
+        Some((probes, links)) => {
+            ev.mtu = probes;
+            ev.link_mtus = links;
+            checks::mtu(view, ev)
+        }
+        None => CheckResult::skip(CheckId::Mtu, no_df),
+    }
+}
+
+/// `iptables -S` on the node, read for the rules verify judges.
+fn firewall(s: &Session, port: u16) -> Option<parse::FirewallFacts> {
+    let out = s.run(&["iptables", "-w", "-S"], None).ok()?;
+    out.success()
+        .then(|| parse::parse_iptables(&out.stdout_text(), port))
+}

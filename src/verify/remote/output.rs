@@ -1,0 +1,441 @@
+//! Reading the network-only probe scripts' output ([`super::scripts`])
+//! into evidence, and the pairs the probes run between. Pure; the kubeadm
+//! probes ([`crate::verify::kube::probes`]) share it, their scripts print
+//! the same tagged lines.
+
+use std::net::Ipv4Addr;
+
+use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingCell, VxlanPair};
+use crate::verify::model::{LabView, PodView};
+use crate::verify::parse::{self, PingSummary};
+
+/// A pod verify can probe: its index in the pods, what reaches it (its
+/// namespace on the node in network-only labs, its name in kubeadm labs)
+/// and its IP.
+pub(crate) type Usable = (usize, String, Ipv4Addr);
+
+/// The first IPv4 address not on `lo` in `ip -j addr` output.
+pub fn parse_ip_addr_json(text: &str) -> Result<Option<Ipv4Addr>, String> {
+    let doc: serde_json::Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("cannot read `ip -j addr` output: {e}"))?;
+    Ok(doc
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["ifname"] != "lo")
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["family"] == "inet")
+        .find_map(|a| a["local"].as_str()?.parse().ok()))
+}
+
+/// `@@ KEY… OUTPUT` lines: the first `keys` words, then the output with
+/// its newlines restored.
+pub fn parse_tagged(text: &str, keys: usize) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("@@ "))
+        .map(|l| {
+            let mut parts = l.splitn(keys + 1, ' ');
+            let k: Vec<String> = (0..keys)
+                .map(|_| parts.next().unwrap_or("").to_string())
+                .collect();
+            (k, parts.next().unwrap_or("").replace('|', "\n"))
+        })
+        .collect()
+}
+
+/// The ping's statistics, or the output as the reason it has none.
+pub(crate) fn ping_result(output: &str) -> (Option<PingSummary>, Option<String>) {
+    match parse::parse_ping_summary(output) {
+        Some(s) => (Some(s), None),
+        None => {
+            let why = output
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .trim()
+                .to_string();
+            (
+                None,
+                Some(if why.is_empty() {
+                    "no output".into()
+                } else {
+                    why
+                }),
+            )
+        }
+    }
+}
+
+/// The mesh cell of `from`'s pod pinging `to`'s pod at `to_ip`: the ping's
+/// statistics, or why it has none ([`ping_result`]).
+pub(crate) fn ping_cell(
+    from: &str,
+    to: &str,
+    to_ip: Ipv4Addr,
+    (summary, error): (Option<PingSummary>, Option<String>),
+) -> PingCell {
+    let received = summary.as_ref().map_or(0, |s| s.received);
+    PingCell {
+        from: from.to_string(),
+        to: to.to_string(),
+        to_ip,
+        sent: summary.as_ref().map_or(0, |s| s.transmitted),
+        received,
+        rtt_avg_ms: summary.as_ref().and_then(|s| s.rtt_avg_ms),
+        error: error.or_else(|| (received == 0).then(|| "no answer".to_string())),
+    }
+}
+
+/// Ring pairs over the usable pods: pod i sends to pod i+1.
+pub(crate) fn ring(n: usize) -> Vec<(usize, usize)> {
+    if n < 2 {
+        return Vec::new();
+    }
+    (0..n).map(|i| (i, (i + 1) % n)).collect()
+}
+
+/// The pairs the DF pings of `mtu` run between: both ways round the ring
+/// (with two pods one way round is both ways already).
+pub(crate) fn mtu_pairs(n: usize) -> Vec<(usize, usize)> {
+    let mut pairs = ring(n);
+    if n > 2 {
+        pairs.extend(ring(n).into_iter().map(|(a, b)| (b, a)));
+    }
+    pairs
+}
+
+/// Each pair (of indexes in `ok`) as (sender node, receiver node, sender
+/// pod IP, receiver pod IP).
+pub(crate) fn ring_pairs(
+    pairs: &[(usize, usize)],
+    pods: &[PodView],
+    ok: &[Usable],
+) -> Vec<(String, String, Ipv4Addr, Ipv4Addr)> {
+    pairs
+        .iter()
+        .map(|(a, b)| {
+            let (pa, pb) = (&pods[ok[*a].0], &pods[ok[*b].0]);
+            (pa.node.clone(), pb.node.clone(), ok[*a].2, ok[*b].2)
+        })
+        .collect()
+}
+
+/// What one node's vxlan script printed.
+#[derive(Debug, Default)]
+pub struct VxlanNodeOutput {
+    pub ping: Option<String>,
+    pub capture: Option<serde_json::Value>,
+    pub capture_error: Option<String>,
+    pub kernel_log: String,
+}
+
+/// Reads the vxlan script's output (see [`super::scripts::VXLAN_SCRIPT`]).
+pub fn parse_vxlan_output(text: &str) -> VxlanNodeOutput {
+    let mut out = VxlanNodeOutput::default();
+    let mut uptime: Option<f64> = None;
+    let mut log = Vec::new();
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("@ping ") {
+            out.ping = Some(p.replace('|', "\n"));
+        } else if let Some(c) = line.strip_prefix("@capture ") {
+            let (status, rest) = c.split_once(' ').unwrap_or((c, ""));
+            let mut stream =
+                serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
+            match (status, stream.next()) {
+                ("0", Some(Ok(v))) => out.capture = Some(v),
+                _ => {
+                    out.capture_error = Some(format!(
+                        "`labctl-agent capture` exited {status}: {}",
+                        rest.trim()
+                    ))
+                }
+            }
+        } else if let Some(u) = line.strip_prefix("@uptime ") {
+            uptime = u.trim().parse().ok();
+        } else if uptime.is_some() {
+            log.push(line);
+        }
+    }
+    // Only the last ten minutes of the kernel log count.
+    let now = uptime.unwrap_or(0.0);
+    out.kernel_log = log
+        .into_iter()
+        .filter(|l| {
+            l.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .and_then(|(t, _)| t.trim().parse::<f64>().ok())
+                .is_none_or(|t| now - t < 600.0)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out
+}
+
+/// Packets of flows inner `src` → `dst` in an agent capture report, and
+/// their outer sources.
+pub fn flow_packets(
+    capture: &serde_json::Value,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> (u64, Vec<Ipv4Addr>) {
+    let mut packets = 0;
+    let mut outer = Vec::new();
+    for f in capture["flows"].as_array().into_iter().flatten() {
+        let ip = |k: &str| f[k].as_str().and_then(|s| s.parse::<Ipv4Addr>().ok());
+        if ip("innerSrc") == Some(src) && ip("innerDst") == Some(dst) {
+            packets += f["packets"].as_u64().unwrap_or(0);
+            if let Some(o) = ip("outerSrc").filter(|o| !outer.contains(o)) {
+                outer.push(o);
+            }
+        }
+    }
+    (packets, outer)
+}
+
+/// The vxlan evidence from every node's capture output (in view order):
+/// one [`VxlanPair`] per (sender node, receiver node, sender pod IP,
+/// receiver pod IP), its ping judged from the sender's `ping` output; and
+/// the bad VXLAN checksums in the kernel logs.
+pub(crate) fn vxlan_evidence(
+    view: &LabView,
+    pairs: &[(String, String, Ipv4Addr, Ipv4Addr)],
+    outputs: &[Option<Result<VxlanNodeOutput, String>>],
+    method: &str,
+) -> (Vec<VxlanPair>, Vec<(String, parse::BadChecksum)>) {
+    let by_node = |node: &str| -> Option<&Result<VxlanNodeOutput, String>> {
+        let i = view.nodes.iter().position(|n| n.name == node)?;
+        outputs.get(i)?.as_ref()
+    };
+    let mut out = Vec::new();
+    for (from, to, pa, pb) in pairs {
+        let (pa, pb) = (*pa, *pb);
+        let mut pair = VxlanPair {
+            from: from.clone(),
+            to: to.clone(),
+            method: method.to_string(),
+            ..Default::default()
+        };
+        let mut notes = Vec::new();
+        match by_node(from) {
+            Some(Ok(o)) => {
+                pair.ping_ok = o
+                    .ping
+                    .as_deref()
+                    .and_then(parse::parse_ping_summary)
+                    .is_some_and(|s| s.received > 0);
+                if let Some(c) = &o.capture {
+                    let (n, outer) = flow_packets(c, pa, pb);
+                    pair.sender_out = n;
+                    pair.outer_sources = outer;
+                    if n > 0 {
+                        pair.vnis.push(view.vni);
+                    }
+                }
+                notes.extend(o.capture_error.iter().map(|e| format!("{from}: {e}")));
+            }
+            Some(Err(e)) => notes.push(e.clone()),
+            None => notes.push(format!("{from}: not reachable over SSH")),
+        }
+        match by_node(to) {
+            Some(Ok(o)) => {
+                if let Some(c) = &o.capture {
+                    pair.receiver_in = flow_packets(c, pa, pb).0;
+                }
+                notes.extend(o.capture_error.iter().map(|e| format!("{to}: {e}")));
+            }
+            Some(Err(e)) => notes.push(e.clone()),
+            None => notes.push(format!("{to}: not reachable over SSH")),
+        }
+        if !notes.is_empty() {
+            pair.method = format!("{}; {}", pair.method, notes.join("; "));
+        }
+        out.push(pair);
+    }
+    let mut bad = Vec::new();
+    for (node, o) in view.nodes.iter().zip(outputs) {
+        if let Some(Ok(o)) = o {
+            for b in parse::parse_bad_checksums(&o.kernel_log, view.port) {
+                // Attributed to the receiving node, as in netns labs.
+                let to =
+                    b.to.and_then(|ip| view.nodes.iter().find(|n| n.underlay_ip == ip));
+                bad.push((to.map_or(node.name.clone(), |n| n.name.clone()), b));
+            }
+        }
+    }
+    bad.dedup_by(|x, y| x.1.line == y.1.line);
+    (out, bad)
+}
+
+/// The mtu evidence from every node's MTU script output (in view order,
+/// see [`super::scripts::MTU_SCRIPT`]): one probe per pair of
+/// [`ring_pairs`] (its receiver pod IP the target), and the `@mtu` lines as interface MTUs; `None` when no node had
+/// iputils ping.
+pub(crate) fn mtu_evidence(
+    view: &LabView,
+    pairs: &[(String, String, Ipv4Addr, Ipv4Addr)],
+    texts: &[Option<String>],
+    fits: u32,
+) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
+    if !texts.iter().flatten().any(|t| t.contains("@tool iputils")) {
+        return None;
+    }
+    let mut links = Vec::new();
+    for (node, text) in view.nodes.iter().zip(texts) {
+        for line in text.iter().flat_map(|t| t.lines()) {
+            let Some(rest) = line.strip_prefix("@mtu ") else {
+                continue;
+            };
+            let Some((dev, value)) = rest.split_once(' ') else {
+                continue;
+            };
+            if let Ok(mtu) = value.trim().parse() {
+                let device = if dev == "eth0" {
+                    "pod busybox eth0".to_string()
+                } else {
+                    dev.to_string()
+                };
+                links.push(LinkMtu {
+                    node: node.name.clone(),
+                    device,
+                    mtu,
+                });
+            }
+        }
+    }
+    let mut probes = Vec::new();
+    for (from, to, _, target) in pairs {
+        let Some(i) = view.nodes.iter().position(|n| &n.name == from) else {
+            continue;
+        };
+        let lines = texts[i]
+            .as_deref()
+            .map(|t| parse_tagged(t, 2))
+            .unwrap_or_default();
+        let tool = texts[i]
+            .as_deref()
+            .is_some_and(|t| t.contains("@tool iputils"));
+        let target = target.to_string();
+        let answer = |bytes: u32| {
+            lines
+                .iter()
+                .find(|(k, _)| k[0] == target && k[1] == bytes.to_string())
+                .map(|(_, out)| ping_result(out))
+                .unwrap_or((
+                    None,
+                    Some(
+                        if tool {
+                            "no output"
+                        } else {
+                            "no iputils ping on this node"
+                        }
+                        .into(),
+                    ),
+                ))
+        };
+        let (f, fe) = answer(fits);
+        let (o, oe) = answer(fits + 1);
+        let fits_passed = f.as_ref().is_some_and(|s| s.received > 0);
+        let over_failed = o.as_ref().is_none_or(|s| s.received == 0);
+        let mut detail = Vec::new();
+        if !fits_passed {
+            detail.push(format!(
+                "{fits} bytes: {}",
+                fe.unwrap_or_else(|| "no answer".into())
+            ));
+        }
+        if over_failed {
+            detail.push(format!(
+                "{} bytes: {}",
+                fits + 1,
+                oe.unwrap_or_else(|| "no answer".into())
+            ));
+        }
+        probes.push(MtuProbe {
+            from: from.clone(),
+            to: to.clone(),
+            payload: fits,
+            fits_passed,
+            over_failed,
+            detail: detail.join("; "),
+        });
+    }
+    Some((probes, links))
+}
+
+/// The DNS evidence from a `@version` line and busybox nslookup's output
+/// (or the error that stood in for it).
+pub(crate) fn dns_probe(node: &str, text: &str, view: &LabView) -> DnsProbe {
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("@version "))
+        .and_then(parse::parse_busybox_version);
+    let a = parse::parse_nslookup(text);
+    DnsProbe {
+        node: node.to_string(),
+        query: "kubernetes.default".into(),
+        server: a.server,
+        ok: a.addresses.contains(&view.api_service_ip),
+        addresses: a.addresses,
+        nxdomain: a.nxdomain,
+        timed_out: a.timed_out || (a.server.is_none() && !a.nxdomain),
+        busybox: version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_json_first_ipv4_not_loopback() {
+        let text = r#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+            {"ifindex":3,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.71.1.2","prefixlen":24}]}]"#;
+        assert_eq!(
+            parse_ip_addr_json(text),
+            Ok(Some("10.71.1.2".parse().unwrap()))
+        );
+        assert_eq!(parse_ip_addr_json("[]"), Ok(None));
+        assert!(parse_ip_addr_json("Cannot open").is_err());
+    }
+
+    #[test]
+    fn tagged_lines_restore_newlines() {
+        let text = "noise\n@@ 10.0.0.2 1422 PING x|2 packets transmitted, 2 packets received, 0% packet loss|\n";
+        let t = parse_tagged(text, 2);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].0, ["10.0.0.2", "1422"]);
+        let (s, e) = ping_result(&t[0].1);
+        assert_eq!((s.map(|s| s.received), e), (Some(2), None));
+    }
+
+    #[test]
+    fn vxlan_output_capture_flows_and_recent_kernel_log() {
+        let text = concat!(
+            "@ping PING 10.71.2.2|3 packets transmitted, 3 packets received, 0% packet loss\n",
+            r#"@capture 0 { "command": "capture", "packets": 6, "flows": [ {"outerSrc": "192.168.71.2", "outerDst": "192.168.71.3", "innerSrc": "10.71.1.2", "innerDst": "10.71.2.2", "innerProtocol": 1, "packets": 3} ] } "#,
+            "\n@uptime 1000.5\n[  100.0] old line\n[  900.0] recent line\n"
+        );
+        let o = parse_vxlan_output(text);
+        assert!(o.ping.unwrap().contains("3 packets received"));
+        let c = o.capture.unwrap();
+        let (n, outer) = flow_packets(
+            &c,
+            "10.71.1.2".parse().unwrap(),
+            "10.71.2.2".parse().unwrap(),
+        );
+        assert_eq!((n, outer), (3, vec!["192.168.71.2".parse().unwrap()]));
+        assert_eq!(
+            flow_packets(
+                &c,
+                "10.71.2.2".parse().unwrap(),
+                "10.71.1.2".parse().unwrap()
+            )
+            .0,
+            0
+        );
+        assert_eq!(o.kernel_log, "[  900.0] recent line\n");
+        let failed = parse_vxlan_output("@capture 2 labctl-agent: no underlay\n");
+        assert!(failed.capture.is_none());
+        assert!(failed.capture_error.unwrap().contains("exited 2"));
+    }
+}

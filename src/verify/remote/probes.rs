@@ -1,0 +1,175 @@
+//! The pod probes of network-only VM labs, each one constant script
+//! ([`super::scripts`]) run on every node's session at once
+//! ([`super::on_nodes`]); the pods are namespaces on the nodes.
+
+use labctl_nodeplan::NodePlan;
+
+use super::output::{
+    dns_probe, mtu_evidence, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output,
+    ping_cell, ping_result, ring, ring_pairs, vxlan_evidence, Usable,
+};
+use super::scripts::{CAPTURE_SECONDS, DNS_SCRIPT, MESH_SCRIPT, MTU_SCRIPT, VXLAN_SCRIPT};
+use super::{on_nodes, script};
+use crate::ssh::Session;
+use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
+use crate::verify::model::{LabView, PodView};
+use crate::verify::parse;
+use crate::verify::target::AGENT_PATH;
+
+/// The pod's first non-loopback IPv4 address, from `ip -j -n NS -4 addr`.
+pub(super) fn inspect_pod(s: &Session, mut pod: PodView) -> PodView {
+    let ns = pod.namespace.clone().unwrap_or_default();
+    let found = match s.run(&["ip", "-j", "-n", &ns, "-4", "addr", "show"], None) {
+        Ok(out) if out.success() => parse_ip_addr_json(&out.stdout_text()),
+        Ok(out) => Err(format!(
+            "namespace {ns} on {}: `ip -n {ns} addr` exited {}: {}",
+            pod.node,
+            out.status,
+            out.stderr_text().trim()
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    pod.record_address(found);
+    pod
+}
+
+/// The usable pods, each reached by its namespace.
+fn usable(pods: &[PodView]) -> Vec<Usable> {
+    pods.iter()
+        .enumerate()
+        .filter(|(_, p)| p.problem.is_none())
+        .filter_map(|(i, p)| Some((i, p.namespace.clone()?, p.ip?)))
+        .collect()
+}
+
+/// The pod of the node at `i` in the view, if usable.
+fn pod_at<'a>(
+    view: &LabView,
+    usable: &'a [Usable],
+    pods: &[PodView],
+    i: usize,
+) -> Option<&'a Usable> {
+    let node = &view.nodes.get(i)?.name;
+    usable.iter().find(|(j, _, _)| &pods[*j].node == node)
+}
+
+/// `pod-mesh`: on every node at once, its pod pings every other pod.
+pub(super) fn mesh(
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    pods: &[PodView],
+) -> PingMatrix {
+    let ok = usable(pods);
+    let answers = on_nodes(sessions, |i, s| {
+        let (j, ns, _) = pod_at(view, &ok, pods, i)?;
+        let targets: Vec<String> = ok
+            .iter()
+            .filter(|(k, _, _)| k != j)
+            .map(|(_, _, ip)| ip.to_string())
+            .collect();
+        let mut args = vec![ns.as_str()];
+        args.extend(targets.iter().map(String::as_str));
+        Some(script(s, MESH_SCRIPT, &args, None))
+    });
+    let mut matrix = PingMatrix {
+        nodes: ok.iter().map(|(j, _, _)| pods[*j].node.clone()).collect(),
+        cells: Vec::new(),
+    };
+    for (i, answer) in answers.into_iter().enumerate() {
+        let Some((j, _, _)) = pod_at(view, &ok, pods, i) else {
+            continue;
+        };
+        let answer = answer.flatten();
+        let lines = match &answer {
+            Some(Ok(text)) => parse_tagged(text, 1),
+            _ => Vec::new(),
+        };
+        for (k, _, ip) in ok.iter().filter(|(k, _, _)| k != j) {
+            let line = lines.iter().find(|(key, _)| key[0] == ip.to_string());
+            let (summary, error) = match (line, &answer) {
+                (Some((_, out)), _) => ping_result(out),
+                (None, Some(Err(e))) => (None, Some(e.clone())),
+                (None, _) => (
+                    None,
+                    Some(format!("{} is not reachable over SSH", pods[*j].node)),
+                ),
+            };
+            let cell = ping_cell(&pods[*j].node, &pods[*k].node, *ip, (summary, error));
+            matrix.cells.push(cell);
+        }
+    }
+    matrix
+}
+
+/// `vxlan`: every node's agent captures on its underlay while a ring of
+/// cross-node pings runs; the kernel logs are read for bad checksums.
+pub(super) fn vxlan(
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    plans: &[NodePlan],
+    pods: &[PodView],
+) -> (Vec<VxlanPair>, Vec<(String, parse::BadChecksum)>) {
+    let ok = usable(pods);
+    let pairs = ring(ok.len());
+    let outputs = on_nodes(sessions, |i, s| {
+        let node = &view.nodes.get(i)?.name;
+        let plan = plans.iter().find(|p| &p.node == node)?;
+        let me = ok.iter().position(|(j, _, _)| &pods[*j].node == node);
+        let (ns, target) = match me {
+            Some(a) => {
+                let to = pairs
+                    .iter()
+                    .find(|(x, _)| *x == a)
+                    .map(|(_, b)| ok[*b].2.to_string());
+                (ok[a].1.clone(), to.unwrap_or_default())
+            }
+            None => (String::new(), String::new()),
+        };
+        let args = [AGENT_PATH, ns.as_str(), CAPTURE_SECONDS, target.as_str()];
+        Some(
+            script(s, VXLAN_SCRIPT, &args, Some(plan.to_json().as_bytes()))
+                .map(|t| parse_vxlan_output(&t)),
+        )
+    });
+    let outputs: Vec<_> = outputs.into_iter().map(Option::flatten).collect();
+    vxlan_evidence(
+        view,
+        &ring_pairs(&pairs, pods, &ok),
+        &outputs,
+        "labctl-agent capture on the underlay interface (AF_PACKET), over SSH",
+    )
+}
+
+/// `mtu`: DF pings of pod MTU − 28 and one byte more both ways round the
+/// ring, and the interface MTUs; `None` when no node can send DF pings.
+pub(super) fn mtu(
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    pods: &[PodView],
+) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
+    let ok = usable(pods);
+    let pairs = mtu_pairs(ok.len());
+    let fits = view.pod_mtu.saturating_sub(28);
+    let size = fits.to_string();
+    let outputs = on_nodes(sessions, |i, s| {
+        let (_, ns, _) = pod_at(view, &ok, pods, i)?;
+        let a = ok.iter().position(|(_, n, _)| n == ns)?;
+        let targets: Vec<String> = pairs
+            .iter()
+            .filter(|(x, _)| *x == a)
+            .map(|(_, b)| ok[*b].2.to_string())
+            .collect();
+        let mut args = vec![ns.as_str(), size.as_str(), view.vxlan_device.as_str()];
+        args.extend(targets.iter().map(String::as_str));
+        script(s, MTU_SCRIPT, &args, None).ok()
+    });
+    let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
+    mtu_evidence(view, &ring_pairs(&pairs, pods, &ok), &texts, fits)
+}
+
+/// `dns`: `busybox nslookup kubernetes.default` in the node's pod.
+pub(super) fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe> {
+    let ns = pod.namespace.as_deref().filter(|_| pod.problem.is_none())?;
+    let text = script(s, DNS_SCRIPT, &[ns], None).unwrap_or_else(|e| e);
+    Some(dns_probe(&pod.node, &text, view))
+}

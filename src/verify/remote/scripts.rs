@@ -1,0 +1,60 @@
+//! The constant `sh -c` scripts the network-only probes run on the nodes
+//! (see [`super::probes`]): lab values arrive only as their positional
+//! arguments, and each prints tagged lines [`super::output`] reads.
+
+/// Pings every target (`$2…`) from pod namespace `$1` at once, one line
+/// `@@ IP OUTPUT` per target (the output's newlines turned into `|`).
+pub(super) const MESH_SCRIPT: &str = r#"ns=$1; shift
+for ip in "$@"; do
+  ( out=$(ip netns exec "$ns" busybox ping -c 2 -W 1 -q "$ip" 2>&1)
+    printf '@@ %s %s\n' "$ip" "$(printf '%s' "$out" | tr '\n' '|')" ) &
+done
+wait"#;
+
+/// DF pings of `$2` and `$2`+1 bytes from pod `$1` to each target
+/// (`$4…`) with iputils ping (busybox ping cannot set don't-fragment);
+/// `@tool none` when the node has no iputils ping. Then the MTUs of the
+/// VXLAN device `$3`, cni0 and the pod's eth0 as `@mtu DEVICE VALUE`.
+pub(super) const MTU_SCRIPT: &str = r#"ns=$1; size=$2; dev=$3; shift 3
+for d in "$dev" cni0; do
+  [ -r "/sys/class/net/$d/mtu" ] && printf '@mtu %s %s\n' "$d" "$(cat "/sys/class/net/$d/mtu")"
+done
+printf '@mtu eth0 %s\n' "$(ip netns exec "$ns" cat /sys/class/net/eth0/mtu 2>/dev/null)"
+if ip netns exec "$ns" ping -V >/dev/null 2>&1; then echo '@tool iputils'; else echo '@tool none'; exit 0; fi
+for ip in "$@"; do
+  for s in "$size" $((size + 1)); do
+    ( out=$(ip netns exec "$ns" ping -M do -s "$s" -c 2 -i 0.2 -W 1 -q "$ip" 2>&1)
+      printf '@@ %s %s %s\n' "$ip" "$s" "$(printf '%s' "$out" | tr '\n' '|')" ) &
+  done
+done
+wait"#;
+
+/// `busybox nslookup kubernetes.default` in pod `$1` (through the pod's
+/// resolv.conf, i.e. the cluster DNS service IP), after the node's busybox
+/// version line.
+pub(super) const DNS_SCRIPT: &str = r#"ns=$1
+printf '@version %s\n' "$(busybox 2>/dev/null | head -n 1)"
+t=; command -v timeout >/dev/null 2>&1 && t="timeout 10"
+$t ip netns exec "$ns" busybox nslookup kubernetes.default 2>&1"#;
+
+/// Captures with the agent (`$1`, plan on stdin) for `$3` seconds while pod
+/// `$2` pings `$4` (when given); prints `@ping`, `@capture STATUS JSON`,
+/// `@uptime` and the kernel log's tail.
+pub(crate) const VXLAN_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+cat > "$dir/plan.json"
+"$agent" --plan "$dir/plan.json" capture --seconds "$secs" > "$dir/capture.json" 2> "$dir/capture.err" &
+cap=$!
+sleep 1
+if [ -n "$target" ]; then
+  out=$(ip netns exec "$ns" busybox ping -c 3 -W 1 -q "$target" 2>&1)
+  printf '@ping %s\n' "$(printf '%s' "$out" | tr '\n' '|')"
+fi
+wait "$cap"; rc=$?
+printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo
+printf '@uptime %s\n' "$(cut -d ' ' -f 1 /proc/uptime)"
+dmesg 2>/dev/null | tail -n 300"#;
+
+/// How long each node's agent captures; the pings start one second in.
+pub(super) const CAPTURE_SECONDS: &str = "4";

@@ -1,0 +1,114 @@
+//! A network-only ssh lab on the test hosts of [`super::hosts`]: its lab
+//! file, a guard that destroys it whatever happens, a fault to inject, and
+//! lookups in the report `labctl verify --output json` prints.
+
+use std::sync::MutexGuard;
+
+use serde_json::Value;
+
+use super::hosts::{bridge_netfilter_present_or_skip, Hosts};
+use super::netns::{can_run, labctl, serial, show};
+
+/// The test hosts master, worker1 and worker2 on `prefix`.0/24, tagged
+/// `tag_start` and this process's id, with the lock of the tests that use
+/// namespaces held (keep it until the hosts are gone); `None`, with the
+/// reason printed, where `test` cannot run.
+pub fn three_hosts_or_skip(
+    test: &str,
+    tag_start: &str,
+    prefix: [u8; 3],
+) -> Option<(MutexGuard<'static, ()>, Hosts)> {
+    if !can_run(test) || !bridge_netfilter_present_or_skip(test) {
+        return None;
+    }
+    let serial = serial();
+    let tag = format!("{tag_start}{}", std::process::id() % 100_000);
+    let hosts = Hosts::start(&tag, prefix, &["master", "worker1", "worker2"]);
+    Some((serial, hosts))
+}
+
+/// Writes the [`lab_file`] into the hosts' folder and brings the lab up;
+/// returns the file's path and the guard that destroys the lab (made
+/// before `up`, so a failed `up` is cleaned up too).
+pub fn up(hosts: &Hosts, pod_network: &str) -> (String, LabGuard) {
+    let file = hosts.dir.path().join("lab.yaml");
+    std::fs::write(&file, lab_file(hosts, pod_network)).unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let guard = LabGuard(hosts.tag.clone());
+    let out = labctl(&["up", &file]);
+    assert!(out.status.success(), "up: {}", show(&out));
+    (file, guard)
+}
+
+/// The lab file of an ssh lab named after the hosts' tag on their subnet
+/// (`kubernetes: {enabled: false}`): the first host is the control plane,
+/// the others are workers, all reached as root with the hosts' client key.
+pub fn lab_file(hosts: &Hosts, pod_network: &str) -> String {
+    let [a, b, c] = hosts.prefix;
+    let mut text = format!(
+        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {}\nprovider:\n  type: ssh\n\
+         kubernetes:\n  enabled: false\nnetwork:\n  underlay: {a}.{b}.{c}.0/24\n  podNetwork: {pod_network}\nnodes:\n",
+        hosts.tag
+    );
+    for (i, h) in hosts.hosts.iter().enumerate() {
+        let role = if i == 0 { "control-plane" } else { "worker" };
+        text.push_str(&format!(
+            "  - name: {}\n    role: {role}\n    ip: {}\n    ssh: {{host: {}, port: 22, user: root, key: {}}}\n",
+            h.name,
+            h.ip,
+            h.ip,
+            hosts.client_key.display()
+        ));
+    }
+    text
+}
+
+/// Destroys the lab it names when dropped, whatever happened: declare it
+/// after the [`Hosts`], so that it goes first.
+pub struct LabGuard(pub String);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let out = labctl(&["destroy", "--name", &self.0]);
+        if !out.status.success() {
+            eprintln!("cleanup of lab {} failed:\n{}", self.0, show(&out));
+        }
+    }
+}
+
+/// The fault both verify tests inject: `node` loses its route to the pod
+/// subnet `cidr` (`labctl exec … ip route del`).
+pub fn delete_route(lab: &str, node: &str, cidr: &str) {
+    let out = labctl(&["exec", "--lab", lab, node, "--", "ip", "route", "del", cidr]);
+    assert!(out.status.success(), "delete route: {}", show(&out));
+}
+
+/// `labctl verify FILE --output json EXTRA…`: its exit code, its report
+/// (null when it printed none) and all it printed, for messages.
+pub fn verify_json(file: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let mut args = vec!["verify", file, "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = labctl(&args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), report, show(&out))
+}
+
+/// The check `id` in a verify report.
+pub fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}: {report:#}"))
+}
+
+/// Whether a verify report names `cause` on `node` (and, when given, with
+/// `peer`).
+pub fn diagnosed(report: &Value, cause: &str, node: &str, peer: Option<&str>) -> bool {
+    report["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["cause"] == cause && d["node"] == node && peer.is_none_or(|p| d["peer"] == p))
+}
