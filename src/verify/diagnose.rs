@@ -130,6 +130,7 @@ pub fn diagnose(lab: &LabView, ev: &Evidence) -> Vec<Diagnosis> {
     vxlan_blocked(lab, ev, &mut out);
     checksum_offload(ev, &mut out);
     busybox_nslookup(ev, &mut out);
+    image_pull(ev, &mut out);
     other_drift(ev, &mut out);
     unreachable(ev, &mut out);
     out
@@ -693,6 +694,36 @@ fn busybox_nslookup(ev: &Evidence, out: &mut Vec<Diagnosis>) {
             ));
         }
         out.push(d);
+    }
+}
+
+/// The reasons a kubelet gives for an image it cannot fetch.
+const IMAGE_PULL_REASONS: &[&str] = &["ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull"];
+
+fn image_pull(ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    // One cause per node: the registry is reached (or not) from each node
+    // on its own, through that node's NAT NIC, proxy and DNS.
+    for pod in &ev.pods {
+        let Some(problem) = &pod.problem else { continue };
+        if !IMAGE_PULL_REASONS.iter().any(|r| problem.contains(r)) {
+            continue;
+        }
+        out.push(
+            Diagnosis::new(
+                "image-pull",
+                format!(
+                    "{} cannot pull the image of {}: the container runtime on {} does not reach the registry, or the image name is wrong",
+                    pod.node, pod.name, pod.node
+                ),
+                format!(
+                    "on {}: check its internet access, DNS and proxy (`crictl pull busybox:1.28` shows the runtime's error), or import the image offline (`ctr -n k8s.io images import busybox.tar`); then run labctl verify again",
+                    pod.node
+                ),
+                &[CheckId::Pods],
+            )
+            .on(&pod.node)
+            .with(format!("{}: {problem}", pod.name)),
+        );
     }
 }
 

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::verify::evidence::*;
-use crate::verify::model::{LabView, NodeView};
+use crate::verify::model::{LabView, NodeView, PodView};
 use crate::verify::parse::{parse_bad_checksums, parse_iptables, Drift};
 
 pub(crate) fn lab3() -> LabView {
@@ -471,4 +471,31 @@ fn kubelet_on_the_nat_address_is_the_nat_nic() {
         .message
         .contains("InternalIP 10.0.2.15, not its lab IP 192.168.56.11: the NAT NIC"));
     assert!(d[0].fix.contains("--node-ip=192.168.56.11"));
+}
+
+#[test]
+fn a_pod_stuck_pulling_its_image_names_the_node() {
+    let mut ev = Evidence::default();
+    let pod = |node: &str, problem: Option<&str>| PodView {
+        node: node.into(),
+        name: format!("busybox-{node}"),
+        ip: None,
+        namespace: None,
+        problem: problem.map(str::to_string),
+    };
+    ev.pods.push(pod("master", None));
+    ev.pods.push(pod(
+        "worker1",
+        Some("is not Running with an IP after 180 s: Pending (CrashLoopBackOff: back-off)"),
+    ));
+    assert!(diagnose(&lab3(), &ev).is_empty());
+    ev.pods.push(pod(
+        "worker2",
+        Some("is not Running with an IP after 180 s: Pending (ImagePullBackOff: Back-off pulling image \"busybox:1.28\")"),
+    ));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["image-pull"]);
+    assert_eq!(d[0].node.as_deref(), Some("worker2"));
+    assert!(d[0].evidence[0].contains("ImagePullBackOff"), "{:?}", d[0]);
+    assert_eq!(d[0].checks, [CheckId::Pods]);
 }
