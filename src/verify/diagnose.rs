@@ -704,7 +704,9 @@ fn image_pull(ev: &Evidence, out: &mut Vec<Diagnosis>) {
     // One cause per node: the registry is reached (or not) from each node
     // on its own, through that node's NAT NIC, proxy and DNS.
     for pod in &ev.pods {
-        let Some(problem) = &pod.problem else { continue };
+        let Some(problem) = &pod.problem else {
+            continue;
+        };
         if !IMAGE_PULL_REASONS.iter().any(|r| problem.contains(r)) {
             continue;
         }
