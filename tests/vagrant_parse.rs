@@ -183,6 +183,44 @@ fn up_log_is_summarised_per_machine() {
     );
 }
 
+/// A repeat `up` of running libvirt machines (recorded here): each ends with
+/// a message Vagrant wraps over two `==>` lines. The summary is the
+/// message, not its second half.
+#[test]
+fn repeat_up_summary_is_the_last_message_not_its_wrapped_tail() {
+    let summary = UpSummary::from_log(&recorded("vagrant-up-libvirt-repeat.log"));
+    let expected = "Machine already provisioned. Run `vagrant provision` or use the `--provision`";
+    assert_eq!(
+        summary.lines(),
+        ["master", "worker1", "worker2"]
+            .iter()
+            .map(|m| format!("{m}: {expected}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// vagrant-libvirt's domain settings (`==> NAME:  -- Cpus: 1`) and the
+/// wrapped box-metadata notice are not steps.
+#[test]
+fn cold_up_details_and_wrapped_notices_are_not_steps() {
+    let log = "Bringing machine 'master' up with 'libvirt' provider...
+==> master: No version detected for labctl/bookworm, using timestamp to watch for modifications. Consider
+==> master: generating a local metadata for the box with a version to allow better handling.
+==> master: Creating domain with the following settings...
+==> master:  -- Name:              labctl-flannel-vm-master
+==> master:  -- Domain type:       qemu
+";
+    assert_eq!(
+        UpSummary::from_log(log).lines(),
+        ["master: Creating domain with the following settings..."]
+    );
+    let mut summary = UpSummary::default();
+    assert_eq!(
+        summary.observe("==> master: generating a local metadata for the box with a version."),
+        None
+    );
+}
+
 #[test]
 fn keys_are_staged_as_0600_copies() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,9 +2,17 @@
 //!
 //! Vagrant prints `Bringing machine 'NAME' up with 'PROVIDER' provider...`
 //! for each machine, then its steps as `==> NAME: Booting VM...` and details
-//! indented as `    NAME: SSH address: ...`. The last `==>` line of a
-//! machine says how far it got: that is what a progress line or an error
-//! message shows.
+//! indented as `    NAME: SSH address: ...`. The last step of a machine
+//! says how far it got: that is what a progress line or an error message
+//! shows.
+//!
+//! Not every `==>` line is a step. Vagrant prefixes every line of a
+//! wrapped message, so a repeat `up` ends with
+//! `==> NAME: Machine already provisioned. Run `vagrant provision` or use the `--provision``
+//! and `==> NAME: flag to force provisioning. ...`: the second line
+//! continues the first mid-sentence, and starts in lower case like every
+//! continuation (steps start with a capital). vagrant-libvirt also lists
+//! the domain's settings as `==> NAME:  -- Cpus: 1` (indented): details.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +24,8 @@ pub struct UpSummary {
 
 impl UpSummary {
     /// Feeds one line of output; returns the machine and its new status
-    /// when the line is a step of a machine.
+    /// when the line is a step of a machine (not a detail, nor the
+    /// continuation of a wrapped message).
     pub fn observe(&mut self, line: &str) -> Option<(String, String)> {
         let (machine, status) = parse_line(line)?;
         self.machines.insert(machine.clone(), status.clone());
@@ -62,6 +71,11 @@ pub fn parse_line(line: &str) -> Option<(String, String)> {
     if machine.is_empty() || machine.contains(char::is_whitespace) {
         return None;
     }
+    // `==> NAME:  -- Name: ...`: a detail of the step before;
+    // `==> NAME: flag to force ...`: the rest of a wrapped message.
+    if !status.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()) {
+        return None;
+    }
     Some((machine.to_string(), status.trim().to_string()))
 }
 
@@ -102,6 +116,23 @@ mod tests {
         assert_eq!(
             parse_line("Bringing machine 'worker2' up with 'libvirt' provider..."),
             Some(("worker2".into(), "queued (libvirt provider)".into()))
+        );
+        assert_eq!(parse_line("==> master:  -- Cpus:              1"), None);
+    }
+
+    #[test]
+    fn continuation_lines_are_not_steps() {
+        let mut summary = UpSummary::default();
+        let lines = [
+            "==> master: Machine already provisioned. Run `vagrant provision` or use the `--provision`",
+            "==> master: flag to force provisioning. Provisioners marked to run always will still run.",
+        ];
+        let steps: Vec<_> = lines.iter().filter_map(|l| summary.observe(l)).collect();
+        assert_eq!(parse_line(lines[1]), None);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            summary.lines(),
+            ["master: Machine already provisioned. Run `vagrant provision` or use the `--provision`"]
         );
     }
 }
