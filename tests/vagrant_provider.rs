@@ -160,13 +160,23 @@ fn vagrant_provider_after_boot_runs_for_real_against_sshd_hosts() {
         log.contains("==> worker2: Machine booted and ready!"),
         "{log}"
     );
-    let staged: Vec<_> = std::fs::read_dir(lab_dir.join("vagrant-keys"))
+    // The lab's own key pair is made before `vagrant up`. This stand-in's
+    // ssh-config does not list it first (like a Vagrantfile that does not
+    // know it), so labctl uses Vagrant's key, staged, and swaps nothing:
+    // the swap would edit root's real ~/.ssh/authorized_keys here
+    // (src/provider/vagrant/key_swap.rs tests its script; tests/vm/e2e.sh
+    // runs it on real VMs).
+    let keys = lab_dir.join("vagrant-keys");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&keys.join("lab_ed25519")), 0o600, "lab key mode");
+    assert!(keys.join("lab_ed25519.pub").is_file());
+    let staged: Vec<_> = std::fs::read_dir(&keys)
         .unwrap()
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with("lab_ed25519"))
         .collect();
     assert_eq!(staged.len(), 1, "one staged key");
-    let mode = staged[0].metadata().unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "staged key mode");
+    assert_eq!(mode(&staged[0].path()), 0o600, "staged key mode");
 
     // Hostnames were set over SSH, in each host's own files.
     let out = labctl(&env, &["exec", "--lab", &tag, "--all", "--", "hostname"]);

@@ -14,6 +14,35 @@ use sha2::{Digest, Sha256};
 /// Folder inside the lab folder that holds the staged keys.
 pub const STAGED_KEYS_DIR: &str = "vagrant-keys";
 
+/// The lab's own private key, in [`STAGED_KEYS_DIR`]. The rendered
+/// Vagrantfile looks for it under this name (`../vagrant-keys/lab_ed25519`
+/// from its folder): when it exists Vagrant does not swap keys itself.
+pub const LAB_KEY_FILE: &str = "lab_ed25519";
+
+/// Where the lab's own private key lives (its public key is `.pub` next to it).
+pub fn lab_key_path(lab_dir: &Path) -> PathBuf {
+    lab_dir.join(STAGED_KEYS_DIR).join(LAB_KEY_FILE)
+}
+
+/// Creates the key folder (0700) and the lab's ed25519 key pair unless
+/// both halves exist; returns the private key's path.
+pub fn ensure_lab_key(lab_dir: &Path, lab_name: &str) -> Result<PathBuf> {
+    let path = lab_key_path(lab_dir);
+    let dir = lab_dir.join(STAGED_KEYS_DIR);
+    create_private_dir(&dir)?;
+    crate::provider::netns::sshd::ensure_key(&path, &format!("labctl lab {lab_name}"))?;
+    Ok(path)
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .with_context(|| format!("cannot create the key folder {}", dir.display()))
+}
+
 /// Copies the private key `src` to `<lab_dir>/vagrant-keys/<id>-<file name>`
 /// with mode 0600 and returns that path. `<id>` comes from `src`'s full path,
 /// so the per-machine keys (all named `private_key`) do not collide and
@@ -36,13 +65,7 @@ pub fn stage_identity(src: &Path, lab_dir: &Path) -> Result<PathBuf> {
     if is_current(&dest, &data) {
         return Ok(dest);
     }
-    let dir = lab_dir.join(STAGED_KEYS_DIR);
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        })
-        .with_context(|| format!("cannot create the key folder {}", dir.display()))?;
+    create_private_dir(&lab_dir.join(STAGED_KEYS_DIR))?;
     crate::render::write_atomic(&dest, &data, 0o600).with_context(|| {
         format!(
             "cannot copy the SSH private key {} to {}",

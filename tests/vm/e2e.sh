@@ -8,6 +8,10 @@
 #
 # Needs the packages in tests/vm/README.md. Starts libvirtd/virtlogd itself
 # and always stops them (trap), so nothing libvirt is left running.
+# LIBVIRT_DAEMONS=system (a host where systemd runs libvirtd, as on a GitHub
+# runner): uses that daemon, leaves it running, and checks only that the
+# lab's domains and networks are gone (the host's own libvirt networks and
+# their iptables chains were there before).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +25,7 @@ OUT=${E2E_OUT:-/tmp/labctl-vm-e2e}
 DAMAGE_NODE=worker1
 DAMAGE_ROUTE=10.244.2.0/24
 
+LIBVIRT_DAEMONS=${LIBVIRT_DAEMONS:-own}
 T_BOX=${T_BOX:-900} T_UP=${T_UP:-600} T_VERIFY=${T_VERIFY:-240} T_DESTROY=${T_DESTROY:-180}
 
 [ "$(id -u)" = 0 ] || { echo "e2e: SKIP: needs root (libvirtd, qemu:///system, debootstrap)" >&2; exit 77; }
@@ -38,7 +43,7 @@ phase() { # phase NAME TIMEOUT CMD...: run, log to $OUT/NAME.log, time it
   rc=${PIPESTATUS[0]}
   set -e
   local took
-  took=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
+  took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   TIMES+=("$(printf '%-16s %7ss  rc=%s' "$name" "$took" "$rc")")
   [ "$rc" = 124 ] && echo "e2e: $name did not finish within ${limit}s (software emulation is slow: raise T_* if the host is busy)"
   return "$rc"
@@ -85,19 +90,30 @@ cleanup() {
     # Best effort: no VM may outlive the test.
     [ -d "$LAB_DIR" ] && timeout 180 "$LABCTL" destroy "$LAB" >/dev/null 2>&1
   fi
-  "$HERE/daemons.sh" stop
+  stop_daemons
   print_times
   exit "$rc"
+}
+
+stop_daemons() {
+  [ "$LIBVIRT_DAEMONS" = system ] || "$HERE/daemons.sh" stop
 }
 
 check_host_clean() {
   local bad=0
   pgrep -a qemu-system && { echo "e2e: qemu is still running"; bad=1; }
-  pgrep -a -f 'dnsmasq.*libvirt' && { echo "e2e: libvirt's dnsmasq is still running"; bad=1; }
-  ip -o link show | grep -E 'virbr|vnet' && { echo "e2e: libvirt links left"; bad=1; }
-  iptables-save | grep LIBVIRT_ >/dev/null && { echo "e2e: LIBVIRT_* iptables chains left"; bad=1; }
-  ip6tables-save | grep LIBVIRT_ >/dev/null && { echo "e2e: LIBVIRT_* ip6tables chains left"; bad=1; }
-  compgen -G '/run/libvirt/network/*' >/dev/null && { echo "e2e: /run/libvirt/network not empty"; bad=1; }
+  if [ "$LIBVIRT_DAEMONS" = system ]; then
+    virsh -c qemu:///system list --all --name | grep "labctl-$LAB_NAME-" \
+      && { echo "e2e: the lab's domains are left"; bad=1; }
+    virsh -c qemu:///system net-list --all --name | grep "labctl-$LAB_NAME" \
+      && { echo "e2e: the lab's libvirt networks are left"; bad=1; }
+  else
+    pgrep -a -f 'dnsmasq.*libvirt' && { echo "e2e: libvirt's dnsmasq is still running"; bad=1; }
+    ip -o link show | grep -E 'virbr|vnet' && { echo "e2e: libvirt links left"; bad=1; }
+    iptables-save | grep LIBVIRT_ >/dev/null && { echo "e2e: LIBVIRT_* iptables chains left"; bad=1; }
+    ip6tables-save | grep LIBVIRT_ >/dev/null && { echo "e2e: LIBVIRT_* ip6tables chains left"; bad=1; }
+    compgen -G '/run/libvirt/network/*' >/dev/null && { echo "e2e: /run/libvirt/network not empty"; bad=1; }
+  fi
   [ -d "$LAB_DIR" ] && { echo "e2e: lab folder $LAB_DIR left"; bad=1; }
   snapshot_host "$OUT/host-after.txt"
   diff -u "$OUT/host-before.txt" "$OUT/host-after.txt" || { echo "e2e: host state differs (above)"; bad=1; }
@@ -109,7 +125,11 @@ snapshot_host "$OUT/host-before.txt"
 trap cleanup EXIT
 
 phase box "$T_BOX" "$HERE/build-box.sh"
-phase daemons 60 "$HERE/daemons.sh" start
+if [ "$LIBVIRT_DAEMONS" = system ]; then
+  phase daemons 60 virsh -c qemu:///system version
+else
+  phase daemons 60 "$HERE/daemons.sh" start
+fi
 "$HERE/serial-capture.sh" "$OUT" >/dev/null 2>&1 &
 SERIAL_PID=$!
 
@@ -132,7 +152,7 @@ phase destroy-again "$T_DESTROY" "$LABCTL" destroy "$LAB"
 
 trap - EXIT
 kill "$SERIAL_PID" 2>/dev/null
-"$HERE/daemons.sh" stop
+stop_daemons
 check_host_clean || { print_times; echo "e2e: FAILED: host not as before"; exit 1; }
 print_times
 echo "e2e: PASSED"

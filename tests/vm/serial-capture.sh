@@ -13,7 +13,7 @@ trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT EXIT
 while sleep 0.5; do
   for dom in $(virsh -c qemu:///system list --name 2>/dev/null); do
     pty=$(virsh -c qemu:///system ttyconsole "$dom" 2>/dev/null) || continue
-    [ -n "$pty" ] && [ -c "$pty" ] || continue
+    [ -c "$pty" ] || continue
     [ "${seen[$dom]:-}" = "$pty" ] && continue
     seen[$dom]=$pty
     cat "$pty" >>"$OUT_DIR/serial-$dom.log" 2>/dev/null &

@@ -1,8 +1,10 @@
-//! The vagrant provider: the lab's Vagrantfile rendered into the lab
-//! folder, `vagrant up` (logged to `logs/vagrant.log`, summarised per
-//! machine), endpoints from `vagrant ssh-config` (keys staged 0600 first),
-//! each hostname set over SSH (cheaper than Vagrant's hostname step), then
-//! the same node sequence as the ssh provider.
+//! The vagrant provider: the lab's own SSH key made, the lab's Vagrantfile
+//! rendered into the lab folder, `vagrant up` (logged to
+//! `logs/vagrant.log`, summarised per machine), endpoints from `vagrant
+//! ssh-config`, the box's insecure key replaced by the lab key on every
+//! machine ([`key_swap`]), each hostname set over SSH (cheaper than
+//! Vagrant's hostname step), then the same node sequence as the ssh
+//! provider.
 //!
 //! `destroy` is `vagrant destroy -f` in the lab folder plus the folder
 //! itself: it needs neither the lab file nor reachable machines.
@@ -12,11 +14,13 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
 
+mod key_swap;
+
 use super::progress::Progress;
 use super::ssh::hosts;
 use super::Provider;
 use crate::state::{LabDir, LabState};
-use crate::vagrant::{stage_identity, Vagrant};
+use crate::vagrant::{ensure_lab_key, stage_identities, stage_identity, Vagrant};
 
 /// The vagrant provider.
 pub struct VagrantProvider;
@@ -75,6 +79,9 @@ impl Provider for VagrantProvider {
         }
         dir.save(state)?;
 
+        // Before rendering: the Vagrantfile hands Vagrant this key (and
+        // leaves the key swap to labctl) only when it exists.
+        let lab_key = ensure_lab_key(&dir.path, &lab.name)?;
         progress.step(None, "Rendering the Vagrantfile", || {
             let text = crate::render::vagrantfile(lab)?;
             crate::render::write_atomic(&folder.join("Vagrantfile"), text.as_bytes(), 0o644)
@@ -89,6 +96,7 @@ impl Provider for VagrantProvider {
         let entries = progress.step(None, "Reading vagrant ssh-config", || {
             vagrant.ssh_config_of(&names)
         })?;
+        let mut swaps = Vec::new();
         for node in &lab.nodes {
             let entry = entries.get(&node.name).ok_or_else(|| {
                 anyhow!(
@@ -103,9 +111,25 @@ impl Provider for VagrantProvider {
                     node.name
                 )
             })?;
-            let key = stage_identity(first, &dir.path)?;
+            // The lab key first: Vagrant's other keys are the insecure ones
+            // to replace. Otherwise (a Vagrantfile that does not know the
+            // lab key) Vagrant swapped keys itself: use its key.
+            let key = if same_file(first, &lab_key) {
+                let insecure = stage_identities(&entry.identity_files[1..], &dir.path)?;
+                swaps.push(key_swap::Swap {
+                    node: node.name.clone(),
+                    insecure_keys: insecure,
+                });
+                lab_key.clone()
+            } else {
+                stage_identity(first, &dir.path)?
+            };
             let (host, user) = (entry.host_name.clone(), entry.user.clone());
             hosts::record_node(state, node, host, entry.port, user, key);
+        }
+        if !swaps.is_empty() {
+            dir.save(state)?;
+            key_swap::replace_insecure_keys(dir, state, &lab_key, &swaps, progress)?;
         }
         hosts::check_nodes(lab, dir, state, progress, true)
     }
@@ -123,5 +147,13 @@ impl Provider for VagrantProvider {
         }
         hosts::remove_folder(dir, progress, &mut errors);
         errors
+    }
+}
+
+/// Whether two paths name the same file (symlinks and `..` resolved).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
