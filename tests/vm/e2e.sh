@@ -135,6 +135,10 @@ SERIAL_PID=$!
 
 phase up "$T_UP" "$LABCTL" up "$LAB"
 phase verify "$T_VERIFY" "$LABCTL" verify "$LAB"
+# The box does not load br_netfilter; the agent must have (bridgeNetfilter).
+# shellcheck disable=SC2016 # expanded on the VM, not here
+phase br-netfilter 60 "$LABCTL" exec --lab "$LAB" master -- \
+  sh -c 'grep -q "^br_netfilter " /proc/modules && [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)" = 1 ]'
 
 phase damage 60 "$LABCTL" exec --lab "$LAB" "$DAMAGE_NODE" -- sudo -n ip route del "$DAMAGE_ROUTE"
 if phase verify-broken "$T_VERIFY" "$LABCTL" verify "$LAB"; then
