@@ -10,7 +10,9 @@ mod support;
 
 use support::hosts::Hosts;
 use support::netns::{in_netns, iptables_rules, labctl, show};
-use support::ssh_lab::{check, delete_route, diagnosed, three_hosts_or_skip, up, verify_json};
+use support::ssh_lab::{
+    check, delete_route, diagnosed, three_hosts_or_skip, up, up_with, verify_json, FarEnd,
+};
 
 /// The agent's folder on a node.
 const AGENT_DIR: &str = "/run/labctl-agent";
@@ -233,6 +235,13 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     for id in ["egress", "kubernetes"] {
         assert_eq!(outcome(id), "skip", "check {id}: {report:#}");
     }
+    assert!(
+        check(&report, "egress")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("set `verify.egressTarget: ADDRESS` in the lab file"),
+        "the skip says how to turn egress on: {report:#}"
+    );
 
     // A fault: worker1 loses its route to worker2's pods. verify names it
     // as a missing route on worker1 (and nothing MTU-shaped); up repairs it.
@@ -291,4 +300,104 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     );
     let out = labctl(&["destroy", "--name", &tag]);
     assert!(out.status.success(), "second destroy: {}", show(&out));
+}
+
+/// `verify.egressTarget` on an ssh lab: the far end is a namespace this
+/// test puts on the hosts' bridge (192.168.74.200). egress passes with
+/// every pod's echo requests leaving its node as the node's address; with
+/// worker1's POSTROUTING jump to FLANNEL-POSTRTG deleted, they leave
+/// worker1 as the pod's address, egress fails and the cause is named;
+/// `up` repairs it.
+#[test]
+fn ssh_lab_egress_check_with_a_target() {
+    let test = "ssh_lab_egress_check_with_a_target";
+    let Some((_serial, hosts)) = three_hosts_or_skip(test, "te", [192, 168, 74]) else {
+        return;
+    };
+    let _far = FarEnd::start(&hosts, "192.168.74.200");
+    let tag = hosts.tag.clone();
+    let (file, _lab) = up_with(
+        &hosts,
+        "10.74.0.0/16",
+        "verify:\n  egressTarget: 192.168.74.200\n",
+    );
+    let file = file.as_str();
+    let egress_only = ["--check", "egress"];
+
+    let (code, report, text) = verify_json(file, &egress_only);
+    assert_eq!(code, Some(0), "verify egress: {text}");
+    let egress = check(&report, "egress");
+    assert_eq!(egress["outcome"], "pass", "{report:#}");
+    let summary = egress["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("3/3 pods reach 192.168.74.200 masqueraded")
+            && summary.contains("leaving each pod's node after POSTROUTING"),
+        "{summary}"
+    );
+    let details = egress["details"].to_string();
+    for (node, ip) in [("master", 10), ("worker1", 11), ("worker2", 12)] {
+        assert!(
+            details.contains(&format!("{node}: pod 10.74."))
+                && details.contains(&format!(
+                    "left the node as 192.168.74.{ip} (node 192.168.74.{ip})"
+                )),
+            "{node}: {details}"
+        );
+    }
+
+    // The fault: worker1 no longer masquerades.
+    let out = labctl(&[
+        "exec",
+        "--lab",
+        &tag,
+        "worker1",
+        "--",
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-D",
+        "POSTROUTING",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld masq",
+        "-j",
+        "FLANNEL-POSTRTG",
+    ]);
+    assert!(
+        out.status.success(),
+        "delete the POSTROUTING jump: {}",
+        show(&out)
+    );
+    let (code, report, text) = verify_json(file, &egress_only);
+    assert_eq!(code, Some(1), "verify egress with the fault: {text}");
+    let egress = check(&report, "egress");
+    assert_eq!(egress["outcome"], "fail", "{report:#}");
+    assert!(
+        egress["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("2/3 pods reach"),
+        "{report:#}"
+    );
+    assert!(
+        diagnosed(&report, "postrouting-jump-missing", "worker1", None),
+        "postrouting-jump-missing on worker1: {report:#}"
+    );
+    let evidence = report["diagnoses"].to_string();
+    assert!(
+        evidence.contains("echo requests left worker1 with source 10.74.1."),
+        "{evidence}"
+    );
+    assert!(
+        !diagnosed(&report, "postrouting-jump-missing", "master", None)
+            && !diagnosed(&report, "postrouting-jump-missing", "worker2", None),
+        "only worker1 is blamed: {report:#}"
+    );
+
+    let out = labctl(&["up", file]);
+    assert!(out.status.success(), "up repairs: {}", show(&out));
+    let (code, _, text) = verify_json(file, &egress_only);
+    assert_eq!(code, Some(0), "verify egress after repair: {text}");
 }

@@ -37,7 +37,7 @@ use support::fixtures;
 use support::hosts::Hosts;
 use support::netns::show;
 use support::ssh_lab::{
-    check, delete_route, diagnosed, three_hosts_or_skip, up, verify_json, LabGuard,
+    check, delete_route, diagnosed, three_hosts_or_skip, up, verify_json, FarEnd, LabGuard,
 };
 
 const PREFIX: [u8; 3] = [192, 168, 77];
@@ -358,5 +358,59 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     assert!(
         diagnosed(&report, "nat-nic", "worker2", None),
         "nat-nic on worker2: {report:#}"
+    );
+
+    // egress, opt-in: with `verify.egressTarget` (a namespace this test
+    // puts on the hosts' bridge) the pods ping it by `kubectl exec` while
+    // the agents capture what leaves each node; without worker1's
+    // POSTROUTING jump to FLANNEL-POSTRTG its pod's address leaves instead.
+    let _far = FarEnd::start(&hosts, "192.168.77.200");
+    let mut text = std::fs::read_to_string(file).unwrap();
+    text.push_str("verify:\n  egressTarget: 192.168.77.200\n");
+    std::fs::write(file, text).unwrap();
+    let (code, report, text) = verify_json(file, &["--check", "egress"]);
+    assert_eq!(code, Some(0), "verify egress: {text}");
+    let egress = check(&report, "egress");
+    assert!(
+        egress["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("3/3 pods reach 192.168.77.200 masqueraded"),
+        "{egress:#}"
+    );
+    assert!(
+        calls(&state).contains("-n labctl-verify exec busybox-worker2 -- sh -c"),
+        "the pings go through kubectl exec"
+    );
+    let out = support::netns::labctl(&[
+        "exec",
+        "--lab",
+        &tag,
+        "worker1",
+        "--",
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-D",
+        "POSTROUTING",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld masq",
+        "-j",
+        "FLANNEL-POSTRTG",
+    ]);
+    assert!(
+        out.status.success(),
+        "delete the POSTROUTING jump: {}",
+        show(&out)
+    );
+    let (code, report, text) = verify_json(file, &["--check", "egress"]);
+    assert_eq!(code, Some(1), "verify egress with the fault: {text}");
+    assert_eq!(check(&report, "egress")["outcome"], "fail");
+    assert!(
+        diagnosed(&report, "postrouting-jump-missing", "worker1", None),
+        "postrouting-jump-missing on worker1: {report:#}"
     );
 }

@@ -394,10 +394,19 @@ pub fn egress(lab: &LabView, ev: &Evidence) -> CheckResult {
         .iter()
         .map(|e| {
             let seen = if e.observed_sources.is_empty() {
-                "nothing arrived".to_string()
+                if e.seen_leaving_node {
+                    format!("nothing left {}", e.node)
+                } else {
+                    "nothing arrived".to_string()
+                }
             } else {
                 format!(
-                    "far end saw {}",
+                    "{} {}",
+                    if e.seen_leaving_node {
+                        "left the node as"
+                    } else {
+                        "far end saw"
+                    },
                     e.observed_sources
                         .iter()
                         .map(|s| s.to_string())
@@ -557,6 +566,7 @@ mod tests {
             target: "198.18.0.1".parse().unwrap(),
             observed_sources: vec![src.parse().unwrap()],
             reply_received: reply,
+            seen_leaving_node: false,
         };
         ev.egress.push(probe("192.168.56.10", true));
         assert_eq!(egress(&lab, &ev).outcome, Outcome::Pass);
@@ -567,6 +577,46 @@ mod tests {
             r.details[1].contains("far end saw 10.244.0.2"),
             "{:?}",
             r.details
+        );
+    }
+
+    #[test]
+    fn egress_seen_leaving_the_node_says_so_and_never_claims_the_far_end() {
+        let lab = crate::verify::diagnose::tests::lab3();
+        let mut ev = Evidence::default();
+        let probe = |sources: Vec<&str>, reply| EgressProbe {
+            node: "worker1".into(),
+            pod_ip: "10.244.1.2".parse().unwrap(),
+            node_ip: "192.168.56.11".parse().unwrap(),
+            target: "192.168.56.1".parse().unwrap(),
+            observed_sources: sources.into_iter().map(|s| s.parse().unwrap()).collect(),
+            reply_received: reply,
+            seen_leaving_node: true,
+        };
+        ev.egress.push(probe(vec!["192.168.56.11"], true));
+        ev.egress.push(probe(vec!["10.244.1.2"], false));
+        ev.egress.push(probe(vec![], false));
+        let r = egress(&lab, &ev);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(
+            r.details,
+            [
+                "worker1: pod 10.244.1.2 → 192.168.56.1: left the node as 192.168.56.11 (node 192.168.56.11)",
+                "✗ worker1: pod 10.244.1.2 → 192.168.56.1: left the node as 10.244.1.2 (node 192.168.56.11), no reply",
+                "✗ worker1: pod 10.244.1.2 → 192.168.56.1: nothing left worker1 (node 192.168.56.11), no reply",
+            ]
+        );
+        assert!(r.details.iter().all(|d| !d.contains("far end")));
+        let d = crate::verify::diagnose::diagnose(&lab, &ev);
+        let jump = d
+            .iter()
+            .find(|d| d.cause == "postrouting-jump-missing")
+            .expect("named");
+        assert_eq!(jump.node.as_deref(), Some("worker1"));
+        assert!(
+            jump.evidence.iter().any(|e| e
+                == "worker1: 10.244.1.2's echo requests left worker1 with source 10.244.1.2 (the pod), expected 192.168.56.11 (the node)"),
+            "{jump:?}"
         );
     }
 

@@ -461,8 +461,11 @@ fn postrouting_jump(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             .filter(|e| e.node == node && e.observed_sources.contains(&e.pod_ip))
         {
             d = d.with(format!(
-                "{}: the far end {} saw source {} (the pod), expected {} (the node)",
-                e.node, e.target, e.pod_ip, e.node_ip
+                "{}: {} {} (the pod), expected {} (the node)",
+                e.node,
+                e.observer(),
+                e.pod_ip,
+                e.node_ip
             ));
         }
         let _ = lab;

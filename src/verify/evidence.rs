@@ -120,19 +120,39 @@ pub struct DnsProbe {
     pub ok: bool,
 }
 
-/// `egress`: a pod sent to the outside; what the far end saw.
+/// `egress`: a pod sent to the outside; what the far end saw (netns
+/// labs), or what left the pod's node after POSTROUTING (VM labs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EgressProbe {
     pub node: String,
     pub pod_ip: Ipv4Addr,
     pub node_ip: Ipv4Addr,
     pub target: Ipv4Addr,
-    /// Source addresses the far end saw for this pod's probe.
+    /// Source addresses the far end saw for this pod's probe; when
+    /// `seen_leaving_node`, the sources its echo requests left the node
+    /// with (captured on the node after POSTROUTING).
     pub observed_sources: Vec<Ipv4Addr>,
     pub reply_received: bool,
+    /// True when the sources were captured leaving the pod's node (VM
+    /// labs: verify cannot watch the far end), not at the far end.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub seen_leaving_node: bool,
 }
 
 impl EgressProbe {
+    /// Where the sources were seen, for sentences: "the far end 198.18.0.1
+    /// saw" or "leaving worker1:".
+    pub fn observer(&self) -> String {
+        if self.seen_leaving_node {
+            format!(
+                "{}'s echo requests left {} with source",
+                self.pod_ip, self.node
+            )
+        } else {
+            format!("the far end {} saw source", self.target)
+        }
+    }
+
     pub fn masqueraded(&self) -> bool {
         self.observed_sources.contains(&self.node_ip)
             && !self.observed_sources.contains(&self.pod_ip)

@@ -70,7 +70,7 @@ impl CheckId {
             }
             CheckId::Mtu => "a don't-fragment packet of exactly the pod MTU crosses nodes and one byte more does not",
             CheckId::Dns => "every pod resolves kubernetes.default to the API service IP through the cluster DNS service IP",
-            CheckId::Egress => "a pod reaches the outside and the far end sees the node's IP, not the pod's (MASQUERADE)",
+            CheckId::Egress => "a pod reaches the outside with its node's IP as source, not its own (MASQUERADE)",
             CheckId::Kubernetes => "nodes are Ready with their lab IP as InternalIP, podCIDR = cni0 = subnet.env, CoreDNS runs",
         }
     }

@@ -277,6 +277,11 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
             }),
         })
         .collect();
+    // VM labs: the opt-in target from the lab file stands for the outside.
+    let target = lab.verify.egress_target.map(|ip| Outside {
+        ip,
+        namespace: None,
+    });
     let outside = netns.map(|n| {
         let ns = n.ext_netns.clone();
         let ip = enter::run_in(&ns, || {
@@ -293,6 +298,7 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
             namespace: Some(ns),
         }
     });
+    let outside = outside.or(target);
     LabView {
         name: lab.name.clone(),
         provider: state.provider.clone(),

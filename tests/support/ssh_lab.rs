@@ -31,8 +31,13 @@ pub fn three_hosts_or_skip(
 /// returns the file's path and the guard that destroys the lab (made
 /// before `up`, so a failed `up` is cleaned up too).
 pub fn up(hosts: &Hosts, pod_network: &str) -> (String, LabGuard) {
+    up_with(hosts, pod_network, "")
+}
+
+/// [`up`] with `extra` (e.g. a `verify:` block) appended to the lab file.
+pub fn up_with(hosts: &Hosts, pod_network: &str, extra: &str) -> (String, LabGuard) {
     let file = hosts.dir.path().join("lab.yaml");
-    std::fs::write(&file, lab_file(hosts, pod_network)).unwrap();
+    std::fs::write(&file, lab_file(hosts, pod_network) + extra).unwrap();
     let file = file.to_str().unwrap().to_string();
     let guard = LabGuard(hosts.tag.clone());
     let out = labctl(&["up", &file]);
@@ -111,4 +116,52 @@ pub fn diagnosed(report: &Value, cause: &str, node: &str, peer: Option<&str>) ->
         .unwrap()
         .iter()
         .any(|d| d["cause"] == cause && d["node"] == node && peer.is_none_or(|p| d["peer"] == p))
+}
+
+/// A far end for the egress check: namespace `<tag>-far` with `ip`/24 on
+/// a veth plugged into the hosts' bridge (so it is on the hosts' underlay
+/// and never on this machine's real networks); removed on drop.
+pub struct FarEnd {
+    pub netns: String,
+}
+
+impl FarEnd {
+    pub fn start(hosts: &Hosts, ip: &str) -> FarEnd {
+        let far = FarEnd {
+            netns: format!("{}-far", hosts.tag),
+        };
+        let link = format!("lhf{}", hosts.tag);
+        let [a, b, c] = hosts.prefix;
+        assert!(
+            ip.starts_with(&format!("{a}.{b}.{c}.")),
+            "{ip} on the hosts' subnet"
+        );
+        let ns = far.netns.as_str();
+        for args in [
+            vec!["netns", "add", ns],
+            vec![
+                "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+            vec!["link", "set", &link, "master", &hosts.bridge, "up"],
+            vec!["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+            vec!["-n", ns, "link", "set", "eth0", "up"],
+            vec!["-n", ns, "link", "set", "lo", "up"],
+        ] {
+            let out = std::process::Command::new("ip")
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", show(&out));
+        }
+        far
+    }
+}
+
+impl Drop for FarEnd {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair with it.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+    }
 }

@@ -97,7 +97,9 @@ pub fn decode(frame: &[u8], port: u16) -> Option<VxlanPacket> {
     })
 }
 
-fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
+/// A raw packet socket for every protocol, bound to interface `ifindex`
+/// (0: every interface of the namespace).
+pub(crate) fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2) call; the result is checked before use.
     let fd = unsafe {

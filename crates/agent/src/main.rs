@@ -8,6 +8,7 @@
 
 mod bridge_nf;
 mod capture;
+mod capture_icmp;
 mod decode;
 mod dump;
 mod error;
@@ -43,6 +44,9 @@ commands:
   pod del NAME       remove pod NAME
   capture [--seconds S] [--count N]
                      count VXLAN packets of the plan's VNI on the underlay
+  capture --icmp-to ADDR [--seconds S] [--count N]
+                     count ICMP echo requests to ADDR leaving this node,
+                     by source address and interface (after POSTROUTING)
 options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
@@ -58,6 +62,7 @@ struct Args {
     netns: Option<String>,
     seconds: Option<f64>,
     count: Option<u64>,
+    icmp_to: Option<std::net::Ipv4Addr>,
     words: Vec<String>,
     verbose: bool,
     version: bool,
@@ -88,6 +93,13 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
                 a.count = Some(
                     v.parse()
                         .map_err(|_| usage(format!("--count {v:?} is not a number")))?,
+                );
+            }
+            "--icmp-to" => {
+                let v = value("--icmp-to")?;
+                a.icmp_to = Some(
+                    v.parse()
+                        .map_err(|_| usage(format!("--icmp-to {v:?} is not an IPv4 address")))?,
                 );
             }
             "--verbose" | "-v" => a.verbose = true,
@@ -211,11 +223,11 @@ fn run(args: Args) -> Result<i32> {
             Ok(EXIT_OK)
         }
         ["capture"] => {
-            report::print(&capture::run(
-                &plan,
-                args.seconds.unwrap_or(5.0),
-                args.count,
-            )?);
+            let seconds = args.seconds.unwrap_or(5.0);
+            match args.icmp_to {
+                Some(to) => report::print(&capture_icmp::run(&plan.node, to, seconds, args.count)?),
+                None => report::print(&capture::run(&plan, seconds, args.count)?),
+            }
             Ok(EXIT_OK)
         }
         _ => Err(AgentError::Input(USAGE.into())),

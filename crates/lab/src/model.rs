@@ -133,6 +133,11 @@ pub struct SshTarget {
 #[serde(rename_all = "camelCase")]
 pub struct Verify {
     pub image: String,
+    /// VM labs: the address outside the cluster that the `egress` check
+    /// pings from every pod (opt-in: no lab depends on the internet by
+    /// default). netns labs use their own outside namespace instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_target: Option<Ipv4Addr>,
 }
 
 impl Lab {

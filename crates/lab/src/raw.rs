@@ -90,4 +90,5 @@ pub struct RawSsh {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawVerify {
     pub image: Option<String>,
+    pub egress_target: Option<String>,
 }

@@ -163,6 +163,7 @@ fn postrouting_jump_from_drift_or_from_egress() {
         target: Ipv4Addr::new(198, 18, 0, 1),
         observed_sources: vec![Ipv4Addr::new(10, 244, 1, 2)],
         reply_received: false,
+        seen_leaving_node: false,
     });
     let d = diagnose(&lab3(), &ev);
     assert_eq!(
@@ -426,6 +427,7 @@ fn full_neighbour_table_is_named_instead_of_an_mtu_guess() {
         target: Ipv4Addr::new(198, 18, 0, 1),
         observed_sources: vec![],
         reply_received: false,
+        seen_leaving_node: false,
     });
     assert!(causes(&diagnose(&lab, &ev)).contains(&"neighbour-table-overflow"));
     // A lab that fits the default table is not blamed on it.

@@ -11,6 +11,9 @@
 //! - `mtu`: busybox 1.28's ping cannot set don't-fragment, so the DF pings
 //!   go from each node itself (iputils ping) across flannel.1 to the next
 //!   node's pod, and the pods' eth0 MTU is read through `kubectl exec`.
+//! - `egress` (only with `verify.egressTarget`): the pods ping the target
+//!   by `kubectl exec` while each node's agent captures the echo requests
+//!   leaving the node ([`super::remote::egress`]).
 //! - `kubernetes`: nodes Ready, InternalIP = lab IP, podCIDR = planned
 //!   subnet (= subnet.env, which `dataplane` compares with the plan),
 //!   CoreDNS Running ([`nodes`] and [`pods`] read it, `checks::kubernetes`
@@ -33,7 +36,7 @@ use super::{assemble, checks};
 use crate::ssh::Session;
 use create::{create_pods, failed_pods, Cleanup};
 use kubectl::Kubectl;
-use probes::{dns, mesh, mtu, usable, vxlan};
+use probes::{dns, egress, mesh, mtu, usable, vxlan};
 
 /// Runs the selected checks on a kubeadm lab.
 pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
@@ -43,7 +46,10 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     let mut results: Vec<CheckResult> = Vec::new();
     let mut sessions = remote::node_checks(target, selected, &mut ev, &mut results);
 
-    let needs_pods = wants(CheckId::Pods) || CheckId::FROM_PODS.iter().any(|c| wants(*c));
+    // egress is opt-in on VM labs: it needs pods only with a target.
+    let egress_on = wants(CheckId::Egress) && view.outside.is_some();
+    let needs_pods =
+        wants(CheckId::Pods) || egress_on || CheckId::FROM_PODS.iter().any(|c| wants(*c));
     let cp = view
         .nodes
         .iter()
@@ -130,22 +136,33 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
                 ev.dns = dns(k, view, &ev.pods, &ok);
                 results.push(checks::dns(view, &ev).timed(t));
             }
+            if let Some(outside) = view.outside.as_ref().filter(|_| egress_on) {
+                let t = Instant::now();
+                let (found, errors) = egress(
+                    k,
+                    &mut sessions,
+                    view,
+                    &target.plans,
+                    &ev.pods,
+                    &ok,
+                    outside.ip,
+                );
+                ev.egress = found;
+                results.push(remote::egress_check(view, &ev, errors).timed(t));
+            }
         } else {
             for id in CheckId::FROM_PODS {
                 if wants(id) {
                     results.push(none(id));
                 }
             }
+            if egress_on {
+                results.push(none(CheckId::Egress));
+            }
         }
     }
-    if wants(CheckId::Egress) {
-        results.push(CheckResult::skip(
-            CheckId::Egress,
-            format!(
-                "{} labs should not depend on the internet by default and no egress target is configured",
-                view.provider
-            ),
-        ));
+    if wants(CheckId::Egress) && !egress_on {
+        results.push(remote::egress_skip(view));
     }
     // The kubernetes check ran first (its evidence helps read the pod
     // checks) but prints in check order.

@@ -5,15 +5,17 @@
 //! they share).
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use labctl_nodeplan::NodePlan;
 
 use super::kubectl::{self, ExecAnswer, Kubectl};
 use crate::ssh::Session;
-use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
+use crate::verify::evidence::{DnsProbe, EgressProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse::BadChecksum;
+use crate::verify::remote::egress::{egress_probe, parse_egress_output, EGRESS_SCRIPT};
 use crate::verify::remote::scripts::VXLAN_SCRIPT;
 use crate::verify::remote::{
     self, mtu_pairs, on_nodes, parse_tagged, ping_cell, ping_result, ring, ring_pairs, script,
@@ -239,4 +241,95 @@ pub fn dns(k: &Kubectl, view: &LabView, pods: &[PodView], ok: &[Usable]) -> Vec<
             remote::dns_probe(&pods[*i].node, &text, view)
         })
         .collect()
+}
+
+/// `egress`: every node's agent captures the echo requests to `target`
+/// leaving the node while every pod pings `target` by `kubectl exec`.
+/// One probe per usable pod, and a line per node whose probe failed.
+pub fn egress(
+    k: &Kubectl,
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    plans: &[NodePlan],
+    pods: &[PodView],
+    ok: &[Usable],
+    target: Ipv4Addr,
+) -> (Vec<EgressProbe>, Vec<String>) {
+    let to = target.to_string();
+    let jobs: Vec<(String, Vec<String>)> = ok
+        .iter()
+        .map(|(_, name, _)| (name.clone(), vec!["3".into(), to.clone()]))
+        .collect();
+    let (outputs, answers) = std::thread::scope(|s| {
+        let captures = s.spawn(|| {
+            on_nodes(sessions, |i, s| {
+                let node = &view.nodes.get(i)?.name;
+                let plan = plans.iter().find(|p| &p.node == node)?;
+                // No pod namespace: the pings come from kubectl.
+                let args = [AGENT_PATH, "", CAPTURE_SECONDS, to.as_str()];
+                Some(script(
+                    s,
+                    EGRESS_SCRIPT,
+                    &args,
+                    Some(plan.to_json().as_bytes()),
+                ))
+            })
+        });
+        std::thread::sleep(PING_DELAY);
+        let answers = k.exec_all(kubectl::POD_PING_SCRIPT, &jobs);
+        let outputs: Vec<_> = captures
+            .join()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::flatten)
+            .collect();
+        (outputs, answers)
+    });
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for (i, name, pod_ip) in ok {
+        let node_name = &pods[*i].node;
+        let Some((at, node)) = view
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(_, n)| &n.name == node_name)
+        else {
+            continue;
+        };
+        let mut out = match outputs.get(at).cloned().flatten() {
+            Some(Ok(text)) => parse_egress_output(&text),
+            Some(Err(e)) => {
+                errors.push(format!("✗ {node_name}: {e}"));
+                continue;
+            }
+            None => {
+                errors.push(format!("✗ {node_name}: not reachable over SSH"));
+                continue;
+            }
+        };
+        if let Err(e) = &out.departures {
+            errors.push(format!("✗ {node_name}: {e}"));
+        }
+        match answer_of(&answers, k.node, name) {
+            Ok(t) => {
+                out.ping = Some(
+                    parse_tagged(&t, 1)
+                        .into_iter()
+                        .next()
+                        .map(|(_, o)| o)
+                        .unwrap_or(t),
+                )
+            }
+            Err(e) => errors.push(format!("✗ {node_name}: ping by kubectl exec: {e}")),
+        }
+        found.push(egress_probe(
+            node_name,
+            *pod_ip,
+            node.underlay_ip,
+            target,
+            &out,
+        ));
+    }
+    (found, errors)
 }

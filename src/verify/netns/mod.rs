@@ -560,6 +560,7 @@ pub fn egress(lab: &LabView, pods: &[PodView]) -> Result<Vec<EgressProbe>> {
                 reply_received: ping
                     .map(|o| o.first().is_some_and(|o| o.received > 0))
                     .unwrap_or(false),
+                seen_leaving_node: false,
             }
         })
         .collect())

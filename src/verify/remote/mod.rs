@@ -10,8 +10,11 @@
 //!   running work on every node's session at once;
 //! - [`probes`]: the pod probes over the sessions;
 //! - [`output`]: reading the scripts' output into evidence (pure; shared
+//!   with kubeadm labs);
+//! - [`egress`]: the opt-in egress check's script and evidence (shared
 //!   with kubeadm labs).
 
+pub(super) mod egress;
 mod output;
 mod probes;
 pub(super) mod scripts;
@@ -100,13 +103,17 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
         results.push(checks::dns(view, &ev).timed(t));
     }
     if wants(CheckId::Egress) {
-        results.push(CheckResult::skip(
-            CheckId::Egress,
-            format!(
-                "{} labs have no outside namespace and none should depend on the internet by default; no egress target is configured",
-                view.provider
-            ),
-        ));
+        let t = Instant::now();
+        let r = match view.outside.as_ref() {
+            Some(outside) => {
+                let (probes, errors) =
+                    probes::egress(&mut sessions, view, &target.plans, &pods, outside.ip);
+                ev.egress = probes;
+                egress_check(view, &ev, errors)
+            }
+            None => egress_skip(view),
+        };
+        results.push(r.timed(t));
     }
     if wants(CheckId::Kubernetes) {
         results.push(CheckResult::skip(
@@ -216,6 +223,27 @@ pub(super) fn mtu_check(
         }
         None => CheckResult::skip(CheckId::Mtu, no_df),
     }
+}
+
+/// The `egress` check of a VM lab from its probes, saying how the evidence
+/// was taken, with any node whose capture failed.
+pub(super) fn egress_check(view: &LabView, ev: &Evidence, errors: Vec<String>) -> CheckResult {
+    let mut r = checks::egress(view, ev);
+    r.summary.push_str("; ");
+    r.summary.push_str(egress::EGRESS_METHOD);
+    r.details.extend(errors);
+    r
+}
+
+/// `egress` skipped on a VM lab without a target, saying how to turn it on.
+pub(super) fn egress_skip(view: &LabView) -> CheckResult {
+    CheckResult::skip(
+        CheckId::Egress,
+        format!(
+            "no egress target is configured ({} labs have no outside of their own, and none should depend on the internet by default); to run it, set `verify.egressTarget: ADDRESS` in the lab file, an address outside the cluster that answers ping",
+            view.provider
+        ),
+    )
 }
 
 /// `iptables -S` on the node, read for the rules verify judges.

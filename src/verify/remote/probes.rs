@@ -2,7 +2,11 @@
 //! ([`super::scripts`]) run on every node's session at once
 //! ([`super::on_nodes`]); the pods are namespaces on the nodes.
 
+use std::net::Ipv4Addr;
+
 use labctl_nodeplan::NodePlan;
+
+use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS, EGRESS_SCRIPT};
 
 use super::output::{
     dns_probe, mtu_evidence, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output,
@@ -11,7 +15,7 @@ use super::output::{
 use super::scripts::{CAPTURE_SECONDS, DNS_SCRIPT, MESH_SCRIPT, MTU_SCRIPT, VXLAN_SCRIPT};
 use super::{on_nodes, script};
 use crate::ssh::Session;
-use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
+use crate::verify::evidence::{DnsProbe, EgressProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse;
 use crate::verify::target::AGENT_PATH;
@@ -172,4 +176,63 @@ pub(super) fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe
     let ns = pod.namespace.as_deref().filter(|_| pod.problem.is_none())?;
     let text = script(s, DNS_SCRIPT, &[ns], None).unwrap_or_else(|e| e);
     Some(dns_probe(&pod.node, &text, view))
+}
+
+/// `egress`: on every node at once, the agent captures the echo requests
+/// to `target` leaving the node while the node's pod pings `target`.
+/// Returns one probe per usable pod, and a line per node whose probe
+/// could not run.
+pub(super) fn egress(
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    plans: &[NodePlan],
+    pods: &[PodView],
+    target: Ipv4Addr,
+) -> (Vec<EgressProbe>, Vec<String>) {
+    let ok = usable(pods);
+    let to = target.to_string();
+    let outputs = on_nodes(sessions, |i, s| {
+        let node = &view.nodes.get(i)?.name;
+        let plan = plans.iter().find(|p| &p.node == node)?;
+        let (_, ns, _) = pod_at(view, &ok, pods, i)?;
+        let args = [AGENT_PATH, ns.as_str(), EGRESS_CAPTURE_SECONDS, to.as_str()];
+        Some(script(
+            s,
+            EGRESS_SCRIPT,
+            &args,
+            Some(plan.to_json().as_bytes()),
+        ))
+    });
+    let mut probes = Vec::new();
+    let mut errors = Vec::new();
+    for (i, output) in outputs.into_iter().enumerate() {
+        let Some(node) = view.nodes.get(i) else {
+            continue;
+        };
+        let Some((_, _, pod_ip)) = pod_at(view, &ok, pods, i) else {
+            continue;
+        };
+        let out = match output.flatten() {
+            Some(Ok(text)) => parse_egress_output(&text),
+            Some(Err(e)) => {
+                errors.push(format!("✗ {}: {e}", node.name));
+                continue;
+            }
+            None => {
+                errors.push(format!("✗ {}: not reachable over SSH", node.name));
+                continue;
+            }
+        };
+        if let Err(e) = &out.departures {
+            errors.push(format!("✗ {}: {e}", node.name));
+        }
+        probes.push(egress_probe(
+            &node.name,
+            *pod_ip,
+            node.underlay_ip,
+            target,
+            &out,
+        ));
+    }
+    (probes, errors)
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod network;
 mod nodes;
+mod verify;
 
 use crate::diag::{Diagnostic, LabError, Severity};
 use crate::model::{
@@ -136,8 +137,10 @@ pub(crate) fn validate(raw: RawLab, file: &str, index: &PositionIndex) -> Result
     let network = network::network(&mut check, raw.network.unwrap_or_default(), node_count);
     let nodes = nodes::nodes(&mut check, raw.nodes, &provider, &network);
 
-    let image = raw.verify.unwrap_or_default().image;
-    let image = image.unwrap_or_else(|| DEFAULT_VERIFY_IMAGE.to_string());
+    let raw_verify = raw.verify.unwrap_or_default();
+    let image = raw_verify
+        .image
+        .unwrap_or_else(|| DEFAULT_VERIFY_IMAGE.to_string());
     if image.trim().is_empty() {
         check.error(
             "verify.image",
@@ -145,6 +148,13 @@ pub(crate) fn validate(raw: RawLab, file: &str, index: &PositionIndex) -> Result
             format!("name the image that verify runs, e.g. {DEFAULT_VERIFY_IMAGE}"),
         );
     }
+    let egress_target = verify::egress_target(
+        &mut check,
+        raw_verify.egress_target,
+        provider.kind,
+        &network,
+        &nodes,
+    );
 
     let mut diagnostics = check.diagnostics;
     // Top to bottom, as the learner reads the file; missing positions first.
@@ -159,7 +169,10 @@ pub(crate) fn validate(raw: RawLab, file: &str, index: &PositionIndex) -> Result
         network: network.into_network(),
         kubernetes,
         nodes,
-        verify: Verify { image },
+        verify: Verify {
+            image,
+            egress_target,
+        },
         warnings: warnings.into_iter().cloned().collect(),
     })
 }

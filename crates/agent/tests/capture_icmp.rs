@@ -1,0 +1,148 @@
+//! `capture --icmp-to`: in a fresh node namespace with one pod behind it
+//! and a far-end namespace on 198.18.71.0/24, the capture sees the pod's
+//! echo requests leave the node with the pod's source while nothing
+//! masquerades, and with the node's address once a MASQUERADE rule is in
+//! POSTROUTING. Needs root.
+
+mod common;
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Runs the capture in `node` while the pod namespace pings the far end;
+/// returns the capture's report.
+fn capture_while_pinging(
+    node: &str,
+    pod: &str,
+    plan: &labctl_nodeplan::NodePlan,
+) -> serde_json::Value {
+    let mut capture = Command::new(AGENT)
+        .args([
+            "--netns",
+            node,
+            "capture",
+            "--icmp-to",
+            "198.18.71.2",
+            "--seconds",
+            "4",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    capture
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plan.to_json().as_bytes())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The far end may not answer (no route back to a pod address).
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            pod,
+            "busybox",
+            "ping",
+            "-c",
+            "2",
+            "-W",
+            "1",
+            "198.18.71.2",
+        ])
+        .output();
+    let out = capture.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sources(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["departures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["interface"].as_str().unwrap().to_string(),
+                d["src"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn capture_icmp_to_sees_the_source_after_postrouting() {
+    if !root_or_skip("capture_icmp_to_sees_the_source_after_postrouting") {
+        return;
+    }
+    let p = prefix("ci");
+    let node = Netns::new(&format!("{p}n"));
+    let far = Netns::new(&format!("{p}f"));
+    let pod = Netns::new(&format!("{p}p"));
+    let (n, f, q) = (&node.name, &far.name, &pod.name);
+    sh(&format!(
+        "ip link add eth1 netns {n} type veth peer name eth0 netns {f}"
+    ));
+    sh(&format!(
+        "ip link add veth0 netns {n} type veth peer name eth0 netns {q}"
+    ));
+    nsh(n, "ip addr add 198.18.71.1/24 dev eth1 && ip link set eth1 up && ip addr add 10.244.1.1/24 dev veth0 && ip link set veth0 up && sysctl -qw net.ipv4.ip_forward=1");
+    nsh(
+        f,
+        "ip addr add 198.18.71.2/24 dev eth0 && ip link set eth0 up",
+    );
+    nsh(q, "ip addr add 10.244.1.2/24 dev eth0 && ip link set eth0 up && ip route add default via 10.244.1.1");
+    let spec = NodeSpec {
+        name: "n".into(),
+        number: 1,
+        ip: Ipv4Addr::new(198, 18, 71, 1),
+    };
+    let dir = TempDir::new(&format!("{p}d"));
+    let plan = plan(&p, &spec, std::slice::from_ref(&spec), &dir.path());
+
+    // Nothing masquerades: the pod's own address leaves the node.
+    let report = capture_while_pinging(n, q, &plan);
+    assert_eq!(report["icmpTo"], "198.18.71.2", "{report:#}");
+    assert_eq!(
+        sources(&report),
+        [("eth1".to_string(), "10.244.1.2".to_string())],
+        "{report:#}"
+    );
+    assert!(report["packets"].as_u64().unwrap() >= 2, "{report:#}");
+
+    // MASQUERADE in POSTROUTING: the node's address leaves instead.
+    nsh(
+        n,
+        "iptables -w -t nat -A POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -j MASQUERADE",
+    );
+    let report = capture_while_pinging(n, q, &plan);
+    assert_eq!(
+        sources(&report),
+        [("eth1".to_string(), "198.18.71.1".to_string())],
+        "{report:#}"
+    );
+}
+
+#[test]
+fn capture_icmp_to_refuses_a_bad_address() {
+    let out = Command::new(AGENT)
+        .args(["capture", "--icmp-to", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--icmp-to \"nowhere\" is not an IPv4 address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,204 @@
+//! `egress` on VM labs (opt-in: `verify.egressTarget` in the lab file).
+//! verify cannot watch the far end, so the evidence is taken where
+//! MASQUERADE acts: each node's agent captures the ICMP echo requests to
+//! the target that LEAVE the node (`capture --icmp-to`, AF_PACKET,
+//! outgoing packets, i.e. after POSTROUTING) while the node's pod pings
+//! the target. The node's address as source proves the masquerade; the
+//! pod's address means the POSTROUTING jump to FLANNEL-POSTRTG is missing.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+
+use super::output::ping_result;
+use crate::verify::evidence::EgressProbe;
+
+/// Captures with the agent (`$1`, plan on stdin) for `$3` seconds the echo
+/// requests to `$4` leaving the node while pod namespace `$2` (when given;
+/// kubeadm labs ping through kubectl instead) pings `$4`. Prints `@route`
+/// (the source address the node's routing picks for `$4`, which is the
+/// address MASQUERADE uses), `@ping` and `@capture STATUS JSON`.
+pub(crate) const EGRESS_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+cat > "$dir/plan.json"
+printf '@route %s\n' "$(ip -4 route get "$target" 2>&1 | tr '\n' ' ')"
+"$agent" --plan "$dir/plan.json" capture --icmp-to "$target" --seconds "$secs" > "$dir/capture.json" 2> "$dir/capture.err" &
+cap=$!
+sleep 1
+if [ -n "$ns" ]; then
+  out=$(ip netns exec "$ns" busybox ping -c 3 -W 1 -q "$target" 2>&1)
+  printf '@ping %s\n' "$(printf '%s' "$out" | tr '\n' '|')"
+fi
+wait "$cap"; rc=$?
+printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo"#;
+
+/// How long each node's agent captures; the pings start one second in.
+pub(crate) const EGRESS_CAPTURE_SECONDS: &str = "5";
+
+/// One interface and source the echo requests left by.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Departure {
+    pub interface: String,
+    pub src: Ipv4Addr,
+    pub packets: u64,
+}
+
+#[derive(Deserialize)]
+struct CaptureJson {
+    departures: Vec<Departure>,
+}
+
+/// What one node's [`EGRESS_SCRIPT`] printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressNodeOutput {
+    /// The source `ip route get TARGET` names (MASQUERADE's choice).
+    pub route_src: Option<Ipv4Addr>,
+    /// The pod's ping output (newlines restored), when it pinged here.
+    pub ping: Option<String>,
+    /// What left the node, or why the capture gave nothing.
+    pub departures: Result<Vec<Departure>, String>,
+}
+
+/// Reads the tagged lines of [`EGRESS_SCRIPT`].
+pub fn parse_egress_output(text: &str) -> EgressNodeOutput {
+    let mut out = EgressNodeOutput {
+        route_src: None,
+        ping: None,
+        departures: Err("the capture printed nothing".into()),
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("@route ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            out.route_src = words
+                .windows(2)
+                .find(|w| w[0] == "src")
+                .and_then(|w| w[1].parse().ok());
+        } else if let Some(rest) = line.strip_prefix("@ping ") {
+            out.ping = Some(rest.replace('|', "\n"));
+        } else if let Some(rest) = line.strip_prefix("@capture ") {
+            let (status, body) = rest.split_once(' ').unwrap_or((rest, ""));
+            let body = body.trim();
+            out.departures = if status == "0" {
+                serde_json::from_str::<CaptureJson>(body)
+                    .map(|c| c.departures)
+                    .map_err(|e| format!("unreadable capture report ({e}): {body}"))
+            } else {
+                Err(format!(
+                    "labctl-agent capture --icmp-to exited {status}: {body}"
+                ))
+            };
+        }
+    }
+    out
+}
+
+/// The egress evidence of one pod: the distinct sources its echo requests
+/// to `target` left the node with (the pod's own address or the node's;
+/// anything else leaving for the target is not this pod's), and whether
+/// its ping got replies. The node's address is the one its routing picks
+/// for the target (MASQUERADE's source), else its underlay address.
+pub fn egress_probe(
+    node: &str,
+    pod_ip: Ipv4Addr,
+    underlay_ip: Ipv4Addr,
+    target: Ipv4Addr,
+    out: &EgressNodeOutput,
+) -> EgressProbe {
+    let node_ip = out.route_src.unwrap_or(underlay_ip);
+    let mut observed: Vec<Ipv4Addr> = Vec::new();
+    for d in out.departures.iter().flatten() {
+        if (d.src == pod_ip || d.src == node_ip) && !observed.contains(&d.src) {
+            observed.push(d.src);
+        }
+    }
+    let reply_received = out
+        .ping
+        .as_deref()
+        .and_then(|p| ping_result(p).0)
+        .is_some_and(|s| s.received > 0);
+    EgressProbe {
+        node: node.to_string(),
+        pod_ip,
+        node_ip,
+        target,
+        observed_sources: observed,
+        reply_received,
+        seen_leaving_node: true,
+    }
+}
+
+/// The summary's note on how the egress evidence was taken.
+pub const EGRESS_METHOD: &str = "sources captured leaving each pod's node after POSTROUTING (labctl-agent capture --icmp-to, AF_PACKET), not at the far end";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASQUERADED: &str = "@route 192.168.71.200 dev eth1 src 192.168.71.11 uid 0     cache  \n\
+        @ping PING 192.168.71.200 (192.168.71.200): 56 data bytes||--- 192.168.71.200 ping statistics ---|3 packets transmitted, 3 packets received, 0% packet loss|round-trip min/avg/max = 0.1/0.2/0.3 ms\n\
+        @capture 0 {\"command\":\"capture\",\"node\":\"worker1\",\"icmpTo\":\"192.168.71.200\",\"seconds\":5.0,\"packets\":3,\"departures\":[{\"interface\":\"eth1\",\"src\":\"192.168.71.11\",\"packets\":3}]} \n";
+
+    #[test]
+    fn reads_route_ping_and_departures() {
+        let out = parse_egress_output(MASQUERADED);
+        assert_eq!(out.route_src, Some(Ipv4Addr::new(192, 168, 71, 11)));
+        assert!(out.ping.as_deref().unwrap().contains("3 packets received"));
+        assert_eq!(
+            out.departures,
+            Ok(vec![Departure {
+                interface: "eth1".into(),
+                src: Ipv4Addr::new(192, 168, 71, 11),
+                packets: 3
+            }])
+        );
+        let p = egress_probe(
+            "worker1",
+            Ipv4Addr::new(10, 71, 1, 2),
+            Ipv4Addr::new(192, 168, 71, 11),
+            Ipv4Addr::new(192, 168, 71, 200),
+            &out,
+        );
+        assert!(p.masqueraded() && p.reply_received && p.seen_leaving_node);
+    }
+
+    #[test]
+    fn the_pod_source_leaving_is_not_masqueraded() {
+        let text = MASQUERADED
+            .replace("\"src\":\"192.168.71.11\"", "\"src\":\"10.71.1.2\"")
+            .replace("3 packets received, 0%", "0 packets received, 100%");
+        let out = parse_egress_output(&text);
+        let p = egress_probe(
+            "worker1",
+            Ipv4Addr::new(10, 71, 1, 2),
+            Ipv4Addr::new(192, 168, 71, 11),
+            Ipv4Addr::new(192, 168, 71, 200),
+            &out,
+        );
+        assert_eq!(p.observed_sources, [Ipv4Addr::new(10, 71, 1, 2)]);
+        assert!(!p.masqueraded() && !p.reply_received);
+    }
+
+    #[test]
+    fn a_failed_capture_says_why_and_observes_nothing() {
+        let out = parse_egress_output("@route RTNETLINK answers: Network is unreachable \n@capture 2 labctl-agent: unknown option --icmp-to\n");
+        assert_eq!(out.route_src, None);
+        assert_eq!(
+            out.departures,
+            Err(
+                "labctl-agent capture --icmp-to exited 2: labctl-agent: unknown option --icmp-to"
+                    .into()
+            )
+        );
+        assert!(parse_egress_output("").departures.is_err());
+        let p = egress_probe(
+            "master",
+            Ipv4Addr::new(10, 71, 0, 2),
+            Ipv4Addr::new(192, 168, 71, 10),
+            Ipv4Addr::new(192, 168, 71, 200),
+            &out,
+        );
+        assert_eq!(p.node_ip, Ipv4Addr::new(192, 168, 71, 10));
+        assert!(p.observed_sources.is_empty() && !p.reply_received);
+    }
+}
