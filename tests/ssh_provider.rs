@@ -11,7 +11,8 @@ mod support;
 use support::hosts::Hosts;
 use support::netns::{in_netns, iptables_rules, labctl, show};
 use support::ssh_lab::{
-    check, delete_route, diagnosed, three_hosts_or_skip, up, up_with, verify_json, FarEnd,
+    check, delete_postrouting_jump, delete_route, diagnosed, three_hosts_or_skip, up, up_with,
+    verify_json, FarEnd,
 };
 
 /// The agent's folder on a node.
@@ -346,30 +347,7 @@ fn ssh_lab_egress_check_with_a_target() {
     }
 
     // The fault: worker1 no longer masquerades.
-    let out = labctl(&[
-        "exec",
-        "--lab",
-        &tag,
-        "worker1",
-        "--",
-        "iptables",
-        "-w",
-        "-t",
-        "nat",
-        "-D",
-        "POSTROUTING",
-        "-m",
-        "comment",
-        "--comment",
-        "flanneld masq",
-        "-j",
-        "FLANNEL-POSTRTG",
-    ]);
-    assert!(
-        out.status.success(),
-        "delete the POSTROUTING jump: {}",
-        show(&out)
-    );
+    delete_postrouting_jump(&tag, "worker1");
     let (code, report, text) = verify_json(file, &egress_only);
     assert_eq!(code, Some(1), "verify egress with the fault: {text}");
     let egress = check(&report, "egress");

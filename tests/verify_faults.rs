@@ -6,11 +6,10 @@
 //! (and on failure, from Drop). Needs root.
 
 mod support;
-mod verify_support;
 
 use serde_json::Value;
+use support::faults::{forward_jump, postrouting_jump, vxlan_drop};
 use support::netns::{can_run, in_netns, labctl, show, TestLab};
-use verify_support::faults::{forward_jump, postrouting_jump, vxlan_drop};
 
 /// The lab under test; destroyed (by its [`TestLab`]) also on failure.
 struct Lab(TestLab);

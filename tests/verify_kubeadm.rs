@@ -37,7 +37,8 @@ use support::fixtures;
 use support::hosts::Hosts;
 use support::netns::show;
 use support::ssh_lab::{
-    check, delete_route, diagnosed, three_hosts_or_skip, up, verify_json, FarEnd, LabGuard,
+    check, delete_postrouting_jump, delete_route, diagnosed, three_hosts_or_skip, up, verify_json,
+    FarEnd, LabGuard,
 };
 
 const PREFIX: [u8; 3] = [192, 168, 77];
@@ -382,30 +383,7 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
         calls(&state).contains("-n labctl-verify exec busybox-worker2 -- sh -c"),
         "the pings go through kubectl exec"
     );
-    let out = support::netns::labctl(&[
-        "exec",
-        "--lab",
-        &tag,
-        "worker1",
-        "--",
-        "iptables",
-        "-w",
-        "-t",
-        "nat",
-        "-D",
-        "POSTROUTING",
-        "-m",
-        "comment",
-        "--comment",
-        "flanneld masq",
-        "-j",
-        "FLANNEL-POSTRTG",
-    ]);
-    assert!(
-        out.status.success(),
-        "delete the POSTROUTING jump: {}",
-        show(&out)
-    );
+    delete_postrouting_jump(&tag, "worker1");
     let (code, report, text) = verify_json(file, &["--check", "egress"]);
     assert_eq!(code, Some(1), "verify egress with the fault: {text}");
     assert_eq!(check(&report, "egress")["outcome"], "fail");

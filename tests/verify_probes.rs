@@ -3,6 +3,7 @@
 //! lab, and each injected fault turns the right check red with the right
 //! cause named. Needs root (namespaces, raw sockets, AF_PACKET).
 
+mod support;
 mod verify_support;
 
 use std::time::Instant;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use labctl::verify::evidence::Evidence;
 use labctl::verify::model::Outcome;
 use labctl::verify::{checks, diagnose, netns};
-use verify_support::faults::{forward_jump, postrouting_jump, vxlan_drop};
+use support::faults::{forward_jump, postrouting_jump, vxlan_drop};
 use verify_support::{is_root, HandLab};
 
 fn skip() -> bool {

@@ -3,6 +3,7 @@
 // Each test binary uses a different part of these helpers.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod fixtures;
 pub mod hosts;
 pub mod netns;

@@ -6,6 +6,7 @@ use std::sync::MutexGuard;
 
 use serde_json::Value;
 
+use super::faults::postrouting_jump;
 use super::hosts::{bridge_netfilter_present_or_skip, Hosts};
 use super::netns::{can_run, labctl, serial, show};
 
@@ -86,6 +87,19 @@ impl Drop for LabGuard {
 pub fn delete_route(lab: &str, node: &str, cidr: &str) {
     let out = labctl(&["exec", "--lab", lab, node, "--", "ip", "route", "del", cidr]);
     assert!(out.status.success(), "delete route: {}", show(&out));
+}
+
+/// The fault both egress tests inject: `node` loses flannel's jump from
+/// nat POSTROUTING to FLANNEL-POSTRTG, so its pods leave unmasqueraded.
+pub fn delete_postrouting_jump(lab: &str, node: &str) {
+    let mut args = vec!["exec", "--lab", lab, node, "--"];
+    args.extend(postrouting_jump("-D"));
+    let out = labctl(&args);
+    assert!(
+        out.status.success(),
+        "delete the POSTROUTING jump: {}",
+        show(&out)
+    );
 }
 
 /// `labctl verify FILE --output json EXTRA…`: its exit code, its report

@@ -14,8 +14,6 @@ use std::process::{Command, Stdio};
 
 use labctl::verify::model::{LabView, NodeView, Outside, PodView};
 
-pub mod faults;
-
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

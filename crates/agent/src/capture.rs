@@ -53,7 +53,21 @@ pub struct VxlanPacket {
     pub inner: Option<(Ipv4Addr, Ipv4Addr, u8)>,
 }
 
-fn ipv4_at(b: &[u8], at: usize) -> Option<(Ipv4Addr, Ipv4Addr, u8, usize)> {
+/// Where the IPv4 header starts in an Ethernet frame (one 802.1Q tag
+/// skipped); `None` when the frame carries no IPv4.
+pub(crate) fn ethernet_ipv4_start(frame: &[u8]) -> Option<usize> {
+    let mut at = 12;
+    let mut ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    if ethertype == 0x8100 {
+        at += 4;
+        ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    }
+    (ethertype == 0x0800).then_some(at + 2)
+}
+
+/// The IPv4 header at `at`: source, destination, protocol and where its
+/// payload starts.
+pub(crate) fn ipv4_at(b: &[u8], at: usize) -> Option<(Ipv4Addr, Ipv4Addr, u8, usize)> {
     let h = b.get(at..at + 20)?;
     if h[0] >> 4 != 4 {
         return None;
@@ -66,16 +80,7 @@ fn ipv4_at(b: &[u8], at: usize) -> Option<(Ipv4Addr, Ipv4Addr, u8, usize)> {
 
 /// Decodes an Ethernet frame carrying UDP to `port` as VXLAN.
 pub fn decode(frame: &[u8], port: u16) -> Option<VxlanPacket> {
-    let mut at = 12;
-    let mut ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
-    if ethertype == 0x8100 {
-        at += 4;
-        ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
-    }
-    if ethertype != 0x0800 {
-        return None;
-    }
-    let (src, dst, proto, udp) = ipv4_at(frame, at + 2)?;
+    let (src, dst, proto, udp) = ipv4_at(frame, ethernet_ipv4_start(frame)?)?;
     if proto != 17 {
         return None;
     }

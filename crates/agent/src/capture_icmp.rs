@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::libc;
 use serde::Serialize;
 
-use crate::capture::packet_socket;
+use crate::capture::{ethernet_ipv4_start, ipv4_at, packet_socket};
 use crate::error::{AgentError, Result};
 use crate::observe::Kernel;
 
@@ -46,28 +46,14 @@ const ARPHRD_ETHER: u16 = 1;
 /// with an Ethernet header when `ethernet`, else with the IPv4 header
 /// (tunnel devices without a link-layer header).
 pub fn echo_request_source(frame: &[u8], ethernet: bool, to: Ipv4Addr) -> Option<Ipv4Addr> {
-    let mut at = 0;
-    if ethernet {
-        at = 12;
-        let mut ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
-        if ethertype == 0x8100 {
-            at += 4;
-            ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
-        }
-        if ethertype != 0x0800 {
-            return None;
-        }
-        at += 2;
-    }
-    let h = frame.get(at..at + 20)?;
-    if h[0] >> 4 != 4 || h[9] != 1 {
-        return None;
-    }
-    let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-    let icmp = at + usize::from(h[0] & 0x0f) * 4;
+    let at = if ethernet {
+        ethernet_ipv4_start(frame)?
+    } else {
+        0
+    };
+    let (src, dst, proto, icmp) = ipv4_at(frame, at)?;
     // Type 8 code 0: echo request.
-    (dst == to && frame.get(icmp..icmp + 2)? == [8, 0])
-        .then(|| Ipv4Addr::new(h[12], h[13], h[14], h[15]))
+    (proto == 1 && dst == to && frame.get(icmp..icmp + 2)? == [8, 0]).then_some(src)
 }
 
 /// Captures for `seconds` (or until `max` echo requests left).

@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
@@ -19,27 +18,11 @@ fn capture_while_pinging(
     pod: &str,
     plan: &labctl_nodeplan::NodePlan,
 ) -> serde_json::Value {
-    let mut capture = Command::new(AGENT)
-        .args([
-            "--netns",
-            node,
-            "capture",
-            "--icmp-to",
-            "198.18.71.2",
-            "--seconds",
-            "4",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    capture
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(plan.to_json().as_bytes())
-        .unwrap();
+    let capture = spawn_agent_netns(
+        node,
+        plan,
+        &["capture", "--icmp-to", "198.18.71.2", "--seconds", "4"],
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
     // The far end may not answer (no route back to a pod address).
     let _ = Command::new("ip")
@@ -56,13 +39,7 @@ fn capture_while_pinging(
             "198.18.71.2",
         ])
         .output();
-    let out = capture.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    capture_report(capture)
 }
 
 fn sources(report: &serde_json::Value) -> Vec<(String, String)> {

@@ -75,41 +75,15 @@ fn pods_on_two_nodes_ping_across_vxlan() {
     assert_eq!(ip_b, "10.244.2.2".parse::<Ipv4Addr>().unwrap());
 
     // Capture on node A's underlay while pod A pings pod B.
-    let capture = Command::new(AGENT)
-        .args([
-            "--netns",
-            &guards[0].name,
-            "capture",
-            "--seconds",
-            "8",
-            "--count",
-            "4",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut capture = capture;
-    {
-        use std::io::Write;
-        capture
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(plans[0].to_json().as_bytes())
-            .unwrap();
-    }
+    let capture = spawn_agent_netns(
+        &guards[0].name,
+        &plans[0],
+        &["capture", "--seconds", "8", "--count", "4"],
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let ns_a = pod_a.json["namespace"].as_str().unwrap();
     sh(&format!("ip netns exec {ns_a} {} -c 3 -W 2 {ip_b}", ping()));
-    let out = capture.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = capture_report(capture);
     assert_eq!(report["vni"], 1);
     assert_eq!(report["port"], 8472);
     assert_eq!(report["interface"], "eth1");

@@ -54,12 +54,11 @@ pub fn usable(pods: &[PodView]) -> Vec<Usable> {
         .collect()
 }
 
+/// What one `kubectl exec` fan-out answered, pod by pod, or why it failed.
+type ExecAnswers = Result<BTreeMap<String, ExecAnswer>, String>;
+
 /// The output of `pod` in `answers`, or why there is none.
-fn answer_of(
-    answers: &Result<BTreeMap<String, ExecAnswer>, String>,
-    cp: &str,
-    pod: &str,
-) -> Result<String, String> {
+fn answer_of(answers: &ExecAnswers, cp: &str, pod: &str) -> Result<String, String> {
     match answers {
         Ok(a) => a.get(pod).cloned().unwrap_or_default().into_result(cp, pod),
         Err(e) => Err(e.clone()),
@@ -105,6 +104,56 @@ pub fn mesh(k: &Kubectl, pods: &[PodView], ok: &[Usable]) -> PingMatrix {
     matrix
 }
 
+/// What every node's agent printed (`None` without a session or a plan)
+/// and the `kubectl exec` answers, when each node runs `node_script` (the
+/// agent, no pod namespace, [`CAPTURE_SECONDS`], `target`; its plan on
+/// stdin) while, [`PING_DELAY`] in, the `jobs` ping through kubectl.
+fn capture_while_kubectl_pings(
+    k: &Kubectl,
+    sessions: &mut [Option<Session>],
+    view: &LabView,
+    plans: &[NodePlan],
+    node_script: &str,
+    target: &str,
+    jobs: &[(String, Vec<String>)],
+) -> (Vec<Option<Result<String, String>>>, ExecAnswers) {
+    std::thread::scope(|s| {
+        let captures = s.spawn(|| {
+            on_nodes(sessions, |i, s| {
+                let node = &view.nodes.get(i)?.name;
+                let plan = plans.iter().find(|p| &p.node == node)?;
+                // No pod namespace: the pings come from kubectl.
+                let args = [AGENT_PATH, "", CAPTURE_SECONDS, target];
+                Some(script(
+                    s,
+                    node_script,
+                    &args,
+                    Some(plan.to_json().as_bytes()),
+                ))
+            })
+        });
+        std::thread::sleep(PING_DELAY);
+        let answers = k.exec_all(kubectl::POD_PING_SCRIPT, jobs);
+        let outputs: Vec<_> = captures
+            .join()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::flatten)
+            .collect();
+        (outputs, answers)
+    })
+}
+
+/// A pod's ping output out of its tagged `kubectl exec` answer (the
+/// whole answer when it carries no tag).
+fn ping_output(answer: String) -> String {
+    parse_tagged(&answer, 1)
+        .into_iter()
+        .next()
+        .map(|(_, out)| out)
+        .unwrap_or(answer)
+}
+
 /// `vxlan`: every node's agent captures on its underlay while a ring of
 /// cross-node `kubectl exec` pings runs (pod i → pod i+1).
 pub fn vxlan(
@@ -120,39 +169,17 @@ pub fn vxlan(
         .iter()
         .map(|(a, b)| (ok[*a].1.clone(), vec!["3".into(), ok[*b].2.to_string()]))
         .collect();
-    let (mut outputs, answers) = std::thread::scope(|s| {
-        let captures = s.spawn(|| {
-            on_nodes(sessions, |i, s| {
-                let node = &view.nodes.get(i)?.name;
-                let plan = plans.iter().find(|p| &p.node == node)?;
-                // No pod namespace and no target: the pings come from kubectl.
-                let args = [AGENT_PATH, "", CAPTURE_SECONDS, ""];
-                Some(
-                    script(s, VXLAN_SCRIPT, &args, Some(plan.to_json().as_bytes()))
-                        .map(|t| remote::parse_vxlan_output(&t)),
-                )
-            })
-        });
-        std::thread::sleep(PING_DELAY);
-        let answers = k.exec_all(kubectl::POD_PING_SCRIPT, &jobs);
-        let outputs: Vec<_> = captures
-            .join()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Option::flatten)
-            .collect();
-        (outputs, answers)
-    });
+    // No target: the VXLAN capture watches the underlay.
+    let (outputs, answers) =
+        capture_while_kubectl_pings(k, sessions, view, plans, VXLAN_SCRIPT, "", &jobs);
+    let mut outputs: Vec<_> = outputs
+        .into_iter()
+        .map(|o| o.map(|r| r.map(|t| remote::parse_vxlan_output(&t))))
+        .collect();
     let four = ring_pairs(&pairs, pods, ok);
     let mut ping_errors = Vec::new();
     for ((a, _), (from, _, _, _)) in pairs.iter().zip(&four) {
-        let ping = answer_of(&answers, k.node, &ok[*a].1).map(|t| {
-            parse_tagged(&t, 1)
-                .into_iter()
-                .next()
-                .map(|(_, out)| out)
-                .unwrap_or(t)
-        });
+        let ping = answer_of(&answers, k.node, &ok[*a].1).map(ping_output);
         let ping = ping.unwrap_or_else(|e| {
             ping_errors.push((from.clone(), e.clone()));
             e
@@ -260,31 +287,8 @@ pub fn egress(
         .iter()
         .map(|(_, name, _)| (name.clone(), vec!["3".into(), to.clone()]))
         .collect();
-    let (outputs, answers) = std::thread::scope(|s| {
-        let captures = s.spawn(|| {
-            on_nodes(sessions, |i, s| {
-                let node = &view.nodes.get(i)?.name;
-                let plan = plans.iter().find(|p| &p.node == node)?;
-                // No pod namespace: the pings come from kubectl.
-                let args = [AGENT_PATH, "", CAPTURE_SECONDS, to.as_str()];
-                Some(script(
-                    s,
-                    EGRESS_SCRIPT,
-                    &args,
-                    Some(plan.to_json().as_bytes()),
-                ))
-            })
-        });
-        std::thread::sleep(PING_DELAY);
-        let answers = k.exec_all(kubectl::POD_PING_SCRIPT, &jobs);
-        let outputs: Vec<_> = captures
-            .join()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Option::flatten)
-            .collect();
-        (outputs, answers)
-    });
+    let (outputs, answers) =
+        capture_while_kubectl_pings(k, sessions, view, plans, EGRESS_SCRIPT, &to, &jobs);
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for (i, name, pod_ip) in ok {
@@ -312,15 +316,7 @@ pub fn egress(
             errors.push(format!("✗ {node_name}: {e}"));
         }
         match answer_of(&answers, k.node, name) {
-            Ok(t) => {
-                out.ping = Some(
-                    parse_tagged(&t, 1)
-                        .into_iter()
-                        .next()
-                        .map(|(_, o)| o)
-                        .unwrap_or(t),
-                )
-            }
+            Ok(t) => out.ping = Some(ping_output(t)),
             Err(e) => errors.push(format!("✗ {node_name}: ping by kubectl exec: {e}")),
         }
         found.push(egress_probe(

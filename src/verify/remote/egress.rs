@@ -135,6 +135,18 @@ pub const EGRESS_METHOD: &str = "sources captured leaving each pod's node after 
 mod tests {
     use super::*;
 
+    /// The probe of `node`, number `n` of the 192.168.71.0/24 lab (pod
+    /// 10.71.n.2, node 192.168.71.10+n), pinging 192.168.71.200.
+    fn probe_of(node: &str, n: u8, out: &EgressNodeOutput) -> EgressProbe {
+        egress_probe(
+            node,
+            Ipv4Addr::new(10, 71, n, 2),
+            Ipv4Addr::new(192, 168, 71, 10 + n),
+            Ipv4Addr::new(192, 168, 71, 200),
+            out,
+        )
+    }
+
     const MASQUERADED: &str = "@route 192.168.71.200 dev eth1 src 192.168.71.11 uid 0     cache  \n\
         @ping PING 192.168.71.200 (192.168.71.200): 56 data bytes||--- 192.168.71.200 ping statistics ---|3 packets transmitted, 3 packets received, 0% packet loss|round-trip min/avg/max = 0.1/0.2/0.3 ms\n\
         @capture 0 {\"command\":\"capture\",\"node\":\"worker1\",\"icmpTo\":\"192.168.71.200\",\"seconds\":5.0,\"packets\":3,\"departures\":[{\"interface\":\"eth1\",\"src\":\"192.168.71.11\",\"packets\":3}]} \n";
@@ -152,13 +164,7 @@ mod tests {
                 packets: 3
             }])
         );
-        let p = egress_probe(
-            "worker1",
-            Ipv4Addr::new(10, 71, 1, 2),
-            Ipv4Addr::new(192, 168, 71, 11),
-            Ipv4Addr::new(192, 168, 71, 200),
-            &out,
-        );
+        let p = probe_of("worker1", 1, &out);
         assert!(p.masqueraded() && p.reply_received && p.seen_leaving_node);
     }
 
@@ -168,13 +174,7 @@ mod tests {
             .replace("\"src\":\"192.168.71.11\"", "\"src\":\"10.71.1.2\"")
             .replace("3 packets received, 0%", "0 packets received, 100%");
         let out = parse_egress_output(&text);
-        let p = egress_probe(
-            "worker1",
-            Ipv4Addr::new(10, 71, 1, 2),
-            Ipv4Addr::new(192, 168, 71, 11),
-            Ipv4Addr::new(192, 168, 71, 200),
-            &out,
-        );
+        let p = probe_of("worker1", 1, &out);
         assert_eq!(p.observed_sources, [Ipv4Addr::new(10, 71, 1, 2)]);
         assert!(!p.masqueraded() && !p.reply_received);
     }
@@ -191,13 +191,7 @@ mod tests {
             )
         );
         assert!(parse_egress_output("").departures.is_err());
-        let p = egress_probe(
-            "master",
-            Ipv4Addr::new(10, 71, 0, 2),
-            Ipv4Addr::new(192, 168, 71, 10),
-            Ipv4Addr::new(192, 168, 71, 200),
-            &out,
-        );
+        let p = probe_of("master", 0, &out);
         assert_eq!(p.node_ip, Ipv4Addr::new(192, 168, 71, 10));
         assert!(p.observed_sources.is_empty() && !p.reply_received);
     }

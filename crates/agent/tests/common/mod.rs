@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use labctl_nodeplan::{
     BridgePlan, ChainPlan, FilePlan, IptablesPlan, MacAddr, NodePlan, PeerPlan, VxlanPlan,
@@ -264,6 +264,27 @@ pub fn agent_netns(ns: &str, plan: &NodePlan, args: &[&str]) -> Run {
 }
 
 fn run_with_stdin(cmd: &mut Command, plan: &NodePlan) -> Run {
+    finish(spawn_with_stdin(cmd, plan).wait_with_output().unwrap())
+}
+
+/// Starts the agent with `--netns NS` and the plan on stdin without
+/// waiting for it: a capture that runs while the test makes traffic.
+pub fn spawn_agent_netns(ns: &str, plan: &NodePlan, args: &[&str]) -> Child {
+    spawn_with_stdin(Command::new(AGENT).args(["--netns", ns]).args(args), plan)
+}
+
+/// Waits for a capture [`spawn_agent_netns`] started; its JSON report.
+pub fn capture_report(capture: Child) -> Value {
+    let out = capture.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn spawn_with_stdin(cmd: &mut Command, plan: &NodePlan) -> Child {
     use std::io::Write;
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -277,7 +298,7 @@ fn run_with_stdin(cmd: &mut Command, plan: &NodePlan) -> Run {
         .unwrap()
         .write_all(plan.to_json().as_bytes())
         .unwrap();
-    finish(child.wait_with_output().unwrap())
+    child
 }
 
 /// The `action` of `object` in an apply report.

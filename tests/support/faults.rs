@@ -1,7 +1,8 @@
 //! The iptables commands that inject (and undo) verify's firewall faults
-//! on a flannel node, shared by the hand-built lab's probe test and the
-//! CLI fault-injection test: `op` is the iptables operation (`-A`, `-I`
-//! to inject a rule, `-D` to delete one).
+//! on a flannel node, shared by the hand-built lab's probe test, the CLI
+//! fault-injection test and the egress tests of ssh and kubeadm labs:
+//! `op` is the iptables operation (`-A`, `-I` to inject a rule, `-D` to
+//! delete one).
 
 /// flannel's jump from FORWARD to FLANNEL-FWD.
 pub fn forward_jump(op: &'static str) -> Vec<&'static str> {
