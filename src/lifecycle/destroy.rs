@@ -2,6 +2,13 @@
 //! from its state folder alone (the lab file may be gone, the lab half
 //! built). Keeps going past errors and reports them all; a lab that does not
 //! exist is "nothing to do" (exit 0), so running it twice is fine.
+//!
+//! `--forget` is for ssh labs whose hosts are gone for good: their destroy
+//! cannot reach the nodes, so it fails and keeps the state folder. Forget
+//! removes only that folder and says what may be left on the nodes. Other
+//! providers refuse it: what their labs made is on this host (namespaces,
+//! VMs and the Vagrantfile in the lab folder), and their destroy can always
+//! reach it.
 
 use std::process::ExitCode;
 
@@ -11,7 +18,7 @@ use super::{interrupt, resolve, DestroyArgs};
 use crate::exit::ExitError;
 use crate::output::GlobalOpts;
 use crate::provider::{self, progress::Progress};
-use crate::state::LabDir;
+use crate::state::{LabDir, LabState};
 
 pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     interrupt::install();
@@ -25,6 +32,9 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     }
     let _lock = dir.lock("destroy")?;
     let state = dir.load()?;
+    if args.forget {
+        return forget(&name, &dir, &state, global);
+    }
     let provider = provider::for_kind(&state.provider)?;
     let progress = Progress::new(global.quiet);
     let errors = provider.destroy(&dir, &state, &progress);
@@ -36,10 +46,53 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+    let hint = if state.provider == "ssh" {
+        format!("\nIf its hosts are gone for good, `labctl destroy --name {name} --forget` removes only labctl's record of the lab.")
+    } else {
+        String::new()
+    };
     Err(ExitError::failed(anyhow!(
-        "lab {name} was not fully removed ({} problems; its state folder {} stays, run destroy again once fixed):\n  {}",
+        "lab {name} was not fully removed ({} problems; its state folder {} stays, run destroy again once fixed):\n  {}{hint}",
         errors.len(),
         dir.path.display(),
         all.join("\n  ")
     )))
+}
+
+/// Removes the state folder of an ssh lab without reaching its nodes.
+fn forget(
+    name: &str,
+    dir: &LabDir,
+    state: &LabState,
+    global: &GlobalOpts,
+) -> anyhow::Result<ExitCode> {
+    if state.provider != "ssh" {
+        return Err(ExitError::usage(anyhow!(
+            "--forget is only for ssh labs: lab {name} ({} provider) made its nodes on this host, and `labctl destroy --name {name}` removes them",
+            state.provider
+        )));
+    }
+    dir.remove().map_err(|e| {
+        ExitError::environment(anyhow!(
+            "cannot remove the state folder {} of lab {name}: {e:#}",
+            dir.path.display()
+        ))
+    })?;
+    if !global.quiet {
+        let nodes: Vec<String> = state
+            .nodes
+            .iter()
+            .map(|(node, s)| format!("{node} ({})", s.ssh_host))
+            .collect();
+        let left = if state.kubernetes {
+            "the Kubernetes cluster"
+        } else {
+            "flannel's data plane, pods and DNS (gone at the next reboot)"
+        };
+        println!(
+            "Lab {name} forgotten: its state folder is removed; nothing was done on its nodes {}. What labctl made there stays: {left}.",
+            nodes.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,10 @@ pub struct DestroyArgs {
     /// Destroy the lab of this name (works when the lab file is gone).
     #[arg(long, conflicts_with = "lab")]
     pub name: Option<String>,
+    /// ssh labs whose hosts are gone for good: remove only labctl's record
+    /// of the lab on this host, without reaching the nodes.
+    #[arg(long)]
+    pub forget: bool,
 }
 
 /// `labctl status [LAB]`.

@@ -84,7 +84,7 @@ pub fn for_kind(kind: &str) -> Result<&'static dyn Provider> {
         "ssh" => Ok(&ssh::SshProvider),
         "vagrant" => Ok(&vagrant::VagrantProvider),
         other => Err(crate::exit::ExitError::usage(anyhow::anyhow!(
-            "the lab state names the provider {other:?}, which this labctl does not know              (netns, vagrant, ssh)"
+            "the lab state names the provider {other:?}, which this labctl does not know (netns, vagrant, ssh)"
         ))),
     }
 }

@@ -78,6 +78,12 @@ impl Drop for LabGuard {
         let out = labctl(&["destroy", "--name", &self.0]);
         if !out.status.success() {
             eprintln!("cleanup of lab {} failed:\n{}", self.0, show(&out));
+            // The hosts are namespaces the Hosts guard removes anyway; only
+            // labctl's record of the lab would outlive the test.
+            let out = labctl(&["destroy", "--name", &self.0, "--forget"]);
+            if !out.status.success() {
+                eprintln!("forgetting lab {} failed:\n{}", self.0, show(&out));
+            }
         }
     }
 }
