@@ -15,13 +15,11 @@ use support::faults::{forward_jump, postrouting_jump, vxlan_drop};
 use verify_support::{is_root, HandLab};
 
 fn skip() -> bool {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: verify probes need root (network namespaces, raw ICMP and AF_PACKET sockets)"
-        );
-        return true;
-    }
-    false
+    !is_root()
+        && !support::skip(
+            "verify_probes",
+            "verify probes need root (network namespaces, raw ICMP and AF_PACKET sockets)",
+        )
 }
 
 /// Probes everything verify probes in a netns lab (DNS aside: no server

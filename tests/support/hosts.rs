@@ -28,11 +28,11 @@ pub fn bridge_netfilter_present_or_skip(test: &str) -> bool {
     if Path::new("/proc/sys/net/bridge").is_dir() {
         return true;
     }
-    eprintln!(
-        "SKIPPED {test}: br_netfilter is not loaded on this machine, and the agent of an \
-         ssh or vagrant lab on these test hosts (which share this kernel) would load it"
-    );
-    false
+    super::skip(
+        test,
+        "br_netfilter is not loaded on this machine, and the agent of an ssh or vagrant lab \
+         on these test hosts (which share this kernel) would load it",
+    )
 }
 
 /// One host: its namespace, address and private folder.

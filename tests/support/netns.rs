@@ -21,8 +21,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 pub fn can_run(test: &str) -> bool {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED {test}: needs root (network namespaces, sshd, iptables)");
-        return false;
+        return super::skip(test, "needs root (network namespaces, sshd, iptables)");
     }
     for tool in [
         "ip",
@@ -41,8 +40,7 @@ pub fn can_run(test: &str) -> bool {
                 .is_ok_and(|o| o.status.success())
         };
         if !found {
-            eprintln!("SKIPPED {test}: {tool} is not installed (see .ci/run)");
-            return false;
+            return super::skip(test, &format!("{tool} is not installed (see .ci/run)"));
         }
     }
     true

@@ -29,10 +29,7 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(10);
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIPPED {test}: needs root to run a real sshd (privilege separation)");
-    }
-    root
+    root || super::skip(test, "needs root to run a real sshd (privilege separation)")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

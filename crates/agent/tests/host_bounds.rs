@@ -121,9 +121,9 @@ fn bridge_netfilter_sysctl_is_checked_and_set_in_the_node_namespace_only() {
     // tests nothing here (the load/unload decisions are unit tests in
     // src/bridge_nf.rs) and says so.
     if !Path::new("/proc/sys/net/bridge").is_dir() {
-        eprintln!(
-            "SKIPPED bridge_netfilter_sysctl_is_checked_and_set_in_the_node_namespace_only: \
-             br_netfilter is not loaded on this host, and a test must not load it"
+        common::skip(
+            "bridge_netfilter_sysctl_is_checked_and_set_in_the_node_namespace_only",
+            "br_netfilter is not loaded on this host, and a test must not load it",
         );
         return;
     }

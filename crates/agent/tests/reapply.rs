@@ -152,8 +152,9 @@ fn stamp_of_a_rebuilt_namespace_is_ignored() {
             .output()
             .is_err()
     {
-        eprintln!(
-            "SKIPPED stamp_of_a_rebuilt_namespace_is_ignored: needs iptables-nft and the nft tool"
+        common::skip(
+            "stamp_of_a_rebuilt_namespace_is_ignored",
+            "needs iptables-nft and the nft tool",
         );
         return;
     }
