@@ -30,26 +30,13 @@ impl Lab {
         let out = self.0.up();
         assert!(out.status.success(), "labctl up failed: {}", show(&out));
     }
-    /// `labctl --output json verify LAB` when the CLI has it wired, else the
-    /// same code through the library (`labctl::verify::verify`).
+    /// `labctl --output json verify LAB`: exit status and report.
     fn verify(&self) -> (i32, Value) {
         let out = labctl(&["--output", "json", "verify", self.0.path()]);
-        if !show(&out).contains("not implemented") {
-            let code = out.status.code().unwrap_or(-1);
-            let report: Value = serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", show(&out)));
-            return (code, report);
-        }
-        let args = labctl::verify::VerifyArgs {
-            lab: Some(self.0.file.clone()),
-            ..Default::default()
-        };
-        let report =
-            labctl::verify::verify(&args).unwrap_or_else(|e| panic!("verify could not run: {e:#}"));
-        (
-            i32::from(report.exit_status()),
-            serde_json::to_value(&report).unwrap(),
-        )
+        let code = out.status.code().unwrap_or(-1);
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", show(&out)));
+        (code, report)
     }
     fn assert_passes(&self, after: &str) {
         let (code, report) = self.verify();
@@ -85,13 +72,6 @@ fn lab() -> Option<Lab> {
     )
     .with_service_network(&format!("10.{}.0.0/16", 150 + n)));
     let out = lab.0.up();
-    if !out.status.success() && show(&out).contains("not implemented") {
-        eprintln!(
-            "SKIPPED: `labctl up` is not implemented in this build yet: {}",
-            show(&out).trim()
-        );
-        return None;
-    }
     assert!(out.status.success(), "labctl up failed: {}", show(&out));
     Some(lab)
 }

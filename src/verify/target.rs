@@ -87,9 +87,7 @@ impl Target {
             // The cluster hands out podCIDRs in its own order; `up` built
             // and saved the plans from them (plan_with_subnets).
             for plan in &mut plans {
-                let path = dir.node_dir(&plan.node).join("plan.json");
-                let saved = std::fs::read_to_string(&path).ok();
-                if let Some(saved) = saved.and_then(|t| NodePlan::from_json(&t).ok()) {
+                if let Ok(saved) = crate::provider::ssh::teardown::saved_plan(&dir, &plan.node) {
                     *plan = saved;
                 }
             }
@@ -136,9 +134,10 @@ impl Target {
         results.into_iter().unzip()
     }
 
-    /// One more SSH session to `node`, as root, commands bounded in time
-    /// (kubeadm labs: kubectl on the control plane runs over its own
-    /// session while the node sessions capture).
+    /// An SSH session to `node`, as root (VM users reach it by sudo -n),
+    /// commands bounded in time so a hung node cannot hang verify. Also
+    /// kubeadm labs' second session to the control plane, for kubectl
+    /// while the node sessions capture.
     pub fn connect_node(&self, node: &str) -> Result<Session> {
         let mut session = Session::connect(&self.endpoint(node)?, CONNECT_DEADLINE)?;
         session.set_command_timeout(Some(COMMAND_TIMEOUT));
@@ -153,20 +152,13 @@ impl Target {
             agent_version: None,
             error: None,
         };
-        let session = match self
-            .endpoint(node)
-            .and_then(|ep| Ok(Session::connect(&ep, CONNECT_DEADLINE)?))
-        {
+        let session = match self.connect_node(node) {
             Ok(s) => s,
             Err(e) => {
                 r.error = Some(format!("{e:#}"));
                 return (None, r);
             }
         };
-        let mut session = session;
-        // A hung node must not hang verify; VM users reach root by sudo -n.
-        session.set_command_timeout(Some(COMMAND_TIMEOUT));
-        session.run_as_root();
         r.reachable = true;
         match session.run(&[AGENT_PATH, "--version"], None) {
             Ok(out) if out.success() => {

@@ -21,7 +21,7 @@
 //! over it.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use labctl_nodeplan::NodePlan;
@@ -93,21 +93,9 @@ pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
     }
 }
 
-/// The folders searched for `modprobe` after PATH: sudo and non-login
-/// shells often leave /sbin out.
-const SBIN: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-
-fn modprobe_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(SBIN.iter().map(PathBuf::from))
-        .map(|d| d.join("modprobe"))
-        .find(|p| p.is_file())
-}
-
 /// `modprobe br_netfilter`.
 fn load() -> Result<(), String> {
-    let modprobe = modprobe_path().ok_or_else(|| {
+    let modprobe = crate::iptables::which("modprobe").ok_or_else(|| {
         format!(
             "cannot load kernel module {MODULE}: `modprobe` is not installed (package kmod); \
              without the module a pod's DNS reply from a DNS pod on the same node is dropped"

@@ -95,12 +95,6 @@ pub fn run(node: &str, to: Ipv4Addr, seconds: f64, max: Option<u64>) -> Result<I
         packets += 1;
         *seen.entry((from.sll_ifindex as u32, src)).or_default() += 1;
     }
-    let name = |index: u32| {
-        k.links
-            .iter()
-            .find(|l| l.index == index)
-            .map_or_else(|| format!("if{index}"), |l| l.name.clone())
-    };
     Ok(IcmpCaptureReport {
         command: "capture",
         node: node.to_string(),
@@ -110,7 +104,7 @@ pub fn run(node: &str, to: Ipv4Addr, seconds: f64, max: Option<u64>) -> Result<I
         departures: seen
             .into_iter()
             .map(|((index, src), packets)| Departure {
-                interface: name(index),
+                interface: k.link_name(index),
                 src,
                 packets,
             })

@@ -42,10 +42,15 @@ pub struct ChainState {
     pub jumps: Vec<String>,
 }
 
-/// Finds `name` in PATH.
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+/// The folders searched after PATH: sudo and non-login shells often
+/// leave /sbin out.
+const SBIN: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// Finds the program `name` in PATH, then in the sbin and bin folders.
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(SBIN.iter().map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }

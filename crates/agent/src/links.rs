@@ -322,9 +322,7 @@ fn converge_addresses(
 ) {
     // The device may have just been (re)created, so its index is read
     // fresh, but only when there is an address to change.
-    let index = if mode == Mode::Apply
-        && (current.iter().any(|n| *n != want) || !current.contains(&want))
-    {
+    let index = if mode == Mode::Apply && current != [want] {
         index_of(dev)
     } else {
         None
@@ -361,9 +359,15 @@ fn converge_addresses(
     }
 }
 
-/// The index of device `name`, read fresh from the kernel.
+/// The index of device `name`, read fresh from the kernel (links only:
+/// no address dump).
 pub fn index_of(name: &str) -> Option<u32> {
-    Kernel::read_links().ok()?.link(name).map(|l| l.index)
+    let mut socket = crate::dump::DumpSocket::open().ok()?;
+    crate::decode::dump_links(&mut socket)
+        .ok()?
+        .into_iter()
+        .find(|l| l.name == name)
+        .map(|l| l.index)
 }
 
 /// Runs `ops` in order; the first failure marks `object` failed.

@@ -20,7 +20,11 @@ fn path(key: &str) -> String {
 /// the plan wants the module that makes it (then its absence is a
 /// difference `check` reports).
 pub fn wanted(plan: &NodePlan) -> Vec<&'static str> {
-    wanted_given(plan.bridge_netfilter, crate::bridge_nf::present())
+    // The stat of /proc only when the plan does not decide it already.
+    wanted_given(
+        plan.bridge_netfilter,
+        plan.bridge_netfilter || crate::bridge_nf::present(),
+    )
 }
 
 fn wanted_given(bridge_netfilter: bool, module_present: bool) -> Vec<&'static str> {

@@ -54,8 +54,11 @@ pub fn replace_insecure_keys(
     let lab_pub = std::fs::read_to_string(lab_key.with_extension("pub"))
         .with_context(|| format!("cannot read the lab's public key {}.pub", lab_key.display()))?;
     let lab_pub = lab_pub.trim();
+    // Every machine names the same staged files: one ssh-keygen per file.
+    let files: std::collections::BTreeSet<&PathBuf> =
+        swaps.iter().flat_map(|s| &s.insecure_keys).collect();
     let mut blobs = Vec::new();
-    for key in swaps.iter().flat_map(|s| &s.insecure_keys) {
+    for key in files {
         let blob = public_blob(key)?;
         if !blobs.contains(&blob) {
             blobs.push(blob);
@@ -74,26 +77,19 @@ pub fn replace_insecure_keys(
             swap_node(dir, state, name, keys, stdin.as_bytes())
         })
     });
-    let errors: Vec<String> = results
-        .into_iter()
-        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow!(errors.join("\n")))
-    }
+    // Keeps each error's kind (Ctrl-C, environment) for the exit status.
+    crate::lifecycle::up::fail_with_all(results.into_iter().filter_map(Result::err).collect())
 }
 
 /// Logs in with the first insecure key the machine accepts and swaps;
-/// returns false when it accepts none (already swapped).
+/// does nothing when it accepts none (swapped by an earlier `up`).
 fn swap_node(
     dir: &LabDir,
     state: &LabState,
     node: &str,
     insecure_keys: &[PathBuf],
     stdin: &[u8],
-) -> Result<bool> {
+) -> Result<()> {
     let base = nodes::endpoint(dir, state, node)?;
     for key in insecure_keys {
         let ep = Endpoint {
@@ -112,13 +108,13 @@ fn swap_node(
                             base.user
                         )
                     })?;
-                return Ok(true);
+                return Ok(());
             }
             Err(SshError::Auth { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(false)
+    Ok(())
 }
 
 /// The base64 blob of a private key's public half (`ssh-keygen -y`): the

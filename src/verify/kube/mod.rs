@@ -55,39 +55,39 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
         .iter()
         .find(|n| n.control_plane)
         .map_or("the control plane", |n| n.name.as_str());
+    // Opened only for the checks below that use it; its error stands for
+    // every kubectl command they would have run.
     let session: Result<Session, String> = if needs_pods || wants(CheckId::Kubernetes) {
         target
             .connect_node(cp)
             .map_err(|e| format!("{cp}: cannot open an SSH session to run kubectl: {e:#}"))
     } else {
-        Err("not needed".into())
+        Err("no check needs kubectl".into())
     };
-    let k = session.as_ref().ok().map(|s| Kubectl {
+    let k: Result<Kubectl, &String> = session.as_ref().map(|s| Kubectl {
         session: s,
         node: cp,
     });
 
     if wants(CheckId::Kubernetes) {
         let t = Instant::now();
-        ev.kubernetes = Some(match (&k, &session) {
-            (Some(k), _) => kube_evidence(k, view),
-            (None, Err(e)) => KubeEvidence {
-                errors: vec![e.clone()],
+        ev.kubernetes = Some(match &k {
+            Ok(k) => kube_evidence(k, view),
+            Err(e) => KubeEvidence {
+                errors: vec![(*e).clone()],
                 ..Default::default()
             },
-            (None, Ok(_)) => KubeEvidence::default(),
         });
         // Printed last, in check order; timed here where the work is.
         results.push(checks::kubernetes(view, &ev).timed(t));
     }
 
     if needs_pods {
-        let _cleanup = k.as_ref().map(Cleanup);
+        let _cleanup = k.as_ref().ok().map(Cleanup);
         let t = Instant::now();
-        ev.pods = match (&k, &session) {
-            (Some(k), _) => create_pods(k, view),
-            (None, Err(e)) => failed_pods(view, e),
-            (None, Ok(_)) => failed_pods(view, "no kubectl session"),
+        ev.pods = match &k {
+            Ok(k) => create_pods(k, view),
+            Err(e) => failed_pods(view, e),
         };
         if wants(CheckId::Pods) {
             results.push(checks::pods(view, &ev).timed(t));
@@ -100,7 +100,7 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
                 "no pod is running to probe from (see the pods check)",
             )
         };
-        if let Some(k) = k.as_ref().filter(|_| !ok.is_empty()) {
+        if let Some(k) = k.as_ref().ok().filter(|_| !ok.is_empty()) {
             if wants(CheckId::PodMesh) {
                 let t = Instant::now();
                 let matrix = mesh(k, &ev.pods, &ok);
