@@ -130,6 +130,7 @@ pub fn diagnose(lab: &LabView, ev: &Evidence) -> Vec<Diagnosis> {
     vxlan_blocked(lab, ev, &mut out);
     checksum_offload(ev, &mut out);
     busybox_nslookup(ev, &mut out);
+    pod_resolv_conf(lab, ev, &mut out);
     image_pull(ev, &mut out);
     other_drift(ev, &mut out);
     unreachable(ev, &mut out);
@@ -697,6 +698,31 @@ fn busybox_nslookup(ev: &Evidence, out: &mut Vec<Diagnosis>) {
             ));
         }
         out.push(d);
+    }
+}
+
+/// A pod whose failed lookup went to servers other than the cluster DNS
+/// service: its own /etc/resolv.conf (kubelet's, or on netns labs
+/// /etc/netns/<pod>/resolv.conf) does not name the service IP.
+fn pod_resolv_conf(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
+    let service = lab.dns_service_ip;
+    for p in ev.dns.iter().filter(|p| !p.ok) {
+        if p.nameservers.is_empty() || p.nameservers.contains(&service) {
+            continue;
+        }
+        let named: Vec<String> = p.nameservers.iter().map(Ipv4Addr::to_string).collect();
+        let named = named.join(", ");
+        out.push(
+            Diagnosis::new(
+                "pod-resolv-conf",
+                format!("the pod on {} asks {named} for names, not the cluster DNS service {service}: its /etc/resolv.conf is wrong", p.node),
+                format!("`labctl up` rewrites the pod's resolv.conf (nameserver {service}, the cluster search list, ndots:5), as kubelet writes it for ClusterFirst pods; look with `labctl exec {} -- cat /etc/netns/<pod>/resolv.conf` on netns and network-only labs", p.node),
+                &[CheckId::Dns],
+            )
+            .on(&p.node)
+            .by_up()
+            .with(format!("{}: resolv.conf nameserver {named}; nslookup {} failed", p.node, p.query)),
+        );
     }
 }
 

@@ -146,6 +146,8 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let existing = read_lease(&lease_path(plan, name));
     if let Some(pod) = &existing {
         if netns::open(&ns).is_some() && k.link(&veth).is_some() {
+            // The pod stands; its resolv.conf is a file anyone may edit.
+            ensure_resolv_conf(plan, &ns)?;
             return Ok(pod.clone());
         }
     }
@@ -178,9 +180,7 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
         Ipv4Net::new(ip, plan.subnet.prefix_len()).map_err(|e| failed("bad pod address", e))?;
     let gateway = plan.bridge.address.addr();
     let mac = netns::run_in(&fd, move || configure_inside(addr, gateway))?;
-    let resolv = resolv_dir(&ns).join("resolv.conf");
-    let created = files::write_atomic(&resolv, &resolv_conf(plan), 0o644)?;
-    files::remember_dirs(Path::new(&plan.state_dir), &created)?;
+    ensure_resolv_conf(plan, &ns)?;
     let pod = Pod {
         name: name.to_string(),
         namespace: ns,
@@ -191,6 +191,17 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let json = serde_json::to_string_pretty(&pod).map_err(|e| failed("cannot encode lease", e))?;
     files::write_atomic(&lease_path(plan, name), &json, 0o644)?;
     Ok(pod)
+}
+
+/// Writes the pod's resolv.conf unless it already holds [`resolv_conf`].
+fn ensure_resolv_conf(plan: &NodePlan, ns: &str) -> Result<()> {
+    let resolv = resolv_dir(ns).join("resolv.conf");
+    let wanted = resolv_conf(plan);
+    if fs::read_to_string(&resolv).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    let created = files::write_atomic(&resolv, &wanted, 0o644)?;
+    files::remember_dirs(Path::new(&plan.state_dir), &created)
 }
 
 /// Inside the pod: loopback up, eth0 addressed and up, default route.

@@ -352,6 +352,7 @@ fn newer_busybox_nxdomain_for_short_names() {
         nxdomain: true,
         timed_out: false,
         busybox: Some(v),
+        nameservers: vec![Ipv4Addr::new(10, 96, 0, 10)],
         ok: false,
     };
     ev.dns.push(probe((1, 28, 4)));
@@ -360,6 +361,42 @@ fn newer_busybox_nxdomain_for_short_names() {
     let d = diagnose(&lab3(), &ev);
     assert_eq!(causes(&d), ["busybox-nslookup"]);
     assert!(d[0].message.contains("1.36.1"));
+}
+
+#[test]
+fn a_pod_resolv_conf_without_the_dns_service_names_its_node() {
+    let mut ev = Evidence::default();
+    let probe = |node: &str, nameservers: Vec<Ipv4Addr>, ok: bool| DnsProbe {
+        node: node.into(),
+        query: "kubernetes.default".into(),
+        server: None,
+        addresses: vec![],
+        nxdomain: false,
+        timed_out: !ok,
+        busybox: Some((1, 28, 4)),
+        nameservers,
+        ok,
+    };
+    let service = Ipv4Addr::new(10, 96, 0, 10);
+    let wrong = Ipv4Addr::new(10, 96, 0, 99);
+    ev.dns.push(probe("master", vec![service], true));
+    // Failing with the right server is not this cause; nor is a pod whose
+    // resolv.conf was not read.
+    ev.dns.push(probe("worker1", vec![service], false));
+    ev.dns.push(probe("worker2", vec![], false));
+    assert!(!causes(&diagnose(&lab3(), &ev)).contains(&"pod-resolv-conf"));
+    ev.dns[2].nameservers = vec![wrong];
+    let d = diagnose(&lab3(), &ev);
+    let found: Vec<_> = d.iter().filter(|d| d.cause == "pod-resolv-conf").collect();
+    assert_eq!(found.len(), 1, "{d:#?}");
+    assert_eq!(found[0].node.as_deref(), Some("worker2"));
+    assert!(
+        found[0].message.contains("10.96.0.99"),
+        "{}",
+        found[0].message
+    );
+    assert!(found[0].fix.contains("labctl up"), "{}", found[0].fix);
+    assert!(found[0].repaired_by_up);
 }
 
 #[test]

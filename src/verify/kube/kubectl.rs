@@ -37,10 +37,11 @@ for ip in "$@"; do
 done
 wait"#;
 
-/// In a busybox pod: its busybox version, then `nslookup
-/// kubernetes.default` through the pod's resolv.conf (the cluster DNS
-/// service IP).
+/// In a busybox pod: its busybox version, its resolv.conf's `@nameserver`
+/// lines, then `nslookup kubernetes.default` through that resolv.conf (the
+/// cluster DNS service IP).
 pub const POD_DNS_SCRIPT: &str = r#"printf '@version %s\n' "$(busybox 2>/dev/null | head -n 1)"
+sed -n 's/^nameserver[[:space:]]*/@nameserver /p' /etc/resolv.conf
 nslookup kubernetes.default 2>&1"#;
 
 /// In a busybox pod: the MTU of its eth0.

@@ -369,7 +369,18 @@ pub(crate) fn dns_probe(node: &str, text: &str, view: &LabView) -> DnsProbe {
         .lines()
         .find_map(|l| l.strip_prefix("@version "))
         .and_then(parse::parse_busybox_version);
-    let a = parse::parse_nslookup(text);
+    let nameservers = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("@nameserver "))
+        .filter_map(|ip| ip.trim().parse().ok())
+        .collect();
+    // The @ lines are ours; nslookup's answer is the rest.
+    let answer: String = text
+        .lines()
+        .filter(|l| !l.starts_with('@'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let a = parse::parse_nslookup(&answer);
     DnsProbe {
         node: node.to_string(),
         query: "kubernetes.default".into(),
@@ -379,6 +390,7 @@ pub(crate) fn dns_probe(node: &str, text: &str, view: &LabView) -> DnsProbe {
         nxdomain: a.nxdomain,
         timed_out: a.timed_out || (a.server.is_none() && !a.nxdomain),
         busybox: version,
+        nameservers,
     }
 }
 
