@@ -44,9 +44,11 @@ impl Provider for VagrantProvider {
         "vagrant"
     }
 
-    fn preflight(&self, _lab: &Lab, _dir: &LabDir, _install_deps: bool) -> Result<()> {
+    fn preflight(&self, lab: &Lab, dir: &LabDir, _install_deps: bool) -> Result<()> {
         // Any existing folder will do: the lab's does not exist yet.
-        Vagrant::new(std::env::temp_dir()).version().map(|_| ())
+        Vagrant::new(std::env::temp_dir()).version()?;
+        // On WSL, what would make `vagrant up` wait 15 minutes for nothing.
+        crate::wsl::check_host(lab.provider.vagrant_provider, &dir.path)
     }
 
     fn create(
