@@ -195,50 +195,88 @@ pub fn pod_ip(report: &Value, subnet: ipnet::Ipv4Net) -> Option<Ipv4Addr> {
 /// The nat chain that makes the DNS service IP work on a node, the way
 /// kube-proxy programs a ClusterIP, in `iptables -S` form.
 pub const SERVICES_CHAIN: &str = "LABCTL-SERVICES";
+/// The nat chain that masquerades what [`SERVICES_CHAIN`] marked, as
+/// kube-proxy's KUBE-POSTROUTING does.
+pub const HAIRPIN_CHAIN: &str = "LABCTL-POSTROUTING";
+/// kube-proxy's masquerade mark: flannel's first FLANNEL-POSTRTG rule
+/// returns on it, leaving such packets to kube-proxy's (here: our) rule.
+const MASQ_MARK: &str = "0x4000/0x4000";
 
+/// Per protocol: traffic from the DNS pod to its own service is marked for
+/// masquerade (hairpin: without it the reply would come from the pod's own
+/// address and be dropped), then everything to the service is DNATed.
 fn services_rules(dns_service: Ipv4Addr, dns_pod: Ipv4Addr) -> Vec<String> {
+    let comment = "-m comment --comment \"kube-system/kube-dns:dns cluster IP\"";
     ["udp", "tcp"]
         .iter()
-        .map(|proto| {
-            format!(
-                "-A {SERVICES_CHAIN} -d {dns_service}/32 -p {proto} -m comment --comment \"kube-system/kube-dns:dns cluster IP\" -m {proto} --dport 53 -j DNAT --to-destination {dns_pod}:53"
-            )
+        .flat_map(|proto| {
+            let service = format!("-d {dns_service}/32 -p {proto} {comment} -m {proto} --dport 53");
+            [
+                format!(
+                    "-A {SERVICES_CHAIN} -s {dns_pod}/32 {service} -j MARK --set-xmark {MASQ_MARK}"
+                ),
+                format!("-A {SERVICES_CHAIN} {service} -j DNAT --to-destination {dns_pod}:53"),
+            ]
         })
         .collect()
 }
 
+fn hairpin_rules() -> Vec<String> {
+    vec![format!(
+        "-A {HAIRPIN_CHAIN} -m mark --mark {MASQ_MARK} -j MASQUERADE"
+    )]
+}
+
 const SHOW_SERVICES: &str = "iptables -w -t nat -S LABCTL-SERVICES 2>/dev/null; echo ---; \
-     iptables -w -t nat -S PREROUTING; echo ---; iptables -w -t nat -S OUTPUT";
+     iptables -w -t nat -S LABCTL-POSTROUTING 2>/dev/null; echo ---; \
+     iptables -w -t nat -S PREROUTING; echo ---; iptables -w -t nat -S OUTPUT; echo ---; \
+     iptables -w -t nat -S POSTROUTING";
 
 const APPLY_SERVICES: &str = "set -e; iptables-restore -w --noflush; \
      for c in PREROUTING OUTPUT; do \
        iptables -w -t nat -C $c -j LABCTL-SERVICES 2>/dev/null || iptables -w -t nat -A $c -j LABCTL-SERVICES; \
-     done";
+     done; \
+     iptables -w -t nat -C POSTROUTING -j LABCTL-POSTROUTING 2>/dev/null || iptables -w -t nat -A POSTROUTING -j LABCTL-POSTROUTING";
+
+/// Whether `iptables -S` output (SHOW_SERVICES's five parts) already holds
+/// these chains and every jump to them.
+fn services_in_place(shown: &str, services: &[String], hairpin: &[String]) -> bool {
+    let parts: Vec<&str> = shown.split("---\n").collect();
+    let rules = |i: usize| -> Vec<&str> {
+        parts
+            .get(i)
+            .map(|p| p.lines().filter(|l| l.starts_with("-A ")).collect())
+            .unwrap_or_default()
+    };
+    let jumps = |i: usize, chain: &str| {
+        let jump = format!("-j {chain}");
+        rules(i).iter().any(|l| l.ends_with(&jump))
+    };
+    rules(0) == services.iter().map(String::as_str).collect::<Vec<_>>()
+        && rules(1) == hairpin.iter().map(String::as_str).collect::<Vec<_>>()
+        && jumps(2, SERVICES_CHAIN)
+        && jumps(3, SERVICES_CHAIN)
+        && jumps(4, HAIRPIN_CHAIN)
+}
 
 /// Makes the node's LABCTL-SERVICES chain DNAT the DNS service IP (udp and
-/// tcp 53) to the DNS pod. Returns true when it changed something.
+/// tcp 53) to the DNS pod, and LABCTL-POSTROUTING masquerade the DNS pod's
+/// hairpin traffic. Returns true when it changed something.
 pub fn ensure_services(
     session: &Session,
     dns_service: Ipv4Addr,
     dns_pod: Ipv4Addr,
 ) -> Result<bool> {
-    let rules = services_rules(dns_service, dns_pod);
+    let services = services_rules(dns_service, dns_pod);
+    let hairpin = hairpin_rules();
     let shown = session.run_shell(SHOW_SERVICES)?.stdout_text();
-    let mut parts = shown.split("---\n");
-    let chain: Vec<&str> = parts
-        .next()
-        .unwrap_or("")
-        .lines()
-        .filter(|l| l.starts_with("-A "))
-        .collect();
-    let jump = format!("-j {SERVICES_CHAIN}");
-    let jumps_ok = parts.all(|p| p.lines().any(|l| l.ends_with(&jump)));
-    if jumps_ok && chain == rules.iter().map(String::as_str).collect::<Vec<_>>() {
+    if services_in_place(&shown, &services, &hairpin) {
         return Ok(false);
     }
     let payload = format!(
-        "*nat\n:{SERVICES_CHAIN} - [0:0]\n{}\nCOMMIT\n",
-        rules.join("\n")
+        "*nat\n:{SERVICES_CHAIN} - [0:0]\n:{HAIRPIN_CHAIN} - [0:0]\n{}\n{}\nCOMMIT\n",
+        services.join("\n"),
+        hairpin.join("\n")
     );
     session.run_ok(&["sh", "-c", APPLY_SERVICES], Some(payload.as_bytes()))?;
     Ok(true)

@@ -145,8 +145,10 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let veth = host_veth(&ns);
     let existing = read_lease(&lease_path(plan, name));
     if let Some(pod) = &existing {
-        if netns::open(&ns).is_some() && k.link(&veth).is_some() {
-            // The pod stands; its resolv.conf is a file anyone may edit.
+        if let (Some(_), Some(port)) = (netns::open(&ns), k.link(&veth)) {
+            // The pod stands; its port's hairpin flag and its resolv.conf
+            // are things anyone may change.
+            set_hairpin(&nl, port.index, name)?;
             ensure_resolv_conf(plan, &ns)?;
             return Ok(pod.clone());
         }
@@ -176,6 +178,12 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
             e,
         )
     })?;
+    let port = Kernel::read_links()
+        .map_err(|e| failed("cannot read links", e))?
+        .link(&veth)
+        .map(|l| l.index)
+        .ok_or_else(|| AgentError::Failed(format!("veth {veth} of pod {name} vanished")))?;
+    set_hairpin(&nl, port, name)?;
     let addr =
         Ipv4Net::new(ip, plan.subnet.prefix_len()).map_err(|e| failed("bad pod address", e))?;
     let gateway = plan.bridge.address.addr();
@@ -191,6 +199,16 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let json = serde_json::to_string_pretty(&pod).map_err(|e| failed("cannot encode lease", e))?;
     files::write_atomic(&lease_path(plan, name), &json, 0o644)?;
     Ok(pod)
+}
+
+/// Hairpin on the pod's bridge port, as the CNI bridge plugin sets it.
+fn set_hairpin(nl: &Netlink, port: u32, pod: &str) -> Result<()> {
+    nl.run(nlops::set_bridge_port_hairpin(port)).map_err(|e| {
+        failed(
+            format!("cannot set hairpin mode on pod {pod}'s bridge port"),
+            e,
+        )
+    })
 }
 
 /// Writes the pod's resolv.conf unless it already holds [`resolv_conf`].
