@@ -121,9 +121,3 @@ pub fn expected_render_files(workers: &[&str], nodes: &[&str]) -> BTreeSet<Strin
     }
     out
 }
-
-/// True when tests run in CI (`CI=true`): a test that cannot run there
-/// must fail instead of skipping.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
