@@ -15,6 +15,7 @@ pub mod hostcmd;
 pub mod kubeadm;
 pub mod labfile;
 pub mod lifecycle;
+pub mod names;
 pub mod output;
 pub mod paths;
 pub mod provider;
