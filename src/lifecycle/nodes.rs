@@ -22,12 +22,14 @@ pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
 /// How long `up` keeps trying to reach a node that is starting.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 
-/// The SSH endpoint of `node`.
+/// The SSH endpoint of `node`; a word that is no node of the lab (as typed
+/// after `ssh` or `exec`) is refused with exit 2, quoted, with the lab's nodes.
 pub fn endpoint(dir: &LabDir, state: &LabState, node: &str) -> Result<Endpoint> {
     let n = state.nodes.get(node).ok_or_else(|| {
         crate::exit::ExitError::usage(anyhow!(
-            "lab {} has no node {node} (nodes: {})",
+            "lab {} has no node {} (nodes: {})",
             state.name,
+            crate::names::quoted(node),
             state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
