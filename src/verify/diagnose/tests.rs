@@ -151,6 +151,9 @@ fn missing_and_stale_peer_entries_name_node_and_peer() {
     assert_eq!(d[1].peer.as_deref(), Some("worker1"));
     assert!(d[1].fix.contains("lladdr 0e:fa:0a:f4:01:00"));
     assert_eq!(d[2].peer, None);
+    assert!(d[2]
+        .fix
+        .contains("bridge fdb del 0e:00:00:00:00:99 dev flannel.1 self"));
     assert_eq!(d[3].peer.as_deref(), Some("master"));
     assert!(d[3].fix.contains("dst 192.168.56.10"));
 }
@@ -204,6 +207,49 @@ fn postrouting_jump_from_drift_or_from_egress() {
     assert_eq!(d[0].node.as_deref(), Some("master"));
     assert_eq!(d[1].node.as_deref(), Some("worker1"));
     assert!(d[1].evidence[0].contains("saw source 10.244.1.2"));
+}
+
+#[test]
+fn iptables_differences_are_told_apart_by_kind_and_table() {
+    let chain = |table: &str, name: &str| {
+        Difference::new(
+            ObjectKind::Chain,
+            format!("iptables -t {table} {name}"),
+            name,
+        )
+        .table(table)
+    };
+    let mut ev = Evidence::default();
+    // FLANNEL-POSTRTG's rules differ: drift, not a missing jump.
+    ev.drift.push(drift(
+        "worker1",
+        chain("nat", "FLANNEL-POSTRTG"),
+        None,
+        Some("-A FLANNEL-POSTRTG -j RETURN"),
+    ));
+    assert_eq!(causes(&diagnose(&lab3(), &ev)), ["drift"]);
+    // FLANNEL-FWD differs on a node whose FORWARD drops: forward-drop,
+    // with the difference as evidence.
+    let mut ev = Evidence::default();
+    ev.firewall.insert(
+        "worker2".into(),
+        parse_iptables("-P FORWARD DROP\n-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD\n", 8472),
+    );
+    ev.drift.push(drift(
+        "worker2",
+        chain("filter", "FLANNEL-FWD"),
+        Some("-A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT"),
+        None,
+    ));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["forward-drop"]);
+    assert!(
+        d[0].evidence
+            .iter()
+            .any(|e| e.starts_with("worker2: iptables -t filter FLANNEL-FWD: expected")),
+        "{:?}",
+        d[0].evidence
+    );
 }
 
 #[test]
