@@ -7,7 +7,9 @@
 mod common;
 
 use common::*;
-use labctl_nodeplan::report::{Action, ObjectKind, PodAddReport, PodDelReport, TeardownReport};
+use labctl_nodeplan::report::{
+    Action, ObjectKind, PodAddReport, PodDelReport, ShowReport, TeardownReport,
+};
 
 fn lab(test: &str, peers: u32) -> (Netns, TempDir, labctl_nodeplan::NodePlan, Vec<NodeSpec>) {
     let p = prefix(test);
@@ -157,6 +159,39 @@ fn apply_builds_the_reference_node_and_reapply_changes_nothing() {
     );
     assert_eq!(mode & 0o7777, 0o644);
     assert_eq!(nsh(n, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+
+    // `show` tells the same state, typed.
+    let shown = agent(n, &plan, &["show"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let shown: ShowReport = shown.report();
+    assert_eq!(shown.underlay.as_deref(), Some("eth1"));
+    let vx = shown.vxlan.as_ref().expect("flannel.1 shown");
+    assert_eq!(vx.addresses, ["10.244.0.0/32"]);
+    assert!(
+        vx.link
+            .starts_with("vxlan id 1 local 192.168.56.10 dev eth1"),
+        "{}",
+        vx.link
+    );
+    let br = shown.bridge.as_ref().expect("cni0 shown");
+    assert_eq!((br.kind.as_str(), br.mtu, br.up), ("bridge", 1450, true));
+    assert!(shown
+        .routes
+        .contains(&"10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink".to_string()));
+    assert_eq!(
+        (shown.neighbours.len(), shown.fdb.len()),
+        (2, 2),
+        "{shown:#?}"
+    );
+    assert!(shown.iptables.error.is_none());
+    assert!(shown.iptables.nat.contains(
+        &"-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG".to_string()
+    ));
+    assert_eq!(shown.sysctls["net.ipv4.ip_forward"].as_deref(), Some("1"));
+    assert_eq!(
+        shown.files[&format!("{}/run/flannel/subnet.env", dir.path())].as_deref(),
+        Some(env.as_str())
+    );
 
     let again = agent(n, &plan, &["apply"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
