@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use labctl_nodeplan::report::{self, AgentReport};
 use labctl_nodeplan::NodePlan;
-use serde_json::Value;
 
-use crate::ssh::{Endpoint, Session};
+use crate::ssh::{Endpoint, Output, Session};
 use crate::state::{LabDir, LabState};
 
 /// Where the agent binary lives on a node. On a netns node /run/labctl-agent
@@ -129,69 +129,40 @@ pub fn ensure_agent(session: &Session) -> Result<bool> {
     )?)
 }
 
-/// Runs an agent command with the node's plan on stdin and returns its JSON
-/// report. A non-zero exit is an error naming the command, with the
-/// report's errors and stderr.
-pub fn agent(session: &Session, plan: &NodePlan, args: &[&str]) -> Result<Value> {
+/// Runs an agent command with the node's plan on stdin and decodes its
+/// report (a `T`: version and command checked). A non-zero exit is an
+/// error naming the node and the command, with the report's errors or
+/// stderr.
+pub fn agent<T: AgentReport>(session: &Session, plan: &NodePlan, args: &[&str]) -> Result<T> {
+    let out = agent_run::<T>(session, plan, args)?;
+    Ok(report::decode(&plan.node, &out.stdout_text())?)
+}
+
+/// Runs an agent command like [`agent`] but reads its report only when it
+/// fails: for `teardown`, which must work with whatever agent a node has.
+pub fn agent_run<T: AgentReport>(
+    session: &Session,
+    plan: &NodePlan,
+    args: &[&str],
+) -> Result<Output> {
     let mut argv = vec![AGENT_PATH];
     argv.extend_from_slice(args);
     let out = session.run(&argv, Some(plan.to_json().as_bytes()))?;
-    let report: Option<Value> = serde_json::from_slice(&out.stdout).ok();
     if out.success() {
-        return report
-            .ok_or_else(|| anyhow!("`labctl-agent {}` printed no JSON report", args.join(" ")));
+        return Ok(out);
     }
-    let errors = report
-        .as_ref()
-        .and_then(|r| r.get("errors"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+    let errors = report::decode::<T>(&plan.node, &out.stdout_text())
+        .ok()
+        .map(|r| r.errors().join("; "))
         .filter(|s| !s.is_empty());
     let stderr = out.stderr_text();
     let detail = errors.unwrap_or_else(|| stderr.trim().to_string());
     Err(anyhow!(
-        "`labctl-agent {}` failed with exit status {}: {detail}",
+        "`labctl-agent {}` on node {} failed with exit status {}: {detail}",
         args.join(" "),
+        plan.node,
         out.status
     ))
-}
-
-/// Objects an `apply` report says it created, updated or removed.
-pub fn changes(report: &Value) -> u64 {
-    ["created", "updated", "removed"]
-        .iter()
-        .filter_map(|k| report.get(*k).and_then(Value::as_u64))
-        .sum()
-}
-
-/// The pod's IPv4 address from a `pod add` report: the first string value
-/// (searched depth-first) that is an address or CIDR inside `subnet`.
-pub fn pod_ip(report: &Value, subnet: ipnet::Ipv4Net) -> Option<Ipv4Addr> {
-    match report {
-        Value::String(s) => {
-            let addr = s.split('/').next()?.parse::<Ipv4Addr>().ok()?;
-            (subnet.contains(&addr)
-                && addr != subnet.network()
-                && Some(addr) != subnet.hosts().next())
-            .then_some(addr)
-        }
-        Value::Array(items) => items.iter().find_map(|v| pod_ip(v, subnet)),
-        Value::Object(map) => {
-            // Prefer explicit address keys, then anything else.
-            let preferred = ["ip", "address", "podIP", "podIp"];
-            preferred
-                .iter()
-                .filter_map(|k| map.get(*k))
-                .chain(map.values())
-                .find_map(|v| pod_ip(v, subnet))
-        }
-        _ => None,
-    }
 }
 
 /// The nat chain that makes the DNS service IP work on a node, the way
@@ -282,28 +253,4 @@ pub fn ensure_services(
     );
     session.run_ok(&["sh", "-c", APPLY_SERVICES], Some(payload.as_bytes()))?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pod_ip_is_found_in_reports() {
-        let subnet: ipnet::Ipv4Net = "10.244.1.0/24".parse().unwrap();
-        let r = serde_json::json!({"node": "w1", "pod": {"name": "busybox", "ip": "10.244.1.2/24", "gateway": "10.244.1.1"}});
-        assert_eq!(pod_ip(&r, subnet), Some("10.244.1.2".parse().unwrap()));
-        let r = serde_json::json!({"gateway": "10.244.1.1", "address": "10.244.1.7"});
-        assert_eq!(pod_ip(&r, subnet), Some("10.244.1.7".parse().unwrap()));
-        assert_eq!(
-            pod_ip(&serde_json::json!({"x": "192.168.56.10"}), subnet),
-            None
-        );
-    }
-
-    #[test]
-    fn change_count_sums_report_counters() {
-        let r = serde_json::json!({"created": 2, "updated": 1, "removed": 0, "unchanged": 9});
-        assert_eq!(changes(&r), 3);
-    }
 }

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
+use labctl_nodeplan::report::{PodAddReport, PodDelReport};
 use labctl_nodeplan::NodePlan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,9 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{describe_io, failed, AgentError, Result};
 use crate::netlink::Netlink;
 use crate::observe::Kernel;
+use crate::report::header;
 use crate::{files, netns, nlops};
 
-/// What `pod add` reports (and stores as the pod's lease).
+/// A pod's lease, stored in the state folder (what `pod add` reports).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Pod {
     pub name: String,
@@ -27,6 +29,35 @@ pub struct Pod {
     pub ip: Ipv4Addr,
     pub mac: String,
     pub node: String,
+}
+
+impl Pod {
+    /// `pod add`'s report of this pod.
+    pub fn report(self) -> PodAddReport {
+        let (report_version, command) = header::<PodAddReport>();
+        PodAddReport {
+            report_version,
+            command,
+            node: self.node,
+            name: self.name,
+            namespace: self.namespace,
+            ip: self.ip,
+            mac: self.mac,
+        }
+    }
+}
+
+/// `pod del`'s report: what was removed.
+pub fn del_report(plan: &NodePlan, name: &str, removed: Vec<String>) -> PodDelReport {
+    let (report_version, command) = header::<PodDelReport>();
+    PodDelReport {
+        report_version,
+        command,
+        node: plan.node.clone(),
+        name: name.to_string(),
+        namespace: namespace(plan, name),
+        removed,
+    }
 }
 
 fn pods_dir(plan: &NodePlan) -> PathBuf {

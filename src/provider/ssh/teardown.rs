@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use labctl_nodeplan::report::TeardownReport;
 use labctl_nodeplan::NodePlan;
 
 use super::dns;
@@ -56,7 +57,7 @@ pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
 /// mount points in and on it for whoever mounted them (see
 /// `REMOVE_FILES`), so any error it reports is a failure.
 fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
-    nodes::agent(session, plan, &["teardown"])
+    nodes::agent_run::<TeardownReport>(session, plan, &["teardown"])
         .map(drop)
         .with_context(|| {
             format!(
