@@ -204,6 +204,7 @@ fn up_steps_in_order_with_secrets_only_in_files() {
         summary,
         [
             "prepare master",
+            "read-kubernetes-release master",
             "prepare worker1",
             "prepare worker2",
             "validate-init-config master",
@@ -240,6 +241,23 @@ fn up_steps_in_order_with_secrets_only_in_files() {
 
     let token = kubeadm::Secret::new("abcdef.0123456789abcdef");
     let hash = format!("sha256:{}", "ab".repeat(32));
+    let known = kubeadm::Known {
+        token: &token,
+        ca_cert_hash: Some(&hash),
+        release: Some("1.37.2"),
+    };
+    let unknown = kubeadm::Known {
+        release: None,
+        ..known
+    };
+    let worker_prepare = steps[2].put.as_ref().unwrap();
+    let err = worker_prepare
+        .contents(&lab, "worker1", &unknown)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("release is not known yet"),
+        "{err}"
+    );
     for step in &steps {
         assert!(!step.argv.iter().any(|a| a.contains(token.expose())));
         let Some(put) = &step.put else { continue };
@@ -253,18 +271,21 @@ fn up_steps_in_order_with_secrets_only_in_files() {
                 "/dev/stdin"
             ]
         );
-        let contents = put.contents(&lab, &step.node, &token, Some(&hash)).unwrap();
+        let contents = put.contents(&lab, &step.node, &known).unwrap();
         match put.input {
             Input::PrepareScript => {
                 assert_eq!(put.mode, 0o700);
+                // The control plane picks the release, workers get it.
                 let node = lab.nodes.iter().find(|n| n.name == step.node).unwrap();
-                assert_eq!(contents, kubeadm::node_prepare_script(&lab, node));
+                let release = (node.name != "master").then_some("1.37.2");
+                assert_eq!(contents, kubeadm::node_prepare_script(&lab, node, release));
             }
             Input::InitConfig => {
                 assert_eq!(put.mode, 0o600);
                 assert!(
                     contents.contains("kind: InitConfiguration")
                         && contents.contains(token.expose())
+                        && contents.contains("kubernetesVersion: \"v1.37.2\"")
                 );
             }
             Input::JoinConfig => {

@@ -7,6 +7,7 @@
 //! - [`pod_cidrs`], [`nodes_ready`], [`pending_nodes`], [`internal_ips`]:
 //!   `kubectl get nodes -o json` read back.
 //! - [`list`]: the envelope of `kubectl get … -o json` lists.
+//! - [`parse_release`]: the one Kubernetes release of the lab.
 //! - [`up_steps`]: the ordered steps of a kubeadm `up` as data.
 //! - [`rewrite_server`]: the admin kubeconfig made reachable from the host.
 
@@ -15,6 +16,7 @@ pub mod kubeconfig;
 pub mod list;
 pub mod nodes;
 pub mod prepare;
+pub mod release;
 pub mod steps;
 pub mod token;
 
@@ -22,5 +24,6 @@ pub use ca_hash::ca_cert_hash;
 pub use kubeconfig::{api_server_url, rewrite_server, API_PORT};
 pub use nodes::{internal_ips, nodes_ready, pending_nodes, pod_cidrs, Readiness};
 pub use prepare::node_prepare_script;
-pub use steps::{as_root, up_steps, Input, Put, Step, StepKind};
+pub use release::parse_release;
+pub use steps::{as_root, up_steps, Input, Known, Put, Step, StepKind};
 pub use token::{generate_bootstrap_token, is_bootstrap_token, Secret};

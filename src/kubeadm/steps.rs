@@ -2,8 +2,9 @@
 //! as root on one node, with the file it needs put in place first.
 //!
 //! The provider runs them in order; consecutive steps of the same kind are
-//! on different nodes and may run in parallel (prepare on every node, then
-//! each worker's validate-join and join). Between `read-pod-cidrs` and
+//! on different nodes and may run in parallel (the workers' prepare, then
+//! each worker's validate-join and join). The control plane is prepared
+//! first: it picks the Kubernetes release the workers then install. Between `read-pod-cidrs` and
 //! `wait-ready` the lifecycle builds the data plane with the agent: the
 //! kubelets stay NotReady until labctl's CNI config exists on their node.
 //!
@@ -13,7 +14,7 @@
 //! with [`as_root`] when the SSH user is not root.
 
 use anyhow::Result;
-use labctl_lab::Lab;
+use labctl_lab::{Lab, Role};
 
 use super::token::Secret;
 use crate::render::{self, JoinSecrets};
@@ -30,8 +31,12 @@ pub const CA_CERT_PATH: &str = "/etc/kubernetes/pki/ca.crt";
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKind {
-    /// Run the node preparation script (every node).
+    /// Run the node preparation script (every node; the control plane
+    /// first, it picks the Kubernetes release).
     Prepare,
+    /// `kubeadm version -o short` on the control plane: the release the
+    /// workers and `kubernetesVersion` get (`release::parse_release`).
+    ReadRelease,
     /// `kubeadm config validate` on the init config (control plane).
     ValidateInit,
     /// `kubeadm init` (control plane); its output never shows the token.
@@ -56,6 +61,7 @@ impl StepKind {
     pub fn name(self) -> &'static str {
         match self {
             StepKind::Prepare => "prepare",
+            StepKind::ReadRelease => "read-kubernetes-release",
             StepKind::ValidateInit => "validate-init-config",
             StepKind::Init => "kubeadm-init",
             StepKind::FetchCaCert => "fetch-ca-cert",
@@ -84,6 +90,17 @@ pub enum Input {
     JoinConfig,
 }
 
+/// What earlier steps learned that the files need.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    pub token: &'a Secret,
+    /// `sha256:<hex>`, after `fetch-ca-cert` (join configs).
+    pub ca_cert_hash: Option<&'a str>,
+    /// The control plane's release `1.N.P`, after `read-kubernetes-release`
+    /// (workers' preparation and the init config).
+    pub release: Option<&'a str>,
+}
+
 /// A file to put on the node before the step's command runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Put {
@@ -99,27 +116,34 @@ impl Put {
         strings(&["install", "-D", "-m", &mode, "/dev/stdin", self.path])
     }
 
-    /// The file's content for node `node` of `lab`. `ca_cert_hash` is
-    /// needed for join configs only (known after `fetch-ca-cert`).
-    pub fn contents(
-        &self,
-        lab: &Lab,
-        node: &str,
-        token: &Secret,
-        ca_cert_hash: Option<&str>,
-    ) -> Result<String> {
+    /// The file's content for node `node` of `lab`.
+    pub fn contents(&self, lab: &Lab, node: &str, known: &Known) -> Result<String> {
         let node = lab
             .nodes
             .iter()
             .find(|n| n.name == node)
             .ok_or_else(|| anyhow::anyhow!("node {node} is not in lab {}", lab.name))?;
         let secrets = JoinSecrets {
-            token: Some(token.expose().to_string()),
-            ca_cert_hash: ca_cert_hash.map(str::to_string),
+            token: Some(known.token.expose().to_string()),
+            ca_cert_hash: known.ca_cert_hash.map(str::to_string),
+        };
+        let release = || {
+            known.release.ok_or_else(|| {
+                anyhow::anyhow!("the control plane's Kubernetes release is not known yet")
+            })
         };
         match self.input {
-            Input::PrepareScript => Ok(super::prepare::node_prepare_script(lab, node)),
-            Input::InitConfig => render::kubeadm_init(lab, &secrets),
+            Input::PrepareScript if node.role == Role::ControlPlane => {
+                Ok(super::prepare::node_prepare_script(lab, node, None))
+            }
+            Input::PrepareScript => Ok(super::prepare::node_prepare_script(
+                lab,
+                node,
+                Some(release()?),
+            )),
+            Input::InitConfig => {
+                render::kubeadm_init_release(lab, &secrets, &format!("v{}", release()?))
+            }
             Input::JoinConfig => render::kubeadm_join(lab, node, &secrets),
         }
     }
@@ -157,24 +181,31 @@ pub fn up_steps(lab: &Lab) -> Vec<Step> {
         argv,
         done_if,
     };
-    let mut steps: Vec<Step> = lab
-        .nodes
-        .iter()
-        .map(|n| {
-            let put = Put {
-                input: Input::PrepareScript,
-                path: PREPARE_SCRIPT_PATH,
-                mode: 0o700,
-            };
-            step(
-                StepKind::Prepare,
-                &n.name,
-                Some(put),
-                strings(&["bash", PREPARE_SCRIPT_PATH]),
-                None,
-            )
-        })
-        .collect();
+    let prepare = |node: &str| {
+        let put = Put {
+            input: Input::PrepareScript,
+            path: PREPARE_SCRIPT_PATH,
+            mode: 0o700,
+        };
+        step(
+            StepKind::Prepare,
+            node,
+            Some(put),
+            strings(&["bash", PREPARE_SCRIPT_PATH]),
+            None,
+        )
+    };
+    let mut steps = vec![
+        prepare(&cp),
+        step(
+            StepKind::ReadRelease,
+            &cp,
+            None,
+            strings(&["kubeadm", "version", "-o", "short"]),
+            None,
+        ),
+    ];
+    steps.extend(lab.workers().map(|w| prepare(&w.name)));
     let init_put = Put {
         input: Input::InitConfig,
         path: INIT_CONFIG_PATH,

@@ -19,7 +19,7 @@ use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
 use labctl_nodeplan::NodePlan;
 
-use crate::kubeadm::{self, Secret, Step, StepKind};
+use crate::kubeadm::{self, Known, Secret, Step, StepKind};
 use crate::lifecycle::nodes;
 use crate::provider::progress::Progress;
 use crate::ssh::Session;
@@ -80,18 +80,14 @@ impl Sessions {
 #[derive(Default)]
 struct Learned {
     ca_cert_hash: Option<String>,
+    /// The control plane's Kubernetes release, `1.N.P`.
+    release: Option<String>,
     pod_cidrs: Option<BTreeMap<String, ipnet::Ipv4Net>>,
     admin_conf: Option<String>,
 }
 
 /// Runs one step on its node; returns its stdout.
-fn run_step(
-    lab: &Lab,
-    sessions: &Sessions,
-    step: &Step,
-    token: &Secret,
-    ca_hash: Option<&str>,
-) -> Result<String> {
+fn run_step(lab: &Lab, sessions: &Sessions, step: &Step, known: &Known) -> Result<String> {
     sessions.run(&step.node, |session| {
         if let Some(check) = &step.done_if {
             let argv: Vec<&str> = check.iter().map(String::as_str).collect();
@@ -100,7 +96,7 @@ fn run_step(
             }
         }
         if let Some(put) = &step.put {
-            let contents = put.contents(lab, &step.node, token, ca_hash)?;
+            let contents = put.contents(lab, &step.node, known)?;
             let argv = put.argv();
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             session.run_ok(&argv, Some(contents.as_bytes()))?;
@@ -161,15 +157,19 @@ fn run_steps(
         let kind = steps[i].kind;
         let group: Vec<&Step> = steps[i..].iter().take_while(|s| s.kind == kind).collect();
         i += group.len();
-        let ca_hash = learned.ca_cert_hash.clone();
+        let known = Known {
+            token,
+            ca_cert_hash: learned.ca_cert_hash.as_deref(),
+            release: learned.release.as_deref(),
+        };
         let outputs: Vec<Result<String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = group
                 .iter()
                 .map(|step| {
-                    let ca_hash = ca_hash.as_deref();
+                    let known = &known;
                     scope.spawn(move || {
                         progress.step(Some(&step.node), kind.name(), || {
-                            run_step(lab, sessions, step, token, ca_hash)
+                            run_step(lab, sessions, step, known)
                         })
                     })
                 })
@@ -190,6 +190,9 @@ fn run_steps(
         crate::lifecycle::up::fail_with_all(errors)?;
         let text = texts.into_iter().next().unwrap_or_default();
         match kind {
+            StepKind::ReadRelease => {
+                learned.release = Some(kubeadm::parse_release(&text, &lab.kubernetes.version)?);
+            }
             StepKind::FetchCaCert => {
                 learned.ca_cert_hash = Some(kubeadm::ca_cert_hash(&text)?);
             }
