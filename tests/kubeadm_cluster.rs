@@ -230,10 +230,15 @@ fn up_steps_in_order_with_secrets_only_in_files() {
             "--skip-token-print"
         ]
     );
-    assert_eq!(
-        init.done_if.as_deref().unwrap(),
-        ["test", "-f", "/etc/kubernetes/admin.conf"]
-    );
+    assert_eq!(init.state_check, Some(kubeadm::StateCheck::ControlPlane));
+    for step in &steps {
+        let expected = match step.kind {
+            StepKind::Init => Some(kubeadm::StateCheck::ControlPlane),
+            StepKind::Join => Some(kubeadm::StateCheck::Worker),
+            _ => None,
+        };
+        assert_eq!(step.state_check, expected, "{}", step.kind.name());
+    }
     assert!(steps
         .iter()
         .filter(|s| s.kind.polls())

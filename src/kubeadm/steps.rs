@@ -25,7 +25,6 @@ pub const PREPARE_SCRIPT_PATH: &str = "/etc/labctl/prepare-node.sh";
 pub const INIT_CONFIG_PATH: &str = "/etc/labctl/kubeadm-init.yaml";
 pub const JOIN_CONFIG_PATH: &str = "/etc/labctl/kubeadm-join.yaml";
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
-pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 pub const CA_CERT_PATH: &str = "/etc/kubernetes/pki/ca.crt";
 
 /// What a step does.
@@ -149,6 +148,17 @@ impl Put {
     }
 }
 
+/// How the provider decides whether an init or join step runs
+/// ([`super::retry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateCheck {
+    /// [`super::retry::init_action`]: is the API server answering?
+    ControlPlane,
+    /// [`super::retry::join_action`]: is the node registered, its kubelet
+    /// running?
+    Worker,
+}
+
 /// One step on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -157,9 +167,10 @@ pub struct Step {
     /// Put this file in place first (its own command, content on stdin).
     pub put: Option<Put>,
     pub argv: Vec<String>,
-    /// When this command succeeds the step was done before: skip it (so a
-    /// second `up` converges instead of failing on an initialised node).
-    pub done_if: Option<Vec<String>>,
+    /// Decide from the cluster's state whether the step was done before
+    /// (skip it), never started (run it) or half done (`kubeadm reset -f`,
+    /// then run it): a second `up` converges, and retries a failed one.
+    pub state_check: Option<StateCheck>,
 }
 
 /// The steps of bringing up the lab's cluster, in order.
@@ -174,12 +185,12 @@ pub fn up_steps(lab: &Lab) -> Vec<Step> {
         "-o",
         "json",
     ]);
-    let step = |kind, node: &str, put, argv: Vec<String>, done_if| Step {
+    let step = |kind, node: &str, put, argv: Vec<String>, state_check| Step {
         kind,
         node: node.to_string(),
         put,
         argv,
-        done_if,
+        state_check,
     };
     let prepare = |node: &str| {
         let put = Put {
@@ -235,7 +246,7 @@ pub fn up_steps(lab: &Lab) -> Vec<Step> {
             INIT_CONFIG_PATH,
             "--skip-token-print",
         ]),
-        Some(strings(&["test", "-f", ADMIN_CONF])),
+        Some(StateCheck::ControlPlane),
     ));
     steps.push(step(
         StepKind::FetchCaCert,
@@ -270,7 +281,7 @@ pub fn up_steps(lab: &Lab) -> Vec<Step> {
             &worker.name,
             None,
             strings(&["kubeadm", "join", "--config", JOIN_CONFIG_PATH]),
-            Some(strings(&["test", "-f", KUBELET_CONF])),
+            Some(StateCheck::Worker),
         ));
     }
     steps.push(step(

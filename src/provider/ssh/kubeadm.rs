@@ -6,9 +6,10 @@
 //! node is Ready and copies the admin kubeconfig to the lab folder.
 //!
 //! Consecutive steps of one kind are on different nodes and run in
-//! parallel (prepare everywhere, the workers' validate and join). Steps
-//! with a `done_if` check are skipped when it succeeds, so `up` converges
-//! on a cluster that exists. The bootstrap token lives in the lab folder
+//! parallel (the workers' prepare, validate and join). Init and join
+//! decide from the cluster's state whether to skip, run, or `kubeadm reset
+//! -f` a half-done attempt and run again, so `up` converges on a cluster
+//! that exists and retries one that failed. The bootstrap token lives in the lab folder
 //! (0600) and only ever reaches a node through a command's stdin.
 
 use std::collections::BTreeMap;
@@ -19,7 +20,8 @@ use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
 use labctl_nodeplan::NodePlan;
 
-use crate::kubeadm::{self, Known, Secret, Step, StepKind};
+use crate::kubeadm::retry::{self, Action, Probe};
+use crate::kubeadm::{self, Known, Secret, StateCheck, Step, StepKind};
 use crate::lifecycle::nodes;
 use crate::provider::progress::Progress;
 use crate::ssh::Session;
@@ -86,15 +88,93 @@ struct Learned {
     admin_conf: Option<String>,
 }
 
-/// Runs one step on its node; returns its stdout.
-fn run_step(lab: &Lab, sessions: &Sessions, step: &Step, known: &Known) -> Result<String> {
-    sessions.run(&step.node, |session| {
-        if let Some(check) = &step.done_if {
-            let argv: Vec<&str> = check.iter().map(String::as_str).collect();
-            if session.run(&argv, None)?.success() {
-                return Ok(String::new());
-            }
+/// Runs `argv` on `node`; what it did, whatever its exit status.
+fn probe(sessions: &Sessions, node: &str, argv: &[String]) -> Result<Probe> {
+    sessions.run(node, |session| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = session.run(&argv, None)?;
+        Ok(Probe {
+            success: out.success(),
+            stdout: out.stdout_text(),
+            stderr: out.stderr_text(),
+        })
+    })
+}
+
+/// Skip, run, or reset and run an init or join step (see
+/// [`crate::kubeadm::retry`]); with the kubeadm state files found.
+fn decide(
+    lab: &Lab,
+    sessions: &Sessions,
+    step: &Step,
+    check: StateCheck,
+) -> Result<(Action, Vec<String>)> {
+    let found = retry::leftovers(&probe(sessions, &step.node, &retry::leftovers_argv())?);
+    let action = match check {
+        StateCheck::ControlPlane => {
+            let readyz = probe(sessions, &step.node, &retry::readyz_argv())?;
+            retry::init_action(&readyz, &found)
         }
+        StateCheck::Worker => {
+            let cp = &lab.control_plane().name;
+            let registered = probe(sessions, cp, &retry::registered_argv(&step.node))?;
+            let kubelet = probe(sessions, &step.node, &retry::kubelet_active_argv())?;
+            retry::join_action(&step.node, &registered, &kubelet, &found)?
+        }
+    };
+    Ok((action, found))
+}
+
+/// `kubeadm reset -f` of a half-done init or join. After the control
+/// plane's, the lab folder's admin kubeconfig (labctl's copy of the
+/// cluster's, which reset tells to remove) belongs to a cluster that is
+/// gone: removed too; `finish` writes the new one.
+fn reset(
+    dir: &LabDir,
+    sessions: &Sessions,
+    step: &Step,
+    found: &[String],
+    progress: &Progress,
+) -> Result<()> {
+    progress.line(&format!(
+        "{}: {} left by an earlier attempt: kubeadm reset -f",
+        step.node,
+        found.join(", ")
+    ));
+    let argv = retry::reset_argv();
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    sessions.run(&step.node, |session| Ok(session.run_ok(&argv, None)?))?;
+    if step.state_check == Some(StateCheck::ControlPlane) {
+        let path = admin_conf(dir);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing the stale {}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The context a step runs in.
+struct Ctx<'a> {
+    lab: &'a Lab,
+    dir: &'a LabDir,
+    sessions: &'a Sessions,
+    progress: &'a Progress,
+}
+
+/// Runs one step on its node; returns its stdout.
+fn run_step(ctx: &Ctx, step: &Step, known: &Known) -> Result<String> {
+    let Ctx { lab, sessions, .. } = *ctx;
+    if let Some(check) = step.state_check {
+        match decide(lab, sessions, step, check)? {
+            (Action::Skip, _) => return Ok(String::new()),
+            (Action::Run, _) => {}
+            (Action::ResetAndRun, found) => reset(ctx.dir, sessions, step, &found, ctx.progress)?,
+        }
+    }
+    sessions.run(&step.node, |session| {
         if let Some(put) = &step.put {
             let contents = put.contents(lab, &step.node, known)?;
             let argv = put.argv();
@@ -144,14 +224,8 @@ fn run_step(lab: &Lab, sessions: &Sessions, step: &Step, known: &Known) -> Resul
 }
 
 /// Runs `steps` in order, consecutive steps of one kind in parallel.
-fn run_steps(
-    lab: &Lab,
-    sessions: &Sessions,
-    steps: &[Step],
-    token: &Secret,
-    progress: &Progress,
-    learned: &mut Learned,
-) -> Result<()> {
+fn run_steps(ctx: &Ctx, steps: &[Step], token: &Secret, learned: &mut Learned) -> Result<()> {
+    let Ctx { lab, progress, .. } = *ctx;
     let mut i = 0;
     while i < steps.len() {
         let kind = steps[i].kind;
@@ -168,9 +242,7 @@ fn run_steps(
                 .map(|step| {
                     let known = &known;
                     scope.spawn(move || {
-                        progress.step(Some(&step.node), kind.name(), || {
-                            run_step(lab, sessions, step, known)
-                        })
+                        progress.step(Some(&step.node), kind.name(), || run_step(ctx, step, known))
                     })
                 })
                 .collect();
@@ -231,7 +303,13 @@ fn run_part(
     let sessions = Sessions::open(dir, state, lab)?;
     let token = token(dir)?;
     let mut learned = Learned::default();
-    run_steps(lab, &sessions, steps, &token, progress, &mut learned)?;
+    let ctx = Ctx {
+        lab,
+        dir,
+        sessions: &sessions,
+        progress,
+    };
+    run_steps(&ctx, steps, &token, &mut learned)?;
     Ok(learned)
 }
 
