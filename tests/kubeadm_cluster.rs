@@ -210,6 +210,7 @@ fn up_steps_in_order_with_secrets_only_in_files() {
             "validate-init-config master",
             "kubeadm-init master",
             "fetch-ca-cert master",
+            "check-bootstrap-token master",
             "validate-join-config worker1",
             "validate-join-config worker2",
             "kubeadm-join worker1",
@@ -303,6 +304,74 @@ fn up_steps_in_order_with_secrets_only_in_files() {
             }
         }
     }
+}
+
+#[test]
+fn saved_tokens_are_checked_against_the_cluster_list() {
+    use kubeadm::TokenState::{Expired, Unknown, Valid};
+    let list = recorded("kubeadm-token-list.json");
+    let saved = kubeadm::Secret::new("abcdef.0123456789abcdef");
+    let at = |text: &str| {
+        let out = Command::new("date")
+            .args(["-u", "-d", text, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let state =
+        |token: &kubeadm::Secret, now: &str| kubeadm::token_state(&list, token, at(now)).unwrap();
+    // Made a day before its expiry: valid.
+    assert_eq!(state(&saved, "2026-12-06T16:51:49Z"), Valid);
+    // Within the last hour, and after: a fresh one is needed.
+    assert_eq!(state(&saved, "2026-12-07T16:00:00Z"), Expired);
+    assert_eq!(state(&saved, "2026-12-08T09:00:00Z"), Expired);
+    // Not in the cluster, or the right id with another secret.
+    assert_eq!(
+        state(
+            &kubeadm::Secret::new("zzzzzz.0123456789abcdef"),
+            "2026-12-06T17:00:00Z"
+        ),
+        Unknown
+    );
+    assert_eq!(
+        state(
+            &kubeadm::Secret::new("abcdef.ffffffffffffffff"),
+            "2026-12-06T17:00:00Z"
+        ),
+        Unknown
+    );
+    // A token without expiry (ttl 0) never expires.
+    assert_eq!(
+        state(
+            &kubeadm::Secret::new("q1w2e3.forevertoken00001"),
+            "2030-01-01T00:00:00Z"
+        ),
+        Valid
+    );
+    // An empty list: no token at all.
+    assert_eq!(kubeadm::token_state("", &saved, 0).unwrap(), Unknown);
+    // Something else is an error that does not echo the (secret) text.
+    let err = kubeadm::token_state("abcdef.0123456789abcdef oops", &saved, 0).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("not a token list") && !err.contains("0123456789abcdef"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fresh_tokens_come_from_kubeadm_without_a_token_in_the_argv() {
+    let argv = kubeadm::steps::create_token_argv(&vagrant_lab());
+    assert_eq!(argv.len(), 7, "{argv:?}");
+    assert_eq!(
+        argv[..5].join(" ") + " " + &argv[6],
+        "kubeadm token create --ttl 24h0m0s labctl lab flannel-vagrant"
+    );
+    assert!(argv.iter().all(|a| !kubeadm::is_bootstrap_token(a)));
 }
 
 #[test]

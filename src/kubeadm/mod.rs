@@ -29,4 +29,4 @@ pub use prepare::node_prepare_script;
 pub use release::parse_release;
 pub use retry::{init_action, join_action, Action, Probe};
 pub use steps::{as_root, up_steps, Input, Known, Put, StateCheck, Step, StepKind};
-pub use token::{generate_bootstrap_token, is_bootstrap_token, Secret};
+pub use token::{generate_bootstrap_token, is_bootstrap_token, token_state, Secret, TokenState};

@@ -42,6 +42,11 @@ pub enum StepKind {
     Init,
     /// Print the cluster CA certificate: feed it to `ca_cert_hash`.
     FetchCaCert,
+    /// `kubeadm token list -o json` on the control plane: when the lab's
+    /// token is expired or unknown there (`token_state`), the provider has
+    /// `kubeadm token create` a fresh one before any join config is
+    /// written.
+    CheckToken,
     /// `kubeadm config validate` on a worker's join config.
     ValidateJoin,
     /// `kubeadm join` (worker).
@@ -64,6 +69,7 @@ impl StepKind {
             StepKind::ValidateInit => "validate-init-config",
             StepKind::Init => "kubeadm-init",
             StepKind::FetchCaCert => "fetch-ca-cert",
+            StepKind::CheckToken => "check-bootstrap-token",
             StepKind::ValidateJoin => "validate-join-config",
             StepKind::Join => "kubeadm-join",
             StepKind::ReadPodCidrs => "read-pod-cidrs",
@@ -173,6 +179,21 @@ pub struct Step {
     pub state_check: Option<StateCheck>,
 }
 
+/// Makes a fresh bootstrap token on the control plane and prints it (only
+/// to labctl, which stores it 0600).
+pub fn create_token_argv(lab: &Lab) -> Vec<String> {
+    let description = format!("labctl lab {}", lab.name);
+    strings(&[
+        "kubeadm",
+        "token",
+        "create",
+        "--ttl",
+        "24h0m0s",
+        "--description",
+        &description,
+    ])
+}
+
 /// The steps of bringing up the lab's cluster, in order.
 pub fn up_steps(lab: &Lab) -> Vec<Step> {
     let cp = lab.control_plane().name.clone();
@@ -253,6 +274,13 @@ pub fn up_steps(lab: &Lab) -> Vec<Step> {
         &cp,
         None,
         strings(&["cat", CA_CERT_PATH]),
+        None,
+    ));
+    steps.push(step(
+        StepKind::CheckToken,
+        &cp,
+        None,
+        strings(&["kubeadm", "token", "list", "-o", "json"]),
         None,
     ));
     for worker in lab.workers() {

@@ -21,7 +21,7 @@ use labctl_lab::Lab;
 use labctl_nodeplan::NodePlan;
 
 use crate::kubeadm::retry::{self, Action, Probe};
-use crate::kubeadm::{self, Known, Secret, StateCheck, Step, StepKind};
+use crate::kubeadm::{self, Known, Secret, StateCheck, Step, StepKind, TokenState};
 use crate::lifecycle::nodes;
 use crate::provider::progress::Progress;
 use crate::ssh::Session;
@@ -36,10 +36,15 @@ pub fn admin_conf(dir: &LabDir) -> std::path::PathBuf {
     dir.path.join("admin.conf")
 }
 
+/// The lab's bootstrap token in the lab folder (0600).
+fn token_path(dir: &LabDir) -> std::path::PathBuf {
+    dir.path.join("bootstrap-token")
+}
+
 /// The lab's bootstrap token: the one in the lab folder, or a new one
 /// stored there (0600).
 fn token(dir: &LabDir) -> Result<Secret> {
-    let path = dir.path.join("bootstrap-token");
+    let path = token_path(dir);
     if let Ok(text) = std::fs::read_to_string(&path) {
         if kubeadm::is_bootstrap_token(text.trim()) {
             return Ok(Secret::new(text.trim()));
@@ -84,6 +89,8 @@ struct Learned {
     ca_cert_hash: Option<String>,
     /// The control plane's Kubernetes release, `1.N.P`.
     release: Option<String>,
+    /// A fresh bootstrap token, when the saved one had expired.
+    token: Option<Secret>,
     pod_cidrs: Option<BTreeMap<String, ipnet::Ipv4Net>>,
     admin_conf: Option<String>,
 }
@@ -232,7 +239,7 @@ fn run_steps(ctx: &Ctx, steps: &[Step], token: &Secret, learned: &mut Learned) -
         let group: Vec<&Step> = steps[i..].iter().take_while(|s| s.kind == kind).collect();
         i += group.len();
         let known = Known {
-            token,
+            token: known_token(learned, token),
             ca_cert_hash: learned.ca_cert_hash.as_deref(),
             release: learned.release.as_deref(),
         };
@@ -268,12 +275,53 @@ fn run_steps(ctx: &Ctx, steps: &[Step], token: &Secret, learned: &mut Learned) -
             StepKind::FetchCaCert => {
                 learned.ca_cert_hash = Some(kubeadm::ca_cert_hash(&text)?);
             }
+            StepKind::CheckToken => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let state = kubeadm::token_state(&text, known_token(learned, token), now)?;
+                if state != TokenState::Valid {
+                    learned.token = Some(fresh_token(ctx, state)?);
+                }
+            }
             StepKind::ReadPodCidrs => learned.pod_cidrs = Some(kubeadm::pod_cidrs(&text)?),
             StepKind::FetchAdminConf => learned.admin_conf = Some(text),
             _ => {}
         }
     }
     Ok(())
+}
+
+fn known_token<'a>(learned: &'a Learned, saved: &'a Secret) -> &'a Secret {
+    learned.token.as_ref().unwrap_or(saved)
+}
+
+/// Has the control plane make a new bootstrap token (24 h) and stores it in
+/// the lab folder (0600) instead of the `state` one. Never printed.
+fn fresh_token(ctx: &Ctx, state: TokenState) -> Result<Secret> {
+    let cp = &ctx.lab.control_plane().name;
+    let why = match state {
+        TokenState::Expired => "expired (or expires within the hour)",
+        _ => "unknown to the cluster",
+    };
+    ctx.progress.line(&format!(
+        "{cp}: the lab's bootstrap token is {why}: kubeadm token create"
+    ));
+    let argv = kubeadm::steps::create_token_argv(ctx.lab);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = ctx.sessions.run(cp, |s| Ok(s.run_ok(&argv, None)?))?;
+    let text = out.stdout_text();
+    let token = text.trim();
+    if !kubeadm::is_bootstrap_token(token) {
+        anyhow::bail!(
+            "`kubeadm token create` on node {cp} printed no bootstrap token \
+             (a line of 6 and 16 lowercase letters or digits joined by a dot)"
+        );
+    }
+    let path = token_path(ctx.dir);
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("storing the bootstrap token {}", path.display()))?;
+    Ok(Secret::new(token))
 }
 
 /// Which part of the steps to run: up to the podCIDRs, or the rest.
