@@ -290,6 +290,7 @@ pub fn kubeadm_init_release(
             "cri_socket": CRI_SOCKET,
             "kubernetes_version": kubernetes_version,
             "pod_subnet": lab.network.pod_network.to_string(),
+            "subnet_len": lab.network.subnet_len,
             "service_subnet": lab.network.service_network.to_string(),
             "dns_domain": lab.network.dns_domain,
             "cert_sans": [cp.ip.to_string(), cp.name.clone()],

@@ -397,3 +397,22 @@ fn admin_kubeconfig_points_at_the_control_plane_lab_ip() {
     let out = kubeadm::rewrite_server(admin, &url).unwrap();
     assert_eq!(out, admin.replace("https://10.0.2.15:6443", &url));
 }
+
+#[test]
+fn subnet_len_reaches_the_controller_manager() {
+    let mut lab = vagrant_lab();
+    lab.network.subnet_len = 26;
+    let secrets = labctl::render::JoinSecrets::default();
+    let text = labctl::render::kubeadm_init(&lab, &secrets).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let cluster = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterConfiguration")
+        .unwrap();
+    // v1beta4: extraArgs is a list of {name, value}, values are strings.
+    assert_eq!(
+        cluster["controllerManager"]["extraArgs"],
+        serde_json::json!([{"name": "node-cidr-mask-size", "value": "26"}])
+    );
+    assert_eq!(cluster["networking"]["podSubnet"], "10.244.0.0/16");
+}
