@@ -56,11 +56,11 @@ case "$*" in *Status*) printf 'install ok installed' ;; *) cat "$S/pkgs/$pkg" ;;
     (
         "apt-get",
         r#"echo "apt-get $*" >> "$S/calls"
-args=("$@")
-[ "${args[2]}" = install ] || exit 0
-for pkg in "${args[@]:3}"; do
+while [ "$1" = -o ]; do shift 2; done
+[ "$1" = install ] || exit 0
+for pkg in "$@"; do
   case "$pkg" in
-    -*) ;;
+    -*|install) ;;
     *=*) printf '%s' "${pkg#*=}" > "$S/pkgs/${pkg%%=*}" ;;
     *) printf '1.0-1' > "$S/pkgs/$pkg" ;;
   esac
@@ -95,6 +95,10 @@ fn is_root() -> bool {
 
 /// What two runs of one node's script did.
 struct Runs {
+    /// Both runs and the state listing succeeded.
+    ok: bool,
+    /// The harness's whole output (stdout, then stderr).
+    output: String,
     run1: String,
     run2: String,
     /// What /etc ended up with (see the harness).
@@ -177,12 +181,13 @@ cat "$S/hostname""#;
         );
         return None;
     }
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let part = |from: &str, to: &str| {
-        let rest = stdout.split(from).nth(1).unwrap();
-        rest.split(to).next().unwrap().to_string()
+        let rest = stdout.split(from).nth(1).unwrap_or_default();
+        rest.split(to).next().unwrap_or_default().to_string()
     };
     Some(Runs {
+        ok: out.status.success(),
+        output: format!("stdout:\n{stdout}\nstderr:\n{stderr}"),
         run1: part("=== run 1\n", "=== run 2\n"),
         run2: part("=== run 2\n", "=== state\n"),
         state: part("=== state\n", "\0"),
@@ -193,7 +198,10 @@ cat "$S/hostname""#;
 /// What every node's runs share: sources, containerd, held packages, apt
 /// waiting for its lock, and a second run that changes nothing.
 fn assert_common(node: &str, release: &str, runs: &Runs) {
+    assert!(runs.ok, "{}", runs.output);
     let Runs {
+        ok: _,
+        output: _,
         run1,
         run2,
         state,
@@ -260,14 +268,11 @@ fn assert_common(node: &str, release: &str, runs: &Runs) {
         .lines()
         .filter(|l| l.starts_with("apt-get "))
         .collect();
-    assert!(
-        apt.iter()
-            .all(|l| l.starts_with("apt-get -o DPkg::Lock::Timeout=900 ")),
-        "{calls}"
-    );
-    let installs = calls
-        .matches("apt-get -o DPkg::Lock::Timeout=900 install")
-        .count();
+    // Every apt-get waits for the lock and keeps changed conffiles.
+    let options = "apt-get -o DPkg::Lock::Timeout=900 \
+                   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ";
+    assert!(apt.iter().all(|l| l.starts_with(options)), "{calls}");
+    let installs = calls.matches(&format!("{options}install")).count();
     assert_eq!(installs, 2, "{calls}");
 }
 
@@ -286,4 +291,30 @@ fn worker_script_installs_the_control_planes_release_and_a_second_run_changes_no
         return;
     };
     assert_common("worker1", "1.37.2", &runs);
+}
+
+#[test]
+fn worker_script_stops_when_the_control_planes_release_is_not_in_the_repository() {
+    let Some(runs) = run_twice("worker_script_missing_release", 1, Some("1.37.5")) else {
+        return;
+    };
+    assert!(!runs.ok, "{}", runs.output);
+    assert!(
+        runs.run1.contains(
+            "labctl prepare worker1: ERROR: kubeadm 1.37.5 is not in \
+             https://pkgs.k8s.io/core:/stable:/v1.37/deb/"
+        ),
+        "{}",
+        runs.output
+    );
+    // It refreshed the package index once more before giving up, and
+    // installed nothing of Kubernetes.
+    assert_eq!(
+        runs.calls.matches(" update -q").count(),
+        3,
+        "{}",
+        runs.calls
+    );
+    assert!(!runs.calls.contains("kubeadm="), "{}", runs.calls);
+    assert!(runs.run2.is_empty(), "{}", runs.output);
 }

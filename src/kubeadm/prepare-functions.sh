@@ -55,7 +55,12 @@ set_systemd_cgroup() {
 
 # apt-get that waits (up to APT_LOCK_TIMEOUT seconds) for the package lock
 # instead of failing: unattended-upgrades holds it right after first boot.
-apt_get() { apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"; }
+# A changed conffile (containerd's config.toml, rewritten below) is kept
+# without asking: nobody answers dpkg's question here.
+apt_get() {
+  apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
 
 # The installed version of Debian package $1 (empty when not installed).
 installed_version() {
