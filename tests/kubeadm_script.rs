@@ -213,7 +213,11 @@ fn unknown_containerd_config_is_refused_with_a_reason() {
 #[test]
 fn edited_containerd_config_is_what_containerd_reads() {
     if !labctl::hostcmd::have_program("containerd") {
-        println!("skipped: containerd is not installed, so `containerd config dump` cannot confirm the edit");
+        support::skip(
+            "edited_containerd_config_is_what_containerd_reads",
+            "containerd is not installed (Debian package `containerd`), so `containerd config \
+             dump` cannot confirm the edit",
+        );
         return;
     }
     let after = systemd_cgroup(&recorded("containerd-1.6-config-default.toml")).unwrap();

@@ -4,9 +4,10 @@
 //! The provider runs them in order; consecutive steps of the same kind are
 //! on different nodes and may run in parallel (the workers' prepare, then
 //! each worker's validate-join and join). The control plane is prepared
-//! first: it picks the Kubernetes release the workers then install. Between `read-pod-cidrs` and
-//! `wait-ready` the lifecycle builds the data plane with the agent: the
-//! kubelets stay NotReady until labctl's CNI config exists on their node.
+//! first: it picks the Kubernetes release the workers then install.
+//! Between `read-pod-cidrs` and `wait-ready` the lifecycle builds the data
+//! plane with the agent: the kubelets stay NotReady until labctl's CNI
+//! config exists on their node.
 //!
 //! Files reach the node through the command's stdin (`install -D -m MODE
 //! /dev/stdin PATH`), so secrets never appear in an argv. Argv vectors are

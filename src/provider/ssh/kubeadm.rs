@@ -9,8 +9,9 @@
 //! parallel (the workers' prepare, validate and join). Init and join
 //! decide from the cluster's state whether to skip, run, or `kubeadm reset
 //! -f` a half-done attempt and run again, so `up` converges on a cluster
-//! that exists and retries one that failed. The bootstrap token lives in the lab folder
-//! (0600) and only ever reaches a node through a command's stdin.
+//! that exists and retries one that failed. The bootstrap token lives in
+//! the lab folder (0600), is replaced when the cluster no longer takes it,
+//! and only ever reaches a node through a command's stdin.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
