@@ -379,3 +379,13 @@ fn sandbox_image_refuses_containerd_1x_and_odd_names() {
     let err = sandbox_image(&config, "pause:1|x").unwrap_err();
     assert!(err.contains("is not an image reference"), "{err}");
 }
+
+#[test]
+fn a_package_apt_does_not_know_is_no_release_rather_than_an_abort() {
+    let body = "apt-cache() { echo 'N: Unable to locate package' >&2; return 100; }\n\
+                find_releases 1.37.\n\
+                echo \"[$K8S_DEB][$CONTAINERD_DEB]\"";
+    let (ok, stdout, stderr) = run_functions(&[("NODE_NAME", "master")], body);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "[][]\n");
+}

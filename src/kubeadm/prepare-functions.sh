@@ -109,10 +109,10 @@ newest_version() {
 
 # Sets K8S_DEB to the newest kubeadm package starting with $1 and
 # CONTAINERD_DEB to the newest containerd.io 2.x in the package index
-# (empty when there is none).
+# (empty when there is none, also when apt does not know the package).
 find_releases() {
-  K8S_DEB=$(apt-cache madison kubeadm 2>/dev/null | newest_version "$1")
-  CONTAINERD_DEB=$(apt-cache madison containerd.io 2>/dev/null | newest_version 2.)
+  K8S_DEB=$({ apt-cache madison kubeadm 2>/dev/null || true; } | newest_version "$1")
+  CONTAINERD_DEB=$({ apt-cache madison containerd.io 2>/dev/null || true; } | newest_version 2.)
 }
 
 # Reads `kubeadm config images list` on stdin; prints the pause image.
