@@ -321,7 +321,8 @@ fn no_color_means_no_escape_codes() {
 }
 
 /// A hand-written state folder for lab `name` (root: /var/lib/labctl),
-/// nodes on loopback port 1 where nothing listens.
+/// nodes on loopback port 1 where nothing listens, their host key pinned
+/// (labctl reached them once).
 fn fake_lab_state(name: &str, provider: &str) -> PathBuf {
     let dir = PathBuf::from("/var/lib/labctl/labs").join(name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -338,6 +339,12 @@ fn fake_lab_state(name: &str, provider: &str) -> PathBuf {
         node("192.168.79.11", false)
     );
     std::fs::write(dir.join("state.json"), state).unwrap();
+    let pin = "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJPgenuWz01PTj4mYCyJi4LIGJh7h5klsogZsvhrGsd8";
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!("{pin} labctl-node=master\n"),
+    )
+    .unwrap();
     dir
 }
 
@@ -388,4 +395,26 @@ fn destroy_forget_drops_an_unreachable_ssh_lab_and_refuses_other_providers() {
     assert_eq!(run.code, 2, "{run}");
     assert!(run.stderr.contains("only for ssh labs"), "{run}");
     assert!(vm_dir.join("state.json").is_file(), "nothing touched");
+}
+
+#[test]
+fn destroy_leaves_nodes_labctl_never_reached_alone() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(!in_ci(), "CI runs as root");
+        eprintln!("skipped: lab state lives in /var/lib/labctl only for root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("tnever{}", std::process::id() % 100_000);
+    let dir = fake_lab_state(&name, "ssh");
+    let _guard = StateGuard(dir.clone());
+    // No pin: `up` never reached the nodes (it pins before anything else),
+    // so there is nothing of the lab on them, and no key to trust now.
+    std::fs::remove_file(dir.join("known_hosts")).unwrap();
+    let run = run_in(tmp.path(), &["destroy", "--name", &name]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("master: never reached"), "{run}");
+    assert!(run.stderr.contains("worker1: never reached"), "{run}");
+    assert!(!dir.exists(), "the state folder is gone");
 }

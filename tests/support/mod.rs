@@ -19,3 +19,13 @@ pub fn skip(test: &str, why: &str) -> bool {
     eprintln!("SKIPPED {test}: {why}");
     false
 }
+
+/// Asserts that `message` contains every one of `needles`.
+pub fn assert_mentions(message: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from: {message}"
+        );
+    }
+}
