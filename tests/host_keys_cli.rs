@@ -244,6 +244,10 @@ fn up_pins_everything_else_refuses_and_nothing_is_left() {
         &out,
         &["worker2", &stranger_fp, "did not create", "ssh-keygen -R"],
     );
+    // destroy removes the lab from the other nodes, refuses worker2 and
+    // keeps the lab's record (and pins) for another try.
+    let out = labctl(&home, &["destroy", "--name", &lab]);
+    assert_refused("destroy", &out, &["worker2", &stranger_fp, "stays"]);
     assert_eq!(read(&known_hosts), pinned, "a changed key was pinned");
     hosts.replace_host_key("worker2", &original);
 

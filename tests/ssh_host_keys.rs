@@ -270,9 +270,26 @@ fn the_users_known_hosts_vouches_plain_and_hashed() {
     drop(session);
     assert_eq!(read(&user_file), hashed, "the user's file was changed");
 
+    // A key the user revoked is refused even beside a line trusting it.
+    fs::remove_file(&endpoint.known_hosts).unwrap();
+    let line = public_line(&sshd.host_key);
+    fs::write(
+        &user_file,
+        format!("{name} {line}\n@revoked {name} {line}\n"),
+    )
+    .unwrap();
+    let error = Session::connect(&endpoint, &policy, DEADLINE)
+        .err()
+        .expect("a revoked key was pinned");
+    assert!(
+        matches!(error, SshError::HostKeyMismatch { .. }),
+        "{error:?}"
+    );
+    assert_mentions(&error.to_string(), &[&seen, "@revoked"]);
+    assert!(!endpoint.known_hosts.exists());
+
     // Plain form too, and a host the user's file does not name is pinned
     // on first use.
-    fs::remove_file(&endpoint.known_hosts).unwrap();
     fs::write(
         &user_file,
         format!("{name} {}\n", public_line(&sshd.host_key)),
