@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use labctl_nodeplan::report::{self, AgentReport};
 use labctl_nodeplan::NodePlan;
 
-use crate::ssh::{Endpoint, Output, Session};
+use crate::ssh::{Endpoint, HostKeyPolicy, Output, Session};
 use crate::state::{LabDir, LabState};
 
 /// Where the agent binary lives on a node. On a netns node /run/labctl-agent
@@ -37,10 +37,19 @@ pub fn endpoint(dir: &LabDir, state: &LabState, node: &str) -> Result<Endpoint> 
 }
 
 /// Connects to `node` as root (through `sudo -n` when its SSH user is not
-/// root), adding the tail of its sshd log (netns) to the error.
-pub fn connect(dir: &LabDir, state: &LabState, node: &str, deadline: Duration) -> Result<Session> {
+/// root), its host key checked under `policy` (only `up` reaching a
+/// machine for the first time may pin: everything else passes
+/// [`HostKeyPolicy::RequireKnown`]), adding the tail of its sshd log
+/// (netns) to the error.
+pub fn connect(
+    dir: &LabDir,
+    state: &LabState,
+    node: &str,
+    policy: &HostKeyPolicy,
+    deadline: Duration,
+) -> Result<Session> {
     let ep = endpoint(dir, state, node)?;
-    let mut session = Session::connect(&ep, deadline).map_err(|e| {
+    let mut session = Session::connect(&ep, policy, deadline).map_err(|e| {
         let log = dir.logs().join(format!("sshd-{node}.log"));
         let tail = std::fs::read_to_string(&log)
             .ok()

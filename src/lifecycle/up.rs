@@ -20,7 +20,7 @@ use crate::exit::ExitError;
 use crate::output::{GlobalOpts, OutputFormat};
 use crate::provider::progress::{Interrupted, Progress};
 use crate::provider::{self, DnsRecords, Provider};
-use crate::ssh::Session;
+use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
 
 /// The pod every node gets, and the DNS pod on the control plane.
@@ -269,7 +269,15 @@ fn node_up(
     progress: &Progress,
 ) -> Result<NodeResult> {
     let session = progress.step(Some(node), "Connecting over SSH", || {
-        nodes::connect(dir, state, node, nodes::CONNECT_DEADLINE)
+        // Every provider has pinned its nodes' keys by now (netns before
+        // starting sshd, ssh and vagrant when `create` first reached them).
+        nodes::connect(
+            dir,
+            state,
+            node,
+            &HostKeyPolicy::RequireKnown,
+            nodes::CONNECT_DEADLINE,
+        )
     })?;
     let mut changes = 0;
     if progress.step(Some(node), "Installing the agent", || {

@@ -63,7 +63,13 @@ impl Sessions {
     fn open(dir: &LabDir, state: &LabState, lab: &Lab) -> Result<Sessions> {
         let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
         let opened = nodes::parallel(&names, |n| {
-            nodes::connect(dir, state, n, nodes::CONNECT_DEADLINE)
+            nodes::connect(
+                dir,
+                state,
+                n,
+                &crate::ssh::HostKeyPolicy::RequireKnown,
+                nodes::CONNECT_DEADLINE,
+            )
         });
         let mut map = BTreeMap::new();
         for (name, session) in names.into_iter().zip(opened) {

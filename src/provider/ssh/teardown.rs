@@ -71,6 +71,12 @@ fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
 pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
     let names: Vec<String> = state.nodes.keys().cloned().collect();
     nodes::parallel(&names, |name| {
+        if never_reached(dir, state, name)? {
+            progress.line(&format!(
+                "{name}: never reached (no pinned host key), so nothing of the lab is there"
+            ));
+            return Ok(());
+        }
         progress.step(Some(name), "Removing the lab from the node", || {
             node(dir, state, name)
         })
@@ -80,9 +86,31 @@ pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow:
     .collect()
 }
 
-/// Tears one node down.
+/// Whether the lab's known_hosts has no pin for `name`'s address.
+fn never_reached(dir: &LabDir, state: &LabState, name: &str) -> Result<bool> {
+    let Some(rec) = state.nodes.get(name) else {
+        return Ok(false);
+    };
+    let known_hosts = dir.known_hosts();
+    let pinned = crate::ssh::is_pinned(&known_hosts, &rec.ssh_host, rec.ssh_port)
+        .with_context(|| format!("cannot read {}", known_hosts.display()))?;
+    Ok(!pinned)
+}
+
+/// Tears one node down. A node with no pinned host key was never reached
+/// (`up` pins before anything else), so labctl put nothing there: it is
+/// left alone rather than trusted now.
 pub fn node(dir: &LabDir, state: &LabState, name: &str) -> Result<()> {
-    let session = nodes::connect(dir, state, name, Duration::from_secs(10))?;
+    if never_reached(dir, state, name)? {
+        return Ok(());
+    }
+    let session = nodes::connect(
+        dir,
+        state,
+        name,
+        &crate::ssh::HostKeyPolicy::RequireKnown,
+        Duration::from_secs(10),
+    )?;
     dns::stop(&session)?;
     session.run_ok(&["sh", "-c", REMOVE_SERVICES], None)?;
     let has_agent = session
