@@ -14,11 +14,13 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use super::{interrupt, resolve, DestroyArgs};
+use super::{resolve, DestroyArgs};
 use crate::exit::ExitError;
 use crate::output::GlobalOpts;
-use crate::provider::{self, progress::Progress};
+use crate::provider;
 use crate::state::{LabDir, LabState};
+use crate::ui::interrupt;
+use crate::ui::progress::Progress;
 
 pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     interrupt::install();

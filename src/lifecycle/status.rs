@@ -10,7 +10,8 @@ use labctl_nodeplan::report::{self, CheckReport, Difference};
 use labctl_nodeplan::NodePlan;
 use serde::Serialize;
 
-use super::{nodes, resolve, ListArgs, StatusArgs};
+use super::{resolve, ListArgs, StatusArgs};
+use crate::nodes;
 use crate::output::{table, GlobalOpts, OutputFormat};
 use crate::state::{self, LabDir};
 
@@ -44,7 +45,7 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let names: Vec<String> = lab.state.nodes.keys().cloned().collect();
     let plans = node_plans(
         &names,
-        |node| crate::provider::ssh::teardown::saved_plan(&lab.dir, node).ok(),
+        |node| lab.dir.saved_plan(node).ok(),
         || lab_copy_plans(&lab.dir),
     );
     let statuses = nodes::parallel(&names, |node| {

@@ -25,6 +25,7 @@
 
 mod exec;
 mod host_key;
+pub mod keygen;
 mod known_hosts;
 mod pins;
 mod session;

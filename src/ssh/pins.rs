@@ -33,7 +33,7 @@ pub fn pin_own_key(
     if removed == line.len() && text.lines().any(|l| format!("{l}\n") == line) {
         return Ok(());
     }
-    crate::state::write_mode(known_hosts, (kept + &line).as_bytes(), 0o600)
+    write_pins(known_hosts, (kept + &line).as_bytes())
 }
 
 /// Drops every pin of `node` (its tagged lines and any line naming one of
@@ -55,7 +55,7 @@ pub fn forget_node(
     if kept.len() == text.len() {
         return Ok(());
     }
-    crate::state::write_mode(known_hosts, kept.as_bytes(), 0o600)
+    write_pins(known_hosts, kept.as_bytes())
 }
 
 /// Moves `node`'s pins (its tagged lines and lines naming `old`) to
@@ -87,7 +87,7 @@ pub fn move_pins(
     if moved == text {
         return Ok(());
     }
-    crate::state::write_mode(known_hosts, moved.as_bytes(), 0o600)
+    write_pins(known_hosts, moved.as_bytes())
 }
 
 /// Whether the lab's known_hosts pins a key for `host:port`.
@@ -97,6 +97,12 @@ pub fn is_pinned(known_hosts: &Path, host: &str, port: u16) -> std::io::Result<b
     Ok(known_hosts::entries_for(&text, &pattern)
         .iter()
         .any(|e| !e.revoked))
+}
+
+/// Writes the lab's known_hosts atomically, 0600.
+fn write_pins(known_hosts: &Path, text: &[u8]) -> anyhow::Result<()> {
+    labctl_atomicfile::write(known_hosts, text, 0o600)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", known_hosts.display()))
 }
 
 #[cfg(test)]

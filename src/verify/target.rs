@@ -21,7 +21,7 @@ use crate::ssh::{Endpoint, HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
 
 /// Where the agent lives on every node (the lifecycle uploads it there;
-/// same value as `lifecycle::nodes::AGENT_PATH`).
+/// same value as `nodes::AGENT_PATH`).
 pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
 
 /// How long verify waits for a node's SSH server.
@@ -100,7 +100,7 @@ impl Target {
             // The cluster hands out podCIDRs in its own order; `up` built
             // and saved the plans from them (plan_with_subnets).
             for plan in &mut plans {
-                if let Ok(saved) = crate::provider::ssh::teardown::saved_plan(&dir, &plan.node) {
+                if let Ok(saved) = dir.saved_plan(&plan.node) {
                     *plan = saved;
                 }
             }

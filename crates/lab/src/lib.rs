@@ -9,6 +9,7 @@ pub mod diag;
 pub mod flannel;
 pub mod host_key;
 pub mod model;
+pub mod neighbour_limits;
 pub mod plan;
 mod positions;
 mod raw;

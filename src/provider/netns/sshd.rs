@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::launch::{self, Placement};
-use crate::hostcmd;
 use crate::state::{write_mode, LabDir, TrackedProcess};
 
 /// Where sshd is on Debian/Fedora.
@@ -26,23 +25,6 @@ pub const NODE_FOLDERS: &[(&str, &str)] = &[
     ("/etc/cni/net.d", "cni-net.d"),
     ("/run/labctl-agent", "agent"),
 ];
-
-/// Generates an ed25519 key pair at `path` (and `path.pub`) unless present.
-/// Returns true when it generated one.
-pub fn ensure_key(path: &Path, comment: &str) -> Result<bool> {
-    if path.is_file() && path.with_extension("pub").is_file() {
-        return Ok(false);
-    }
-    let _ = fs::remove_file(path);
-    let _ = fs::remove_file(path.with_extension("pub"));
-    let p = path.to_string_lossy();
-    hostcmd::run(
-        "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", &p],
-    )
-    .with_context(|| format!("generating the SSH key {p}"))?;
-    Ok(true)
-}
 
 /// A node's host key file.
 pub fn host_key(dir: &LabDir, node: &str) -> PathBuf {

@@ -16,11 +16,11 @@ use labctl_lab::Lab;
 
 mod key_swap;
 
-use super::progress::Progress;
-use super::ssh::hosts;
+use super::ssh_hosts::hosts;
 use super::Provider;
 use crate::state::{LabDir, LabState};
-use crate::vagrant::{ensure_lab_key, stage_identities, stage_identity, Vagrant};
+use crate::ui::progress::Progress;
+use crate::vagrant_cli::{ensure_lab_key, stage_identities, stage_identity, Vagrant};
 
 /// The vagrant provider.
 pub struct VagrantProvider;

@@ -11,11 +11,11 @@ use anyhow::{anyhow, Result};
 use labctl_lab::{Lab, Role};
 
 use crate::exit::ExitError;
-use crate::lifecycle::nodes;
-use crate::provider::dns::{DNSMASQ, DNSMASQ_PACKAGE};
-use crate::provider::progress::Progress;
+use crate::nodes;
+use crate::provider::dns_records::{DNSMASQ, DNSMASQ_PACKAGE};
 use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState, NodeState};
+use crate::ui::progress::Progress;
 
 /// Prints each argument that is not a command on PATH.
 const MISSING_TOOLS: &str =
@@ -184,7 +184,7 @@ pub fn check_nodes(
             Ok(())
         })
     });
-    crate::lifecycle::up::fail_with_all(results.into_iter().filter_map(Result::err).collect())
+    crate::nodes::fail_with_all(results.into_iter().filter_map(Result::err).collect())
 }
 
 fn check_root(session: &Session) -> Result<()> {

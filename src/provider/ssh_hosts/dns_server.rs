@@ -7,8 +7,8 @@
 use anyhow::{anyhow, Result};
 use sha2::{Digest, Sha256};
 
-use crate::lifecycle::nodes;
-use crate::provider::dns::config;
+use crate::nodes;
+use crate::provider::dns_records::config;
 use crate::provider::DnsRecords;
 use crate::ssh::Session;
 use crate::state::{LabDir, LabState};

@@ -1,6 +1,9 @@
-//! Talking to a lab's nodes over SSH: endpoints from the lab state, running
-//! things on all nodes in parallel (one thread and one SSH session per
-//! node), and the agent operations (`apply`, `check`, `pod add`).
+//! The node layer, which lifecycle, providers and verify stand on: talking
+//! to a lab's nodes over SSH (endpoints from the lab state, host keys
+//! under a policy), running things on all nodes in parallel (one thread
+//! and one SSH session per node) with every failure reported at once
+//! ([`fail_with_all`]), and the agent operations (`apply`, `check`,
+//! `pod add`) with their typed reports.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -262,4 +265,31 @@ pub fn ensure_services(
     );
     session.run_ok(&["sh", "-c", APPLY_SERVICES], Some(payload.as_bytes()))?;
     Ok(true)
+}
+
+/// One error, or all of them in one message.
+pub fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => {
+            if let Some(i) = errors
+                .iter()
+                .position(|e| e.is::<crate::ui::progress::Interrupted>())
+            {
+                return Err(errors.remove(i));
+            }
+            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+            let error = anyhow!("{n} nodes failed:\n  {}", all.join("\n  "));
+            // Nodes lacking a tool: still an environment error (exit 3).
+            let environment = errors
+                .iter()
+                .any(|e| crate::exit::exit_code_for(e) == crate::exit::ENVIRONMENT);
+            Err(if environment {
+                crate::exit::ExitError::environment(error)
+            } else {
+                error
+            })
+        }
+    }
 }

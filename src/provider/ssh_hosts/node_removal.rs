@@ -11,12 +11,12 @@ use anyhow::{Context, Result};
 use labctl_nodeplan::report::TeardownReport;
 use labctl_nodeplan::NodePlan;
 
-use super::dns;
+use super::dns_server;
 use crate::kubeadm::steps::REMOTE_DIR;
-use crate::lifecycle::nodes;
-use crate::provider::progress::Progress;
+use crate::nodes;
 use crate::ssh::Session;
 use crate::state::{LabDir, LabState};
+use crate::ui::progress::Progress;
 
 /// Removes the jumps to LABCTL-SERVICES and LABCTL-POSTROUTING and the
 /// chains, if present.
@@ -43,15 +43,6 @@ rm -rf "$dir/bin" "$dir/dnsmasq.conf" "$dir/dnsmasq.pid" "$dir/dnsmasq.log" "$di
 if [ -d "$dir" ] && ! mounted '[^ ]*' "$dir"; then
   rmdir "$dir" || { echo "$dir still holds: $(ls -A "$dir" | tr '\n' ' ')" >&2; exit 1; }
 fi"#;
-
-/// The plan a node was last built from (kept by `up` in the lab folder).
-pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
-    let path = dir.node_dir(node).join("plan.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read node {node}'s plan {}", path.display()))?;
-    NodePlan::from_json(&text)
-        .map_err(|e| anyhow::anyhow!("node {node}'s plan {} is invalid: {e}", path.display()))
-}
 
 /// `labctl-agent teardown`. The agent empties its state folder and leaves
 /// mount points in and on it for whoever mounted them (see
@@ -111,13 +102,13 @@ pub fn node(dir: &LabDir, state: &LabState, name: &str) -> Result<()> {
         &crate::ssh::HostKeyPolicy::RequireKnown,
         Duration::from_secs(10),
     )?;
-    dns::stop(&session)?;
+    dns_server::stop(&session)?;
     session.run_ok(&["sh", "-c", REMOVE_SERVICES], None)?;
     let has_agent = session
         .run(&["test", "-x", nodes::AGENT_PATH], None)?
         .success();
     if has_agent {
-        agent_teardown(&session, &saved_plan(dir, name)?)?;
+        agent_teardown(&session, &dir.saved_plan(name)?)?;
     }
     if state.kubernetes {
         let reset = session.run(&["kubeadm", "reset", "-f"], None)?;

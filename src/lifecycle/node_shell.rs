@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
-use super::{nodes, resolve, ExecArgs, SshArgs};
+use super::{resolve, ExecArgs, SshArgs};
 use crate::exit::ExitError;
+use crate::nodes;
 use crate::output::GlobalOpts;
 use crate::ssh::{HostKeyPolicy, Session};
 
