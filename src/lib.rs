@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod exit;
 pub mod hostcmd;
 pub mod kubeadm;
+pub mod lab_owner;
 pub mod labfile;
 pub mod lifecycle;
 pub mod output;

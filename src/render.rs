@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use labctl_lab::{Lab, LibvirtDriver, Node, Role, VagrantProvider};
+use labctl_lab::{Lab, LibvirtDriver, Node, ProviderType, Role, VagrantProvider};
 use labctl_nodeplan::NodePlan;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -90,8 +90,9 @@ impl Artifact {
     }
 }
 
-/// Every artifact of a lab: `Vagrantfile`, `kubeadm-init.yaml`,
-/// `kubeadm-join-<worker>.yaml` per worker, and per node
+/// Every artifact a lab's provider uses: the `Vagrantfile` (vagrant labs),
+/// `kubeadm-init.yaml` and `kubeadm-join-<worker>.yaml` per worker
+/// (vagrant and ssh labs with Kubernetes), and per node
 /// `nodes/<node>/plan.json` plus each file of its plan (`subnet.env`,
 /// `10-flannel.conflist`) under its base name. `plans` come from
 /// `labctl_lab::plan` (or `plan_with_subnets`), in node order.
@@ -101,24 +102,30 @@ pub fn render_all(
     secrets: &JoinSecrets,
 ) -> anyhow::Result<Vec<Artifact>> {
     secrets.validate()?;
-    let mut out = vec![
-        Artifact {
+    let mut out = Vec::new();
+    // Only what the lab's provider uses: netns labs run neither Vagrant nor
+    // kubeadm, ssh labs bring their own machines, network-only labs skip
+    // kubeadm.
+    if lab.provider.kind == ProviderType::Vagrant {
+        out.push(Artifact {
             path: "Vagrantfile".into(),
             contents: vagrantfile(lab)?,
             secret: false,
-        },
-        Artifact {
+        });
+    }
+    if lab.kubernetes.enabled && lab.provider.kind != ProviderType::Netns {
+        out.push(Artifact {
             path: "kubeadm-init.yaml".into(),
             contents: kubeadm_init(lab, secrets)?,
             secret: secrets.token.is_some(),
-        },
-    ];
-    for node in lab.nodes.iter().filter(|n| n.role == Role::Worker) {
-        out.push(Artifact {
-            path: format!("kubeadm-join-{}.yaml", node.name).into(),
-            contents: kubeadm_join(lab, node, secrets)?,
-            secret: secrets.token.is_some(),
         });
+        for node in lab.nodes.iter().filter(|n| n.role == Role::Worker) {
+            out.push(Artifact {
+                path: format!("kubeadm-join-{}.yaml", node.name).into(),
+                contents: kubeadm_join(lab, node, secrets)?,
+                secret: secrets.token.is_some(),
+            });
+        }
     }
     for plan in plans {
         let dir = Path::new("nodes").join(&plan.node);

@@ -198,7 +198,7 @@ fn render_writes_exactly_the_expected_files() {
         tmp.path(),
         &[
             "render",
-            lab_path("netns.yaml").to_str().unwrap(),
+            lab_path("vagrant.yaml").to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ],

@@ -338,3 +338,42 @@ fn kubernetes_version_becomes_a_concrete_release() {
     assert_eq!(render::kubernetes_version("1.37"), "v1.37.0");
     assert_eq!(render::kubernetes_version("1.31"), "v1.31.0");
 }
+
+#[test]
+fn each_provider_gets_only_what_it_uses() {
+    let top_level = |file: &str| -> Vec<String> {
+        let (_, artifacts) = render_lab(file, &JoinSecrets::default());
+        let mut names: Vec<String> = artifacts
+            .iter()
+            .filter(|a| !a.path.starts_with("nodes"))
+            .map(|a| a.path.display().to_string())
+            .collect();
+        names.sort();
+        assert!(
+            artifacts.iter().any(|a| a.path.ends_with("plan.json")),
+            "{file}: node plans are always rendered"
+        );
+        names
+    };
+    let kubeadm = [
+        "kubeadm-init.yaml",
+        "kubeadm-join-worker1.yaml",
+        "kubeadm-join-worker2.yaml",
+    ];
+    assert!(
+        top_level("netns.yaml").is_empty(),
+        "netns labs use neither Vagrant nor kubeadm"
+    );
+    assert_eq!(top_level("vagrant-netonly.yaml"), ["Vagrantfile"]);
+    let mut vagrant = vec!["Vagrantfile"];
+    vagrant.extend(kubeadm);
+    assert_eq!(top_level("vagrant.yaml"), vagrant);
+    assert_eq!(
+        top_level("ssh.yaml"),
+        [
+            "kubeadm-init.yaml",
+            "kubeadm-join-node1.yaml",
+            "kubeadm-join-node2.yaml"
+        ]
+    );
+}

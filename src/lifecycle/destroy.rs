@@ -25,6 +25,12 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     let name = resolve::lab_name(args.lab.as_deref(), args.name.as_deref())?;
     let dir = LabDir::new(&name)?;
     if !dir.exists() {
+        if let Some(other) = crate::lab_owner::elsewhere(&name) {
+            return Err(ExitError::environment(anyhow!(
+                "{}",
+                other.message(&name, "destroy")
+            )));
+        }
         if !global.quiet {
             println!("Lab {name} does not exist on this host: nothing to do.");
         }

@@ -16,7 +16,7 @@ use crate::output::GlobalOpts;
 
 pub fn ssh(args: &SshArgs, _global: &GlobalOpts) -> Result<ExitCode> {
     let name = resolve::lab_word(args.lab.as_deref())?;
-    let lab = resolve::existing(&name)?;
+    let lab = resolve::existing(&name, "ssh")?;
     let ep = nodes::endpoint(&lab.dir, &lab.state, &args.node)?;
     let err = std::process::Command::new("ssh")
         .args(crate::ssh::system_ssh_args(&ep))
@@ -36,7 +36,7 @@ struct NodeOutput {
 
 pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
     let name = resolve::lab_word(args.lab.as_deref())?;
-    let lab = resolve::existing(&name)?;
+    let lab = resolve::existing(&name, "exec")?;
     let targets: Vec<String> = match (&args.node, args.all) {
         (_, true) => lab.state.nodes.keys().cloned().collect(),
         (Some(node), false) => {

@@ -52,10 +52,17 @@ pub fn lab_word(word: Option<&str>) -> Result<String> {
     }
 }
 
-/// Opens the state of an existing lab; exit 2 when there is none.
-pub fn existing(name: &str) -> Result<ExistingLab> {
+/// Opens the state of an existing lab; exit 2 when there is none, exit 3
+/// when it is another user's (then the message says how to run `command`).
+pub fn existing(name: &str, command: &str) -> Result<ExistingLab> {
     let dir = LabDir::new(name)?;
     if !dir.exists() {
+        if let Some(other) = crate::lab_owner::elsewhere(name) {
+            return Err(ExitError::environment(anyhow!(
+                "{}",
+                other.message(name, command)
+            )));
+        }
         let others = state::lab_names();
         let hint = if others.is_empty() {
             "no lab exists on this host".to_string()

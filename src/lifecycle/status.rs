@@ -37,7 +37,7 @@ pub struct PodStatus {
 
 pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let name = resolve::lab_name(args.lab.as_deref(), args.name.as_deref())?;
-    let lab = resolve::existing(&name)?;
+    let lab = resolve::existing(&name, "status")?;
     let names: Vec<String> = lab.state.nodes.keys().cloned().collect();
     let plans = node_plans(
         &names,

@@ -39,6 +39,14 @@ pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let lab = &loaded.lab;
     let provider = provider::for_lab(lab)?;
     let dir = LabDir::new(&lab.name)?;
+    if !dir.exists() {
+        if let Some(other) = crate::lab_owner::elsewhere(&lab.name) {
+            return Err(ExitError::usage(anyhow!(
+                "{}",
+                other.message(&lab.name, "up")
+            )));
+        }
+    }
     provider.preflight(lab, &dir, args.install_deps)?;
     let _lock = dir.lock("up")?;
 

@@ -63,18 +63,20 @@ fn resolve(path: Option<&Path>) -> Result<Lab> {
 }
 
 impl Target {
-    /// Loads the lab and its state; exit 3 when the lab is not up or verify
-    /// is not run as root.
+    /// Loads the lab and its state; exit 3 when the lab is not up (or is
+    /// another user's), or is a netns lab and verify does not run as root.
+    /// vagrant and ssh labs verify as the user who brought them up: every
+    /// probe runs on the nodes over SSH.
     pub fn load(path: Option<&Path>) -> Result<Target> {
         let lab = resolve(path)?;
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(ExitError::environment(anyhow!(
-                "labctl verify must run as root: it enters the lab's network namespaces to ping, capture and resolve (try `sudo labctl verify`)"
-            )));
-        }
         let dir = LabDir::new(&lab.name)?;
         if !dir.exists() {
+            if let Some(other) = crate::lab_owner::elsewhere(&lab.name) {
+                return Err(ExitError::environment(anyhow!(
+                    "{}",
+                    other.message(&lab.name, "verify")
+                )));
+            }
             return Err(ExitError::environment(anyhow!(
                 "lab {} is not up on this host (no state in {}); run `labctl up` first",
                 lab.name,
@@ -82,6 +84,13 @@ impl Target {
             )));
         }
         let state = dir.load()?;
+        // SAFETY: geteuid has no preconditions.
+        if state.provider == "netns" && unsafe { libc::geteuid() } != 0 {
+            return Err(ExitError::environment(anyhow!(
+                "lab {} is a netns lab: verify enters its network namespaces to ping, capture and resolve, which needs root; run `sudo labctl verify`",
+                lab.name
+            )));
+        }
         let mut plans = labctl_lab::plan(&lab);
         if state.kubernetes {
             // The cluster hands out podCIDRs in its own order; `up` built

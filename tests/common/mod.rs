@@ -105,7 +105,8 @@ pub fn files_under(dir: &Path) -> BTreeSet<String> {
     out
 }
 
-/// The files `labctl render` writes for a lab with these workers and nodes.
+/// The files `labctl render` writes for a vagrant lab with Kubernetes and
+/// these workers and nodes.
 pub fn expected_render_files(workers: &[&str], nodes: &[&str]) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = ["Vagrantfile", "kubeadm-init.yaml"]
         .iter()
