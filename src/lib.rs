@@ -7,6 +7,8 @@
 //! - `ssh`: the SSH client every provider ends in.
 //! - `provider`, `lifecycle`, `state`: providers (netns, vagrant, ssh) and
 //!   the up/destroy/status/list/ssh/exec commands.
+//! - `wsl`: what stops a vagrant lab on a WSL host (a leaf: no I/O in its
+//!   assessment, no imports from the modules above).
 
 pub mod cli;
 pub mod embedded;
@@ -16,6 +18,7 @@ pub mod kubeadm;
 pub mod lab_owner;
 pub mod labfile;
 pub mod lifecycle;
+pub mod names;
 pub mod output;
 pub mod paths;
 pub mod provider;
@@ -26,3 +29,4 @@ pub mod state;
 pub mod vagrant;
 pub mod validate_cmd;
 pub mod verify;
+pub mod wsl;

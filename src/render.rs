@@ -277,6 +277,16 @@ fn box_override(
 
 /// `kubeadm-init.yaml`: Init + Cluster + Kubelet + KubeProxy configuration.
 pub fn kubeadm_init(lab: &Lab, secrets: &JoinSecrets) -> anyhow::Result<String> {
+    kubeadm_init_release(lab, secrets, &kubernetes_version(&lab.kubernetes.version))
+}
+
+/// `kubeadm-init.yaml` for the exact release the nodes installed
+/// (`kubernetes_version`: `v1.N.P`).
+pub fn kubeadm_init_release(
+    lab: &Lab,
+    secrets: &JoinSecrets,
+    kubernetes_version: &str,
+) -> anyhow::Result<String> {
     let cp = lab.control_plane();
     render_template(
         "kubeadm-init.yaml.j2",
@@ -285,8 +295,9 @@ pub fn kubeadm_init(lab: &Lab, secrets: &JoinSecrets) -> anyhow::Result<String> 
             "cp": node_context(cp),
             "token": secrets.token.as_deref().unwrap_or(TOKEN_PLACEHOLDER),
             "cri_socket": CRI_SOCKET,
-            "kubernetes_version": kubernetes_version(&lab.kubernetes.version),
+            "kubernetes_version": kubernetes_version,
             "pod_subnet": lab.network.pod_network.to_string(),
+            "subnet_len": lab.network.subnet_len,
             "service_subnet": lab.network.service_network.to_string(),
             "dns_domain": lab.network.dns_domain,
             "cert_sans": [cp.ip.to_string(), cp.name.clone()],

@@ -186,6 +186,35 @@ fn each_fault_is_named_and_up_repairs_it() {
     lab.on("worker2", &vxlan_drop("-D"));
     lab.assert_passes("after the INPUT rule was removed");
 
+    // worker2's pod asks a server that is not the cluster DNS service: its
+    // own resolv.conf (what `ip netns exec` binds over /etc/resolv.conf).
+    let (_, report) = lab.verify();
+    let pod_ns = report["pods"]
+        .as_array()
+        .and_then(|pods| pods.iter().find(|p| p["node"] == "worker2"))
+        .and_then(|p| p["namespace"].as_str())
+        .unwrap_or_else(|| panic!("no pod namespace for worker2 in {report:#}"))
+        .to_string();
+    let resolv = format!("/etc/netns/{pod_ns}/resolv.conf");
+    let good = std::fs::read_to_string(&resolv).unwrap();
+    let service = good
+        .lines()
+        .find_map(|l| l.strip_prefix("nameserver "))
+        .unwrap_or_else(|| panic!("{resolv}: {good}"))
+        .trim()
+        .to_string();
+    let nowhere = format!("{}.99", service.rsplit_once('.').unwrap().0);
+    std::fs::write(&resolv, good.replace(&service, &nowhere)).unwrap();
+    let r = lab.assert_cause("pod-resolv-conf", Some("worker2"));
+    let dns = r["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == "dns"))
+        .unwrap_or_else(|| panic!("no dns check: {r:#}"));
+    assert_eq!(dns["outcome"], "fail", "{r:#}");
+    lab.up();
+    assert_eq!(std::fs::read_to_string(&resolv).unwrap(), good);
+    lab.assert_passes("after up rewrote the pod's resolv.conf");
+
     // The wrong local address (as when the NAT NIC is chosen).
     let local = lab.capture("worker1", &["ip", "-d", "-o", "link", "show", "flannel.1"]);
     assert!(local.contains("vxlan"), "{local}");

@@ -57,7 +57,13 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     } else {
         String::new()
     };
-    Err(ExitError::failed(anyhow!(
+    // A refused host key: the environment, not a failed step (exit 3).
+    let wrap = if errors.iter().any(crate::ssh::is_host_key_refusal) {
+        ExitError::environment
+    } else {
+        ExitError::failed
+    };
+    Err(wrap(anyhow!(
         "lab {name} was not fully removed ({} problems; its state folder {} stays, run destroy again once fixed):\n  {}{hint}",
         errors.len(),
         dir.path.display(),

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
+use labctl_nodeplan::report::{ApplyReport, PodAddReport};
 use labctl_nodeplan::NodePlan;
 
 use super::{interrupt, nodes, UpArgs};
@@ -19,7 +20,7 @@ use crate::exit::ExitError;
 use crate::output::{GlobalOpts, OutputFormat};
 use crate::provider::progress::{Interrupted, Progress};
 use crate::provider::{self, DnsRecords, Provider};
-use crate::ssh::Session;
+use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
 
 /// The pod every node gets, and the DNS pod on the control plane.
@@ -268,7 +269,15 @@ fn node_up(
     progress: &Progress,
 ) -> Result<NodeResult> {
     let session = progress.step(Some(node), "Connecting over SSH", || {
-        nodes::connect(dir, state, node, nodes::CONNECT_DEADLINE)
+        // Every provider has pinned its nodes' keys by now (netns before
+        // starting sshd, ssh and vagrant when `create` first reached them).
+        nodes::connect(
+            dir,
+            state,
+            node,
+            &HostKeyPolicy::RequireKnown,
+            nodes::CONNECT_DEADLINE,
+        )
     })?;
     let mut changes = 0;
     if progress.step(Some(node), "Installing the agent", || {
@@ -276,20 +285,22 @@ fn node_up(
     })? {
         changes += 1;
     }
-    let report = progress.step(Some(node), "Applying the flannel plan", || {
+    let report: ApplyReport = progress.step(Some(node), "Applying the flannel plan", || {
         nodes::agent(&session, plan, &["apply"])
     })?;
-    changes += nodes::changes(&report);
+    changes += report.changes() as u64;
     let mut pods = BTreeMap::new();
     for &pod in wanted {
         let ip = progress.step(Some(node), &format!("Pod {pod}"), || {
-            let report = nodes::agent(&session, plan, &["pod", "add", pod])?;
-            nodes::pod_ip(&report, plan.subnet).ok_or_else(|| {
-                anyhow!(
-                    "`labctl-agent pod add {pod}` reported no address in {}",
+            let report: PodAddReport = nodes::agent(&session, plan, &["pod", "add", pod])?;
+            if !plan.subnet.contains(&report.ip) {
+                anyhow::bail!(
+                    "`labctl-agent pod add {pod}` on node {node} gave the pod {}, outside the node's subnet {}",
+                    report.ip,
                     plan.subnet
-                )
-            })
+                );
+            }
+            Ok(report.ip)
         })?;
         pods.insert(pod.to_string(), ip);
     }

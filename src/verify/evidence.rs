@@ -117,6 +117,10 @@ pub struct DnsProbe {
     pub timed_out: bool,
     /// busybox version of the nslookup used, when known.
     pub busybox: Option<(u32, u32, u32)>,
+    /// The `nameserver` lines of the pod's own /etc/resolv.conf (what
+    /// kubelet writes: the cluster DNS service IP), when read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<Ipv4Addr>,
     pub ok: bool,
 }
 

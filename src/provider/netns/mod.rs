@@ -79,6 +79,10 @@ impl Provider for NetnsProvider {
                     return Err(first);
                 }
                 let _ = std::fs::remove_dir_all(dir.node_dir(&node));
+                if let Some(rec) = state.nodes.get(&node) {
+                    let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+                    crate::ssh::forget_node(&dir.known_hosts(), &node, &address)?;
+                }
                 state.nodes.remove(&node);
                 if let Some(ns) = state.netns.as_mut() {
                     ns.nodes.remove(&node);
@@ -124,12 +128,12 @@ impl Provider for NetnsProvider {
         progress.step(None, "Generating node host keys", || {
             for node in &lab.nodes {
                 std::fs::create_dir_all(dir.node_dir(&node.name))?;
-                if sshd::ensure_key(
+                sshd::ensure_key(
                     &sshd::host_key(dir, &node.name),
                     &format!("{}-{}", lab.name, node.name),
-                )? {
-                    sshd::pin_host_key(dir, &node.name, node.ip)?;
-                }
+                )?;
+                // Before "Starting node SSH servers": never trusted on first use.
+                sshd::pin_host_key(dir, &node.name, node.ip)?;
             }
             Ok(())
         })?;

@@ -54,26 +54,15 @@ pub fn node_folder(dir: &LabDir, node: &str, name: &str) -> PathBuf {
     dir.node_dir(node).join("root").join(name)
 }
 
-/// Pins `ip`'s host key (from the node's key file) in the lab's
-/// known_hosts, replacing any older line for that address.
+/// Pins the node's host key (from its key file, which labctl generated) in
+/// the lab's known_hosts for `ip`, replacing the node's older pins. Done
+/// before the node's sshd starts, and on every `up`: netns nodes are never
+/// trusted on first use.
 pub fn pin_host_key(dir: &LabDir, node: &str, ip: Ipv4Addr) -> Result<()> {
     let pubkey_path = host_key(dir, node).with_extension("pub");
     let pubkey = fs::read_to_string(&pubkey_path)
         .with_context(|| format!("cannot read {}", pubkey_path.display()))?;
-    let mut fields = pubkey.split_whitespace();
-    let (Some(kind), Some(data)) = (fields.next(), fields.next()) else {
-        anyhow::bail!("{} is not an OpenSSH public key", pubkey_path.display());
-    };
-    let kh = dir.known_hosts();
-    let old = fs::read_to_string(&kh).unwrap_or_default();
-    let host = ip.to_string();
-    let mut lines: Vec<String> = old
-        .lines()
-        .filter(|l| l.split_whitespace().next() != Some(host.as_str()))
-        .map(str::to_string)
-        .collect();
-    lines.push(format!("{host} {kind} {data}"));
-    write_mode(&kh, (lines.join("\n") + "\n").as_bytes(), 0o600)
+    crate::ssh::pin_own_key(&dir.known_hosts(), node, &ip.to_string(), 22, &pubkey)
 }
 
 /// Writes the node's sshd_config.

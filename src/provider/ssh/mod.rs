@@ -72,6 +72,10 @@ impl Provider for SshProvider {
         for node in gone {
             progress.step(Some(&node), "Removing node", || {
                 teardown::node(dir, state, &node)?;
+                if let Some(rec) = state.nodes.get(&node) {
+                    let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+                    crate::ssh::forget_node(&dir.known_hosts(), &node, &address)?;
+                }
                 state.nodes.remove(&node);
                 let _ = std::fs::remove_dir_all(dir.node_dir(&node));
                 dir.save(state)
@@ -85,7 +89,9 @@ impl Provider for SshProvider {
                 .ok_or_else(|| anyhow!("node {} has no ssh block", node.name))?;
             let key = hosts::resolve_key(&target.key, lab_file.as_deref());
             let (host, user) = (target.host.clone(), target.user.clone());
-            hosts::record_node(state, node, host, target.port, user, key);
+            let address = (host, target.port);
+            let change = hosts::AddressChange::OtherMachine;
+            hosts::record_node(dir, state, node, address, user, key, change)?;
         }
         hosts::check_nodes(lab, dir, state, progress, false)
     }

@@ -1,13 +1,14 @@
 //! Removing an ssh lab from its machines: on every node, only what labctl
-//! put there — the DNS server (control plane), the LABCTL-SERVICES chain,
-//! the agent's data plane and pods (`labctl-agent teardown` with the plan
-//! the node was built from), the kubeadm cluster (`kubeadm reset -f`) for
-//! kubeadm labs, the agent and labctl's files. Nothing else on the hosts
-//! is touched.
+//! put there — the DNS server (control plane), the LABCTL-SERVICES and
+//! LABCTL-POSTROUTING chains, the agent's data plane and pods
+//! (`labctl-agent teardown` with the plan the node was built from), the
+//! kubeadm cluster (`kubeadm reset -f`) for kubeadm labs, the agent and
+//! labctl's files. Nothing else on the hosts is touched.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use labctl_nodeplan::report::TeardownReport;
 use labctl_nodeplan::NodePlan;
 
 use super::dns;
@@ -17,13 +18,17 @@ use crate::provider::progress::Progress;
 use crate::ssh::Session;
 use crate::state::{LabDir, LabState};
 
-/// Removes the jumps to LABCTL-SERVICES and the chain, if present.
+/// Removes the jumps to LABCTL-SERVICES and LABCTL-POSTROUTING and the
+/// chains, if present.
 const REMOVE_SERVICES: &str = r#"for c in PREROUTING OUTPUT; do
   while iptables -w -t nat -D "$c" -j LABCTL-SERVICES 2>/dev/null; do :; done
 done
-if iptables -w -t nat -S LABCTL-SERVICES >/dev/null 2>&1; then
-  iptables -w -t nat -F LABCTL-SERVICES && iptables -w -t nat -X LABCTL-SERVICES
-fi"#;
+while iptables -w -t nat -D POSTROUTING -j LABCTL-POSTROUTING 2>/dev/null; do :; done
+for chain in LABCTL-SERVICES LABCTL-POSTROUTING; do
+  if iptables -w -t nat -S "$chain" >/dev/null 2>&1; then
+    iptables -w -t nat -F "$chain" && iptables -w -t nat -X "$chain"
+  fi
+done"#;
 
 /// Removes the agent and the DNS server's files, unmounting first the exec
 /// tmpfs `ensure_agent` mounted on the agent's `bin` folder (that one only:
@@ -52,7 +57,7 @@ pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
 /// mount points in and on it for whoever mounted them (see
 /// `REMOVE_FILES`), so any error it reports is a failure.
 fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
-    nodes::agent(session, plan, &["teardown"])
+    nodes::agent_run::<TeardownReport>(session, plan, &["teardown"])
         .map(drop)
         .with_context(|| {
             format!(
@@ -66,6 +71,12 @@ fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
 pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
     let names: Vec<String> = state.nodes.keys().cloned().collect();
     nodes::parallel(&names, |name| {
+        if never_reached(dir, state, name)? {
+            progress.line(&format!(
+                "{name}: never reached (no pinned host key), so nothing of the lab is there"
+            ));
+            return Ok(());
+        }
         progress.step(Some(name), "Removing the lab from the node", || {
             node(dir, state, name)
         })
@@ -75,9 +86,31 @@ pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow:
     .collect()
 }
 
-/// Tears one node down.
+/// Whether the lab's known_hosts has no pin for `name`'s address.
+fn never_reached(dir: &LabDir, state: &LabState, name: &str) -> Result<bool> {
+    let Some(rec) = state.nodes.get(name) else {
+        return Ok(false);
+    };
+    let known_hosts = dir.known_hosts();
+    let pinned = crate::ssh::is_pinned(&known_hosts, &rec.ssh_host, rec.ssh_port)
+        .with_context(|| format!("cannot read {}", known_hosts.display()))?;
+    Ok(!pinned)
+}
+
+/// Tears one node down. A node with no pinned host key was never reached
+/// (`up` pins before anything else), so labctl put nothing there: it is
+/// left alone rather than trusted now.
 pub fn node(dir: &LabDir, state: &LabState, name: &str) -> Result<()> {
-    let session = nodes::connect(dir, state, name, Duration::from_secs(10))?;
+    if never_reached(dir, state, name)? {
+        return Ok(());
+    }
+    let session = nodes::connect(
+        dir,
+        state,
+        name,
+        &crate::ssh::HostKeyPolicy::RequireKnown,
+        Duration::from_secs(10),
+    )?;
     dns::stop(&session)?;
     session.run_ok(&["sh", "-c", REMOVE_SERVICES], None)?;
     let has_agent = session

@@ -17,7 +17,7 @@ use anyhow::{anyhow, Context, Result};
 use crate::hostcmd;
 use crate::lifecycle::nodes;
 use crate::provider::progress::Progress;
-use crate::ssh::{Endpoint, Session, SshError};
+use crate::ssh::{Endpoint, HostKeyPolicy, Session, SshError};
 use crate::state::{LabDir, LabState};
 
 /// stdin: the lab's public key line, then one key blob (base64) per line
@@ -96,7 +96,13 @@ fn swap_node(
             key: key.clone(),
             ..base.clone()
         };
-        match Session::connect(&ep, nodes::CONNECT_DEADLINE) {
+        // First contact with a machine Vagrant made: `create` dropped the
+        // pin of any machine it (re-)created, so only those get one here.
+        let policy = HostKeyPolicy::PinNew {
+            expected: None,
+            user_known_hosts: None,
+        };
+        match Session::connect(&ep, &policy, nodes::CONNECT_DEADLINE) {
             // Run as the login user: it is their authorized_keys.
             Ok(session) => {
                 session

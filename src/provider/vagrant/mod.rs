@@ -44,9 +44,11 @@ impl Provider for VagrantProvider {
         "vagrant"
     }
 
-    fn preflight(&self, _lab: &Lab, _dir: &LabDir, _install_deps: bool) -> Result<()> {
+    fn preflight(&self, lab: &Lab, dir: &LabDir, _install_deps: bool) -> Result<()> {
         // Any existing folder will do: the lab's does not exist yet.
-        Vagrant::new(std::env::temp_dir()).version().map(|_| ())
+        Vagrant::new(std::env::temp_dir()).version()?;
+        // On WSL, what would make `vagrant up` wait 15 minutes for nothing.
+        crate::wsl::check_host(lab.provider.vagrant_provider, &dir.path)
     }
 
     fn create(
@@ -74,6 +76,10 @@ impl Provider for VagrantProvider {
             })?;
         }
         for node in &gone {
+            if let Some(rec) = state.nodes.get(node) {
+                let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+                crate::ssh::forget_node(&dir.known_hosts(), node, &address)?;
+            }
             state.nodes.remove(node);
             let _ = std::fs::remove_dir_all(dir.node_dir(node));
         }
@@ -87,6 +93,7 @@ impl Provider for VagrantProvider {
             crate::render::write_atomic(&folder.join("Vagrantfile"), text.as_bytes(), 0o644)
                 .with_context(|| format!("cannot write the Vagrantfile in {}", folder.display()))
         })?;
+        forget_machines_to_create(&vagrant, dir, state, progress)?;
         let summary = progress.step(None, "vagrant up", || vagrant.up(&log(dir)))?;
         for line in summary.lines() {
             progress.line(&format!("  {line}"));
@@ -125,7 +132,9 @@ impl Provider for VagrantProvider {
                 stage_identity(first, &dir.path)?
             };
             let (host, user) = (entry.host_name.clone(), entry.user.clone());
-            hosts::record_node(state, node, host, entry.port, user, key);
+            let address = (host, entry.port);
+            let change = hosts::AddressChange::SameMachine;
+            hosts::record_node(dir, state, node, address, user, key, change)?;
         }
         if !swaps.is_empty() {
             dir.save(state)?;
@@ -148,6 +157,29 @@ impl Provider for VagrantProvider {
         hosts::remove_folder(dir, progress, &mut errors);
         errors
     }
+}
+
+/// Drops the pins of recorded nodes whose machine does not exist (destroyed
+/// outside labctl): `vagrant up` is about to create them, and a new machine
+/// has a new host key, which `up` then pins. A machine that exists keeps
+/// its pin, so a changed key on it is refused.
+fn forget_machines_to_create(
+    vagrant: &Vagrant,
+    dir: &LabDir,
+    state: &LabState,
+    progress: &Progress,
+) -> Result<()> {
+    if state.nodes.is_empty() || !dir.known_hosts().is_file() {
+        return Ok(());
+    }
+    let machines = progress.step(None, "vagrant status", || vagrant.status())?;
+    for (node, rec) in &state.nodes {
+        if machines.get(node).is_some_and(|m| m.state == "not_created") {
+            let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+            crate::ssh::forget_node(&dir.known_hosts(), node, &address)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether two paths name the same file (symlinks and `..` resolved).

@@ -414,89 +414,56 @@ pub fn mtu(lab: &LabView, pods: &[PodView]) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
 /// Runs `argv` from a thread inside `ns` (the child inherits the
 /// namespace), killing it after `limit`. Returns (success, stdout+stderr).
 pub fn run_in_netns(ns: &str, argv: &[&str], limit: Duration) -> Result<(bool, String)> {
-    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    enter::run_in(ns, move || {
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| anyhow!("cannot run {} in namespace {ns}: {e}", argv[0]))?;
-        let started = Instant::now();
-        loop {
-            if child.try_wait()?.is_some() {
-                break;
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+    enter::run_in(ns, || run_on_host(argv, limit)).map_err(|e| anyhow!("in namespace {ns}: {e:#}"))
+}
+
+/// Runs `argv`, killing it after `limit`. Returns (success, stdout+stderr).
+fn run_on_host(argv: &[&str], limit: Duration) -> Result<(bool, String)> {
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow!("cannot run {}: {e}", argv[0]))?;
+    let started = Instant::now();
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
         }
-        let out = child.wait_with_output()?;
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Ok((out.status.success(), text))
-    })
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output()?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.success(), text))
 }
 
-/// The host busybox's version (the pods run the host's binaries).
-fn busybox_version() -> Option<(u32, u32, u32)> {
-    let out = Command::new("busybox").output().ok()?;
-    parse::parse_busybox_version(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// `dns`: `busybox nslookup kubernetes.default <DNS service IP>` in every
-/// pod; with a busybox newer than 1.28 (no search domains) the full name
-/// is asked as well.
+/// `dns`: the pod's own `nslookup kubernetes.default`, as the walkthrough
+/// runs it: through the pod's resolv.conf (`ip netns exec` binds
+/// /etc/netns/<pod>/resolv.conf over /etc/resolv.conf), no server named.
+/// The same script and reading as on VM and ssh labs, run on this host.
 pub fn dns(lab: &LabView, pods: &[PodView]) -> Vec<DnsProbe> {
     let pods = usable(pods);
-    let version = busybox_version();
-    let server = lab.dns_service_ip.to_string();
-    let fqdn = format!("kubernetes.default.svc.{}", lab.dns_domain);
-    let api = lab.api_service_ip;
-    let probe = |node: &str, ns: &str, query: &str| -> DnsProbe {
-        let (_, text) = run_in_netns(
-            ns,
-            &["busybox", "nslookup", query, &server],
-            Duration::from_secs(6),
-        )
-        .unwrap_or_else(|e| (false, format!("{e:#}")));
-        let a = parse::parse_nslookup(&text);
-        DnsProbe {
-            node: node.to_string(),
-            query: query.to_string(),
-            server: a.server,
-            ok: a.addresses.contains(&api),
-            addresses: a.addresses,
-            nxdomain: a.nxdomain,
-            timed_out: a.timed_out || (a.server.is_none() && !a.nxdomain),
-            busybox: version,
-        }
-    };
     std::thread::scope(|s| {
         let handles: Vec<_> = pods
             .iter()
             .map(|(p, ns, _)| {
-                let probe = &probe;
-                let fqdn = &fqdn;
                 s.spawn(move || {
-                    let short = probe(&p.node, ns, "kubernetes.default");
-                    let newer = version.is_some_and(|v| v > (1, 28, u32::MAX));
-                    if short.nxdomain && newer {
-                        let full = probe(&p.node, ns, fqdn);
-                        vec![short, full]
-                    } else {
-                        vec![short]
-                    }
+                    let text = run_on_host(
+                        &["sh", "-c", super::remote::scripts::DNS_SCRIPT, "sh", ns],
+                        Duration::from_secs(15),
+                    )
+                    .map_or_else(|e| format!("{e:#}"), |(_, text)| text);
+                    super::remote::dns_probe(&p.node, &text, lab)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     })
 }
 
