@@ -62,6 +62,12 @@ prepare_user() {
   AS_USER=(setpriv --reuid "$E2E_USER" --regid "$(id -g "$E2E_USER")" --init-groups
     env -i HOME="$E2E_HOME" USER="$E2E_USER" LOGNAME="$E2E_USER"
     PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8)
+  # Debian's vagrant-libvirt is every user's; HashiCorp's Vagrant keeps
+  # plugins per user.
+  if ! (cd "$E2E_HOME" && "${AS_USER[@]}" vagrant plugin list 2>&1) | grep -q '^vagrant-libvirt '; then
+    echo "e2e: $E2E_USER's Vagrant has no vagrant-libvirt (sudo -u $E2E_USER -H vagrant plugin install vagrant-libvirt)"
+    return 1
+  fi
   LAB_DIR=$E2E_HOME/.local/state/labctl/labs/$LAB_NAME
   install -d -m 0755 "$USER_WORK"
   install -m 0755 "$LABCTL" "$USER_LABCTL"
