@@ -64,7 +64,9 @@ prepare_user() {
     PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8)
   # Debian's vagrant-libvirt is every user's; HashiCorp's Vagrant keeps
   # plugins per user.
-  if ! (cd "$E2E_HOME" && "${AS_USER[@]}" vagrant plugin list 2>&1) | grep -q '^vagrant-libvirt '; then
+  local plugins
+  plugins=$(cd "$E2E_HOME" && "${AS_USER[@]}" vagrant plugin list 2>&1) || true
+  if ! grep -q '^vagrant-libvirt ' <<<"$plugins"; then
     echo "e2e: $E2E_USER's Vagrant has no vagrant-libvirt (sudo -u $E2E_USER -H vagrant plugin install vagrant-libvirt)"
     return 1
   fi
@@ -159,6 +161,7 @@ cleanup() {
 
 stop_daemons() {
   [ "$LIBVIRT_DAEMONS" = system ] || "$HERE/daemons.sh" stop
+  rm -f "$USER_LABCTL" # the copy the user ran (the logs stay)
 }
 
 check_host_clean() {
