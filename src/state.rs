@@ -297,22 +297,11 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     write_mode(path, data, 0o600)
 }
 
-/// Writes a file atomically with the given mode.
+/// Writes a file atomically with the given mode (`labctl_atomicfile`:
+/// temporary file, fsync, rename, fsync of the folder).
 pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    labctl_atomicfile::write(path, data, mode)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
