@@ -198,7 +198,7 @@ fn vagrant_gets_the_lab_key_and_only_keys_the_caller_owns() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::create_dir_all(&home).unwrap();
-    let lab_key = labctl::vagrant::ensure_lab_key(&lab_dir, "keyprobe").unwrap();
+    let lab_key = labctl::vagrant_cli::ensure_lab_key(&lab_dir, "keyprobe").unwrap();
     let text = std::fs::read_to_string(lab_path("vagrant-netonly.yaml")).unwrap();
     let lab = labctl_lab::parse("labs/vagrant-netonly.yaml", &text).unwrap();
     std::fs::write(
