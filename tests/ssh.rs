@@ -380,3 +380,58 @@ fn command_timeout_stops_waiting() {
         );
     });
 }
+
+/// A node too busy to answer the login (here: sshd's key lookup hangs) is
+/// retried to the deadline and reported as such, never as a refused key.
+#[test]
+fn a_login_that_gets_no_answer_is_not_a_refused_key() {
+    let test = "a_login_that_gets_no_answer_is_not_a_refused_key";
+    if !support::sshd::root_or_skip(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let client = keygen(&dir.path().join("client"), KeyKind::Ed25519);
+    // No authorized_keys entry: sshd goes on to the key command, which
+    // hangs, so the login gets no answer at all within the deadline.
+    // An unusual duration names the hanging command, so the guard below
+    // can end exactly it (sshd's session process does not on its own).
+    struct EndSleep;
+    impl Drop for EndSleep {
+        fn drop(&mut self) {
+            let _ = Command::new("pkill")
+                .args(["-f", "^/bin/sleep 7.25$"])
+                .status();
+        }
+    }
+    let _end_sleep = EndSleep;
+    let sshd = Sshd::builder()
+        .config("AuthorizedKeysCommand /bin/sleep 7.25")
+        .config("AuthorizedKeysCommandUser root")
+        .start();
+    let endpoint = Endpoint {
+        node: "busy".into(),
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: "root".into(),
+        key: client,
+        known_hosts: dir.path().join("known_hosts"),
+    };
+    let started = Instant::now();
+    let error = Session::connect(&endpoint, &FIRST_CONTACT, Duration::from_secs(3))
+        .err()
+        .expect("logged in past a hanging key lookup");
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, SshError::LoginIncomplete { .. }),
+        "{error:?}\nsshd log:\n{}",
+        sshd.log()
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "overran the deadline: {waited:?}"
+    );
+    assert_mentions(
+        &error.to_string(),
+        &["busy", "did not complete", "did not refuse the key"],
+    );
+}

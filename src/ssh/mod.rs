@@ -159,6 +159,20 @@ pub enum SshError {
         source: std::io::Error,
     },
 
+    #[error(
+        "node {node} at {address}: the SSH login did not complete: kept trying for {:.1} s \
+         ({attempts} attempts; last: {cause}); the node did not refuse the key, it (or \
+         this host) is too busy to answer in time",
+        waited.as_secs_f64()
+    )]
+    LoginIncomplete {
+        node: String,
+        address: String,
+        waited: Duration,
+        attempts: u32,
+        cause: String,
+    },
+
     #[error("node {node} refused SSH login as {user} with the key {}: {cause}", key.display())]
     Auth {
         node: String,

@@ -57,8 +57,38 @@ impl Session {
         policy: &HostKeyPolicy,
         deadline: Duration,
     ) -> Result<Session, SshError> {
-        let (ssh, new_pin) = handshake_checked(ep, policy, deadline)?;
-        authenticate(ep, &ssh)?;
+        // A login that times out or loses its socket under load is tried
+        // again from the handshake until the deadline: only a key the node
+        // answered "no" to is a refusal.
+        let started = Instant::now();
+        let mut attempts = 0;
+        let mut pause = FIRST_PAUSE;
+        // A retry finds the key pinned already: report the first attempt's pin.
+        let mut pinned = None;
+        let (ssh, new_pin) = loop {
+            attempts += 1;
+            let left = deadline.saturating_sub(started.elapsed());
+            let (ssh, new_pin) = handshake_checked(ep, policy, left)?;
+            pinned = pinned.or(new_pin);
+            match authenticate(ep, &ssh) {
+                Ok(()) => break (ssh, pinned),
+                Err(Login::Refused(e)) => return Err(e),
+                Err(Login::Interrupted(cause)) => {
+                    let left = deadline.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        return Err(SshError::LoginIncomplete {
+                            node: ep.node.clone(),
+                            address: ep.address(),
+                            waited: started.elapsed(),
+                            attempts,
+                            cause,
+                        });
+                    }
+                    thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+            }
+        };
         // Commands wait as long as they need (see set_command_timeout); the
         // keepalives keep NAT and firewalls from dropping quiet sessions.
         ssh.set_timeout(0);
@@ -216,19 +246,52 @@ fn prefer_host_key_algorithms(ssh: &ssh2::Session, pinned: &[String]) {
     }
 }
 
-fn authenticate(ep: &Endpoint, ssh: &ssh2::Session) -> Result<(), SshError> {
-    let refused = |cause: String| SshError::Auth {
-        node: ep.node.clone(),
-        user: ep.user.clone(),
-        key: ep.key.clone(),
-        cause,
+/// How a login attempt failed.
+enum Login {
+    /// The node answered and said no (or the key is unreadable): final.
+    Refused(SshError),
+    /// The login did not complete (timed out, the socket went away): the
+    /// node may just be overloaded, so it is worth another try.
+    Interrupted(String),
+}
+
+fn authenticate(ep: &Endpoint, ssh: &ssh2::Session) -> Result<(), Login> {
+    let refused = |cause: String| {
+        Login::Refused(SshError::Auth {
+            node: ep.node.clone(),
+            user: ep.user.clone(),
+            key: ep.key.clone(),
+            cause,
+        })
     };
     // libssh2's message for a missing file is vague: check it first.
     std::fs::File::open(&ep.key).map_err(|e| refused(format!("cannot read the key file: {e}")))?;
     ssh.userauth_pubkey_file(&ep.user, None, &ep.key, None)
-        .map_err(|e| refused(e.message().to_string()))?;
+        .map_err(|e| {
+            if login_interrupted(e.code()) {
+                Login::Interrupted(e.message().to_string())
+            } else {
+                refused(e.message().to_string())
+            }
+        })?;
     if !ssh.authenticated() {
         return Err(refused("the server did not accept the key".into()));
     }
     Ok(())
+}
+
+/// libssh2 errors that mean the login never got an answer, as opposed to
+/// an answer of "no": a timeout, or the socket failing or closing.
+fn login_interrupted(code: ssh2::ErrorCode) -> bool {
+    const TIMEOUT: i32 = -9;
+    const SOCKET_SEND: i32 = -7;
+    const SOCKET_DISCONNECT: i32 = -13;
+    const SOCKET_TIMEOUT: i32 = -30;
+    const SOCKET_RECV: i32 = -43;
+    matches!(
+        code,
+        ssh2::ErrorCode::Session(
+            TIMEOUT | SOCKET_SEND | SOCKET_DISCONNECT | SOCKET_TIMEOUT | SOCKET_RECV
+        )
+    )
 }
