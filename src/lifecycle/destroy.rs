@@ -38,6 +38,7 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
                 other.message(&name, "destroy")
             )));
         }
+        release_shared_host_folders()?;
         if !global.quiet {
             println!("Lab {name} does not exist on this host: nothing to do.");
         }
@@ -82,6 +83,7 @@ fn remove_leftovers(name: &str, dir: &LabDir, global: &GlobalOpts) -> anyhow::Re
             "cannot remove what an interrupted run left of lab {name}: {e:#}"
         ))
     })?;
+    release_shared_host_folders()?;
     if !global.quiet {
         println!(
             "Lab {name} does not exist on this host; removed what an interrupted run left in {}.",
@@ -89,6 +91,15 @@ fn remove_leftovers(name: &str, dir: &LabDir, global: &GlobalOpts) -> anyhow::Re
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last netns lab's destroy removes the host folders netns labs share,
+/// right after the lab's folder: one killed in between left them, and no
+/// lab remains to remove them later. Does nothing while a lab remains, or
+/// when no netns lab ever made such folders here.
+fn release_shared_host_folders() -> anyhow::Result<()> {
+    crate::provider::netns::hostdirs::release_if_last()
+        .map_err(|e| ExitError::environment(e.context("removing host folders netns labs created")))
 }
 
 /// Removes the state folder of an ssh lab without reaching its nodes.
