@@ -9,7 +9,6 @@
 //! Bootstrap secrets are inputs: without them the files carry clearly named
 //! placeholders, and a file holding a real token is written 0600.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
@@ -421,31 +420,8 @@ pub fn write_all(dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Atomic write: readers see the old file or the new one, never a part.
+/// Atomic write (creating the parent folders): readers see the old file or
+/// the new one, never a part (`labctl_atomicfile`).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The mode given to open() is filtered by the umask: set it exactly.
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    labctl_atomicfile::write_creating_dirs(path, contents, mode)
 }

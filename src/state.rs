@@ -127,7 +127,7 @@ pub struct NetnsState {
     #[serde(default)]
     pub created_dirs: Vec<PathBuf>,
     /// The host's neighbour-table limits before a lab raised them (see
-    /// `provider::netns::neighbours`); set only when this lab needed more.
+    /// `provider::netns::neighbour_sysctls`); set only when this lab needed more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbour_limits: Option<NeighbourLimits>,
 }
@@ -217,6 +217,29 @@ impl LabDir {
     }
     pub fn node_dir(&self, node: &str) -> PathBuf {
         self.path.join("nodes").join(node)
+    }
+    /// Where `up` keeps the plan node `node` was last built from.
+    pub fn saved_plan_path(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("plan.json")
+    }
+    /// Keeps `plan` as the one its node was last built from.
+    pub fn save_plan(&self, plan: &labctl_nodeplan::NodePlan) -> Result<()> {
+        let folder = self.node_dir(&plan.node);
+        fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        write_mode(
+            &self.saved_plan_path(&plan.node),
+            plan.to_json().as_bytes(),
+            0o644,
+        )
+    }
+    /// The plan node `node` was last built from.
+    pub fn saved_plan(&self, node: &str) -> Result<labctl_nodeplan::NodePlan> {
+        let path = self.saved_plan_path(node);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read node {node}'s plan {}", path.display()))?;
+        labctl_nodeplan::NodePlan::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("node {node}'s plan {} is invalid: {e}", path.display()))
     }
     pub fn logs(&self) -> PathBuf {
         self.path.join("logs")
@@ -324,22 +347,11 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     write_mode(path, data, 0o600)
 }
 
-/// Writes a file atomically with the given mode.
+/// Writes a file atomically with the given mode (`labctl_atomicfile`:
+/// temporary file, fsync, rename, fsync of the folder).
 pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    labctl_atomicfile::write(path, data, mode)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@
 //! - [`init_action`], [`join_action`]: init or join, skip, or reset first.
 //! - [`rewrite_server`]: the admin kubeconfig made reachable from the host.
 
+pub mod bootstrap;
 pub mod ca_hash;
+pub mod cluster_nodes;
 pub mod kubeconfig;
 pub mod list;
-pub mod nodes;
 pub mod prepare;
 pub mod release;
 pub mod retry;
@@ -23,8 +24,8 @@ pub mod steps;
 pub mod token;
 
 pub use ca_hash::ca_cert_hash;
+pub use cluster_nodes::{internal_ips, nodes_ready, pending_nodes, pod_cidrs, Readiness};
 pub use kubeconfig::{api_server_url, rewrite_server, API_PORT};
-pub use nodes::{internal_ips, nodes_ready, pending_nodes, pod_cidrs, Readiness};
 pub use prepare::node_prepare_script;
 pub use release::parse_release;
 pub use retry::{init_action, join_action, Action, Probe};

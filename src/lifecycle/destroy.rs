@@ -15,11 +15,13 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use super::{interrupt, resolve, DestroyArgs};
+use super::{resolve, DestroyArgs};
 use crate::exit::ExitError;
 use crate::output::GlobalOpts;
-use crate::provider::{self, progress::Progress};
+use crate::provider;
 use crate::state::{LabDir, LabState};
+use crate::ui::interrupt;
+use crate::ui::progress::Progress;
 
 pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     interrupt::install();
@@ -65,7 +67,13 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     } else {
         String::new()
     };
-    Err(ExitError::failed(anyhow!(
+    // A refused host key: the environment, not a failed step (exit 3).
+    let wrap = if errors.iter().any(crate::ssh::is_host_key_refusal) {
+        ExitError::environment
+    } else {
+        ExitError::failed
+    };
+    Err(wrap(anyhow!(
         "lab {name} was not fully removed ({} problems; its state folder {} stays, run destroy again once fixed):\n  {}{hint}",
         errors.len(),
         dir.path.display(),

@@ -15,13 +15,15 @@ use labctl_lab::Lab;
 use labctl_nodeplan::report::{ApplyReport, PodAddReport};
 use labctl_nodeplan::NodePlan;
 
-use super::{interrupt, nodes, UpArgs};
+use super::UpArgs;
 use crate::exit::ExitError;
+use crate::nodes;
 use crate::output::{GlobalOpts, OutputFormat};
-use crate::provider::progress::{Interrupted, Progress};
 use crate::provider::{self, DnsRecords, Provider};
-use crate::ssh::Session;
+use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
+use crate::ui::interrupt;
+use crate::ui::progress::{Interrupted, Progress};
 
 /// The pod every node gets, and the DNS pod on the control plane.
 pub const BUSYBOX_POD: &str = "busybox";
@@ -144,16 +146,13 @@ fn converge(
     // kubeadm labs: the cluster hands out the node subnets (podCIDRs).
     let kubernetes = lab.kubernetes.enabled;
     let plans = if kubernetes {
-        crate::provider::ssh::kubeadm::start(lab, dir, state, progress)?
+        crate::kubeadm::bootstrap::start(lab, dir, state, progress)?
     } else {
         labctl_lab::plan(lab)
     };
     // Kept for destroy (agent teardown) and status.
     for plan in &plans {
-        let folder = dir.node_dir(&plan.node);
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
-        crate::state::write_mode(&folder.join("plan.json"), plan.to_json().as_bytes(), 0o644)?;
+        dir.save_plan(plan)?;
     }
     let plans: BTreeMap<String, NodePlan> =
         plans.into_iter().map(|p| (p.node.clone(), p)).collect();
@@ -203,9 +202,9 @@ fn converge(
         }
     }
     dir.save(state)?;
-    fail_with_all(errors)?;
+    nodes::fail_with_all(errors)?;
     if kubernetes {
-        crate::provider::ssh::kubeadm::finish(lab, dir, state, progress)?;
+        crate::kubeadm::bootstrap::finish(lab, dir, state, progress)?;
         return Ok(changes);
     }
 
@@ -232,32 +231,8 @@ fn converge(
             Err(e) => errors.push(e),
         }
     }
-    fail_with_all(errors)?;
+    nodes::fail_with_all(errors)?;
     Ok(changes)
-}
-
-/// One error, or all of them in one message.
-pub fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        n => {
-            if let Some(i) = errors.iter().position(|e| e.is::<Interrupted>()) {
-                return Err(errors.remove(i));
-            }
-            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
-            let error = anyhow!("{n} nodes failed:\n  {}", all.join("\n  "));
-            // Nodes lacking a tool: still an environment error (exit 3).
-            let environment = errors
-                .iter()
-                .any(|e| crate::exit::exit_code_for(e) == crate::exit::ENVIRONMENT);
-            Err(if environment {
-                ExitError::environment(error)
-            } else {
-                error
-            })
-        }
-    }
 }
 
 fn node_up(
@@ -269,7 +244,15 @@ fn node_up(
     progress: &Progress,
 ) -> Result<NodeResult> {
     let session = progress.step(Some(node), "Connecting over SSH", || {
-        nodes::connect(dir, state, node, nodes::CONNECT_DEADLINE)
+        // Every provider has pinned its nodes' keys by now (netns before
+        // starting sshd, ssh and vagrant when `create` first reached them).
+        nodes::connect(
+            dir,
+            state,
+            node,
+            &HostKeyPolicy::RequireKnown,
+            nodes::CONNECT_DEADLINE,
+        )
     })?;
     let mut changes = 0;
     if progress.step(Some(node), "Installing the agent", || {

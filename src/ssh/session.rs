@@ -1,5 +1,5 @@
-//! Connecting: TCP + SSH handshake retried until a deadline, host key
-//! verification against the lab's known_hosts, then key authentication.
+//! Connecting: TCP + SSH handshake retried until a deadline, the host key
+//! checked under the caller's [`HostKeyPolicy`], then key authentication.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::thread;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::MethodType;
 
-use super::known_hosts::{self, Verdict};
+use super::host_key::{self, HostKeyPolicy, NewPin};
 use super::{Endpoint, SshError, KEEPALIVE_SECS};
 
 /// Longest single TCP connect + handshake attempt: a node that accepts but
@@ -37,6 +37,8 @@ pub struct Session {
     pub(super) command_timeout: Option<Duration>,
     /// Run every command through `sudo -n --` (the login user is not root).
     pub(super) sudo: bool,
+    /// The pin this connection made (`up`'s first contact), if any.
+    pub(super) new_pin: Option<NewPin>,
 }
 
 // Nodes are handled on their own threads: a Session must move there.
@@ -47,47 +49,15 @@ const _: fn() = || {
 
 impl Session {
     /// Connects to the node, retrying TCP connect and handshake while it
-    /// boots until `deadline` has passed; then checks its host key (pinning
-    /// it on first contact) and logs in with the endpoint's key. Host key
-    /// and login failures are final: they are not retried.
-    pub fn connect(ep: &Endpoint, deadline: Duration) -> Result<Session, SshError> {
-        let started = Instant::now();
-        let pattern = known_hosts::host_pattern(&ep.host, ep.port);
-        let pinned =
-            known_hosts::pinned_key_types(&ep.known_hosts, &pattern).map_err(|source| {
-                SshError::KnownHosts {
-                    node: ep.node.clone(),
-                    action: "read",
-                    path: ep.known_hosts.clone(),
-                    source,
-                }
-            })?;
-        let mut attempts = 0;
-        let mut pause = FIRST_PAUSE;
-        let ssh = loop {
-            attempts += 1;
-            let left = deadline.saturating_sub(started.elapsed());
-            let limit = left.clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
-            match handshake(ep, &pinned, limit) {
-                Ok(ssh) => break ssh,
-                Err(last_error) => {
-                    let left = deadline.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        return Err(SshError::Unreachable {
-                            node: ep.node.clone(),
-                            address: ep.address(),
-                            waited: started.elapsed(),
-                            attempts,
-                            last_error,
-                        });
-                    }
-                    // The last attempt comes right at the deadline.
-                    thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(LONGEST_PAUSE);
-                }
-            }
-        };
-        verify_host_key(ep, &ssh, &pattern)?;
+    /// boots until `deadline` has passed; then checks its host key under
+    /// `policy` and logs in with the endpoint's key. Host key and login
+    /// failures are final: they are not retried.
+    pub fn connect(
+        ep: &Endpoint,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+    ) -> Result<Session, SshError> {
+        let (ssh, new_pin) = handshake_checked(ep, policy, deadline)?;
         authenticate(ep, &ssh)?;
         // Commands wait as long as they need (see set_command_timeout); the
         // keepalives keep NAT and firewalls from dropping quiet sessions.
@@ -98,7 +68,26 @@ impl Session {
             ssh,
             command_timeout: None,
             sudo: false,
+            new_pin,
         })
+    }
+
+    /// Only the handshake and the host key check (no login): for handing
+    /// the node to the system `ssh` knowing labctl's own check passed.
+    pub fn check_host_key(
+        ep: &Endpoint,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+    ) -> Result<(), SshError> {
+        let (ssh, _) = handshake_checked(ep, policy, deadline)?;
+        ssh.set_timeout(2000);
+        let _ = ssh.disconnect(None, "host key checked", None);
+        Ok(())
+    }
+
+    /// The pin this connection made, when it was `up`'s first contact.
+    pub fn new_pin(&self) -> Option<&NewPin> {
+        self.new_pin.as_ref()
     }
 
     /// The endpoint this session was opened to.
@@ -132,6 +121,50 @@ impl Drop for Session {
     }
 }
 
+/// Handshakes (retrying until `deadline`) and checks the host key.
+fn handshake_checked(
+    ep: &Endpoint,
+    policy: &HostKeyPolicy,
+    deadline: Duration,
+) -> Result<(ssh2::Session, Option<NewPin>), SshError> {
+    let started = Instant::now();
+    let wanted = host_key::wanted_key_types(ep, policy)?;
+    let mut attempts = 0;
+    let mut pause = FIRST_PAUSE;
+    let ssh = loop {
+        attempts += 1;
+        let left = deadline.saturating_sub(started.elapsed());
+        let limit = left.clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
+        match handshake(ep, &wanted, limit) {
+            Ok(ssh) => break ssh,
+            Err(last_error) => {
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(SshError::Unreachable {
+                        node: ep.node.clone(),
+                        address: ep.address(),
+                        waited: started.elapsed(),
+                        attempts,
+                        last_error,
+                    });
+                }
+                // The last attempt comes right at the deadline.
+                thread::sleep(pause.min(left));
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    };
+    let Some((blob, _)) = ssh.host_key() else {
+        return Err(SshError::Transport {
+            node: ep.node.clone(),
+            action: "reading the host key".into(),
+            cause: "the server sent none".into(),
+        });
+    };
+    let new_pin = host_key::check(ep, policy, blob)?;
+    Ok((ssh, new_pin))
+}
+
 /// One TCP connect + SSH handshake attempt within `limit`.
 fn handshake(ep: &Endpoint, pinned: &[String], limit: Duration) -> Result<ssh2::Session, String> {
     let addresses = (ep.host.as_str(), ep.port)
@@ -159,8 +192,8 @@ fn handshake(ep: &Endpoint, pinned: &[String], limit: Duration) -> Result<ssh2::
     Err(last)
 }
 
-/// Asks for a host key of a type already pinned, so a node with several
-/// host keys is checked against the one the file holds.
+/// Asks for a host key of a type labctl will check against (pinned, or
+/// vouched for), so a node with several host keys shows the right one.
 fn prefer_host_key_algorithms(ssh: &ssh2::Session, pinned: &[String]) {
     let mut wanted: Vec<&str> = Vec::new();
     for key_type in pinned {
@@ -180,34 +213,6 @@ fn prefer_host_key_algorithms(ssh: &ssh2::Session, pinned: &[String]) {
     // On failure libssh2 keeps its own order, which still works.
     if !preference.is_empty() {
         let _ = ssh.method_pref(MethodType::HostKey, &preference.join(","));
-    }
-}
-
-fn verify_host_key(ep: &Endpoint, ssh: &ssh2::Session, pattern: &str) -> Result<(), SshError> {
-    let Some((blob, _)) = ssh.host_key() else {
-        return Err(SshError::Transport {
-            node: ep.node.clone(),
-            action: "reading the host key".into(),
-            cause: "the server sent none".into(),
-        });
-    };
-    let verdict = known_hosts::verify_or_pin(&ep.known_hosts, pattern, blob).map_err(|source| {
-        SshError::KnownHosts {
-            node: ep.node.clone(),
-            action: "update",
-            path: ep.known_hosts.clone(),
-            source,
-        }
-    })?;
-    match verdict {
-        Verdict::Known | Verdict::Pinned => Ok(()),
-        Verdict::Changed { key_type } => Err(SshError::HostKeyChanged {
-            node: ep.node.clone(),
-            address: ep.address(),
-            key_type,
-            host_pattern: pattern.to_string(),
-            known_hosts: ep.known_hosts.clone(),
-        }),
     }
 }
 

@@ -95,10 +95,13 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             .collect()
     };
     if target.view.provider != "netns" {
-        if target.state.kubernetes {
-            return Ok(kube::verify(&target, &selected, started));
-        }
-        return Ok(remote::verify(&target, &selected, started));
+        let report = if target.state.kubernetes {
+            kube::verify(&target, &selected, started)
+        } else {
+            remote::verify(&target, &selected, started)
+        };
+        target.refused_host_keys()?;
+        return Ok(report);
     }
     // Entries the neighbour table refused from here on count against the lab.
     let arp_fulls_before = netns::neighbours::table_fulls();
@@ -116,6 +119,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     if wants(CheckId::Nodes) || wants(CheckId::Dataplane) {
         let t = Instant::now();
         let (s, reach) = target.connect_all();
+        target.refused_host_keys()?;
         ev.reach = reach;
         sessions = s;
         if wants(CheckId::Nodes) {

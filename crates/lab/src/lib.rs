@@ -7,7 +7,9 @@
 
 pub mod diag;
 pub mod flannel;
+pub mod host_key;
 pub mod model;
+pub mod neighbour_limits;
 pub mod plan;
 mod positions;
 mod raw;
@@ -16,6 +18,7 @@ mod suggest;
 mod validate;
 
 pub use diag::{Diagnostic, LabError, Severity};
+pub use host_key::HostKey;
 pub use model::*;
 pub use plan::{plan, plan_with_subnets, vtep_mac, STATE_DIR};
 pub use validate::network::{MIN_UNDERLAY_MTU, VXLAN_OVERHEAD};

@@ -127,6 +127,10 @@ pub struct SshTarget {
     pub user: String,
     /// Path to the private key, as written in the lab file.
     pub key: String,
+    /// The host key the node must present, checked on every `up` (also on
+    /// first contact); none: `~/.ssh/known_hosts`, else pinned on first use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<crate::HostKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -84,6 +84,7 @@ pub struct RawSsh {
     pub port: Option<u64>,
     pub user: Option<String>,
     pub key: Option<String>,
+    pub host_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@ use std::fs;
 use anyhow::{Context, Result};
 
 use super::launch::{self, Placement};
-use crate::provider::dns::{config, DNSMASQ};
+use crate::provider::dns_records::{config, DNSMASQ};
 use crate::provider::DnsRecords;
 use crate::state::{write_mode, LabDir, TrackedProcess};
 

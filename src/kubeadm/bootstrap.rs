@@ -23,10 +23,10 @@ use labctl_nodeplan::NodePlan;
 
 use crate::kubeadm::retry::{self, Action, Probe};
 use crate::kubeadm::{self, Known, Secret, StateCheck, Step, StepKind, TokenState};
-use crate::lifecycle::nodes;
-use crate::provider::progress::Progress;
+use crate::nodes;
 use crate::ssh::Session;
 use crate::state::{write_private, LabDir, LabState};
+use crate::ui::progress::Progress;
 
 /// How long the cluster may take to hand out podCIDRs and turn Ready.
 pub const POLL_DEADLINE: Duration = Duration::from_secs(600);
@@ -63,7 +63,13 @@ impl Sessions {
     fn open(dir: &LabDir, state: &LabState, lab: &Lab) -> Result<Sessions> {
         let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
         let opened = nodes::parallel(&names, |n| {
-            nodes::connect(dir, state, n, nodes::CONNECT_DEADLINE)
+            nodes::connect(
+                dir,
+                state,
+                n,
+                &crate::ssh::HostKeyPolicy::RequireKnown,
+                nodes::CONNECT_DEADLINE,
+            )
         });
         let mut map = BTreeMap::new();
         for (name, session) in names.into_iter().zip(opened) {
@@ -267,7 +273,7 @@ fn run_steps(ctx: &Ctx, steps: &[Step], token: &Secret, learned: &mut Learned) -
                 Err(e) => errors.push(e),
             }
         }
-        crate::lifecycle::up::fail_with_all(errors)?;
+        crate::nodes::fail_with_all(errors)?;
         let text = texts.into_iter().next().unwrap_or_default();
         match kind {
             StepKind::ReadRelease => {
