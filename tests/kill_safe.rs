@@ -150,6 +150,18 @@ fn run_and_kill(lab: &str, args: &[&str], at: KillAt) {
     }
 }
 
+/// Underlay, pod and service networks of this test process (no other
+/// test uses 192.168.160-175, 10.20-35 or 10.40-55), so runs side by side
+/// do not collide; this file's tests take turns (`serial`).
+fn networks() -> (String, String, String) {
+    let n = std::process::id() % 16;
+    (
+        format!("192.168.{}.0/24", 160 + n),
+        format!("10.{}.0.0/16", 20 + n),
+        format!("10.{}.0.0/16", 40 + n),
+    )
+}
+
 #[test]
 fn up_and_destroy_survive_sigkill_at_every_phase() {
     if !can_run("up_and_destroy_survive_sigkill_at_every_phase") {
@@ -157,12 +169,7 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
     }
     let _serial = serial();
     let name = lab_name("ks");
-    // Networks of this run only (no other test uses 192.168.160-175,
-    // 10.20-35 or 10.40-55), so runs side by side do not collide.
-    let n = std::process::id() % 16;
-    let underlay = format!("192.168.{}.0/24", 160 + n);
-    let pods = format!("10.{}.0.0/16", 20 + n);
-    let services = format!("10.{}.0.0/16", 40 + n);
+    let (underlay, pods, services) = networks();
     let own_links: BTreeSet<String> = [names::bridge(&name), names::ext_veth(&name)]
         .into_iter()
         .chain(NODES.iter().map(|node| names::node_veth(&name, node)))
@@ -246,6 +253,57 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
     assert!(
         named.is_empty(),
         "labctl, sshd or dnsmasq of the lab left: {named:#?}"
+    );
+}
+
+/// An `up` killed between starting a node's sshd (or the DNS server) and
+/// recording it leaves it running unrecorded: the next `up` records that
+/// process instead of starting a second one, which could not bind the
+/// address and would leave the record pointing at a dead pid.
+#[test]
+fn up_records_what_a_killed_up_left_unrecorded() {
+    if !can_run("up_records_what_a_killed_up_left_unrecorded") {
+        return;
+    }
+    let _serial = serial();
+    let name = lab_name("ku");
+    let (underlay, pods, services) = networks();
+    let lab =
+        TestLab::new(&name, &underlay, &pods, &["master", "w1"]).with_service_network(&services);
+    let out = lab.up();
+    assert!(out.status.success(), "up: {}", show(&out));
+
+    // What such a kill leaves: the processes run, state.json lacks them.
+    let dir = labctl::state::LabDir::new(&name).expect("the lab's folder");
+    let mut state = dir.load().expect("the lab's state");
+    let ns = state.netns.as_mut().expect("a netns lab");
+    let sshd = ns.nodes.get_mut("w1").and_then(|n| n.sshd.take());
+    let dns = ns.dns.take();
+    let (Some(sshd), Some(dns)) = (sshd, dns) else {
+        panic!("up recorded no sshd for w1 or no DNS server: {state:#?}");
+    };
+    dir.save(&state).expect("state saved");
+
+    let out = lab.up();
+    assert!(
+        out.status.success(),
+        "up after the lost records: {}",
+        show(&out)
+    );
+    let ns = dir
+        .load()
+        .expect("the lab's state")
+        .netns
+        .expect("a netns lab");
+    assert_eq!(ns.nodes["w1"].sshd.as_ref(), Some(&sshd), "w1's sshd");
+    assert_eq!(ns.dns.as_ref(), Some(&dns), "the DNS server");
+    assert_eq!(lab_processes(&name, "sshd"), 2, "one sshd per node");
+    assert_eq!(lab_processes(&name, "dnsmasq"), 1, "one DNS server");
+    let out = labctl(&["destroy", "--name", &name]);
+    assert!(out.status.success(), "destroy: {}", show(&out));
+    assert_eq!(
+        lab_processes(&name, "sshd") + lab_processes(&name, "dnsmasq"),
+        0
     );
 }
 
