@@ -95,17 +95,22 @@ fn run_and_kill(lab: &str, args: &[&str], at: KillAt) {
     let mut seen = 0;
     loop {
         let mut fire = false;
-        while let Ok(line) = rx.try_recv() {
-            if let KillAt::AfterStep(step, nth) = at {
-                if line.starts_with(&format!("✓ {step} ")) {
-                    seen += 1;
-                    fire |= seen == nth;
+        // Woken by each line at once: a step's line is acted on before
+        // the next step is far along.
+        match rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(line) => {
+                if let KillAt::AfterStep(step, nth) = at {
+                    if line.starts_with(&format!("✓ {step} ")) {
+                        seen += 1;
+                        fire = seen == nth;
+                    }
                 }
+                lines.push(line);
             }
-            lines.push(line);
-            if fire {
-                break;
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(Duration::from_millis(2));
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         match at {
             KillAt::NamespacesLeft(left) => fire |= lab_namespaces(lab) <= left,
@@ -146,7 +151,6 @@ fn run_and_kill(lab: &str, args: &[&str], at: KillAt) {
                 lines.join("\n")
             );
         }
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
