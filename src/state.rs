@@ -299,13 +299,40 @@ impl LabDir {
         Ok(LabLock { _file: file })
     }
 
-    /// Removes the whole folder.
+    /// Where [`LabDir::remove`] moves the folder before deleting it: a
+    /// hidden sibling, whose name is no lab name.
+    fn trash(&self) -> PathBuf {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        self.path.with_file_name(format!(".{name}.removing"))
+    }
+
+    /// Removes the whole folder. It is renamed away first, in one step: a
+    /// removal killed half-way must not leave a folder that lost its
+    /// state.json (so `destroy` no longer sees a lab there) but kept keys
+    /// and node files. What such a killed removal left goes first.
     pub fn remove(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
+        let trash = self.trash();
+        remove_tree(&trash)?;
+        match fs::rename(&self.path, &trash) {
+            Ok(()) => remove_tree(&trash),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).with_context(|| format!("cannot remove {}", self.path.display())),
         }
+    }
+
+    /// True when the lab has no state.json but something of it remains:
+    /// the folder of an `up` killed before it first saved its state, or
+    /// what a killed [`LabDir::remove`] left.
+    pub fn has_leftovers(&self) -> bool {
+        !self.exists() && (self.path.exists() || self.trash().exists())
+    }
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
 
@@ -370,5 +397,31 @@ mod tests {
             }
         }
         assert_eq!(lab_names_in(root.path()), ["lab1", "lab2"]);
+    }
+
+    #[test]
+    fn remove_renames_away_first_and_clears_a_killed_removal() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = LabDir {
+            path: root.path().join("lab1"),
+        };
+        // What a removal killed after the rename left, and a lab again.
+        let trash = root.path().join(".lab1.removing");
+        fs::create_dir_all(trash.join("nodes/w1")).unwrap();
+        fs::write(trash.join("nodes/w1/key"), "k").unwrap();
+        assert!(dir.has_leftovers());
+        fs::create_dir_all(dir.node_dir("w1")).unwrap();
+        fs::write(dir.state_file(), "{}").unwrap();
+        assert!(!dir.has_leftovers());
+        assert_eq!(lab_names_in(root.path()), ["lab1"]);
+        dir.remove().unwrap();
+        assert!(!dir.path.exists() && !trash.exists());
+        assert!(!dir.has_leftovers());
+        dir.remove().unwrap();
+        // A folder without state.json (an `up` killed before saving).
+        fs::create_dir_all(&dir.path).unwrap();
+        assert!(dir.has_leftovers());
+        dir.remove().unwrap();
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
     }
 }

@@ -7,6 +7,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod hosts;
 pub mod netns;
+pub mod snapshot;
 pub mod ssh_lab;
 pub mod sshd;
 

@@ -85,8 +85,17 @@ pub fn ensure_running(
     running: Option<&TrackedProcess>,
 ) -> Result<Option<TrackedProcess>> {
     let config = write_config(dir, node, ip)?;
+    let config_arg = config.to_string_lossy().into_owned();
     if running.is_some_and(TrackedProcess::is_running) {
         return Ok(None);
+    }
+    // Started by an `up` killed before it recorded it: record it now (a
+    // second would only fail to bind the node's address).
+    if let Some(listener) = super::procs::unrecorded("sshd", &config_arg)
+        .into_iter()
+        .next()
+    {
+        return Ok(Some(listener));
     }
     let mut binds = Vec::new();
     for (target, name) in NODE_FOLDERS {
@@ -107,7 +116,6 @@ pub fn ensure_running(
         )?;
         binds.push((bashrc, host_bashrc.to_path_buf()));
     }
-    let config_arg = config.to_string_lossy().into_owned();
     let argv = vec![
         SSHD.to_string(),
         "-D".into(),
