@@ -37,7 +37,7 @@ pub struct InitArgs {
     #[arg(long, default_value = "flannel")]
     pub name: String,
     /// Where to write the lab file; `-` prints it.
-    #[arg(short, long, default_value = "lab.yaml")]
+    #[arg(short, long, value_name = "FILE", default_value = "lab.yaml")]
     pub output_file: PathBuf,
     /// Replace the file if it exists.
     #[arg(long)]
