@@ -18,17 +18,21 @@
 //!    ssh labs), Vagrant's command line on this host.
 //! 8. `provider`: make machines exist, say how to reach them, remove them.
 //! 9. `verify`: prove the lab works and name what does not.
-//! 10. `lifecycle`, `render_cmd`, `validate_cmd`: the commands.
+//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `init_cmd`, `schema_cmd`, `completions_cmd`, `man_cmd`:
+//!     the commands (one line: tests/layers.rs reads the names from it).
 //! 11. `cli`: the command line.
 
 pub mod cli;
+pub mod completions_cmd;
 pub mod embedded;
 pub mod exit;
 pub mod hostcmd;
+pub mod init_cmd;
 pub mod kubeadm;
 pub mod lab_owner;
 pub mod labfile;
 pub mod lifecycle;
+pub mod man_cmd;
 pub mod names;
 pub mod nodes;
 pub mod output;
@@ -36,6 +40,7 @@ pub mod paths;
 pub mod provider;
 pub mod render;
 pub mod render_cmd;
+pub mod schema_cmd;
 pub mod ssh;
 pub mod state;
 pub mod ui;

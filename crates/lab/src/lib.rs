@@ -13,6 +13,7 @@ pub mod neighbour_limits;
 pub mod plan;
 mod positions;
 mod raw;
+mod schema;
 mod strict;
 mod suggest;
 mod validate;
@@ -36,3 +37,5 @@ pub use validate::{
 pub fn parse(source_name: &str, text: &str) -> Result<Lab, LabError> {
     model::decode(source_name, text)
 }
+
+pub use schema::json_schema;
