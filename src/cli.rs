@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::doctor_cmd::DoctorArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
 use crate::output::{GlobalOpts, OutputFormat};
 use crate::render_cmd::RenderArgs;
@@ -23,6 +24,7 @@ Examples:
   sudo labctl up labs/netns.yaml           build the lab (netns needs root)
   sudo labctl verify labs/netns.yaml       prove pod networking works
   sudo labctl destroy labs/netns.yaml      remove everything the lab created
+  sudo labctl doctor labs/netns.yaml       what this host lacks for the lab, with fixes
 
 LAB defaults to ./lab.yaml. Exit status: 0 success, 1 a check or step failed,
 2 invalid lab file or usage, 3 the environment is missing something.";
@@ -85,6 +87,11 @@ pub enum Command {
         after_help = "Examples:\n  sudo labctl verify labs/netns.yaml\n  sudo labctl verify --check pod-mesh --junit report.xml"
     )]
     Verify(VerifyArgs),
+    /// Check this host for a lab (or any lab): one line per finding, with the fix.
+    #[command(
+        after_help = "Examples:\n  labctl doctor\n  sudo labctl doctor labs/netns.yaml\n  labctl doctor --output json labs/vagrant.yaml\n\nExit status: 0 nothing fails, 3 something the lab needs is missing."
+    )]
+    Doctor(DoctorArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -109,6 +116,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ssh(args) => crate::lifecycle::ssh(args, &global),
         Command::Exec(args) => crate::lifecycle::exec(args, &global),
         Command::Verify(args) => crate::verify::run(args, &global),
+        Command::Doctor(args) => crate::doctor_cmd::doctor(args, &global),
         Command::Version => version(&global),
     }
 }

@@ -11,12 +11,22 @@ use labctl_lab::VagrantProvider::{Libvirt, Virtualbox};
 
 use super::*;
 
-struct Host {
+/// A prepared host in a temp dir: files, and stand-in programs that log
+/// their calls (doctor's gather tests use it too).
+pub(crate) struct Host {
     dir: tempfile::TempDir,
     env: BTreeMap<&'static str, String>,
 }
 
 impl Host {
+    /// An empty host: no files, no environment.
+    pub(crate) fn empty() -> Host {
+        Host {
+            dir: tempfile::tempdir().unwrap(),
+            env: BTreeMap::new(),
+        }
+    }
+
     /// A WSL2 with no `wslinfo`, no `.wslconfig`, and a `vagrant` that
     /// lists no plugins.
     fn wsl2() -> Host {
@@ -36,29 +46,29 @@ impl Host {
         host
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn write(&self, name: &str, text: &str) {
+    pub(crate) fn write(&self, name: &str, text: &str) {
         let path = self.path(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
 
     /// A stand-in program that logs its arguments, then runs `body`.
-    fn program(&self, name: &str, body: &str) {
+    pub(crate) fn program(&self, name: &str, body: &str) {
         let log = self.path(&format!("{name}.calls"));
         let script = format!("#!/bin/sh\necho \"$*\" >> '{}'\n{body}\n", log.display());
         self.write(name, &script);
         std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    fn calls(&self, name: &str) -> String {
+    pub(crate) fn calls(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(&format!("{name}.calls"))).unwrap_or_default()
     }
 
-    fn sources(&self) -> Sources {
+    pub(crate) fn sources(&self) -> Sources {
         Sources {
             osrelease: self.path("osrelease"),
             mounts: self.path("mounts"),

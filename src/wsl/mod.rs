@@ -184,15 +184,6 @@ pub fn check(inputs: &Inputs, provider: VagrantProvider) -> Result<()> {
     }
 }
 
-/// [`check`] on this host, for a lab kept in `lab_folder`.
-pub fn check_host(provider: VagrantProvider, lab_folder: &Path) -> Result<()> {
-    let env = |name: &str| std::env::var(name).ok();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let inputs = gather(&Sources::host(), &env, euid, lab_folder, provider);
-    check(&inputs, provider)
-}
-
 #[cfg(test)]
 #[path = "gather_tests.rs"]
-mod tests;
+pub(crate) mod tests;
