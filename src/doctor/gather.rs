@@ -100,8 +100,7 @@ pub fn gather(
     }
     if let Some(provider) = scope.vagrant() {
         inputs.vagrant_version = stdout_of(&sources.vagrant, &["--version"]);
-        let wsl_provider = provider;
-        inputs.wsl = crate::wsl::gather(&sources.wsl, env, euid, lab_folder, wsl_provider);
+        inputs.wsl = crate::wsl::gather(&sources.wsl, env, euid, lab_folder, provider);
         let on_wsl = inputs.wsl.kind() != crate::wsl::WslKind::NotWsl;
         let plugins_matter = scope == Scope::Host || provider == VagrantProvider::Libvirt;
         if inputs.vagrant_version.is_some() && plugins_matter {
