@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::completions_cmd::CompletionsArgs;
+use crate::doctor_cmd::DoctorArgs;
 use crate::init_cmd::InitArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
 use crate::man_cmd::ManArgs;
@@ -27,6 +28,7 @@ Examples:
   sudo labctl up labs/netns.yaml           build the lab (netns needs root)
   sudo labctl verify labs/netns.yaml       prove pod networking works
   sudo labctl destroy labs/netns.yaml      remove everything the lab created
+  sudo labctl doctor labs/netns.yaml       what this host lacks for the lab, with fixes
 
 LAB defaults to ./lab.yaml. Exit status: 0 success, 1 a check or step failed,
 2 invalid lab file or usage, 3 the environment is missing something.";
@@ -107,6 +109,11 @@ pub enum Command {
         after_help = "Examples:\n  labctl man | man -l -\n  labctl man --out /usr/local/share/man/man1"
     )]
     Man(ManArgs),
+    /// Check this host for a lab (or any lab): one line per finding, with the fix.
+    #[command(
+        after_help = "Examples:\n  labctl doctor\n  sudo labctl doctor labs/netns.yaml\n  labctl doctor --output json labs/vagrant.yaml\n\nExit status: 0 nothing fails, 3 something the lab needs is missing."
+    )]
+    Doctor(DoctorArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -135,6 +142,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => crate::schema_cmd::schema(),
         Command::Completions(args) => crate::completions_cmd::completions(args, Cli::command()),
         Command::Man(args) => crate::man_cmd::man(args, Cli::command(), &global),
+        Command::Doctor(args) => crate::doctor_cmd::doctor(args, &global),
         Command::Version => version(&global),
     }
 }

@@ -10,7 +10,8 @@
 //! 2. `exit`: exit statuses and the errors that choose them.
 //! 3. `names`, `render`, `labfile`, `wsl`: lab and node names, rendered
 //!    artifacts, reading a lab file, WSL host checks.
-//! 4. `paths`: where a lab's state lives.
+//! 4. `paths`, `doctor`: where a lab's state lives, the host preflight
+//!    (what this host lacks for a lab, with the fix).
 //! 5. `lab_owner`, `state`: whose lab it is, its folder and saved plans.
 //! 6. `nodes`: the node layer: sessions to a lab's nodes, parallel runs with
 //!    every error reported, the agent's operations and typed reports.
@@ -18,12 +19,14 @@
 //!    ssh labs), Vagrant's command line on this host.
 //! 8. `provider`: make machines exist, say how to reach them, remove them.
 //! 9. `verify`: prove the lab works and name what does not.
-//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `init_cmd`, `schema_cmd`, `completions_cmd`, `man_cmd`:
+//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `init_cmd`, `schema_cmd`, `completions_cmd`, `man_cmd`, `doctor_cmd`:
 //!     the commands (one line: tests/layers.rs reads the names from it).
 //! 11. `cli`: the command line.
 
 pub mod cli;
 pub mod completions_cmd;
+pub mod doctor;
+pub mod doctor_cmd;
 pub mod embedded;
 pub mod exit;
 pub mod hostcmd;

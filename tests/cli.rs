@@ -262,14 +262,15 @@ fn help_shows_examples() {
         "{run}"
     );
     for command in [
-        "validate", "render", "up", "destroy", "status", "list", "ssh", "exec", "verify", "version",
+        "validate", "render", "up", "destroy", "status", "list", "ssh", "exec", "verify", "doctor",
+        "version",
     ] {
         assert!(
             run.stdout.contains(&format!("  {command}")),
             "--help lacks {command}: {run}"
         );
     }
-    for sub in ["validate", "render", "verify"] {
+    for sub in ["validate", "render", "verify", "doctor"] {
         let run = run_in(tmp.path(), &[sub, "--help"]);
         assert_eq!(run.code, 0, "{run}");
         assert!(run.stdout.contains("Examples:"), "{sub} --help: {run}");

@@ -142,33 +142,6 @@ pub fn assess(inputs: &Inputs, provider: VagrantProvider) -> Vec<Finding> {
     findings
 }
 
-/// The error for every refusal (exit 3), or None when there is none.
-pub fn refusal(findings: &[Finding]) -> Option<anyhow::Error> {
-    let refusals: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Refuse)
-        .collect();
-    if refusals.is_empty() {
-        return None;
-    }
-    let mut text = String::from("this WSL host cannot run the lab's VMs as it is set up; labctl stopped before `vagrant up`:");
-    for f in refusals {
-        text.push_str(&format!(
-            "\n  - [{}] {}\n    fix: {}",
-            f.id, f.message, f.fix
-        ));
-    }
-    Some(crate::exit::ExitError::environment(anyhow::anyhow!(text)))
-}
-
-/// How a warning is printed.
-pub fn warning_text(finding: &Finding) -> String {
-    format!(
-        "warning: [{}] {}\n  fix: {}",
-        finding.id, finding.message, finding.fix
-    )
-}
-
 #[cfg(test)]
 #[path = "assess_tests.rs"]
 mod tests;

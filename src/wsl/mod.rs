@@ -5,9 +5,10 @@
 //!
 //! [`gather`] reads everything once into [`Inputs`] (the kernel release,
 //! the environment, `wslinfo`, `.wslconfig`, `vagrant plugin list`, the
-//! mount table); [`assess`] turns them into [`Finding`]s without I/O;
-//! [`check`] prints the warnings and refuses (exit 3) on the rest. A leaf
-//! module: it knows nothing of providers, lifecycle or verify.
+//! mount table); [`assess`] turns them into [`Finding`]s without I/O.
+//! `labctl doctor` reports them with the host's other findings, and `up`
+//! refuses (exit 3) on the refusals. A leaf module: it knows nothing of
+//! providers, lifecycle or verify.
 
 mod assess;
 pub mod detect;
@@ -15,13 +16,9 @@ pub mod detect;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::Result;
 use labctl_lab::VagrantProvider;
 
-pub use assess::{
-    assess, refusal, warning_text, Finding, Severity, NO_SUDO, VIRTUALBOX_WSL2_PLUGIN,
-    WINDOWS_ACCESS_VAR,
-};
+pub use assess::{assess, Finding, Severity, NO_SUDO, VIRTUALBOX_WSL2_PLUGIN, WINDOWS_ACCESS_VAR};
 pub use detect::{ModeSource, NetworkingMode, WslKind};
 
 /// Everything the assessment looks at, read once.
@@ -171,28 +168,6 @@ fn stdout_of(program: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Prints every warning for `inputs` to stderr; the refusals as one error
-/// (exit 3).
-pub fn check(inputs: &Inputs, provider: VagrantProvider) -> Result<()> {
-    let findings = assess(inputs, provider);
-    for finding in findings.iter().filter(|f| f.severity == Severity::Warn) {
-        eprintln!("{}", warning_text(finding));
-    }
-    match refusal(&findings) {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
-}
-
-/// [`check`] on this host, for a lab kept in `lab_folder`.
-pub fn check_host(provider: VagrantProvider, lab_folder: &Path) -> Result<()> {
-    let env = |name: &str| std::env::var(name).ok();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let inputs = gather(&Sources::host(), &env, euid, lab_folder, provider);
-    check(&inputs, provider)
-}
-
 #[cfg(test)]
 #[path = "gather_tests.rs"]
-mod tests;
+pub(crate) mod tests;

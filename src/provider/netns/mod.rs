@@ -38,10 +38,11 @@ impl Provider for NetnsProvider {
     }
 
     fn preflight(&self, lab: &Lab, dir: &LabDir, install_deps: bool) -> Result<()> {
-        preflight::check_root()?;
-        preflight::check_tools(install_deps)?;
-        let own_bridge = names::bridge(&lab.name);
-        preflight::check_conflicts(lab, dir, &own_bridge)
+        if install_deps {
+            preflight::install_missing_tools()?;
+        }
+        preflight::check_other_labs(lab)?;
+        crate::doctor::preflight(lab, &dir.path, &[names::bridge(&lab.name)])
     }
 
     fn create(

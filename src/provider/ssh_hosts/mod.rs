@@ -33,7 +33,7 @@ impl Provider for SshProvider {
         "ssh"
     }
 
-    fn preflight(&self, lab: &Lab, _dir: &LabDir, _install_deps: bool) -> Result<()> {
+    fn preflight(&self, lab: &Lab, dir: &LabDir, _install_deps: bool) -> Result<()> {
         for node in &lab.nodes {
             let Some(target) = &node.ssh else {
                 return Err(ExitError::usage(anyhow!(
@@ -50,7 +50,9 @@ impl Provider for SshProvider {
                 )));
             }
         }
-        Ok(())
+        // The host's side: ssh tools, the pod and service networks
+        // against this host's routes.
+        crate::doctor::preflight(lab, &dir.path, &[])
     }
 
     fn create(

@@ -45,10 +45,9 @@ impl Provider for VagrantProvider {
     }
 
     fn preflight(&self, lab: &Lab, dir: &LabDir, _install_deps: bool) -> Result<()> {
-        // Any existing folder will do: the lab's does not exist yet.
-        Vagrant::new(std::env::temp_dir()).version()?;
-        // On WSL, what would make `vagrant up` wait 15 minutes for nothing.
-        crate::wsl::check_host(lab.provider.vagrant_provider, &dir.path)
+        // Vagrant, its provider, WSL's traps (what would make `vagrant up`
+        // wait 15 minutes for nothing), memory, CPUs, host-only ranges.
+        crate::doctor::preflight(lab, &dir.path, &[])
     }
 
     fn create(
