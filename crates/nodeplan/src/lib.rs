@@ -10,6 +10,8 @@
 //! rules and the exact file contents are spelled out, so the agent never
 //! re-derives policy and `check` can compare byte for byte.
 
+pub mod probe;
+
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;

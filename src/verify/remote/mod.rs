@@ -14,6 +14,7 @@
 //! - [`egress`]: the opt-in egress check's script and evidence (shared
 //!   with kubeadm labs).
 
+mod agent_ping;
 pub(super) mod egress;
 mod output;
 mod probes;
@@ -81,14 +82,10 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     }
     if wants(CheckId::Mtu) {
         let t = Instant::now();
-        let found = probes::mtu(&mut sessions, view, &pods);
-        let r = mtu_check(
-            view,
-            &mut ev,
-            found,
-            "no node has iputils ping (busybox ping cannot send don't-fragment packets); install iputils-ping on the nodes to measure the path MTU",
-        );
-        results.push(r.timed(t));
+        let (probes, links) = probes::mtu(&mut sessions, view, &pods);
+        ev.mtu = probes;
+        ev.link_mtus = links;
+        results.push(checks::mtu(view, &ev).timed(t));
     }
     if wants(CheckId::Dns) {
         let t = Instant::now();

@@ -279,29 +279,12 @@ pub(crate) fn mtu_evidence(
     if !texts.iter().flatten().any(|t| t.contains("@tool iputils")) {
         return None;
     }
-    let mut links = Vec::new();
-    for (node, text) in view.nodes.iter().zip(texts) {
-        for line in text.iter().flat_map(|t| t.lines()) {
-            let Some(rest) = line.strip_prefix("@mtu ") else {
-                continue;
-            };
-            let Some((dev, value)) = rest.split_once(' ') else {
-                continue;
-            };
-            if let Ok(mtu) = value.trim().parse() {
-                let device = if dev == "eth0" {
-                    "pod busybox eth0".to_string()
-                } else {
-                    dev.to_string()
-                };
-                links.push(LinkMtu {
-                    node: node.name.clone(),
-                    device,
-                    mtu,
-                });
-            }
-        }
-    }
+    let links = view
+        .nodes
+        .iter()
+        .zip(texts)
+        .flat_map(|(node, text)| link_mtus(&node.name, text.as_deref().unwrap_or("")))
+        .collect();
     let mut probes = Vec::new();
     for (from, to, _, target) in pairs {
         let Some(i) = view.nodes.iter().position(|n| &n.name == from) else {
@@ -360,6 +343,27 @@ pub(crate) fn mtu_evidence(
         });
     }
     Some((probes, links))
+}
+
+/// The `@mtu DEVICE VALUE` lines of node `node`'s MTU script (`eth0`:
+/// the node's busybox pod).
+pub(crate) fn link_mtus(node: &str, text: &str) -> Vec<LinkMtu> {
+    text.lines()
+        .filter_map(|line| {
+            let (dev, value) = line.strip_prefix("@mtu ")?.split_once(' ')?;
+            let mtu = value.trim().parse().ok()?;
+            let device = if dev == "eth0" {
+                "pod busybox eth0".to_string()
+            } else {
+                dev.to_string()
+            };
+            Some(LinkMtu {
+                node: node.to_string(),
+                device,
+                mtu,
+            })
+        })
+        .collect()
 }
 
 /// The DNS evidence from a `@version` line and busybox nslookup's output

@@ -8,11 +8,12 @@ use labctl_nodeplan::NodePlan;
 
 use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS, EGRESS_SCRIPT};
 
+use super::agent_ping;
 use super::output::{
-    dns_probe, mtu_evidence, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output,
-    ping_cell, ping_result, ring, ring_pairs, vxlan_evidence, Usable,
+    dns_probe, link_mtus, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output, ring,
+    ring_pairs, vxlan_evidence, Usable,
 };
-use super::scripts::{CAPTURE_SECONDS, DNS_SCRIPT, MESH_SCRIPT, MTU_SCRIPT, VXLAN_SCRIPT};
+use super::scripts::{CAPTURE_SECONDS, DNS_SCRIPT, MTU_SCRIPT, VXLAN_SCRIPT};
 use super::{on_nodes, script};
 use crate::ssh::Session;
 use crate::verify::evidence::{DnsProbe, EgressProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
@@ -57,7 +58,8 @@ fn pod_at<'a>(
     usable.iter().find(|(j, _, _)| &pods[*j].node == node)
 }
 
-/// `pod-mesh`: on every node at once, its pod pings every other pod.
+/// `pod-mesh`: on every node at once, its agent pings every other pod
+/// from the node's pod.
 pub(super) fn mesh(
     sessions: &mut [Option<Session>],
     view: &LabView,
@@ -71,9 +73,7 @@ pub(super) fn mesh(
             .filter(|(k, _, _)| k != j)
             .map(|(_, _, ip)| ip.to_string())
             .collect();
-        let mut args = vec![ns.as_str()];
-        args.extend(targets.iter().map(String::as_str));
-        Some(script(s, MESH_SCRIPT, &args, None))
+        Some(agent_ping::MESH.run(s, ns, &targets))
     });
     let mut matrix = PingMatrix {
         nodes: ok.iter().map(|(j, _, _)| pods[*j].node.clone()).collect(),
@@ -83,23 +83,14 @@ pub(super) fn mesh(
         let Some((j, _, _)) = pod_at(view, &ok, pods, i) else {
             continue;
         };
-        let answer = answer.flatten();
-        let lines = match &answer {
-            Some(Ok(text)) => parse_tagged(text, 1),
-            _ => Vec::new(),
-        };
+        let from = &pods[*j].node;
+        let report = answer
+            .flatten()
+            .unwrap_or_else(|| Err(format!("{from} is not reachable over SSH")));
         for (k, _, ip) in ok.iter().filter(|(k, _, _)| k != j) {
-            let line = lines.iter().find(|(key, _)| key[0] == ip.to_string());
-            let (summary, error) = match (line, &answer) {
-                (Some((_, out)), _) => ping_result(out),
-                (None, Some(Err(e))) => (None, Some(e.clone())),
-                (None, _) => (
-                    None,
-                    Some(format!("{} is not reachable over SSH", pods[*j].node)),
-                ),
-            };
-            let cell = ping_cell(&pods[*j].node, &pods[*k].node, *ip, (summary, error));
-            matrix.cells.push(cell);
+            matrix
+                .cells
+                .push(agent_ping::cell(from, &pods[*k].node, *ip, &report));
         }
     }
     matrix
@@ -144,13 +135,13 @@ pub(super) fn vxlan(
     )
 }
 
-/// `mtu`: DF pings of pod MTU − 28 and one byte more both ways round the
-/// ring, and the interface MTUs; `None` when no node can send DF pings.
+/// `mtu`: the agent's DF pings of pod MTU − 28 and one byte more both
+/// ways round the ring, and the interface MTUs.
 pub(super) fn mtu(
     sessions: &mut [Option<Session>],
     view: &LabView,
     pods: &[PodView],
-) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
+) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
     let ok = usable(pods);
     let pairs = mtu_pairs(ok.len());
     let fits = view.pod_mtu.saturating_sub(28);
@@ -163,12 +154,52 @@ pub(super) fn mtu(
             .filter(|(x, _)| *x == a)
             .map(|(_, b)| ok[*b].2.to_string())
             .collect();
-        let mut args = vec![ns.as_str(), size.as_str(), view.vxlan_device.as_str()];
+        let mut args = vec![
+            ns.as_str(),
+            size.as_str(),
+            view.vxlan_device.as_str(),
+            AGENT_PATH,
+        ];
         args.extend(targets.iter().map(String::as_str));
-        script(s, MTU_SCRIPT, &args, None).ok()
+        Some(script(s, MTU_SCRIPT, &args, None))
     });
-    let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
-    mtu_evidence(view, &ring_pairs(&pairs, pods, &ok), &texts, fits)
+    let texts: Vec<Result<String, String>> = outputs
+        .into_iter()
+        .zip(&view.nodes)
+        .map(|(o, n)| {
+            o.flatten()
+                .unwrap_or_else(|| Err(format!("{} is not reachable over SSH", n.name)))
+        })
+        .collect();
+    let mut links = Vec::new();
+    let mut probes = Vec::new();
+    for (from, to, _, target) in ring_pairs(&pairs, pods, &ok) {
+        let Some(i) = view.nodes.iter().position(|n| n.name == from) else {
+            continue;
+        };
+        let report = |bytes: u32| match &texts[i] {
+            Ok(text) => parse_tagged(text, 2)
+                .into_iter()
+                .find(|(k, _)| k[0] == bytes.to_string())
+                .map_or_else(
+                    || Err(format!("{from}: no output for {bytes} bytes")),
+                    |(k, out)| {
+                        agent_ping::read_report(&from, k[1].parse().unwrap_or(-1), &out, &out)
+                    },
+                ),
+            Err(e) => Err(e.clone()),
+        };
+        probes.push(agent_ping::mtu_probe(
+            (&from, &to, target),
+            fits,
+            &report(fits),
+            &report(fits + 1),
+        ));
+    }
+    for (node, text) in view.nodes.iter().zip(&texts) {
+        links.extend(link_mtus(&node.name, text.as_deref().unwrap_or("")));
+    }
+    (probes, links)
 }
 
 /// `dns`: `busybox nslookup kubernetes.default` in the node's pod.

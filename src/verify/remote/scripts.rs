@@ -2,30 +2,19 @@
 //! (see [`super::probes`]): lab values arrive only as their positional
 //! arguments, and each prints tagged lines [`super::output`] reads.
 
-/// Pings every target (`$2…`) from pod namespace `$1` at once, one line
-/// `@@ IP OUTPUT` per target (the output's newlines turned into `|`).
-pub(super) const MESH_SCRIPT: &str = r#"ns=$1; shift
-for ip in "$@"; do
-  ( out=$(ip netns exec "$ns" busybox ping -c 2 -W 1 -q "$ip" 2>&1)
-    printf '@@ %s %s\n' "$ip" "$(printf '%s' "$out" | tr '\n' '|')" ) &
-done
-wait"#;
-
-/// DF pings of `$2` and `$2`+1 bytes from pod `$1` to each target
-/// (`$4…`) with iputils ping (busybox ping cannot set don't-fragment);
-/// `@tool none` when the node has no iputils ping. Then the MTUs of the
-/// VXLAN device `$3`, cni0 and the pod's eth0 as `@mtu DEVICE VALUE`.
-pub(super) const MTU_SCRIPT: &str = r#"ns=$1; size=$2; dev=$3; shift 3
+/// The MTUs of the VXLAN device `$3`, cni0 and pod `$1`'s eth0 as `@mtu
+/// DEVICE VALUE`; then the agent (`$4`) pings each target (`$5…`) from the
+/// pod with don't-fragment at `$2` and `$2`+1 bytes of payload, both at
+/// once: `@@ BYTES STATUS OUTPUT` (the report, or stderr; newlines turned
+/// into `|`).
+pub(super) const MTU_SCRIPT: &str = r#"ns=$1; size=$2; dev=$3; agent=$4; shift 4
 for d in "$dev" cni0; do
   [ -r "/sys/class/net/$d/mtu" ] && printf '@mtu %s %s\n' "$d" "$(cat "/sys/class/net/$d/mtu")"
 done
 printf '@mtu eth0 %s\n' "$(ip netns exec "$ns" cat /sys/class/net/eth0/mtu 2>/dev/null)"
-if ip netns exec "$ns" ping -V >/dev/null 2>&1; then echo '@tool iputils'; else echo '@tool none'; exit 0; fi
-for ip in "$@"; do
-  for s in "$size" $((size + 1)); do
-    ( out=$(ip netns exec "$ns" ping -M do -s "$s" -c 2 -i 0.2 -W 1 -q "$ip" 2>&1)
-      printf '@@ %s %s %s\n' "$ip" "$s" "$(printf '%s' "$out" | tr '\n' '|')" ) &
-  done
+for s in "$size" $((size + 1)); do
+  ( out=$("$agent" --netns "$ns" ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$s" "$@" 2>&1); rc=$?
+    printf '@@ %s %s %s\n' "$s" "$rc" "$(printf '%s' "$out" | tr '\n' '|')" ) &
 done
 wait"#;
 
