@@ -18,6 +18,7 @@ pub mod kubeadm;
 pub mod lab_owner;
 pub mod labfile;
 pub mod lifecycle;
+pub mod names;
 pub mod output;
 pub mod paths;
 pub mod provider;

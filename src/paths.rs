@@ -13,6 +13,8 @@ use crate::exit::ExitError;
 /// The state folder of the lab `name`:
 /// `/var/lib/labctl/labs/<name>` as root, else
 /// `$XDG_STATE_HOME/labctl/labs/<name>` (default `~/.local/state/...`).
+/// A `name` that is not a lab name is refused (exit 2): every state path
+/// is built here, so no word from the command line becomes a path unchecked.
 pub fn lab_dir(name: &str) -> anyhow::Result<PathBuf> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
@@ -33,6 +35,7 @@ pub fn lab_dir_for(
     xdg_state_home: Option<&Path>,
     home: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
+    crate::names::check_lab_name(name)?;
     let base = if is_root {
         PathBuf::from("/var/lib/labctl")
     } else if let Some(state) = xdg_state_home.filter(|p| p.is_absolute()) {
@@ -70,5 +73,15 @@ mod tests {
         let home = lab_dir_for("a", false, Some(Path::new("rel")), Some(Path::new("/h"))).unwrap();
         assert_eq!(home, Path::new("/h/.local/state/labctl/labs/a"));
         assert!(lab_dir_for("a", false, None, None).is_err());
+    }
+
+    #[test]
+    fn a_word_that_is_no_lab_name_never_becomes_a_path() {
+        for word in ["..", "../x", "/abs", "a/b", "", "a\nb"] {
+            let err = lab_dir_for(word, true, None, None).unwrap_err();
+            assert_eq!(crate::exit::exit_code_for(&err), crate::exit::USAGE);
+            let err = lab_dir_for(word, false, Some(Path::new("/s")), None).unwrap_err();
+            assert!(format!("{err}").contains("is not a lab name"), "{err}");
+        }
     }
 }

@@ -34,15 +34,22 @@ pub fn labs_root() -> Result<PathBuf> {
 
 /// The names of the labs that have a state folder on this host, sorted.
 pub fn lab_names() -> Vec<String> {
-    let Ok(root) = labs_root() else {
-        return Vec::new();
-    };
+    labs_root()
+        .map(|root| lab_names_in(&root))
+        .unwrap_or_default()
+}
+
+/// The lab folders under `root`, sorted. A folder whose name is not a lab
+/// name (put there by hand: `Bad Name`, `x;y`) is no lab of labctl's and is
+/// ignored, never opened or removed.
+fn lab_names_in(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().join("state.json").is_file())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| labctl_lab::is_lab_name(name))
         .collect();
     names.sort();
     names
@@ -337,5 +344,19 @@ mod tests {
             "{err:#}"
         );
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn folders_with_bad_names_are_no_labs() {
+        let root = tempfile::tempdir().unwrap();
+        for name in [
+            "lab1", "Bad_Name", "a;b", "x y", ".hidden", "lab2", "nostate",
+        ] {
+            fs::create_dir(root.path().join(name)).unwrap();
+            if name != "nostate" {
+                fs::write(root.path().join(name).join("state.json"), "{}").unwrap();
+            }
+        }
+        assert_eq!(lab_names_in(root.path()), ["lab1", "lab2"]);
     }
 }

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 
 #[test]
 fn validate_accepts_every_lab_and_prints_the_table() {
@@ -320,47 +319,20 @@ fn no_color_means_no_escape_codes() {
     assert!(!ok.stdout.contains('\x1b'), "{ok}");
 }
 
-/// A hand-written state folder for lab `name` (root: /var/lib/labctl),
-/// nodes on loopback port 1 where nothing listens.
-fn fake_lab_state(name: &str, provider: &str) -> PathBuf {
-    let dir = PathBuf::from("/var/lib/labctl/labs").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let node = |ip: &str, cp: bool| {
-        format!(
-            r#"{{"ip": "{ip}", "controlPlane": {cp}, "sshHost": "127.0.0.1", "sshPort": 1, "sshUser": "root", "sshKey": "/nonexistent/key", "pods": {{}}}}"#
-        )
-    };
-    let state = format!(
-        r#"{{"name": "{name}", "provider": "{provider}", "labFile": "/nonexistent/lab.yaml",
-  "underlay": "192.168.79.0/24", "podNetwork": "10.79.0.0/16", "serviceNetwork": "10.96.0.0/12",
-  "nodes": {{"master": {}, "worker1": {}}}, "netns": null, "kubernetes": false}}"#,
-        node("192.168.79.10", true),
-        node("192.168.79.11", false)
-    );
-    std::fs::write(dir.join("state.json"), state).unwrap();
-    dir
-}
-
-/// Removes a fake lab's state folder whatever the test did.
-struct StateGuard(PathBuf);
-
-impl Drop for StateGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn destroy_forget_drops_an_unreachable_ssh_lab_and_refuses_other_providers() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        assert!(!in_ci(), "CI runs as root");
-        eprintln!("skipped: lab state lives in /var/lib/labctl only for root");
+        labctl_testenv::skip(
+            "destroy_forget_drops_an_unreachable_ssh_lab_and_refuses_other_providers",
+            "lab state lives in /var/lib/labctl only for root",
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
+    let labs = labs_root(tmp.path());
     let ssh_name = format!("tforget{}", std::process::id() % 100_000);
-    let ssh_dir = fake_lab_state(&ssh_name, "ssh");
+    let ssh_dir = fake_lab_state(&labs, &ssh_name, "ssh");
     let _ssh_guard = StateGuard(ssh_dir.clone());
 
     // Its nodes cannot be reached: destroy fails, names them, keeps the folder.
@@ -382,7 +354,7 @@ fn destroy_forget_drops_an_unreachable_ssh_lab_and_refuses_other_providers() {
 
     // A vagrant lab's VMs and Vagrantfile are on this host: no forgetting.
     let vm_name = format!("tforgetvm{}", std::process::id() % 100_000);
-    let vm_dir = fake_lab_state(&vm_name, "vagrant");
+    let vm_dir = fake_lab_state(&labs, &vm_name, "vagrant");
     let _vm_guard = StateGuard(vm_dir.clone());
     let run = run_in(tmp.path(), &["destroy", "--name", &vm_name, "--forget"]);
     assert_eq!(run.code, 2, "{run}");

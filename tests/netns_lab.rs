@@ -123,6 +123,24 @@ fn three_node_lab_lifecycle() {
             show(&out)
         );
     }
+    // The DNS pod through the service IP that leads back to itself:
+    // hairpin on its bridge port, and the reply masqueraded as kube-proxy
+    // does (else it would come from the pod's own address and be dropped).
+    let dns_pod = format!("{name}-master-coredns");
+    let out = in_netns(
+        &dns_pod,
+        &[
+            "busybox",
+            "nslookup",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.10",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("Address: 10.96.0.1"),
+        "nslookup from the DNS pod through its own service: {}",
+        show(&out)
+    );
     let dashed = format!("{}.default.pod.cluster.local", w2.replace('.', "-"));
     let out = in_netns(&w1_pod, &["busybox", "nslookup", &dashed]);
     assert!(

@@ -22,8 +22,9 @@ fn render_lab(file: &str, secrets: &JoinSecrets) -> (labctl_lab::Lab, Vec<Artifa
     (lab, artifacts)
 }
 
+/// UPDATE_GOLDEN=1 (refused under CI, which checks the committed files).
 fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1")
+    labctl_testenv::update_golden()
 }
 
 /// Compares `contents` with the file at `path`, or rewrites it under

@@ -29,9 +29,8 @@ fn vagrant_available() -> Result<String, String> {
 fn every_rendered_vagrantfile_passes_vagrant_validate() {
     let version = match vagrant_available() {
         Ok(version) => version,
-        Err(why) if in_ci() => panic!("vagrant validate cannot run in CI: {why}"),
         Err(why) => {
-            eprintln!("SKIPPED every_rendered_vagrantfile_passes_vagrant_validate: {why}");
+            labctl_testenv::skip("every_rendered_vagrantfile_passes_vagrant_validate", &why);
             return;
         }
     };

@@ -11,7 +11,10 @@ use std::time::Instant;
 #[ignore]
 fn bench_verify_3_10_50() {
     if !verify_support::is_root() {
-        eprintln!("SKIPPED: the benchmark brings up netns labs and needs root");
+        labctl_testenv::skip(
+            "bench_verify_3_10_50",
+            "the benchmark brings up netns labs and needs root",
+        );
         return;
     }
     // 50 nodes × 49 underlay neighbours overflow the kernel's shared ARP

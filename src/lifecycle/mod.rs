@@ -33,7 +33,7 @@ pub struct DestroyArgs {
     /// The lab file (default: ./lab.yaml, else the only lab on this host).
     pub lab: Option<std::path::PathBuf>,
     /// Destroy the lab of this name (works when the lab file is gone).
-    #[arg(long, conflicts_with = "lab")]
+    #[arg(long, conflicts_with = "lab", value_parser = crate::names::lab_name_arg)]
     pub name: Option<String>,
     /// ssh labs whose hosts are gone for good: remove only labctl's record
     /// of the lab on this host, without reaching the nodes.
@@ -47,7 +47,7 @@ pub struct StatusArgs {
     /// The lab file (default: ./lab.yaml, else the only lab on this host).
     pub lab: Option<std::path::PathBuf>,
     /// The lab of this name (works when the lab file is gone).
-    #[arg(long, conflicts_with = "lab")]
+    #[arg(long, conflicts_with = "lab", value_parser = crate::names::lab_name_arg)]
     pub name: Option<String>,
 }
 

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use labctl_nodeplan::report::{self, AgentReport};
 use labctl_nodeplan::NodePlan;
-use serde_json::Value;
 
-use crate::ssh::{Endpoint, Session};
+use crate::ssh::{Endpoint, Output, Session};
 use crate::state::{LabDir, LabState};
 
 /// Where the agent binary lives on a node. On a netns node /run/labctl-agent
@@ -22,12 +22,14 @@ pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
 /// How long `up` keeps trying to reach a node that is starting.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 
-/// The SSH endpoint of `node`.
+/// The SSH endpoint of `node`; a word that is no node of the lab (as typed
+/// after `ssh` or `exec`) is refused with exit 2, quoted, with the lab's nodes.
 pub fn endpoint(dir: &LabDir, state: &LabState, node: &str) -> Result<Endpoint> {
     let n = state.nodes.get(node).ok_or_else(|| {
         crate::exit::ExitError::usage(anyhow!(
-            "lab {} has no node {node} (nodes: {})",
+            "lab {} has no node {} (nodes: {})",
             state.name,
+            crate::names::quoted(node),
             state.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
@@ -127,143 +129,128 @@ pub fn ensure_agent(session: &Session) -> Result<bool> {
     )?)
 }
 
-/// Runs an agent command with the node's plan on stdin and returns its JSON
-/// report. A non-zero exit is an error naming the command, with the
-/// report's errors and stderr.
-pub fn agent(session: &Session, plan: &NodePlan, args: &[&str]) -> Result<Value> {
+/// Runs an agent command with the node's plan on stdin and decodes its
+/// report (a `T`: version and command checked). A non-zero exit is an
+/// error naming the node and the command, with the report's errors or
+/// stderr.
+pub fn agent<T: AgentReport>(session: &Session, plan: &NodePlan, args: &[&str]) -> Result<T> {
+    let out = agent_run::<T>(session, plan, args)?;
+    Ok(report::decode(&plan.node, &out.stdout_text())?)
+}
+
+/// Runs an agent command like [`agent`] but reads its report only when it
+/// fails: for `teardown`, which must work with whatever agent a node has.
+pub fn agent_run<T: AgentReport>(
+    session: &Session,
+    plan: &NodePlan,
+    args: &[&str],
+) -> Result<Output> {
     let mut argv = vec![AGENT_PATH];
     argv.extend_from_slice(args);
     let out = session.run(&argv, Some(plan.to_json().as_bytes()))?;
-    let report: Option<Value> = serde_json::from_slice(&out.stdout).ok();
     if out.success() {
-        return report
-            .ok_or_else(|| anyhow!("`labctl-agent {}` printed no JSON report", args.join(" ")));
+        return Ok(out);
     }
-    let errors = report
-        .as_ref()
-        .and_then(|r| r.get("errors"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+    let errors = report::decode::<T>(&plan.node, &out.stdout_text())
+        .ok()
+        .map(|r| r.errors().join("; "))
         .filter(|s| !s.is_empty());
     let stderr = out.stderr_text();
     let detail = errors.unwrap_or_else(|| stderr.trim().to_string());
     Err(anyhow!(
-        "`labctl-agent {}` failed with exit status {}: {detail}",
+        "`labctl-agent {}` on node {} failed with exit status {}: {detail}",
         args.join(" "),
+        plan.node,
         out.status
     ))
-}
-
-/// Objects an `apply` report says it created, updated or removed.
-pub fn changes(report: &Value) -> u64 {
-    ["created", "updated", "removed"]
-        .iter()
-        .filter_map(|k| report.get(*k).and_then(Value::as_u64))
-        .sum()
-}
-
-/// The pod's IPv4 address from a `pod add` report: the first string value
-/// (searched depth-first) that is an address or CIDR inside `subnet`.
-pub fn pod_ip(report: &Value, subnet: ipnet::Ipv4Net) -> Option<Ipv4Addr> {
-    match report {
-        Value::String(s) => {
-            let addr = s.split('/').next()?.parse::<Ipv4Addr>().ok()?;
-            (subnet.contains(&addr)
-                && addr != subnet.network()
-                && Some(addr) != subnet.hosts().next())
-            .then_some(addr)
-        }
-        Value::Array(items) => items.iter().find_map(|v| pod_ip(v, subnet)),
-        Value::Object(map) => {
-            // Prefer explicit address keys, then anything else.
-            let preferred = ["ip", "address", "podIP", "podIp"];
-            preferred
-                .iter()
-                .filter_map(|k| map.get(*k))
-                .chain(map.values())
-                .find_map(|v| pod_ip(v, subnet))
-        }
-        _ => None,
-    }
 }
 
 /// The nat chain that makes the DNS service IP work on a node, the way
 /// kube-proxy programs a ClusterIP, in `iptables -S` form.
 pub const SERVICES_CHAIN: &str = "LABCTL-SERVICES";
+/// The nat chain that masquerades what [`SERVICES_CHAIN`] marked, as
+/// kube-proxy's KUBE-POSTROUTING does.
+pub const HAIRPIN_CHAIN: &str = "LABCTL-POSTROUTING";
+/// kube-proxy's masquerade mark: flannel's first FLANNEL-POSTRTG rule
+/// returns on it, leaving such packets to kube-proxy's (here: our) rule.
+const MASQ_MARK: &str = "0x4000/0x4000";
 
+/// Per protocol: traffic from the DNS pod to its own service is marked for
+/// masquerade (hairpin: without it the reply would come from the pod's own
+/// address and be dropped), then everything to the service is DNATed.
 fn services_rules(dns_service: Ipv4Addr, dns_pod: Ipv4Addr) -> Vec<String> {
+    let comment = "-m comment --comment \"kube-system/kube-dns:dns cluster IP\"";
     ["udp", "tcp"]
         .iter()
-        .map(|proto| {
-            format!(
-                "-A {SERVICES_CHAIN} -d {dns_service}/32 -p {proto} -m comment --comment \"kube-system/kube-dns:dns cluster IP\" -m {proto} --dport 53 -j DNAT --to-destination {dns_pod}:53"
-            )
+        .flat_map(|proto| {
+            let service = format!("-d {dns_service}/32 -p {proto} {comment} -m {proto} --dport 53");
+            [
+                format!(
+                    "-A {SERVICES_CHAIN} -s {dns_pod}/32 {service} -j MARK --set-xmark {MASQ_MARK}"
+                ),
+                format!("-A {SERVICES_CHAIN} {service} -j DNAT --to-destination {dns_pod}:53"),
+            ]
         })
         .collect()
 }
 
+fn hairpin_rules() -> Vec<String> {
+    vec![format!(
+        "-A {HAIRPIN_CHAIN} -m mark --mark {MASQ_MARK} -j MASQUERADE"
+    )]
+}
+
 const SHOW_SERVICES: &str = "iptables -w -t nat -S LABCTL-SERVICES 2>/dev/null; echo ---; \
-     iptables -w -t nat -S PREROUTING; echo ---; iptables -w -t nat -S OUTPUT";
+     iptables -w -t nat -S LABCTL-POSTROUTING 2>/dev/null; echo ---; \
+     iptables -w -t nat -S PREROUTING; echo ---; iptables -w -t nat -S OUTPUT; echo ---; \
+     iptables -w -t nat -S POSTROUTING";
 
 const APPLY_SERVICES: &str = "set -e; iptables-restore -w --noflush; \
      for c in PREROUTING OUTPUT; do \
        iptables -w -t nat -C $c -j LABCTL-SERVICES 2>/dev/null || iptables -w -t nat -A $c -j LABCTL-SERVICES; \
-     done";
+     done; \
+     iptables -w -t nat -C POSTROUTING -j LABCTL-POSTROUTING 2>/dev/null || iptables -w -t nat -A POSTROUTING -j LABCTL-POSTROUTING";
+
+/// Whether `iptables -S` output (SHOW_SERVICES's five parts) already holds
+/// these chains and every jump to them.
+fn services_in_place(shown: &str, services: &[String], hairpin: &[String]) -> bool {
+    let parts: Vec<&str> = shown.split("---\n").collect();
+    let rules = |i: usize| -> Vec<&str> {
+        parts
+            .get(i)
+            .map(|p| p.lines().filter(|l| l.starts_with("-A ")).collect())
+            .unwrap_or_default()
+    };
+    let jumps = |i: usize, chain: &str| {
+        let jump = format!("-j {chain}");
+        rules(i).iter().any(|l| l.ends_with(&jump))
+    };
+    rules(0) == services.iter().map(String::as_str).collect::<Vec<_>>()
+        && rules(1) == hairpin.iter().map(String::as_str).collect::<Vec<_>>()
+        && jumps(2, SERVICES_CHAIN)
+        && jumps(3, SERVICES_CHAIN)
+        && jumps(4, HAIRPIN_CHAIN)
+}
 
 /// Makes the node's LABCTL-SERVICES chain DNAT the DNS service IP (udp and
-/// tcp 53) to the DNS pod. Returns true when it changed something.
+/// tcp 53) to the DNS pod, and LABCTL-POSTROUTING masquerade the DNS pod's
+/// hairpin traffic. Returns true when it changed something.
 pub fn ensure_services(
     session: &Session,
     dns_service: Ipv4Addr,
     dns_pod: Ipv4Addr,
 ) -> Result<bool> {
-    let rules = services_rules(dns_service, dns_pod);
+    let services = services_rules(dns_service, dns_pod);
+    let hairpin = hairpin_rules();
     let shown = session.run_shell(SHOW_SERVICES)?.stdout_text();
-    let mut parts = shown.split("---\n");
-    let chain: Vec<&str> = parts
-        .next()
-        .unwrap_or("")
-        .lines()
-        .filter(|l| l.starts_with("-A "))
-        .collect();
-    let jump = format!("-j {SERVICES_CHAIN}");
-    let jumps_ok = parts.all(|p| p.lines().any(|l| l.ends_with(&jump)));
-    if jumps_ok && chain == rules.iter().map(String::as_str).collect::<Vec<_>>() {
+    if services_in_place(&shown, &services, &hairpin) {
         return Ok(false);
     }
     let payload = format!(
-        "*nat\n:{SERVICES_CHAIN} - [0:0]\n{}\nCOMMIT\n",
-        rules.join("\n")
+        "*nat\n:{SERVICES_CHAIN} - [0:0]\n:{HAIRPIN_CHAIN} - [0:0]\n{}\n{}\nCOMMIT\n",
+        services.join("\n"),
+        hairpin.join("\n")
     );
     session.run_ok(&["sh", "-c", APPLY_SERVICES], Some(payload.as_bytes()))?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pod_ip_is_found_in_reports() {
-        let subnet: ipnet::Ipv4Net = "10.244.1.0/24".parse().unwrap();
-        let r = serde_json::json!({"node": "w1", "pod": {"name": "busybox", "ip": "10.244.1.2/24", "gateway": "10.244.1.1"}});
-        assert_eq!(pod_ip(&r, subnet), Some("10.244.1.2".parse().unwrap()));
-        let r = serde_json::json!({"gateway": "10.244.1.1", "address": "10.244.1.7"});
-        assert_eq!(pod_ip(&r, subnet), Some("10.244.1.7".parse().unwrap()));
-        assert_eq!(
-            pod_ip(&serde_json::json!({"x": "192.168.56.10"}), subnet),
-            None
-        );
-    }
-
-    #[test]
-    fn change_count_sums_report_counters() {
-        let r = serde_json::json!({"created": 2, "updated": 1, "removed": 0, "unchanged": 9});
-        assert_eq!(changes(&r), 3);
-    }
 }

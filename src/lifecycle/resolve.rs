@@ -21,6 +21,7 @@ pub struct ExistingLab {
 /// The lab name from a file, a name, a `FILE|NAME` word, or the defaults.
 pub fn lab_name(file: Option<&Path>, name: Option<&str>) -> Result<String> {
     if let Some(name) = name {
+        crate::names::check_lab_name(name)?;
         return Ok(name.to_string());
     }
     if let Some(file) = file {
@@ -43,10 +44,16 @@ pub fn lab_name(file: Option<&Path>, name: Option<&str>) -> Result<String> {
     }
 }
 
-/// `--lab FILE|NAME`: an existing file is a lab file, anything else a name.
+/// `--lab FILE|NAME`: an existing file is a lab file, anything else must
+/// be a lab name (exit 2 otherwise, before any path is built from it).
 pub fn lab_word(word: Option<&str>) -> Result<String> {
     match word {
         Some(w) if Path::new(w).is_file() => lab_name(Some(Path::new(w)), None),
+        Some(w) if !labctl_lab::is_lab_name(w) => Err(ExitError::usage(anyhow!(
+            "--lab {} is neither a lab file nor a lab name: name an existing lab file, or a lab ({})",
+            crate::names::quoted(w),
+            labctl_lab::LAB_NAME_RULE
+        ))),
         Some(w) => lab_name(None, Some(w)),
         None => lab_name(None, None),
     }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use labctl_nodeplan::report::{self, CheckReport, Difference};
 use labctl_nodeplan::NodePlan;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{nodes, resolve, ListArgs, StatusArgs};
 use crate::output::{table, GlobalOpts, OutputFormat};
@@ -24,7 +24,7 @@ pub struct NodeStatus {
     pub agent_version: Option<String>,
     /// `in sync`, `N differences`, or why it is unknown.
     pub drift: String,
-    pub differences: Vec<Value>,
+    pub differences: Vec<Difference>,
     pub pods: Vec<PodStatus>,
     pub error: Option<String>,
 }
@@ -188,28 +188,30 @@ fn node_status(
     // `check` exits 1 when the node drifted, still printing its report.
     let argv = [nodes::AGENT_PATH, "check"];
     match session.run(&argv, Some(plan.to_json().as_bytes())) {
-        Ok(out) => match serde_json::from_slice::<Value>(&out.stdout) {
-            Ok(report) if out.status == 0 || out.status == 1 => {
-                s.differences = report
-                    .get("differences")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                s.drift = match s.differences.len() {
-                    0 => "in sync".into(),
-                    1 => "1 difference".into(),
-                    n => format!("{n} differences"),
-                };
+        Ok(out) if out.status == 0 || out.status == 1 => {
+            match report::decode::<CheckReport>(node, &out.stdout_text()) {
+                Ok(report) => {
+                    s.differences = report.differences;
+                    s.drift = match s.differences.len() {
+                        0 => "in sync".into(),
+                        1 => "1 difference".into(),
+                        n => format!("{n} differences"),
+                    };
+                }
+                Err(e) => {
+                    s.drift = "check failed".into();
+                    s.error = Some(e.to_string());
+                }
             }
-            _ => {
-                s.drift = "check failed".into();
-                s.error = Some(format!(
-                    "`labctl-agent check` exited with status {}: {}",
-                    out.status,
-                    out.stderr_text().trim()
-                ));
-            }
-        },
+        }
+        Ok(out) => {
+            s.drift = "check failed".into();
+            s.error = Some(format!(
+                "`labctl-agent check` on node {node} exited with status {}: {}",
+                out.status,
+                out.stderr_text().trim()
+            ));
+        }
         Err(e) => {
             s.drift = "check failed".into();
             s.error = Some(e.to_string());
@@ -241,7 +243,7 @@ pub fn list(_args: &ListArgs, global: &GlobalOpts) -> Result<ExitCode> {
         println!("No labs on this host.");
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
     let rows: Vec<Vec<String>> = labs
         .iter()
         .map(|l| {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
+use labctl_nodeplan::report::{ApplyReport, PodAddReport};
 use labctl_nodeplan::NodePlan;
 
 use super::{interrupt, nodes, UpArgs};
@@ -276,20 +277,22 @@ fn node_up(
     })? {
         changes += 1;
     }
-    let report = progress.step(Some(node), "Applying the flannel plan", || {
+    let report: ApplyReport = progress.step(Some(node), "Applying the flannel plan", || {
         nodes::agent(&session, plan, &["apply"])
     })?;
-    changes += nodes::changes(&report);
+    changes += report.changes() as u64;
     let mut pods = BTreeMap::new();
     for &pod in wanted {
         let ip = progress.step(Some(node), &format!("Pod {pod}"), || {
-            let report = nodes::agent(&session, plan, &["pod", "add", pod])?;
-            nodes::pod_ip(&report, plan.subnet).ok_or_else(|| {
-                anyhow!(
-                    "`labctl-agent pod add {pod}` reported no address in {}",
+            let report: PodAddReport = nodes::agent(&session, plan, &["pod", "add", pod])?;
+            if !plan.subnet.contains(&report.ip) {
+                anyhow::bail!(
+                    "`labctl-agent pod add {pod}` on node {node} gave the pod {}, outside the node's subnet {}",
+                    report.ip,
                     plan.subnet
-                )
-            })
+                );
+            }
+            Ok(report.ip)
         })?;
         pods.insert(pod.to_string(), ip);
     }

@@ -2,6 +2,8 @@
 //! evidence lines a learner would otherwise collect by hand. Pure (the
 //! probes fill [`Evidence`]; these functions only read it).
 
+use labctl_lab::flannel::SUBNET_ENV_PATH;
+use labctl_nodeplan::report::ObjectKind;
 use serde_json::json;
 
 use super::evidence::{Evidence, PingMatrix};
@@ -53,19 +55,7 @@ pub fn nodes(ev: &Evidence, expected_version: &str) -> CheckResult {
 
 /// `dataplane`: the agent's `check` found no difference on any node.
 pub fn dataplane(lab: &LabView, ev: &Evidence, errors: &[(String, String)]) -> CheckResult {
-    let mut details: Vec<String> = ev
-        .drift
-        .iter()
-        .map(|d| {
-            format!(
-                "✗ {}: {}: expected {}, actual {}",
-                d.node,
-                d.object,
-                d.expected.as_deref().unwrap_or("(absent)"),
-                d.actual.as_deref().unwrap_or("(absent)")
-            )
-        })
-        .collect();
+    let mut details: Vec<String> = ev.drift.iter().map(|d| format!("✗ {}", d.line())).collect();
     details.extend(errors.iter().map(|(n, e)| format!("✗ {n}: {e}")));
     let ok = ev.drift.is_empty() && errors.is_empty() && ev.checked_nodes.len() == lab.nodes.len();
     let summary = if ok {
@@ -483,14 +473,18 @@ pub fn kubernetes(lab: &LabView, ev: &Evidence) -> CheckResult {
             None if kn.registered => wrong.push("no podCIDR".to_string()),
             None => {}
         }
-        let env_drift = ev
-            .drift
-            .iter()
-            .find(|d| d.node == n.name && d.object.contains("subnet.env"));
+        let env_drift = ev.drift.iter().find(|d| {
+            d.node == n.name
+                && d.difference.kind == ObjectKind::File
+                && d.difference.name == SUBNET_ENV_PATH
+        });
         if let Some(d) = env_drift {
             wrong.push(format!(
                 "subnet.env differs from the plan (actual {})",
-                d.actual.as_deref().unwrap_or("(absent)")
+                d.difference
+                    .actual
+                    .as_ref()
+                    .map_or("(absent)".to_string(), |a| a.to_string())
             ));
         }
         if wrong.is_empty() {
@@ -554,6 +548,7 @@ pub fn kubernetes(lab: &LabView, ev: &Evidence) -> CheckResult {
 mod tests {
     use super::*;
     use crate::verify::evidence::*;
+    use labctl_nodeplan::report::Difference;
 
     #[test]
     fn egress_needs_reply_and_node_source() {
@@ -718,9 +713,13 @@ mod tests {
         let mut ev = kube_evidence(&lab, "kubectl-nodes-ready.json");
         ev.drift.push(crate::verify::parse::Drift {
             node: "worker2".into(),
-            object: "file /run/flannel/subnet.env".into(),
-            expected: Some("FLANNEL_SUBNET=10.244.1.1/24".into()),
-            actual: Some("FLANNEL_SUBNET=10.244.9.1/24".into()),
+            difference: Difference::new(
+                ObjectKind::File,
+                "file /run/flannel/subnet.env",
+                "/run/flannel/subnet.env",
+            )
+            .expected(Some("FLANNEL_SUBNET=10.244.1.1/24".into()))
+            .actual(Some("FLANNEL_SUBNET=10.244.9.1/24".into())),
         });
         let r = kubernetes(&plain, &ev);
         assert!(

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
+use labctl_nodeplan::report::{ObjectKind, State};
 use serde::Serialize;
 
 use super::evidence::Evidence;
@@ -76,45 +77,28 @@ enum DriftKind {
     Other,
 }
 
+/// What a difference is about, from its kind, attribute and table.
 fn drift_kind(d: &Drift) -> DriftKind {
-    let o = d.object.to_ascii_lowercase();
-    let has_word = |w: &str| {
-        o.split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|t| t == w)
-    };
-    if has_word("mtu") {
-        DriftKind::Mtu
-    } else if has_word("local") {
-        DriftKind::VxlanLocal
-    } else if has_word("fdb") {
-        DriftKind::Fdb
-    } else if o.contains("neigh") || has_word("arp") {
-        DriftKind::Neighbour
-    } else if has_word("route") {
-        DriftKind::Route
-    } else if o.contains("flannel-fwd") || (o.contains("forward") && o.contains("jump")) {
-        DriftKind::ForwardChain
-    } else if o.contains("postrouting") || (o.contains("flannel-postrtg") && o.contains("jump")) {
-        DriftKind::PostroutingJump
-    } else {
-        DriftKind::Other
+    let x = &d.difference;
+    match (x.kind, x.attribute.as_deref(), x.table.as_deref()) {
+        (ObjectKind::Link, Some("mtu"), _) => DriftKind::Mtu,
+        (ObjectKind::Link, Some("local"), _) => DriftKind::VxlanLocal,
+        (ObjectKind::Fdb, _, _) => DriftKind::Fdb,
+        (ObjectKind::Neighbour, _, _) => DriftKind::Neighbour,
+        (ObjectKind::Route, _, _) => DriftKind::Route,
+        // The filter table holds only FLANNEL-FWD and FORWARD's jump to it.
+        (ObjectKind::Chain | ObjectKind::Rule, _, Some("filter")) => DriftKind::ForwardChain,
+        (ObjectKind::Rule, _, Some("nat")) => DriftKind::PostroutingJump,
+        _ => DriftKind::Other,
     }
 }
 
-fn drift_line(d: &Drift) -> String {
-    format!(
-        "{}: {}: expected {}, actual {}",
-        d.node,
-        d.object,
-        d.expected.as_deref().unwrap_or("(absent)"),
-        d.actual.as_deref().unwrap_or("(absent)")
-    )
-}
-
-/// The first IPv4 address in free text.
-fn first_ipv4(text: &str) -> Option<Ipv4Addr> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .find_map(|t| t.parse().ok())
+/// A text value of a difference (`None`: absent, or a list of lines).
+fn text(v: &Option<State>) -> Option<&str> {
+    match v {
+        Some(State::Text(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// Explains the evidence: every cause found, most specific first.
@@ -211,7 +195,8 @@ fn nat_nic(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         .iter()
         .filter(|d| drift_kind(d) == DriftKind::VxlanLocal)
     {
-        if let Some(ip) = d.actual.as_deref().and_then(first_ipv4) {
+        // `none` when the device has no local address at all.
+        if let Some(ip) = text(&d.difference.actual).and_then(|a| a.parse().ok()) {
             local.entry(d.node.clone()).or_insert(ip);
         }
     }
@@ -314,31 +299,19 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             DriftKind::Fdb => "fdb",
             _ => continue,
         };
-        let state = match (&d.expected, &d.actual) {
+        let x = &d.difference;
+        let state = match (&x.expected, &x.actual) {
             (Some(_), None) => "missing",
             (None, Some(_)) => "stale",
             _ => "wrong",
         };
-        let text = format!(
-            "{} {} {}",
-            d.object,
-            d.expected.as_deref().unwrap_or(""),
-            d.actual.as_deref().unwrap_or("")
-        );
-        let peer = lab.node_mentioned_in(&text, &d.node);
+        let peer = x.peer.as_deref().and_then(|p| lab.node(p));
         let peer_name = peer.map(|p| p.name.as_str());
+        let name = &x.name;
         let by_hand = match (kind, state, peer) {
-            (DriftKind::Route, "stale", _) => {
-                format!("ip route del {}", d.actual.as_deref().unwrap_or(&d.object))
-            }
-            (DriftKind::Neighbour, "stale", _) => format!(
-                "ip neigh del {} dev {dev}",
-                d.actual.as_deref().unwrap_or(&d.object)
-            ),
-            (DriftKind::Fdb, "stale", _) => format!(
-                "bridge fdb del {} dev {dev} self",
-                d.actual.as_deref().unwrap_or(&d.object)
-            ),
+            (DriftKind::Route, "stale", _) => format!("ip route del {name} dev {dev}"),
+            (DriftKind::Neighbour, "stale", _) => format!("ip neigh del {name} dev {dev}"),
+            (DriftKind::Fdb, "stale", _) => format!("bridge fdb del {name} dev {dev} self"),
             (DriftKind::Route, _, Some(p)) => {
                 format!(
                     "ip route replace {} via {} dev {dev} onlink",
@@ -359,7 +332,9 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             }
             _ => format!(
                 "set it to: {}",
-                d.expected.as_deref().unwrap_or("(remove it)")
+                x.expected
+                    .as_ref()
+                    .map_or("(remove it)".to_string(), State::to_string)
             ),
         };
         let about = match peer_name {
@@ -381,7 +356,7 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             .on(&d.node)
             .peer(peer_name)
             .by_up()
-            .with(drift_line(d)),
+            .with(d.line()),
         );
     }
 }
@@ -421,7 +396,7 @@ fn forward_drop(_lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
                 d = d.with(format!("{node}: no -A FORWARD ... -j FLANNEL-FWD"));
             }
             for f in fwd_drift {
-                d = d.with(drift_line(f));
+                d = d.with(f.line());
             }
             out.push(d);
         }
@@ -432,7 +407,7 @@ fn postrouting_jump(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
     let mut nodes: BTreeSet<String> = ev
         .drift
         .iter()
-        .filter(|d| drift_kind(d) == DriftKind::PostroutingJump && d.actual.is_none())
+        .filter(|d| drift_kind(d) == DriftKind::PostroutingJump && d.difference.actual.is_none())
         .map(|d| d.node.clone())
         .collect();
     for e in &ev.egress {
@@ -454,7 +429,7 @@ fn postrouting_jump(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             .iter()
             .filter(|f| f.node == node && drift_kind(f) == DriftKind::PostroutingJump)
         {
-            d = d.with(drift_line(f));
+            d = d.with(f.line());
         }
         for e in ev
             .egress
@@ -493,7 +468,7 @@ fn mtu_mismatch(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         .map(|m| m.node.clone())
         .collect();
     for d in ev.drift.iter().filter(|d| drift_kind(d) == DriftKind::Mtu) {
-        wrong.push(drift_line(d));
+        wrong.push(d.line());
         nodes.insert(d.node.clone());
     }
     // A pair whose normal-size pings fail too (pod mesh), or whose route /
@@ -775,7 +750,7 @@ fn other_drift(ev: &Evidence, out: &mut Vec<Diagnosis>) {
         .on(node)
         .by_up();
         for r in rest.iter().filter(|r| r.node == node) {
-            d = d.with(drift_line(r));
+            d = d.with(r.line());
         }
         out.push(d);
     }

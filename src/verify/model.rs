@@ -176,28 +176,6 @@ pub struct Outside {
 }
 
 impl LabView {
-    /// The node whose underlay IP, subnet or VTEP MAC appears in `text`
-    /// (used to name the peer an agent difference is about).
-    pub fn node_mentioned_in(&self, text: &str, except: &str) -> Option<&NodeView> {
-        let lower = text.to_ascii_lowercase();
-        // Whole tokens only: 10.244.1.0 must not match inside 10.244.1.05,
-        // nor worker1 inside worker10.
-        let has = |needle: &str| {
-            lower.match_indices(needle).any(|(at, _)| {
-                let before = lower[..at].chars().next_back();
-                let after = lower[at + needle.len()..].chars().next();
-                !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
-                    && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':')
-            })
-        };
-        self.nodes.iter().filter(|n| n.name != except).find(|n| {
-            has(&n.subnet.network().to_string())
-                || has(&n.underlay_ip.to_string())
-                || has(&n.vtep_mac.to_ascii_lowercase())
-                || has(&n.name.to_ascii_lowercase())
-        })
-    }
-
     pub fn node(&self, name: &str) -> Option<&NodeView> {
         self.nodes.iter().find(|n| n.name == name)
     }

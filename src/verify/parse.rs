@@ -1,10 +1,12 @@
 //! Parsers for what probes print: ping summaries (busybox and iputils),
 //! nslookup answers (busybox 1.28 and newer layouts: addresses are parsed,
-//! not the layout), the agent's `check` JSON, `iptables -S` and kernel log
-//! lines. Pure functions, unit-tested against recorded outputs.
+//! not the layout), `iptables -S` and kernel log lines; and the agent's
+//! `check` report, decoded as its shared type. Pure functions, unit-tested
+//! against recorded outputs.
 
 use std::net::Ipv4Addr;
 
+use labctl_nodeplan::report::{self, CheckReport, Difference, State};
 use serde::Serialize;
 
 /// The statistics block of a ping run.
@@ -161,64 +163,35 @@ pub fn parse_busybox_version(text: &str) -> Option<(u32, u32, u32)> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Drift {
     pub node: String,
-    pub object: String,
-    /// `None` when the object should not exist (stale).
-    pub expected: Option<String>,
-    /// `None` when the object does not exist (missing).
-    pub actual: Option<String>,
+    #[serde(flatten)]
+    pub difference: Difference,
 }
 
-fn json_text(value: Option<&serde_json::Value>) -> Option<String> {
-    match value? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s)
-            if s.is_empty() || s == "absent" || s == "missing" || s == "none" =>
-        {
-            None
-        }
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+impl Drift {
+    /// `node: object: expected X, actual Y`, for evidence lines.
+    pub fn line(&self) -> String {
+        let d = &self.difference;
+        let show = |v: &Option<State>| v.as_ref().map_or("(absent)".to_string(), State::to_string);
+        format!(
+            "{}: {}: expected {}, actual {}",
+            self.node,
+            d.object,
+            show(&d.expected),
+            show(&d.actual)
+        )
     }
 }
 
-/// Parses `labctl-agent check` output: a JSON array of `{object, expected,
-/// actual}` records, or an object holding one under `differences`/`drift`.
-/// `null`/absent/"absent" mean the object is missing (actual) or should not
-/// exist (expected).
+/// Decodes `labctl-agent check`'s report from `node` (version and command
+/// checked) into its differences.
 pub fn parse_agent_check(node: &str, text: &str) -> Result<Vec<Drift>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| format!("agent check on {node} printed no valid JSON ({e})"))?;
-    let records = match &value {
-        serde_json::Value::Array(items) => items.clone(),
-        serde_json::Value::Object(map) => ["differences", "drift", "diffs"]
-            .iter()
-            .find_map(|k| map.get(*k).and_then(|v| v.as_array()).cloned())
-            .unwrap_or_default(),
-        _ => {
-            return Err(format!(
-                "agent check on {node}: expected a JSON list of differences"
-            ))
-        }
-    };
-    Ok(records
-        .iter()
-        .map(|r| Drift {
-            node: r
-                .get("node")
-                .and_then(|v| v.as_str())
-                .unwrap_or(node)
-                .to_string(),
-            object: match r.get("object") {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => r.to_string(),
-            },
-            expected: json_text(r.get("expected")),
-            actual: json_text(r.get("actual")),
+    let report: CheckReport = report::decode(node, text).map_err(|e| e.to_string())?;
+    Ok(report
+        .differences
+        .into_iter()
+        .map(|difference| Drift {
+            node: node.to_string(),
+            difference,
         })
         .collect())
 }
@@ -385,19 +358,35 @@ mod tests {
     }
 
     #[test]
-    fn agent_check_records() {
-        let text = r#"[{"object":"route 10.244.2.0/24","expected":"10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink","actual":null},
-                       {"object":"fdb 0e:00:00:00:00:09","expected":null,"actual":"dst 192.168.56.99"}]"#;
+    fn agent_check_reports_decode_as_typed_differences() {
+        let text = r#"{"reportVersion": 1, "command": "check", "node": "worker1", "inSync": false,
+            "differences": [
+              {"kind": "route", "object": "route 10.244.2.0/24", "name": "10.244.2.0/24", "peer": "worker2",
+               "expected": "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink", "actual": null},
+              {"kind": "chain", "object": "iptables -t filter FLANNEL-FWD", "name": "FLANNEL-FWD", "table": "filter",
+               "expected": ["-A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT"], "actual": null}]}"#;
         let d = parse_agent_check("worker1", text).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].node, "worker1");
-        assert_eq!(d[0].actual, None);
-        assert_eq!(d[1].expected, None);
-        let wrapped = r#"{"node":"w","differences":[{"object":"flannel.1 mtu","expected":1450,"actual":1400}]}"#;
-        let d = parse_agent_check("w", wrapped).unwrap();
-        assert_eq!(d[0].expected.as_deref(), Some("1450"));
-        assert!(parse_agent_check("w", "").unwrap().is_empty());
+        assert_eq!(d[0].difference.kind, report::ObjectKind::Route);
+        assert_eq!(d[0].difference.peer.as_deref(), Some("worker2"));
+        assert_eq!(d[0].difference.actual, None);
+        assert_eq!(
+            d[1].line(),
+            "worker1: iptables -t filter FLANNEL-FWD: expected -A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT, actual (absent)"
+        );
+        // The old guessed layouts are refused, naming the node.
+        let old = r#"{"node":"w","differences":[{"object":"flannel.1 mtu","expected":1450,"actual":1400}]}"#;
+        let e = parse_agent_check("w", old).unwrap_err();
+        assert!(
+            e.starts_with("node w runs agent report version 0, labctl expects 1"),
+            "{e}"
+        );
+        assert!(parse_agent_check("w", "")
+            .unwrap_err()
+            .contains("printed no report"));
         assert!(parse_agent_check("w", "oops").is_err());
+        assert!(parse_agent_check("w", r#"[{"object":"route"}]"#).is_err());
     }
 
     #[test]

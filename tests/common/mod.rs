@@ -123,8 +123,43 @@ pub fn expected_render_files(workers: &[&str], nodes: &[&str]) -> BTreeSet<Strin
     out
 }
 
-/// True when tests run in CI (`CI=true`): a test that cannot run there
-/// must fail instead of skipping.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+/// Where [`run_in`]'s labctl keeps labs: /var/lib/labctl/labs as root,
+/// else the private state folder under `cwd`.
+pub fn labs_root(cwd: &Path) -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        PathBuf::from("/var/lib/labctl/labs")
+    } else {
+        cwd.join("state/labctl/labs")
+    }
+}
+
+/// A hand-written state folder for lab `name` under `labs`, nodes
+/// `master` and `worker1` on loopback port 1 where nothing listens.
+pub fn fake_lab_state(labs: &Path, name: &str, provider: &str) -> PathBuf {
+    let dir = labs.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = |ip: &str, cp: bool| {
+        format!(
+            r#"{{"ip": "{ip}", "controlPlane": {cp}, "sshHost": "127.0.0.1", "sshPort": 1, "sshUser": "root", "sshKey": "/nonexistent/key", "pods": {{}}}}"#
+        )
+    };
+    let state = format!(
+        r#"{{"name": "{name}", "provider": "{provider}", "labFile": "/nonexistent/lab.yaml",
+  "underlay": "192.168.79.0/24", "podNetwork": "10.79.0.0/16", "serviceNetwork": "10.96.0.0/12",
+  "nodes": {{"master": {}, "worker1": {}}}, "netns": null, "kubernetes": false}}"#,
+        node("192.168.79.10", true),
+        node("192.168.79.11", false)
+    );
+    std::fs::write(dir.join("state.json"), state).unwrap();
+    dir
+}
+
+/// Removes a fake lab's state folder whatever the test did.
+pub struct StateGuard(pub PathBuf);
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -10,12 +10,6 @@ pub mod netns;
 pub mod ssh_lab;
 pub mod sshd;
 
-/// Says why `test` cannot run here and returns false, so the test returns;
-/// under CI (`CI` set, not `false`/`0`), where .ci/run provides root and
-/// every tool, it fails instead: a test must not pass there by skipping.
-pub fn skip(test: &str, why: &str) -> bool {
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(!in_ci, "{test} cannot run in CI: {why}");
-    eprintln!("SKIPPED {test}: {why}");
-    false
-}
+/// Says why a test cannot run here and returns false; fails under CI
+/// (the workspace's one rule, in crates/testenv).
+pub use labctl_testenv::skip;

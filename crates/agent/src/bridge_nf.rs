@@ -29,7 +29,7 @@ use nix::kmod::{delete_module, DeleteModuleFlags};
 
 use crate::error::describe_io;
 use crate::links::Mode;
-use crate::report::{Action, Collector, Difference};
+use crate::report::{Action, Collector, Difference, ObjectKind};
 
 /// The module's name.
 pub const MODULE: &str = "br_netfilter";
@@ -76,13 +76,11 @@ pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
     let obj = object();
     match need(plan.bridge_netfilter, present()) {
         Need::NotWanted => {}
-        Need::Present => out.unchanged(obj),
+        Need::Present => out.unchanged(ObjectKind::Module, obj),
         Need::Load => {
-            out.object(
-                &obj,
-                Action::Created,
-                vec![Difference::new(&obj, Some("loaded".into()), None)],
-            );
+            let d =
+                Difference::new(ObjectKind::Module, &obj, MODULE).expected(Some("loaded".into()));
+            out.object(ObjectKind::Module, &obj, Action::Created, vec![d]);
             if mode == Mode::Apply {
                 match load() {
                     Ok(()) => remember_loaded(plan, &obj, out),

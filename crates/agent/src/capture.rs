@@ -8,42 +8,14 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use labctl_nodeplan::report::{CaptureReport, Flow};
 use labctl_nodeplan::NodePlan;
 use nix::libc;
-use serde::Serialize;
 
 use crate::error::{AgentError, Result};
 use crate::node::underlay;
 use crate::observe::Kernel;
-
-/// One inner flow seen inside VXLAN packets.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Flow {
-    pub outer_src: Ipv4Addr,
-    pub outer_dst: Ipv4Addr,
-    pub inner_src: Ipv4Addr,
-    pub inner_dst: Ipv4Addr,
-    pub inner_protocol: u8,
-    pub packets: u64,
-}
-
-/// What `capture` prints.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CaptureReport {
-    pub command: &'static str,
-    pub node: String,
-    pub interface: String,
-    pub port: u16,
-    pub vni: u32,
-    pub seconds: f64,
-    /// VXLAN packets with the plan's VNI.
-    pub packets: u64,
-    /// VXLAN packets on the port with another VNI.
-    pub other_vni: u64,
-    pub flows: Vec<Flow>,
-}
+use crate::report::header;
 
 /// A decoded VXLAN packet: outer addresses, VNI, inner IPv4 header fields.
 #[derive(Debug, PartialEq, Eq)]
@@ -177,8 +149,10 @@ pub fn run(plan: &NodePlan, seconds: f64, max: Option<u64>) -> Result<CaptureRep
                 .or_default() += 1;
         }
     }
+    let (report_version, command) = header::<CaptureReport>();
     Ok(CaptureReport {
-        command: "capture",
+        report_version,
+        command,
         node: plan.node.clone(),
         interface: link.name,
         port: plan.vxlan.port,

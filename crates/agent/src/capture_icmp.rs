@@ -10,34 +10,13 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use labctl_nodeplan::report::{Departure, IcmpCaptureReport};
 use nix::libc;
-use serde::Serialize;
 
 use crate::capture::{ethernet_ipv4_start, ipv4_at, packet_socket};
 use crate::error::{AgentError, Result};
 use crate::observe::Kernel;
-
-/// Echo requests to the target that left by one interface with one source.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Departure {
-    pub interface: String,
-    pub src: Ipv4Addr,
-    pub packets: u64,
-}
-
-/// What `capture --icmp-to` prints.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IcmpCaptureReport {
-    pub command: &'static str,
-    pub node: String,
-    pub icmp_to: Ipv4Addr,
-    pub seconds: f64,
-    /// All echo requests to the target that left the node.
-    pub packets: u64,
-    pub departures: Vec<Departure>,
-}
+use crate::report::header;
 
 /// Ethernet's hardware type in `sll_hatype`.
 const ARPHRD_ETHER: u16 = 1;
@@ -95,8 +74,10 @@ pub fn run(node: &str, to: Ipv4Addr, seconds: f64, max: Option<u64>) -> Result<I
         packets += 1;
         *seen.entry((from.sll_ifindex as u32, src)).or_default() += 1;
     }
+    let (report_version, command) = header::<IcmpCaptureReport>();
     Ok(IcmpCaptureReport {
-        command: "capture",
+        report_version,
+        command,
         node: node.to_string(),
         icmp_to: to,
         seconds: start.elapsed().as_secs_f64(),

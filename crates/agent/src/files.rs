@@ -12,7 +12,7 @@ use labctl_nodeplan::NodePlan;
 
 use crate::error::{describe_io, failed, Result};
 use crate::links::Mode;
-use crate::report::{Action, Collector, Difference};
+use crate::report::{Action, Collector, Difference, ObjectKind};
 
 /// The file in the state directory listing directories the agent created.
 const CREATED_DIRS: &str = "created-dirs";
@@ -124,26 +124,28 @@ pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
     for file in &plan.files {
         let path = Path::new(&file.path);
         let obj = format!("file {}", file.path);
+        let diff = |label: String| Difference::new(ObjectKind::File, label, &file.path);
         let mut changes = Vec::new();
         let action = match read(path) {
             None => {
-                changes.push(Difference::new(&obj, Some(file.contents.clone()), None));
+                changes.push(diff(obj.clone()).expected(Some(file.contents.clone())));
                 Action::Created
             }
             Some((contents, mode_bits)) => {
                 if contents != file.contents {
-                    changes.push(Difference::new(
-                        &obj,
-                        Some(file.contents.clone()),
-                        Some(contents),
-                    ));
+                    changes.push(
+                        diff(obj.clone())
+                            .expected(Some(file.contents.clone()))
+                            .actual(Some(contents)),
+                    );
                 }
                 if mode_bits != file.mode {
-                    changes.push(Difference::new(
-                        format!("{obj} mode"),
-                        Some(format!("{:04o}", file.mode)),
-                        Some(format!("{mode_bits:04o}")),
-                    ));
+                    changes.push(
+                        diff(format!("{obj} mode"))
+                            .attribute("mode")
+                            .expected(Some(format!("{:04o}", file.mode)))
+                            .actual(Some(format!("{mode_bits:04o}"))),
+                    );
                 }
                 if changes.is_empty() {
                     Action::Unchanged
@@ -152,7 +154,7 @@ pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
                 }
             }
         };
-        out.object(&obj, action, changes);
+        out.object(ObjectKind::File, &obj, action, changes);
         if mode == Mode::Apply && action != Action::Unchanged {
             match write_atomic(path, &file.contents, file.mode) {
                 Ok(dirs) => created_dirs.extend(dirs),

@@ -15,13 +15,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use labctl_nodeplan::report::ShowIptables;
 use labctl_nodeplan::{ChainPlan, NodePlan};
 
 use crate::error::{describe_io, failed, AgentError, Result};
 use crate::links::Mode;
-use crate::report::{Action, Collector, Difference};
+use crate::report::{Action, Collector, Difference, ObjectKind};
 use crate::ruleset::Verifier;
-use serde_json::Value;
 
 /// The nat chain flannel uses; removed when the plan has no nat chain.
 const NAT_CHAIN: &str = "FLANNEL-POSTRTG";
@@ -198,10 +198,6 @@ pub fn chain_state(lines: &[String], chain: &str, parent: &str) -> ChainState {
     }
 }
 
-fn list(v: &[String]) -> Value {
-    Value::Array(v.iter().cloned().map(Value::String).collect())
-}
-
 /// The rule spec of an `-A CHAIN spec` line.
 fn spec<'a>(line: &'a str, chain: &str) -> &'a str {
     line.strip_prefix(&format!("-A {chain} ")).unwrap_or(line)
@@ -218,27 +214,18 @@ fn converge_chain(
 ) {
     let obj = format!("iptables -t {table} {}", plan.chain);
     if live.exists && live.rules == plan.rules {
-        out.unchanged(obj);
+        out.unchanged(ObjectKind::Chain, obj);
     } else {
         let action = if live.exists {
             Action::Updated
         } else {
             Action::Created
         };
-        let actual = if live.exists {
-            list(&live.rules)
-        } else {
-            Value::Null
-        };
-        out.object(
-            &obj,
-            action,
-            vec![Difference {
-                object: obj.clone(),
-                expected: list(&plan.rules),
-                actual,
-            }],
-        );
+        let d = Difference::new(ObjectKind::Chain, &obj, &plan.chain)
+            .table(table)
+            .expected_lines(plan.rules.clone())
+            .actual_lines(live.exists.then(|| live.rules.clone()));
+        out.object(ObjectKind::Chain, &obj, action, vec![d]);
         payload.push_str(&format!(":{} - [0:0]\n", plan.chain));
         for r in &plan.rules {
             payload.push_str(r);
@@ -247,7 +234,7 @@ fn converge_chain(
     }
     let obj = format!("iptables -t {table} {} jump to {}", plan.parent, plan.chain);
     if live.jumps.len() == 1 && live.jumps[0] == plan.jump {
-        out.unchanged(obj);
+        out.unchanged(ObjectKind::Rule, obj);
         return;
     }
     let action = if live.jumps.is_empty() {
@@ -255,21 +242,11 @@ fn converge_chain(
     } else {
         Action::Updated
     };
-    let actual = if live.jumps.is_empty() {
-        Value::Null
-    } else {
-        list(&live.jumps)
-    };
-    let expected = list(std::slice::from_ref(&plan.jump));
-    out.object(
-        &obj,
-        action,
-        vec![Difference {
-            object: obj.clone(),
-            expected,
-            actual,
-        }],
-    );
+    let d = Difference::new(ObjectKind::Rule, &obj, &plan.chain)
+        .table(table)
+        .expected_lines(vec![plan.jump.clone()])
+        .actual_lines((!live.jumps.is_empty()).then(|| live.jumps.clone()));
+    out.object(ObjectKind::Rule, &obj, action, vec![d]);
     // Keep one exact copy in place; delete duplicates and foreign variants.
     let mut kept = false;
     for j in &live.jumps {
@@ -313,11 +290,14 @@ fn report_verified(plan: &NodePlan, out: &mut Collector) {
     ];
     for (table, chain) in chains {
         if let Some(c) = chain {
-            out.unchanged(format!("iptables -t {table} {}", c.chain));
-            out.unchanged(format!(
-                "iptables -t {table} {} jump to {}",
-                c.parent, c.chain
-            ));
+            out.unchanged(
+                ObjectKind::Chain,
+                format!("iptables -t {table} {}", c.chain),
+            );
+            out.unchanged(
+                ObjectKind::Rule,
+                format!("iptables -t {table} {} jump to {}", c.parent, c.chain),
+            );
         }
     }
 }
@@ -350,19 +330,14 @@ pub fn converge(
             if remove_chain(NAT_CHAIN, NAT_PARENT, &live, &mut nat) {
                 let obj = format!("iptables -t nat {NAT_CHAIN}");
                 let actual = if live.exists {
-                    list(&live.rules)
+                    live.rules.clone()
                 } else {
-                    list(&live.jumps)
+                    live.jumps.clone()
                 };
-                out.object(
-                    &obj,
-                    Action::Removed,
-                    vec![Difference {
-                        object: obj.clone(),
-                        expected: Value::Null,
-                        actual,
-                    }],
-                );
+                let d = Difference::new(ObjectKind::Chain, &obj, NAT_CHAIN)
+                    .table("nat")
+                    .actual_lines(Some(actual));
+                out.object(ObjectKind::Chain, &obj, Action::Removed, vec![d]);
             }
         }
     }
@@ -387,7 +362,7 @@ pub fn converge(
             for o in out
                 .objects
                 .iter_mut()
-                .filter(|o| o.object.starts_with("iptables "))
+                .filter(|o| matches!(o.kind, ObjectKind::Chain | ObjectKind::Rule))
             {
                 if o.action != Action::Unchanged {
                     o.action = Action::Failed;
@@ -438,7 +413,7 @@ pub fn teardown(ipt: &Iptables, plan: &NodePlan) -> Result<Vec<String>> {
 }
 
 /// The live lines of both chains and their jumps, for `show`.
-pub fn show(ipt: &Iptables, plan: &NodePlan) -> Result<Value> {
+pub fn show(ipt: &Iptables, plan: &NodePlan) -> Result<ShowIptables> {
     let (nat_lines, filter_lines) = ipt.list_tables()?;
     let pick = |lines: &[String], chain: &str, parent: &str| {
         let s = chain_state(lines, chain, parent);
@@ -447,7 +422,7 @@ pub fn show(ipt: &Iptables, plan: &NodePlan) -> Result<Value> {
             all.push(format!("-N {chain}"));
         }
         all.extend(s.rules);
-        list(&all)
+        all
     };
     let (nc, np) = plan
         .iptables
@@ -457,10 +432,11 @@ pub fn show(ipt: &Iptables, plan: &NodePlan) -> Result<Value> {
             (c.chain.as_str(), c.parent.as_str())
         });
     let f = &plan.iptables.filter;
-    Ok(serde_json::json!({
-        "nat": pick(&nat_lines, nc, np),
-        "filter": pick(&filter_lines, &f.chain, &f.parent),
-    }))
+    Ok(ShowIptables {
+        nat: pick(&nat_lines, nc, np),
+        filter: pick(&filter_lines, &f.chain, &f.parent),
+        error: None,
+    })
 }
 
 #[cfg(test)]

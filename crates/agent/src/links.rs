@@ -10,7 +10,7 @@ use labctl_nodeplan::NodePlan;
 use crate::netlink::{Netlink, Op};
 use crate::nlops;
 use crate::observe::{vxlan_text, Kernel, Link};
-use crate::report::{Action, Collector, Difference};
+use crate::report::{Action, Collector, Difference, ObjectKind};
 
 /// Whether to change the node or only compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +31,30 @@ fn opt<T: ToString>(v: Option<T>) -> Option<String> {
     Some(v.map_or("none".to_string(), |v| v.to_string()))
 }
 
+/// A difference in attribute `attr` of device `dev` (report label `obj`).
+fn link_diff(
+    obj: &str,
+    dev: &str,
+    attr: &str,
+    want: Option<String>,
+    have: Option<String>,
+) -> Difference {
+    Difference::new(ObjectKind::Link, format!("{obj} {attr}"), dev)
+        .attribute(attr)
+        .expected(want)
+        .actual(have)
+}
+
 /// Differences that can only be fixed by recreating the VXLAN device.
 fn vxlan_identity_diffs(plan: &NodePlan, link: &Link, k: &Kernel, lower: &Link) -> Vec<Difference> {
-    let obj = format!("vxlan {}", plan.vxlan.name);
+    let dev = plan.vxlan.name.as_str();
+    let obj = format!("vxlan {dev}");
     let mut d = Vec::new();
     if link.kind != "vxlan" {
-        d.push(Difference::new(
-            format!("{obj} type"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "type",
             Some("vxlan".into()),
             Some(link.kind.clone()),
         ));
@@ -45,79 +62,88 @@ fn vxlan_identity_diffs(plan: &NodePlan, link: &Link, k: &Kernel, lower: &Link) 
     }
     let v = link.vxlan.clone().unwrap_or_default();
     if v.id != Some(plan.vxlan.vni) {
-        d.push(Difference::new(
-            format!("{obj} id"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "id",
             Some(plan.vxlan.vni.to_string()),
             opt(v.id),
         ));
     }
     if v.port != Some(plan.vxlan.port) {
-        d.push(Difference::new(
-            format!("{obj} dstport"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "dstport",
             Some(plan.vxlan.port.to_string()),
             opt(v.port),
         ));
     }
     if v.local != Some(plan.underlay_ip) {
-        d.push(Difference::new(
-            format!("{obj} local"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "local",
             Some(plan.underlay_ip.to_string()),
             opt(v.local),
         ));
     }
     if v.lower_index != Some(lower.index) {
-        d.push(Difference::new(
-            format!("{obj} dev"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "dev",
             Some(lower.name.clone()),
             Some(v.lower_index.map_or("none".into(), |i| k.link_name(i))),
         ));
     }
     if let Some(g) = v.group {
-        d.push(Difference::new(
-            format!("{obj} group"),
-            None,
-            Some(g.to_string()),
-        ));
+        d.push(link_diff(&obj, dev, "group", None, Some(g.to_string())));
     }
     d
 }
 
 /// Differences that can be fixed on the live VXLAN device.
 fn vxlan_inplace_diffs(plan: &NodePlan, link: &Link) -> Vec<Difference> {
-    let obj = format!("vxlan {}", plan.vxlan.name);
+    let dev = plan.vxlan.name.as_str();
+    let obj = format!("vxlan {dev}");
     let v = link.vxlan.clone().unwrap_or_default();
     let mut d = Vec::new();
     if link.mtu != plan.vxlan.mtu {
-        d.push(Difference::new(
-            format!("{obj} mtu"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "mtu",
             Some(plan.vxlan.mtu.to_string()),
             Some(link.mtu.to_string()),
         ));
     }
     if link.mac != Some(plan.vxlan.mac) {
-        d.push(Difference::new(
-            format!("{obj} address"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "address",
             Some(plan.vxlan.mac.to_string()),
             opt(link.mac),
         ));
     }
     if v.learning != Some(false) {
-        d.push(Difference::new(
-            format!("{obj} learning"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "learning",
             Some("nolearning".into()),
             Some("learning".into()),
         ));
     }
     if v.ttl.unwrap_or(0) != 0 {
-        d.push(Difference::new(
-            format!("{obj} ttl"),
-            Some("auto".into()),
-            opt(v.ttl),
-        ));
+        d.push(link_diff(&obj, dev, "ttl", Some("auto".into()), opt(v.ttl)));
     }
     if !link.up {
-        d.push(Difference::new(
-            format!("{obj} state"),
+        d.push(link_diff(
+            &obj,
+            dev,
+            "state",
             Some("up".into()),
             Some("down".into()),
         ));
@@ -149,11 +175,8 @@ pub fn converge_vxlan(
     let existing = k.link(name);
     let (action, changes, ops, fresh) = match existing {
         None => {
-            let d = Difference::new(
-                obj.clone(),
-                Some(desired_vxlan_text(plan, &lower.name)),
-                None,
-            );
+            let d = Difference::new(ObjectKind::Link, obj.clone(), name)
+                .expected(Some(desired_vxlan_text(plan, &lower.name)));
             (
                 Action::Created,
                 vec![d],
@@ -169,17 +192,16 @@ pub fn converge_vxlan(
             } else {
                 let d = vxlan_inplace_diffs(plan, link);
                 let mut ops = Vec::new();
-                let fix_link = d
-                    .iter()
-                    .any(|x| !x.object.ends_with(" learning") && !x.object.ends_with(" ttl"));
+                let vxlan_only = |x: &Difference| {
+                    matches!(x.attribute.as_deref(), Some("learning") | Some("ttl"))
+                };
+                let fix_link = d.iter().any(|x| !vxlan_only(x));
                 if fix_link {
                     let mtu = (link.mtu != plan.vxlan.mtu).then_some(plan.vxlan.mtu);
                     let mac = (link.mac != Some(plan.vxlan.mac)).then_some(plan.vxlan.mac);
                     ops.push(nlops::set_link(link.index, mtu, mac, true));
                 }
-                if d.iter()
-                    .any(|x| x.object.ends_with(" learning") || x.object.ends_with(" ttl"))
-                {
+                if d.iter().any(vxlan_only) {
                     ops.push(nlops::set_vxlan_nolearning(link.index));
                 }
                 (in_place_action(&d), d, ops, false)
@@ -205,7 +227,8 @@ pub fn converge_bridge(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, ou
     let existing = k.link(&b.name);
     let (action, changes, ops, fresh) = match existing {
         None => {
-            let d = Difference::new(obj.clone(), Some(format!("bridge mtu {} up", b.mtu)), None);
+            let d = Difference::new(ObjectKind::Link, obj.clone(), &b.name)
+                .expected(Some(format!("bridge mtu {} up", b.mtu)));
             (
                 Action::Created,
                 vec![d],
@@ -214,8 +237,10 @@ pub fn converge_bridge(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, ou
             )
         }
         Some(link) if link.kind != "bridge" => {
-            let d = Difference::new(
-                format!("{obj} type"),
+            let d = link_diff(
+                &obj,
+                &b.name,
+                "type",
                 Some("bridge".into()),
                 Some(link.kind.clone()),
             );
@@ -228,15 +253,19 @@ pub fn converge_bridge(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, ou
         Some(link) => {
             let mut d = Vec::new();
             if link.mtu != b.mtu {
-                d.push(Difference::new(
-                    format!("{obj} mtu"),
+                d.push(link_diff(
+                    &obj,
+                    &b.name,
+                    "mtu",
                     Some(b.mtu.to_string()),
                     Some(link.mtu.to_string()),
                 ));
             }
             if !link.up {
-                d.push(Difference::new(
-                    format!("{obj} state"),
+                d.push(link_diff(
+                    &obj,
+                    &b.name,
+                    "state",
                     Some("up".into()),
                     Some("down".into()),
                 ));
@@ -300,7 +329,12 @@ fn finish_link(
     mode: Mode,
     out: &mut Collector,
 ) {
-    out.object(change.object, change.action, change.changes);
+    out.object(
+        ObjectKind::Link,
+        change.object,
+        change.action,
+        change.changes,
+    );
     if mode == Mode::Apply {
         run_ops(nl, change.ops, change.object, out);
     }
@@ -330,9 +364,11 @@ fn converge_addresses(
     for net in current.iter().filter(|n| **n != want) {
         let obj = format!("address {net} dev {dev}");
         out.object(
+            ObjectKind::Address,
             &obj,
             Action::Removed,
-            vec![Difference::new(&obj, None, Some(net.to_string()))],
+            vec![Difference::new(ObjectKind::Address, &obj, net.to_string())
+                .actual(Some(net.to_string()))],
         );
         if let Some(i) = index {
             run_ops(nl, vec![nlops::delete_address(i, *net)], &obj, out);
@@ -340,12 +376,14 @@ fn converge_addresses(
     }
     let obj = format!("address {want} dev {dev}");
     if current.contains(&want) {
-        out.unchanged(obj);
+        out.unchanged(ObjectKind::Address, obj);
     } else {
         out.object(
+            ObjectKind::Address,
             &obj,
             Action::Created,
-            vec![Difference::new(&obj, Some(want.to_string()), None)],
+            vec![Difference::new(ObjectKind::Address, &obj, want.to_string())
+                .expected(Some(want.to_string()))],
         );
         if mode == Mode::Apply {
             match index {

@@ -56,7 +56,7 @@ options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
   --verbose          apply: list unchanged objects by name too (default:
-                     counted per kind in unchanged_by_kind)
+                     counted per kind in unchangedByKind)
   --version          print the version and the SHA-256 of this executable
   --help             print this text";
 
@@ -207,21 +207,15 @@ fn run(args: Args) -> Result<i32> {
         ["apply"] => {
             let out = node::converge(&plan, Mode::Apply, args.verbose)?;
             let failed = !out.errors.is_empty();
-            report::print(&report::ApplyReport::new(&plan.node, out));
+            report::print(&report::apply_report(&plan.node, out));
             timing::lap("report printed");
             Ok(if failed { EXIT_FAILED } else { EXIT_OK })
         }
         ["check"] => {
             let out = node::converge(&plan, Mode::Check, false)?;
-            let differences = out.differences();
-            let in_sync = differences.is_empty();
-            report::print(&report::CheckReport {
-                command: "check",
-                node: plan.node.clone(),
-                in_sync,
-                differences,
-            });
-            Ok(if in_sync { EXIT_OK } else { EXIT_DRIFT })
+            let r = report::check_report(&plan.node, &out);
+            report::print(&r);
+            Ok(if r.in_sync { EXIT_OK } else { EXIT_DRIFT })
         }
         ["teardown"] => {
             let r = node::teardown(&plan);
@@ -237,17 +231,12 @@ fn run(args: Args) -> Result<i32> {
             Ok(EXIT_OK)
         }
         ["pod", "add", name] => {
-            report::print(&pod::add(&plan, name)?);
+            report::print(&pod::add(&plan, name)?.report());
             Ok(EXIT_OK)
         }
         ["pod", "del", name] => {
             let removed = pod::del(&plan, name)?;
-            report::print(&serde_json::json!({
-                "name": name,
-                "namespace": pod::namespace(&plan, name),
-                "node": plan.node,
-                "removed": removed,
-            }));
+            report::print(&pod::del_report(&plan, name, removed));
             Ok(EXIT_OK)
         }
         ["capture"] => {

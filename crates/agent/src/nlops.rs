@@ -10,7 +10,8 @@ use labctl_nodeplan::MacAddr;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -125,6 +126,21 @@ pub fn set_vxlan_nolearning(index: u32) -> Op {
             InfoVxlan::Learning(false),
             InfoVxlan::Ttl(0),
         ])),
+    ]));
+    plain(RouteNetlinkMessage::NewLink(msg))
+}
+
+/// `ip link set dev INDEX type bridge_slave hairpin on`: frames may leave
+/// the bridge port they came in on, so a pod reaches a service whose
+/// endpoint is itself (the CNI bridge plugin's `hairpinMode: true`).
+pub fn set_bridge_port_hairpin(index: u32) -> Op {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            true,
+        )])),
     ]));
     plain(RouteNetlinkMessage::NewLink(msg))
 }

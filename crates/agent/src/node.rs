@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
+use labctl_nodeplan::report::{ShowBridge, ShowIptables, ShowReport, ShowVxlan, TeardownReport};
 use labctl_nodeplan::NodePlan;
-use serde_json::{json, Value};
 
 use crate::error::{failed, AgentError, Result};
 use crate::iptables::{self, Iptables};
 use crate::links::{self, Mode};
 use crate::netlink::Netlink;
 use crate::observe::{fdb_text, neighbour_text, route_text, Kernel, Link, MAIN_TABLE};
-use crate::report::{Collector, TeardownReport};
+use crate::report::{header, Collector};
 use crate::{bridge_nf, files, nlops, peers, pod, ruleset, sysctl};
 
 fn open_netlink() -> Result<Netlink> {
@@ -83,10 +83,14 @@ pub fn converge(plan: &NodePlan, mode: Mode, verbose: bool) -> Result<Collector>
 
 /// Removes everything the agent owns; keeps going past errors.
 pub fn teardown(plan: &NodePlan) -> TeardownReport {
+    let (report_version, command) = header::<TeardownReport>();
     let mut r = TeardownReport {
-        command: "teardown",
+        report_version,
+        command,
         node: plan.node.clone(),
-        ..Default::default()
+        removed: Vec::new(),
+        kept: Vec::new(),
+        errors: Vec::new(),
     };
     pod::teardown_all(plan, &mut r.removed, &mut r.errors);
     let links =
@@ -121,21 +125,18 @@ pub fn teardown(plan: &NodePlan) -> TeardownReport {
     r
 }
 
-/// The node's live flannel state, for humans and `labctl verify`.
-pub fn show(plan: &NodePlan) -> Result<Value> {
+/// The node's live flannel state, for people.
+pub fn show(plan: &NodePlan) -> Result<ShowReport> {
     let k = read_kernel(plan)?;
     let dev = plan.vxlan.name.as_str();
     let vx = k.link(dev);
     let br = k.link(&plan.bridge.name);
     let vx_index = vx.map(|l| l.index);
-    let addr_list = |l: Option<&Link>| -> Value {
-        l.map_or(Value::Null, |l| {
-            json!(k
-                .addresses_of(l.index)
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>())
-        })
+    let addresses = |l: &Link| -> Vec<String> {
+        k.addresses_of(l.index)
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
     };
     let on = |i: u32| Some(i) == vx_index;
     let routes: Vec<String> = k
@@ -148,41 +149,58 @@ pub fn show(plan: &NodePlan) -> Result<Value> {
         })
         .map(|r| route_text(r, &k.link_name(r.oif.unwrap_or(0))))
         .collect();
-    let files: Value = plan
+    let files = plan
         .files
         .iter()
         .map(|f| {
-            (
-                f.path.clone(),
-                files::read(Path::new(&f.path)).map_or(Value::Null, |(c, _)| Value::String(c)),
-            )
+            let contents = files::read(Path::new(&f.path)).map(|(c, _)| c);
+            (f.path.clone(), contents)
         })
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    let sysctls: Value = sysctl::wanted(plan)
+        .collect();
+    let sysctls = sysctl::wanted(plan)
         .into_iter()
-        .map(|key| {
-            (
-                key.to_string(),
-                sysctl::read(key).map_or(Value::Null, Value::String),
-            )
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    let ipt = Iptables::find()
+        .map(|key| (key.to_string(), sysctl::read(key)))
+        .collect();
+    let iptables = Iptables::find()
         .and_then(|i| iptables::show(&i, plan))
-        .unwrap_or_else(|e| json!({"error": e.to_string()}));
-    Ok(json!({
-        "command": "show",
-        "node": plan.node,
-        "underlay": k.link_with_address(plan.underlay_ip).map(|l| l.name.clone()),
-        "vxlan": vx.map(|l| json!({"link": links::live_vxlan_text(&k, l), "addresses": addr_list(Some(l))})),
-        "bridge": br.map(|l| json!({"kind": l.kind, "mtu": l.mtu, "up": l.up, "addresses": addr_list(Some(l))})),
-        "neighbours": k.neighbours.iter().filter(|n| on(n.index)).map(|n| neighbour_text(n, dev)).collect::<Vec<_>>(),
-        "fdb": k.fdb.iter().filter(|f| on(f.index)).map(|f| fdb_text(f, dev)).collect::<Vec<_>>(),
-        "routes": routes,
-        "iptables": ipt,
-        "sysctls": sysctls,
-        "files": files,
-    }))
+        .unwrap_or_else(|e| ShowIptables {
+            nat: Vec::new(),
+            filter: Vec::new(),
+            error: Some(e.to_string()),
+        });
+    let (report_version, command) = header::<ShowReport>();
+    Ok(ShowReport {
+        report_version,
+        command,
+        node: plan.node.clone(),
+        underlay: k
+            .link_with_address(plan.underlay_ip)
+            .map(|l| l.name.clone()),
+        vxlan: vx.map(|l| ShowVxlan {
+            link: links::live_vxlan_text(&k, l),
+            addresses: addresses(l),
+        }),
+        bridge: br.map(|l| ShowBridge {
+            kind: l.kind.clone(),
+            mtu: l.mtu,
+            up: l.up,
+            addresses: addresses(l),
+        }),
+        neighbours: k
+            .neighbours
+            .iter()
+            .filter(|n| on(n.index))
+            .map(|n| neighbour_text(n, dev))
+            .collect(),
+        fdb: k
+            .fdb
+            .iter()
+            .filter(|f| on(f.index))
+            .map(|f| fdb_text(f, dev))
+            .collect(),
+        routes,
+        iptables,
+        sysctls,
+        files,
+    })
 }

@@ -20,7 +20,7 @@ use crate::nlops;
 use crate::observe::{
     fdb_text, neighbour_text, route_text, Fdb, Kernel, Neighbour, Route, MAIN_TABLE, NUD_PERMANENT,
 };
-use crate::report::{Action, Collector, Difference};
+use crate::report::{Action, Collector, Difference, ObjectKind};
 
 /// Entries sorted by an integer key, for binary-search lookups (integer
 /// keys compare far faster than addresses or byte arrays).
@@ -125,9 +125,9 @@ pub fn converge_peers(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, out
     for peer in &plan.peers {
         converge_peer(k, &live, dev, idx, peer, &mut ops, &mut unchanged, out);
     }
-    out.unchanged_count("neighbour", unchanged.neighbours);
-    out.unchanged_count("fdb", unchanged.fdb);
-    out.unchanged_count("route", unchanged.routes);
+    out.unchanged_count(ObjectKind::Neighbour, unchanged.neighbours);
+    out.unchanged_count(ObjectKind::Fdb, unchanged.fdb);
+    out.unchanged_count(ObjectKind::Route, unchanged.routes);
     stale(k, plan, index, &mut ops, out);
     if mode == Mode::Apply && !ops.is_empty() {
         if index.is_none() {
@@ -169,7 +169,7 @@ fn converge_peer(
     let neighbour = live.neighbours.get(ip_key(gw)).first().map(|e| e.1);
     if neighbour.is_some_and(|n| neighbour_matches(n, mac)) {
         match out.verbose {
-            true => out.unchanged(format!("neighbour {gw} dev {dev}")),
+            true => out.unchanged(ObjectKind::Neighbour, format!("neighbour {gw} dev {dev}")),
             false => unchanged.neighbours += 1,
         }
     } else {
@@ -177,14 +177,18 @@ fn converge_peer(
         let want = format!("{gw} dev {dev} lladdr {mac} permanent");
         let have = neighbour.map(|n| neighbour_text(n, dev));
         let action = created_or_updated(have.is_some());
-        out.object(&obj, action, vec![Difference::new(&obj, Some(want), have)]);
+        let d = Difference::new(ObjectKind::Neighbour, &obj, gw.to_string())
+            .peer(&peer.node)
+            .expected(Some(want))
+            .actual(have);
+        out.object(ObjectKind::Neighbour, &obj, action, vec![d]);
         ops.push((nlops::replace_neighbour(idx, gw, mac), obj));
     }
 
     let entries = live.fdb.get(mac_key(mac));
     if fdb_matches(entries, peer.underlay_ip) {
         match out.verbose {
-            true => out.unchanged(format!("fdb {mac} dev {dev}")),
+            true => out.unchanged(ObjectKind::Fdb, format!("fdb {mac} dev {dev}")),
             false => unchanged.fdb += 1,
         }
     } else {
@@ -193,11 +197,11 @@ fn converge_peer(
         let have: Vec<String> = entries.iter().map(|(_, f)| fdb_text(f, dev)).collect();
         let action = created_or_updated(!have.is_empty());
         let actual = (!have.is_empty()).then(|| have.join("; "));
-        out.object(
-            &obj,
-            action,
-            vec![Difference::new(&obj, Some(want), actual)],
-        );
+        let d = Difference::new(ObjectKind::Fdb, &obj, mac.to_string())
+            .peer(&peer.node)
+            .expected(Some(want))
+            .actual(actual);
+        out.object(ObjectKind::Fdb, &obj, action, vec![d]);
         for (_, f) in entries
             .iter()
             .filter(|(_, f)| f.dst != Some(peer.underlay_ip))
@@ -210,7 +214,7 @@ fn converge_peer(
     let found = live.routes.get(net_key(peer.subnet));
     if route_matches(found, gw, idx) {
         match out.verbose {
-            true => out.unchanged(format!("route {}", peer.subnet)),
+            true => out.unchanged(ObjectKind::Route, format!("route {}", peer.subnet)),
             false => unchanged.routes += 1,
         }
     } else {
@@ -222,11 +226,11 @@ fn converge_peer(
             .collect();
         let action = created_or_updated(!have.is_empty());
         let actual = (!have.is_empty()).then(|| have.join("; "));
-        out.object(
-            &obj,
-            action,
-            vec![Difference::new(&obj, Some(want), actual)],
-        );
+        let d = Difference::new(ObjectKind::Route, &obj, peer.subnet.to_string())
+            .peer(&peer.node)
+            .expected(Some(want))
+            .actual(actual);
+        out.object(ObjectKind::Route, &obj, action, vec![d]);
         for (_, r) in found.iter().filter(|(_, r)| r.priority.unwrap_or(0) != 0) {
             ops.push((delete_route(r), obj.clone()));
         }
@@ -265,11 +269,9 @@ fn stale(
         .filter(|n| n.index == idx && gws.binary_search(&ip_key(n.ip)).is_err())
     {
         let obj = format!("neighbour {} dev {dev}", n.ip);
-        out.object(
-            &obj,
-            Action::Removed,
-            vec![Difference::new(&obj, None, Some(neighbour_text(n, dev)))],
-        );
+        let d = Difference::new(ObjectKind::Neighbour, &obj, n.ip.to_string())
+            .actual(Some(neighbour_text(n, dev)));
+        out.object(ObjectKind::Neighbour, &obj, Action::Removed, vec![d]);
         ops.push((nlops::delete_neighbour(idx, n.ip), obj));
     }
     for f in k
@@ -278,11 +280,9 @@ fn stale(
         .filter(|f| f.index == idx && macs.binary_search(&mac_key(f.mac)).is_err())
     {
         let obj = format!("fdb {} dev {dev}", f.mac);
-        out.object(
-            &obj,
-            Action::Removed,
-            vec![Difference::new(&obj, None, Some(fdb_text(f, dev)))],
-        );
+        let d = Difference::new(ObjectKind::Fdb, &obj, f.mac.to_string())
+            .actual(Some(fdb_text(f, dev)));
+        out.object(ObjectKind::Fdb, &obj, Action::Removed, vec![d]);
         ops.push((nlops::delete_fdb(idx, f.mac, f.dst), obj));
     }
     let on_dev = k
@@ -291,11 +291,9 @@ fn stale(
         .filter(|r| r.table == MAIN_TABLE && r.oif == Some(idx));
     for r in on_dev.filter(|r| subnets.binary_search(&net_key(r.dst)).is_err()) {
         let obj = format!("route {}", r.dst);
-        out.object(
-            &obj,
-            Action::Removed,
-            vec![Difference::new(&obj, None, Some(route_text(r, dev)))],
-        );
+        let d = Difference::new(ObjectKind::Route, &obj, r.dst.to_string())
+            .actual(Some(route_text(r, dev)));
+        out.object(ObjectKind::Route, &obj, Action::Removed, vec![d]);
         ops.push((delete_route(r), obj));
     }
 }

@@ -9,7 +9,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use labctl_nodeplan::probe::{PingReport, PingResult, PROBE_SCHEMA};
+use labctl_nodeplan::probe::{PingReport, PingResult};
+use labctl_nodeplan::report::REPORT_VERSION;
 use nix::libc;
 
 use crate::error::{AgentError, Result};
@@ -357,7 +358,11 @@ pub fn run(
         drain(Instant::now() + pause, &mut out, &mut sent_at);
     }
     Ok(PingReport {
-        version: PROBE_SCHEMA,
+        report_version: REPORT_VERSION,
+        command: "ping".into(),
+        node: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
         namespace: namespace.map(str::to_string),
         count: rounds,
         payload: opts.payload as u32,

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
+use labctl_nodeplan::report::{PodAddReport, PodDelReport};
 use labctl_nodeplan::NodePlan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,9 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{describe_io, failed, AgentError, Result};
 use crate::netlink::Netlink;
 use crate::observe::Kernel;
+use crate::report::header;
 use crate::{files, netns, nlops};
 
-/// What `pod add` reports (and stores as the pod's lease).
+/// A pod's lease, stored in the state folder (what `pod add` reports).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Pod {
     pub name: String,
@@ -27,6 +29,35 @@ pub struct Pod {
     pub ip: Ipv4Addr,
     pub mac: String,
     pub node: String,
+}
+
+impl Pod {
+    /// `pod add`'s report of this pod.
+    pub fn report(self) -> PodAddReport {
+        let (report_version, command) = header::<PodAddReport>();
+        PodAddReport {
+            report_version,
+            command,
+            node: self.node,
+            name: self.name,
+            namespace: self.namespace,
+            ip: self.ip,
+            mac: self.mac,
+        }
+    }
+}
+
+/// `pod del`'s report: what was removed.
+pub fn del_report(plan: &NodePlan, name: &str, removed: Vec<String>) -> PodDelReport {
+    let (report_version, command) = header::<PodDelReport>();
+    PodDelReport {
+        report_version,
+        command,
+        node: plan.node.clone(),
+        name: name.to_string(),
+        namespace: namespace(plan, name),
+        removed,
+    }
 }
 
 fn pods_dir(plan: &NodePlan) -> PathBuf {
@@ -145,8 +176,10 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let veth = host_veth(&ns);
     let existing = read_lease(&lease_path(plan, name));
     if let Some(pod) = &existing {
-        if netns::open(&ns).is_some() && k.link(&veth).is_some() {
-            // The pod stands; its resolv.conf is a file anyone may edit.
+        if let (Some(_), Some(port)) = (netns::open(&ns), k.link(&veth)) {
+            // The pod stands; its port's hairpin flag and its resolv.conf
+            // are things anyone may change.
+            set_hairpin(&nl, port.index, name)?;
             ensure_resolv_conf(plan, &ns)?;
             return Ok(pod.clone());
         }
@@ -176,6 +209,12 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
             e,
         )
     })?;
+    let port = Kernel::read_links()
+        .map_err(|e| failed("cannot read links", e))?
+        .link(&veth)
+        .map(|l| l.index)
+        .ok_or_else(|| AgentError::Failed(format!("veth {veth} of pod {name} vanished")))?;
+    set_hairpin(&nl, port, name)?;
     let addr =
         Ipv4Net::new(ip, plan.subnet.prefix_len()).map_err(|e| failed("bad pod address", e))?;
     let gateway = plan.bridge.address.addr();
@@ -191,6 +230,16 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let json = serde_json::to_string_pretty(&pod).map_err(|e| failed("cannot encode lease", e))?;
     files::write_atomic(&lease_path(plan, name), &json, 0o644)?;
     Ok(pod)
+}
+
+/// Hairpin on the pod's bridge port, as the CNI bridge plugin sets it.
+fn set_hairpin(nl: &Netlink, port: u32, pod: &str) -> Result<()> {
+    nl.run(nlops::set_bridge_port_hairpin(port)).map_err(|e| {
+        failed(
+            format!("cannot set hairpin mode on pod {pod}'s bridge port"),
+            e,
+        )
+    })
 }
 
 /// Writes the pod's resolv.conf unless it already holds [`resolv_conf`].

@@ -1,63 +1,18 @@
-//! The JSON the agent prints: per-object outcomes for `apply`, differences
-//! for `check`, removals and errors for `teardown`.
+//! Filling and printing the reports of `labctl_nodeplan::report`: a
+//! collector of per-object outcomes and differences while converging,
+//! summarised into `apply`'s and `check`'s reports.
 
 use std::collections::BTreeMap;
 
+pub use labctl_nodeplan::report::{Action, Difference, ObjectKind};
+use labctl_nodeplan::report::{
+    AgentReport, ApplyReport, CheckReport, ObjectOutcome, REPORT_VERSION,
+};
 use serde::Serialize;
-use serde_json::Value;
-
-/// What `apply` did to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Created,
-    Updated,
-    Removed,
-    Unchanged,
-    /// The change was attempted and failed (the error is in `errors`).
-    Failed,
-}
-
-/// One difference between the plan and the node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Difference {
-    /// What differs, e.g. `vxlan flannel.1 mtu` or `route 10.244.1.0/24`.
-    pub object: String,
-    /// What the plan wants (null: the object must not exist).
-    pub expected: Value,
-    /// What the node has (null: the object is missing).
-    pub actual: Value,
-}
-
-impl Difference {
-    /// A difference between two texts.
-    pub fn new(
-        object: impl Into<String>,
-        expected: Option<String>,
-        actual: Option<String>,
-    ) -> Self {
-        Difference {
-            object: object.into(),
-            expected: expected.map_or(Value::Null, Value::String),
-            actual: actual.map_or(Value::Null, Value::String),
-        }
-    }
-}
-
-/// One object `apply` looked at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ObjectOutcome {
-    pub object: String,
-    pub action: Action,
-    /// What was different before the change (empty when unchanged).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<Difference>,
-}
 
 /// Collects outcomes, differences and errors while converging.
 ///
-/// Objects that match the plan are only counted, per kind (the first word
-/// of the object's name: `neighbour`, `fdb`, `route`, ...), unless
+/// Objects that match the plan are only counted, per kind, unless
 /// `verbose` asks for every object by name: a no-op apply of a 1,000-peer
 /// node would otherwise build, print and parse 3,000 entries that say
 /// nothing.
@@ -66,15 +21,10 @@ pub struct Collector {
     /// Objects that changed, failed or differ (all objects when verbose).
     pub objects: Vec<ObjectOutcome>,
     /// How many objects of each kind matched the plan.
-    pub unchanged: BTreeMap<String, usize>,
+    pub unchanged: BTreeMap<ObjectKind, usize>,
     pub errors: Vec<String>,
     /// List unchanged objects by name too.
     pub verbose: bool,
-}
-
-/// The kind of an object: the first word of its name.
-fn kind_of(object: &str) -> &str {
-    object.split(' ').next().unwrap_or(object)
 }
 
 impl Collector {
@@ -86,37 +36,39 @@ impl Collector {
         }
     }
 
-    /// Records an object and what happened to it.
-    pub fn object(&mut self, object: impl Into<String>, action: Action, changes: Vec<Difference>) {
-        let object = object.into();
+    /// Records an object of `kind` and what happened to it.
+    pub fn object(
+        &mut self,
+        kind: ObjectKind,
+        object: impl Into<String>,
+        action: Action,
+        changes: Vec<Difference>,
+    ) {
         if action == Action::Unchanged {
-            self.count_unchanged(kind_of(&object));
+            self.unchanged_count(kind, 1);
             if !self.verbose {
                 return;
             }
         }
         self.objects.push(ObjectOutcome {
-            object,
+            kind,
+            object: object.into(),
             action,
             changes,
         });
     }
 
     /// Records an object that matched the plan.
-    pub fn unchanged(&mut self, object: impl Into<String>) {
-        self.object(object, Action::Unchanged, Vec::new());
+    pub fn unchanged(&mut self, kind: ObjectKind, object: impl Into<String>) {
+        self.object(kind, object, Action::Unchanged, Vec::new());
     }
 
     /// Counts `n` more objects of `kind` that matched the plan, for callers
     /// that count by themselves (they name each one when `verbose`).
-    pub fn unchanged_count(&mut self, kind: &str, n: usize) {
+    pub fn unchanged_count(&mut self, kind: ObjectKind, n: usize) {
         if n > 0 {
-            *self.unchanged.entry(kind.to_string()).or_default() += n;
+            *self.unchanged.entry(kind).or_default() += n;
         }
-    }
-
-    fn count_unchanged(&mut self, kind: &str) {
-        self.unchanged_count(kind, 1);
     }
 
     /// True when any object was created, updated, removed or failed.
@@ -141,62 +93,39 @@ impl Collector {
     }
 }
 
-/// `apply`'s report. `objects` lists what changed (or failed); objects
-/// that matched the plan are counted in `unchanged` and, per kind, in
-/// `unchanged_by_kind` (with `--verbose` they are listed in `objects` too).
-#[derive(Debug, Serialize)]
-pub struct ApplyReport {
-    pub command: &'static str,
-    pub node: String,
-    pub created: usize,
-    pub updated: usize,
-    pub removed: usize,
-    pub unchanged: usize,
-    pub failed: usize,
-    pub unchanged_by_kind: BTreeMap<String, usize>,
-    pub objects: Vec<ObjectOutcome>,
-    pub errors: Vec<String>,
-}
-
-impl ApplyReport {
-    /// Summarises the collected outcomes.
-    pub fn new(node: &str, c: Collector) -> ApplyReport {
-        let count = |a: Action| c.objects.iter().filter(|o| o.action == a).count();
-        ApplyReport {
-            command: "apply",
-            node: node.to_string(),
-            created: count(Action::Created),
-            updated: count(Action::Updated),
-            removed: count(Action::Removed),
-            unchanged: c.unchanged.values().sum(),
-            failed: count(Action::Failed),
-            unchanged_by_kind: c.unchanged,
-            objects: c.objects,
-            errors: c.errors,
-        }
+/// `apply`'s report from the collected outcomes.
+pub fn apply_report(node: &str, c: Collector) -> ApplyReport {
+    let count = |a: Action| c.objects.iter().filter(|o| o.action == a).count();
+    ApplyReport {
+        report_version: REPORT_VERSION,
+        command: ApplyReport::COMMAND.into(),
+        node: node.to_string(),
+        created: count(Action::Created),
+        updated: count(Action::Updated),
+        removed: count(Action::Removed),
+        unchanged: c.unchanged.values().sum(),
+        failed: count(Action::Failed),
+        unchanged_by_kind: c.unchanged,
+        objects: c.objects,
+        errors: c.errors,
     }
 }
 
-/// `check`'s report.
-#[derive(Debug, Serialize)]
-pub struct CheckReport {
-    pub command: &'static str,
-    pub node: String,
-    pub in_sync: bool,
-    pub differences: Vec<Difference>,
+/// `check`'s report from the collected differences.
+pub fn check_report(node: &str, c: &Collector) -> CheckReport {
+    let differences = c.differences();
+    CheckReport {
+        report_version: REPORT_VERSION,
+        command: CheckReport::COMMAND.into(),
+        node: node.to_string(),
+        in_sync: differences.is_empty(),
+        differences,
+    }
 }
 
-/// `teardown`'s report.
-#[derive(Debug, Default, Serialize)]
-pub struct TeardownReport {
-    pub command: &'static str,
-    pub node: String,
-    pub removed: Vec<String>,
-    /// What teardown left in place on purpose, and why (a state folder
-    /// that is a mount point, a module still in use). Not errors.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kept: Vec<String>,
-    pub errors: Vec<String>,
+/// The header fields of a `T` report: version and command.
+pub fn header<T: AgentReport>() -> (u32, String) {
+    (REPORT_VERSION, T::COMMAND.to_string())
 }
 
 /// Reports larger than this are printed compact: a cold apply of a

@@ -7,7 +7,7 @@
 use labctl_nodeplan::NodePlan;
 
 use crate::links::Mode;
-use crate::report::{Action, Collector, Difference};
+use crate::report::{Action, Collector, Difference, ObjectKind};
 
 const FORWARD: &str = "net.ipv4.ip_forward";
 const BRIDGE_NF: &str = "net.bridge.bridge-nf-call-iptables";
@@ -48,14 +48,13 @@ pub fn converge(plan: &NodePlan, mode: Mode, out: &mut Collector) {
         let obj = format!("sysctl {key}");
         let have = read(key);
         if have.as_deref() == Some("1") {
-            out.unchanged(obj);
+            out.unchanged(ObjectKind::Sysctl, obj);
             continue;
         }
-        out.object(
-            &obj,
-            Action::Updated,
-            vec![Difference::new(&obj, Some("1".into()), have)],
-        );
+        let d = Difference::new(ObjectKind::Sysctl, &obj, key)
+            .expected(Some("1".into()))
+            .actual(have);
+        out.object(ObjectKind::Sysctl, &obj, Action::Updated, vec![d]);
         if mode == Mode::Apply {
             if let Err(e) = std::fs::write(path(key), "1\n") {
                 out.fail(

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use common::*;
+use labctl_nodeplan::report::IcmpCaptureReport;
 
 /// Runs the capture in `node` while the pod namespace pings the far end;
 /// returns the capture's report.
@@ -17,7 +18,7 @@ fn capture_while_pinging(
     node: &str,
     pod: &str,
     plan: &labctl_nodeplan::NodePlan,
-) -> serde_json::Value {
+) -> IcmpCaptureReport {
     let capture = spawn_agent_netns(
         node,
         plan,
@@ -42,17 +43,11 @@ fn capture_while_pinging(
     capture_report(capture)
 }
 
-fn sources(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["departures"]
-        .as_array()
-        .unwrap()
+fn sources(report: &IcmpCaptureReport) -> Vec<(String, Ipv4Addr)> {
+    report
+        .departures
         .iter()
-        .map(|d| {
-            (
-                d["interface"].as_str().unwrap().to_string(),
-                d["src"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|d| (d.interface.clone(), d.src))
         .collect()
 }
 
@@ -88,13 +83,14 @@ fn capture_icmp_to_sees_the_source_after_postrouting() {
 
     // Nothing masquerades: the pod's own address leaves the node.
     let report = capture_while_pinging(n, q, &plan);
-    assert_eq!(report["icmpTo"], "198.18.71.2", "{report:#}");
+    assert_eq!(report.icmp_to, Ipv4Addr::new(198, 18, 71, 2), "{report:#?}");
+    assert_eq!(report.node, "n");
     assert_eq!(
         sources(&report),
-        [("eth1".to_string(), "10.244.1.2".to_string())],
-        "{report:#}"
+        [("eth1".to_string(), Ipv4Addr::new(10, 244, 1, 2))],
+        "{report:#?}"
     );
-    assert!(report["packets"].as_u64().unwrap() >= 2, "{report:#}");
+    assert!(report.packets >= 2, "{report:#?}");
 
     // MASQUERADE in POSTROUTING: the node's address leaves instead.
     nsh(
@@ -104,8 +100,8 @@ fn capture_icmp_to_sees_the_source_after_postrouting() {
     let report = capture_while_pinging(n, q, &plan);
     assert_eq!(
         sources(&report),
-        [("eth1".to_string(), "198.18.71.1".to_string())],
-        "{report:#}"
+        [("eth1".to_string(), Ipv4Addr::new(198, 18, 71, 1))],
+        "{report:#?}"
     );
 }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use labctl_nodeplan::report::{decode, Action, ObjectKind, State, TeardownReport};
 
 /// A one-node lab in a fresh namespace on an underlay no lab uses.
 fn one_node(test: &str) -> (Netns, TempDir, labctl_nodeplan::NodePlan) {
@@ -76,26 +77,21 @@ fn teardown_empties_a_state_folder_that_is_a_mount_point_and_leaves_mounts_alone
         "{stdout}\n{}\n{report}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let report: TeardownReport = decode(&plan.node, &report).unwrap();
     assert!(
-        report["errors"].as_array().unwrap().is_empty(),
-        "a mount point is not an error: {report:#}"
+        report.errors.is_empty(),
+        "a mount point is not an error: {report:#?}"
     );
-    let kept: Vec<&str> = report["kept"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
+    let kept = &report.kept;
     assert!(
         kept.iter()
             .any(|k| k.starts_with(&format!("directory {state}/bin:"))),
-        "{report:#}"
+        "{report:#?}"
     );
     assert!(
         kept.iter()
             .any(|k| k.starts_with(&format!("directory {state} (emptied)"))),
-        "{report:#}"
+        "{report:#?}"
     );
     // Both mounts still there; the state folder holds only the mount point
     // `bin`, whose contents belong to whoever mounted it.
@@ -108,6 +104,11 @@ fn teardown_empties_a_state_folder_that_is_a_mount_point_and_leaves_mounts_alone
     let r = agent(&ns.name, &plan, &["teardown"]);
     assert_eq!(r.code, 0, "{}\n{:#}", r.stderr, r.json);
     assert!(r.json.get("kept").is_none(), "{:#}", r.json);
+    let report: TeardownReport = r.report();
+    assert!(
+        report.kept.is_empty() && report.errors.is_empty(),
+        "{report:#?}"
+    );
     assert!(!Path::new(&state).exists(), "{state} is removed");
 }
 
@@ -152,20 +153,35 @@ fn bridge_netfilter_sysctl_is_checked_and_set_in_the_node_namespace_only() {
     let check = agent(n, &plan, &["check"]);
     assert_eq!(check.code, 0, "{:#}", check.json);
     // The module is there, so apply counts it as unchanged.
-    assert_eq!(r.json["unchanged_by_kind"]["kernel"], 1, "{:#}", r.json);
+    assert_eq!(
+        r.apply().unchanged_by_kind.get(&ObjectKind::Module),
+        Some(&1),
+        "{:#}",
+        r.json
+    );
 
     nsh(n, "echo 0 > /proc/sys/net/bridge/bridge-nf-call-iptables");
     let check = agent(n, &plan, &["check"]);
     assert_eq!(check.code, 1, "{:#}", check.json);
+    let check = check.check();
     assert_eq!(
-        diff_objects(&check.json),
+        diff_objects(&check),
         vec!["sysctl net.bridge.bridge-nf-call-iptables"]
+    );
+    let d = &check.differences[0];
+    assert_eq!(
+        (d.kind, d.name.as_str()),
+        (ObjectKind::Sysctl, "net.bridge.bridge-nf-call-iptables")
+    );
+    assert_eq!(
+        (d.expected.clone(), d.actual.clone()),
+        (Some(State::Text("1".into())), Some(State::Text("0".into())))
     );
     let r = agent(n, &plan, &["apply"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
-        action(&r.json, "sysctl net.bridge.bridge-nf-call-iptables"),
-        "updated"
+        action(&r.apply(), "sysctl net.bridge.bridge-nf-call-iptables"),
+        (ObjectKind::Sysctl, Action::Updated)
     );
     assert_eq!(read().trim(), "1");
     assert_eq!(host_now(), host_value, "the host's value is untouched");

@@ -7,6 +7,9 @@
 mod common;
 
 use common::*;
+use labctl_nodeplan::report::{
+    Action, ObjectKind, PodAddReport, PodDelReport, ShowReport, TeardownReport,
+};
 
 fn lab(test: &str, peers: u32) -> (Netns, TempDir, labctl_nodeplan::NodePlan, Vec<NodeSpec>) {
     let p = prefix(test);
@@ -37,9 +40,35 @@ fn apply_builds_the_reference_node_and_reapply_changes_nothing() {
     let n = &ns.name;
     let r = agent(n, &plan, &["apply"]);
     assert_eq!(r.code, 0, "apply failed: {}\n{:#}", r.stderr, r.json);
+    let report = r.apply();
     assert_eq!(
-        r.json["created"], 15,
+        report.created, 15,
         "every object is new on an empty node: {:#}",
+        r.json
+    );
+    assert_eq!(report.node, "n0");
+    let kinds = |k: ObjectKind| {
+        report
+            .objects
+            .iter()
+            .filter(|o| o.kind == k && o.action == Action::Created)
+            .count()
+    };
+    // 2 devices, 2 addresses, 2 peers × (route, neighbour, FDB), 2 chains,
+    // 2 jumps, 1 file (ip_forward, when it had to be set, is updated).
+    assert_eq!(
+        [
+            kinds(ObjectKind::Link),
+            kinds(ObjectKind::Address),
+            kinds(ObjectKind::Route),
+            kinds(ObjectKind::Neighbour),
+            kinds(ObjectKind::Fdb),
+            kinds(ObjectKind::Chain),
+            kinds(ObjectKind::Rule),
+            kinds(ObjectKind::File),
+        ],
+        [2, 2, 2, 2, 2, 2, 2, 1],
+        "{:#}",
         r.json
     );
 
@@ -131,23 +160,67 @@ fn apply_builds_the_reference_node_and_reapply_changes_nothing() {
     assert_eq!(mode & 0o7777, 0o644);
     assert_eq!(nsh(n, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
 
+    // `show` tells the same state, typed.
+    let shown = agent(n, &plan, &["show"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let shown: ShowReport = shown.report();
+    assert_eq!(shown.underlay.as_deref(), Some("eth1"));
+    let vx = shown.vxlan.as_ref().expect("flannel.1 shown");
+    assert_eq!(vx.addresses, ["10.244.0.0/32"]);
+    assert!(
+        vx.link
+            .starts_with("vxlan id 1 local 192.168.56.10 dev eth1"),
+        "{}",
+        vx.link
+    );
+    let br = shown.bridge.as_ref().expect("cni0 shown");
+    assert_eq!((br.kind.as_str(), br.mtu, br.up), ("bridge", 1450, true));
+    assert!(shown
+        .routes
+        .contains(&"10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink".to_string()));
+    assert_eq!(
+        (shown.neighbours.len(), shown.fdb.len()),
+        (2, 2),
+        "{shown:#?}"
+    );
+    assert!(shown.iptables.error.is_none());
+    assert!(shown.iptables.nat.contains(
+        &"-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG".to_string()
+    ));
+    assert_eq!(shown.sysctls["net.ipv4.ip_forward"].as_deref(), Some("1"));
+    assert_eq!(
+        shown.files[&format!("{}/run/flannel/subnet.env", dir.path())].as_deref(),
+        Some(env.as_str())
+    );
+
     let again = agent(n, &plan, &["apply"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    for key in ["created", "updated", "removed"] {
-        assert_eq!(
-            again.json[key], 0,
-            "second apply changed something: {:#}",
-            again.json
-        );
-    }
+    let again_report = again.apply();
+    assert_eq!(
+        (
+            again_report.created,
+            again_report.updated,
+            again_report.removed
+        ),
+        (0, 0, 0),
+        "second apply changed something: {:#}",
+        again.json
+    );
     let check = agent(n, &plan, &["check"]);
     assert_eq!(check.code, 0, "{:#}", check.json);
-    assert_eq!(check.json["in_sync"], true);
+    let check = check.check();
+    assert!(check.in_sync && check.differences.is_empty(), "{check:#?}");
 }
 
 /// Damages the node with `damage`, expects `check` to report `objects`
-/// (exit 1), `apply` to repair them, and `check` to be clean afterwards.
-fn damage_and_repair(ns: &str, plan: &labctl_nodeplan::NodePlan, damage: &str, objects: &[&str]) {
+/// (exit 1) with their kinds, `apply` to repair them, and `check` to be
+/// clean afterwards.
+fn damage_and_repair(
+    ns: &str,
+    plan: &labctl_nodeplan::NodePlan,
+    damage: &str,
+    objects: &[(ObjectKind, &str)],
+) {
     nsh(ns, damage);
     let check = agent(ns, plan, &["check"]);
     assert_eq!(
@@ -155,11 +228,15 @@ fn damage_and_repair(ns: &str, plan: &labctl_nodeplan::NodePlan, damage: &str, o
         "check after `{damage}` should find drift: {:#}",
         check.json
     );
-    let found = diff_objects(&check.json);
-    for o in objects {
+    let report = check.check();
+    assert!(!report.in_sync);
+    for (kind, o) in objects {
         assert!(
-            found.iter().any(|f| f == o),
-            "check after `{damage}` did not report {o}: {:#}",
+            report
+                .differences
+                .iter()
+                .any(|d| d.object == *o && d.kind == *kind),
+            "check after `{damage}` did not report {o} as a {kind}: {:#}",
             check.json
         );
     }
@@ -186,44 +263,44 @@ fn check_reports_and_apply_repairs_every_damage() {
     let n = &ns.name;
     assert_eq!(agent(n, &plan, &["apply"]).code, 0);
     let env = format!("{}/run/flannel/subnet.env", dir.path());
-    let cases: Vec<(String, Vec<&str>)> = vec![
-        ("ip route del 10.244.1.0/24".into(), vec!["route 10.244.1.0/24"]),
-        ("bridge fdb del 0e:fa:0a:f4:00:01 dev flannel.1 dst 192.168.56.11 self".into(), vec!["fdb 0e:fa:0a:f4:00:01 dev flannel.1"]),
-        ("ip neigh del 10.244.2.0 dev flannel.1".into(), vec!["neighbour 10.244.2.0 dev flannel.1"]),
-        ("ip link set flannel.1 mtu 1400".into(), vec!["vxlan flannel.1 mtu"]),
-        ("ip link set flannel.1 type vxlan learning".into(), vec!["vxlan flannel.1 learning"]),
-        ("ip link set flannel.1 address 0e:11:22:33:44:55".into(), vec!["vxlan flannel.1 address"]),
-        ("ip link set cni0 mtu 1300".into(), vec!["bridge cni0 mtu"]),
+    let cases: Vec<(String, Vec<(ObjectKind, &str)>)> = vec![
+        ("ip route del 10.244.1.0/24".into(), vec![(ObjectKind::Route, "route 10.244.1.0/24")]),
+        ("bridge fdb del 0e:fa:0a:f4:00:01 dev flannel.1 dst 192.168.56.11 self".into(), vec![(ObjectKind::Fdb, "fdb 0e:fa:0a:f4:00:01 dev flannel.1")]),
+        ("ip neigh del 10.244.2.0 dev flannel.1".into(), vec![(ObjectKind::Neighbour, "neighbour 10.244.2.0 dev flannel.1")]),
+        ("ip link set flannel.1 mtu 1400".into(), vec![(ObjectKind::Link, "vxlan flannel.1 mtu")]),
+        ("ip link set flannel.1 type vxlan learning".into(), vec![(ObjectKind::Link, "vxlan flannel.1 learning")]),
+        ("ip link set flannel.1 address 0e:11:22:33:44:55".into(), vec![(ObjectKind::Link, "vxlan flannel.1 address")]),
+        ("ip link set cni0 mtu 1300".into(), vec![(ObjectKind::Link, "bridge cni0 mtu")]),
         (
             "ip addr flush dev cni0 && ip addr add 10.99.0.1/24 dev cni0".into(),
-            vec!["address 10.99.0.1/24 dev cni0", "address 10.244.0.1/24 dev cni0"],
+            vec![(ObjectKind::Address, "address 10.99.0.1/24 dev cni0"), (ObjectKind::Address, "address 10.244.0.1/24 dev cni0")],
         ),
-        ("ip addr add 10.77.0.1/32 dev flannel.1".into(), vec!["address 10.77.0.1/32 dev flannel.1"]),
+        ("ip addr add 10.77.0.1/32 dev flannel.1".into(), vec![(ObjectKind::Address, "address 10.77.0.1/32 dev flannel.1")]),
         (
             "bridge fdb append 0e:aa:bb:cc:dd:ee dev flannel.1 dst 192.168.56.11 self permanent".into(),
-            vec!["fdb 0e:aa:bb:cc:dd:ee dev flannel.1"],
+            vec![(ObjectKind::Fdb, "fdb 0e:aa:bb:cc:dd:ee dev flannel.1")],
         ),
-        ("ip route add 10.244.77.0/24 via 10.244.77.0 dev flannel.1 onlink".into(), vec!["route 10.244.77.0/24"]),
-        ("iptables -t nat -D FLANNEL-POSTRTG 2".into(), vec!["iptables -t nat FLANNEL-POSTRTG"]),
+        ("ip route add 10.244.77.0/24 via 10.244.77.0 dev flannel.1 onlink".into(), vec![(ObjectKind::Route, "route 10.244.77.0/24")]),
+        ("iptables -t nat -D FLANNEL-POSTRTG 2".into(), vec![(ObjectKind::Chain, "iptables -t nat FLANNEL-POSTRTG")]),
         (
             "iptables -D FLANNEL-FWD 1 && iptables -A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT".into(),
-            vec!["iptables -t filter FLANNEL-FWD"],
+            vec![(ObjectKind::Chain, "iptables -t filter FLANNEL-FWD")],
         ),
         (
             "iptables -t nat -D POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG".into(),
-            vec!["iptables -t nat POSTROUTING jump to FLANNEL-POSTRTG"],
+            vec![(ObjectKind::Rule, "iptables -t nat POSTROUTING jump to FLANNEL-POSTRTG")],
         ),
         (
             "iptables -A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD".into(),
-            vec!["iptables -t filter FORWARD jump to FLANNEL-FWD"],
+            vec![(ObjectKind::Rule, "iptables -t filter FORWARD jump to FLANNEL-FWD")],
         ),
-        (format!("echo FLANNEL_MTU=9000 >> {env}"), vec![Box::leak(format!("file {env}").into_boxed_str())]),
-        (format!("chmod 600 {env}"), vec![Box::leak(format!("file {env} mode").into_boxed_str())]),
+        (format!("echo FLANNEL_MTU=9000 >> {env}"), vec![(ObjectKind::File, Box::leak(format!("file {env}").into_boxed_str()))]),
+        (format!("chmod 600 {env}"), vec![(ObjectKind::File, Box::leak(format!("file {env} mode").into_boxed_str()))]),
         (
             "ip link del flannel.1 && ip link add flannel.1 type vxlan id 2 local 192.168.56.10 dev eth1 dstport 8472".into(),
-            vec!["vxlan flannel.1 id"],
+            vec![(ObjectKind::Link, "vxlan flannel.1 id")],
         ),
-        ("ip link del cni0".into(), vec!["bridge cni0"]),
+        ("ip link del cni0".into(), vec![(ObjectKind::Link, "bridge cni0")]),
     ];
     for (damage, objects) in &cases {
         damage_and_repair(n, &plan, damage, objects);
@@ -241,28 +318,46 @@ fn stale_peer_is_removed() {
     let plan2 = plan(&plan3.lab, &nodes[0], &nodes[..3], &dir.path());
     let check = agent(n, &plan2, &["check"]);
     assert_eq!(check.code, 1);
-    let found = diff_objects(&check.json);
-    for o in [
-        "neighbour 10.244.3.0 dev flannel.1",
-        "fdb 0e:fa:0a:f4:00:03 dev flannel.1",
-        "route 10.244.3.0/24",
+    let found = check.check();
+    // Stale entries: identity in `name`, nothing expected, no peer.
+    for (kind, name, o) in [
+        (
+            ObjectKind::Neighbour,
+            "10.244.3.0",
+            "neighbour 10.244.3.0 dev flannel.1",
+        ),
+        (
+            ObjectKind::Fdb,
+            "0e:fa:0a:f4:00:03",
+            "fdb 0e:fa:0a:f4:00:03 dev flannel.1",
+        ),
+        (ObjectKind::Route, "10.244.3.0/24", "route 10.244.3.0/24"),
     ] {
+        let d = found
+            .differences
+            .iter()
+            .find(|d| d.object == o)
+            .unwrap_or_else(|| panic!("{o} not reported: {:#}", check.json));
+        assert_eq!((d.kind, d.name.as_str()), (kind, name), "{d:#?}");
         assert!(
-            found.iter().any(|f| f == o),
-            "{o} not reported: {:#}",
-            check.json
+            d.expected.is_none() && d.actual.is_some() && d.peer.is_none(),
+            "{d:#?}"
         );
     }
     let r = agent(n, &plan2, &["apply"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(action(&r.json, "route 10.244.3.0/24"), "removed");
+    let r = r.apply();
     assert_eq!(
-        action(&r.json, "neighbour 10.244.3.0 dev flannel.1"),
-        "removed"
+        action(&r, "route 10.244.3.0/24"),
+        (ObjectKind::Route, Action::Removed)
     );
     assert_eq!(
-        action(&r.json, "fdb 0e:fa:0a:f4:00:03 dev flannel.1"),
-        "removed"
+        action(&r, "neighbour 10.244.3.0 dev flannel.1"),
+        (ObjectKind::Neighbour, Action::Removed)
+    );
+    assert_eq!(
+        action(&r, "fdb 0e:fa:0a:f4:00:03 dev flannel.1"),
+        (ObjectKind::Fdb, Action::Removed)
     );
     assert!(!nsh(n, "ip route").contains("10.244.3.0"));
     assert!(!nsh(n, "ip neigh").contains("10.244.3.0"));
@@ -305,17 +400,16 @@ fn teardown_leaves_nothing_behind() {
     assert_eq!(pod.code, 0, "{}", pod.stderr);
     let r = agent(n, &plan, &["teardown"]);
     assert_eq!(r.code, 0, "{}\n{:#}", r.stderr, r.json);
-    assert!(r.json["errors"].as_array().unwrap().is_empty());
+    let report: TeardownReport = r.report();
+    assert!(report.errors.is_empty(), "{report:#?}");
+    assert!(!report.removed.is_empty(), "{report:#?}");
     assert_eq!(snapshot(n, &dir.path()), before);
     assert!(!std::path::Path::new(&format!("/run/netns/{}-n0-web", plan.lab)).exists());
     assert!(!std::path::Path::new(&format!("/etc/netns/{}-n0-web", plan.lab)).exists());
     let twice = agent(n, &plan, &["teardown"]);
     assert_eq!(twice.code, 0, "{}", twice.stderr);
-    assert!(
-        twice.json["removed"].as_array().unwrap().is_empty(),
-        "{:#}",
-        twice.json
-    );
+    let twice: TeardownReport = twice.report();
+    assert!(twice.removed.is_empty(), "{twice:#?}");
 }
 
 #[test]
@@ -335,25 +429,26 @@ fn pods_get_namespace_address_route_and_dns() {
     let a = agent_netns(n, &plan, &["pod", "add", "web"]);
     assert_eq!(a.code, 0, "{}", a.stderr);
     let pod_ns = format!("{}-n0-web", plan.lab);
-    assert_eq!(a.json["namespace"], pod_ns.as_str());
-    assert_eq!(a.json["ip"], "10.244.0.2");
-    assert_eq!(a.json["node"], "n0");
+    let a: PodAddReport = a.report();
+    assert_eq!(a.namespace, pod_ns);
+    assert_eq!(a.ip, std::net::Ipv4Addr::new(10, 244, 0, 2));
+    assert_eq!((a.node.as_str(), a.name.as_str()), ("n0", "web"));
     let eth0 = sh(&format!("ip -n {pod_ns} addr show eth0"));
     assert!(
         eth0.contains("inet 10.244.0.2/24") && eth0.contains("mtu 1450"),
         "{eth0}"
     );
-    assert!(eth0.contains(a.json["mac"].as_str().unwrap()), "{eth0}");
+    assert!(eth0.contains(&a.mac), "{eth0}");
     assert!(sh(&format!("ip -n {pod_ns} route")).contains("default via 10.244.0.1 dev eth0"));
     assert!(sh(&format!("ip -n {pod_ns} link show lo")).contains(",UP,"));
     assert_eq!(
         sh(&format!("ip netns exec {pod_ns} cat /etc/resolv.conf")),
         "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
     );
-    let again = agent_netns(n, &plan, &["pod", "add", "web"]);
-    assert_eq!(again.json, a.json, "pod add must be idempotent");
-    let b = agent_netns(n, &plan, &["pod", "add", "db"]);
-    assert_eq!(b.json["ip"], "10.244.0.3");
+    let again: PodAddReport = agent_netns(n, &plan, &["pod", "add", "web"]).report();
+    assert_eq!(again, a, "pod add must be idempotent");
+    let b: PodAddReport = agent_netns(n, &plan, &["pod", "add", "db"]).report();
+    assert_eq!(b.ip, std::net::Ipv4Addr::new(10, 244, 0, 3));
     // The host end sits on cni0; the pod reaches its gateway.
     assert!(nsh(n, "ip link show master cni0").matches("veth").count() == 2);
     sh(&format!(
@@ -362,10 +457,17 @@ fn pods_get_namespace_address_route_and_dns() {
     ));
     let d = agent_netns(n, &plan, &["pod", "del", "web"]);
     assert_eq!(d.code, 0, "{}", d.stderr);
+    let d: PodDelReport = d.report();
+    assert_eq!(d.namespace, pod_ns);
+    assert!(d.removed.contains(&format!("netns {pod_ns}")), "{d:#?}");
     assert!(!std::path::Path::new(&format!("/run/netns/{pod_ns}")).exists());
     assert!(!std::path::Path::new(&format!("/etc/netns/{pod_ns}")).exists());
-    let c = agent_netns(n, &plan, &["pod", "add", "cache"]);
-    assert_eq!(c.json["ip"], "10.244.0.2", "freed address is reused");
+    let c: PodAddReport = agent_netns(n, &plan, &["pod", "add", "cache"]).report();
+    assert_eq!(
+        c.ip,
+        std::net::Ipv4Addr::new(10, 244, 0, 2),
+        "freed address is reused"
+    );
     // Under `ip netns exec` the mount namespace is private: refused.
     let private = agent(n, &plan, &["pod", "add", "other"]);
     assert_eq!(private.code, 3, "{}", private.stderr);

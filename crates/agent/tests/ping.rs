@@ -10,7 +10,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use labctl_nodeplan::probe::{PingReport, PROBE_SCHEMA};
+use labctl_nodeplan::probe::PingReport;
+use labctl_nodeplan::report::{decode, REPORT_VERSION};
 
 fn ping(ns: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(AGENT)
@@ -28,7 +29,7 @@ fn ping(ns: &str, args: &[&str]) -> (Option<i32>, String, String) {
 fn report(ns: &str, args: &[&str]) -> PingReport {
     let (code, stdout, stderr) = ping(ns, args);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    PingReport::from_json(&stdout).unwrap_or_else(|e| panic!("{e}\n{stdout}"))
+    decode::<PingReport>("test", &stdout).unwrap_or_else(|e| panic!("{e}\n{stdout}"))
 }
 
 #[test]
@@ -65,7 +66,10 @@ fn ping_reports_every_target_and_the_path_mtu() {
             "10.247.1.99",
         ],
     );
-    assert_eq!(plain.version, PROBE_SCHEMA);
+    assert_eq!(
+        (plain.report_version, plain.command.as_str()),
+        (REPORT_VERSION, "ping")
+    );
     assert_eq!(plain.namespace.as_deref(), Some(q.as_str()));
     assert_eq!(plain.count, 2);
     let targets: Vec<String> = plain.targets.iter().map(|t| t.target.to_string()).collect();

@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use labctl_nodeplan::report::{Action, ObjectKind};
 
 fn lab(test: &str) -> (Netns, TempDir, labctl_nodeplan::NodePlan) {
     let p = prefix(test);
@@ -32,53 +33,55 @@ fn reapply_counts_unchanged_objects_and_verbose_lists_them() {
     let n = &ns.name;
     let first = agent_netns(n, &plan, &["apply"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let changed = ["created", "updated", "removed"]
-        .iter()
-        .map(|k| first.json[k].as_u64().unwrap())
-        .sum::<u64>();
-    let listed = first.json["objects"].as_array().unwrap();
-    assert_eq!(first.json["created"], 15, "{:#}", first.json);
-    assert_eq!(listed.len() as u64, changed, "only changes are listed");
-    assert!(listed.iter().all(|o| o["action"] != "unchanged"));
+    let first = first.apply();
+    let listed = &first.objects;
+    assert_eq!(first.created, 15, "{first:#?}");
+    assert_eq!(listed.len(), first.changes(), "only changes are listed");
+    assert!(listed.iter().all(|o| o.action != Action::Unchanged));
 
     let again = agent_netns(n, &plan, &["apply"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    for key in ["created", "updated", "removed", "failed"] {
-        assert_eq!(again.json[key], 0, "{:#}", again.json);
-    }
-    let kinds = again.json["unchanged_by_kind"].as_object().unwrap();
-    let total: u64 = kinds.values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(again.json["unchanged"], total, "{:#}", again.json);
+    let again = again.apply();
+    assert_eq!(
+        (again.created, again.updated, again.removed, again.failed),
+        (0, 0, 0, 0),
+        "{again:#?}"
+    );
+    let kinds = &again.unchanged_by_kind;
+    let total: usize = kinds.values().sum();
+    assert_eq!(again.unchanged, total, "{again:#?}");
     for (kind, count) in [
-        ("neighbour", 2),
-        ("fdb", 2),
-        ("route", 2),
-        ("vxlan", 1),
-        ("bridge", 1),
-        ("address", 2),
-        ("iptables", 4),
-        ("file", 1),
+        (ObjectKind::Neighbour, 2),
+        (ObjectKind::Fdb, 2),
+        (ObjectKind::Route, 2),
+        // flannel.1 and cni0
+        (ObjectKind::Link, 2),
+        (ObjectKind::Address, 2),
+        // FLANNEL-POSTRTG, FLANNEL-FWD and the jump to each
+        (ObjectKind::Chain, 2),
+        (ObjectKind::Rule, 2),
+        (ObjectKind::File, 1),
     ] {
-        assert_eq!(kinds[kind], count, "{kind}: {:#}", again.json);
+        assert_eq!(kinds.get(&kind), Some(&count), "{kind}: {again:#?}");
     }
     // ip_forward, plus bridge-nf-call-iptables where the module is loaded.
-    assert!(kinds["sysctl"].as_u64().unwrap() >= 1);
-    assert!(again.json["objects"].as_array().unwrap().is_empty());
+    assert!(kinds[&ObjectKind::Sysctl] >= 1);
+    assert!(again.objects.is_empty());
 
     let verbose = agent_netns(n, &plan, &["--verbose", "apply"]);
     assert_eq!(verbose.code, 0, "{}", verbose.stderr);
-    let objects = verbose.json["objects"].as_array().unwrap();
+    let verbose = verbose.apply();
+    assert_eq!(verbose.objects.len(), verbose.unchanged);
     assert_eq!(
-        objects.len() as u64,
-        verbose.json["unchanged"].as_u64().unwrap()
+        action(&verbose, "route 10.244.2.0/24"),
+        (ObjectKind::Route, Action::Unchanged)
     );
-    assert_eq!(action(&verbose.json, "route 10.244.2.0/24"), "unchanged");
     assert_eq!(
         action(
-            &verbose.json,
+            &verbose,
             "iptables -t nat POSTROUTING jump to FLANNEL-POSTRTG"
         ),
-        "unchanged"
+        (ObjectKind::Rule, Action::Unchanged)
     );
 }
 
@@ -91,7 +94,7 @@ fn caught(ns: &str, plan: &labctl_nodeplan::NodePlan, damage: &str, object: &str
     let check = agent_netns(ns, plan, &["check"]);
     assert_eq!(check.code, 1, "`{damage}` not seen: {:#}", check.json);
     assert!(
-        diff_objects(&check.json).iter().any(|o| o == object),
+        diff_objects(&check.check()).iter().any(|o| o == object),
         "`{damage}` should show as {object}: {:#}",
         check.json
     );
@@ -178,7 +181,7 @@ fn stamp_of_a_rebuilt_namespace_is_ignored() {
     assert_eq!(nft_generation(&ns.name), generation);
     let check = agent_netns(&ns.name, &plan, &["check"]);
     assert_eq!(check.code, 1, "{:#}", check.json);
-    let found = diff_objects(&check.json);
+    let found = diff_objects(&check.check());
     for o in [
         "iptables -t nat FLANNEL-POSTRTG",
         "iptables -t filter FLANNEL-FWD",

@@ -19,7 +19,9 @@ pub use diag::{Diagnostic, LabError, Severity};
 pub use model::*;
 pub use plan::{plan, plan_with_subnets, vtep_mac, STATE_DIR};
 pub use validate::network::{MIN_UNDERLAY_MTU, VXLAN_OVERHEAD};
-pub use validate::API_VERSION;
+pub use validate::{
+    is_lab_name, is_node_name, API_VERSION, LAB_NAME_RULE, MAX_LAB_NAME, MAX_NODE_NAME,
+};
 
 /// Decodes, defaults and validates a lab file.
 ///

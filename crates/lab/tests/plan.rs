@@ -32,10 +32,10 @@ fn net(s: &str) -> Ipv4Net {
 }
 
 /// Compares each node's plan JSON with `tests/golden/<set>/<node>.json`,
-/// or rewrites them when UPDATE_GOLDEN is set.
+/// or rewrites them under UPDATE_GOLDEN=1 (refused under CI).
 fn check_golden(set: &str, plans: &[NodePlan]) {
     let dir = manifest_dir().join("tests/golden").join(set);
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let update = labctl_testenv::update_golden();
     if update {
         std::fs::create_dir_all(&dir).unwrap();
     }
@@ -218,9 +218,12 @@ fn as_iptables_s(chain: &labctl_nodeplan::ChainPlan) -> Vec<String> {
 fn iptables_rules_equal_the_reference_document() {
     let reference = manifest_dir().join("../../../shared/reference/flannel-node.md");
     let Ok(markdown) = std::fs::read_to_string(&reference) else {
-        println!(
-            "SKIPPED: {} is not there (the repository is not beside shared/); flannel.rs's unit test holds the same text",
-            reference.display()
+        labctl_testenv::skip(
+            "iptables_rules_equal_the_reference_document",
+            &format!(
+                "{} is not there (the repository is not beside shared/); flannel.rs's unit test holds the same text",
+                reference.display()
+            ),
         );
         return;
     };

@@ -9,6 +9,9 @@
 //! The plan is fully resolved: names, addresses, MACs, the exact iptables
 //! rules and the exact file contents are spelled out, so the agent never
 //! re-derives policy and `check` can compare byte for byte.
+//!
+//! The agent's answers are here too ([`report`]): one type per command,
+//! serialized by the agent and decoded by labctl.
 
 pub mod probe;
 
@@ -16,6 +19,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+pub mod report;
 
 /// Version of the plan schema. The agent refuses plans of another version
 /// (exit 2) instead of guessing at fields it does not know.

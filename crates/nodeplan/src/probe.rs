@@ -1,22 +1,23 @@
 //! What `labctl-agent ping` prints: the outcome of ICMP echo probes sent
 //! from one network namespace (a pod's, with `--netns`) to many targets at
-//! once. The agent serializes it, `labctl verify` deserializes it; a
-//! `version` other than [`PROBE_SCHEMA`] means the two were built apart and
-//! the report is refused rather than misread.
+//! once. The agent serializes it, `labctl verify` decodes it with
+//! [`crate::report::decode`] (same header and version as every report).
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the probe report schema.
-pub const PROBE_SCHEMA: u32 = 1;
+use crate::report::AgentReport;
 
 /// `labctl-agent [--netns NS] ping ... TARGET...`: one result per target,
 /// in the order given.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PingReport {
-    pub version: u32,
+    pub report_version: u32,
+    pub command: String,
+    /// The host's name: `ping` needs no plan, so no lab node name.
+    pub node: String,
     /// The namespace the probes were sent from (`None`: the agent's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -31,7 +32,7 @@ pub struct PingReport {
 
 /// The outcome for one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PingResult {
     pub target: Ipv4Addr,
     pub sent: u32,
@@ -45,20 +46,11 @@ pub struct PingResult {
     pub error: Option<String>,
 }
 
-impl PingReport {
-    /// Decodes the agent's output, refusing another schema version.
-    pub fn from_json(text: &str) -> Result<PingReport, String> {
-        let report: PingReport = serde_json::from_str(text)
-            .map_err(|e| format!("cannot read the agent's ping report: {e}"))?;
-        if report.version != PROBE_SCHEMA {
-            return Err(format!(
-                "the agent's ping report has version {} but this labctl reads version {PROBE_SCHEMA}: run `labctl up` to install the matching agent",
-                report.version
-            ));
-        }
-        Ok(report)
-    }
+impl AgentReport for PingReport {
+    const COMMAND: &'static str = "ping";
+}
 
+impl PingReport {
     /// The result for `target`, if it was probed.
     pub fn result(&self, target: Ipv4Addr) -> Option<&PingResult> {
         self.targets.iter().find(|r| r.target == target)
@@ -68,11 +60,14 @@ impl PingReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{decode, ReportProblem, REPORT_VERSION};
 
     #[test]
     fn round_trips_and_refuses_another_version() {
         let report = PingReport {
-            version: PROBE_SCHEMA,
+            report_version: REPORT_VERSION,
+            command: "ping".into(),
+            node: "host".into(),
             namespace: Some("lab-w1-busybox".into()),
             count: 2,
             payload: 1422,
@@ -87,13 +82,16 @@ mod tests {
         };
         let text = serde_json::to_string(&report).unwrap();
         assert!(text.contains("\"dontFragment\":true"), "{text}");
-        assert_eq!(PingReport::from_json(&text).unwrap(), report);
-        let other = text.replace("\"version\":1", "\"version\":9");
-        let err = PingReport::from_json(&other).unwrap_err();
-        assert!(
-            err.contains("version 9") && err.contains("labctl up"),
-            "{err}"
+        assert_eq!(decode::<PingReport>("w1", &text).unwrap(), report);
+        assert_eq!(
+            report
+                .result(Ipv4Addr::new(10, 244, 1, 2))
+                .map(|r| r.received),
+            Some(2)
         );
-        assert!(PingReport::from_json("{}").is_err());
+        let other = text.replace("\"reportVersion\":1", "\"reportVersion\":9");
+        let err = decode::<PingReport>("w1", &other).unwrap_err();
+        assert_eq!(err.problem, ReportProblem::Version(9));
+        assert!(err.to_string().contains("labctl up"), "{err}");
     }
 }

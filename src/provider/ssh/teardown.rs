@@ -1,13 +1,14 @@
 //! Removing an ssh lab from its machines: on every node, only what labctl
-//! put there — the DNS server (control plane), the LABCTL-SERVICES chain,
-//! the agent's data plane and pods (`labctl-agent teardown` with the plan
-//! the node was built from), the kubeadm cluster (`kubeadm reset -f`) for
-//! kubeadm labs, the agent and labctl's files. Nothing else on the hosts
-//! is touched.
+//! put there — the DNS server (control plane), the LABCTL-SERVICES and
+//! LABCTL-POSTROUTING chains, the agent's data plane and pods
+//! (`labctl-agent teardown` with the plan the node was built from), the
+//! kubeadm cluster (`kubeadm reset -f`) for kubeadm labs, the agent and
+//! labctl's files. Nothing else on the hosts is touched.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use labctl_nodeplan::report::TeardownReport;
 use labctl_nodeplan::NodePlan;
 
 use super::dns;
@@ -17,13 +18,17 @@ use crate::provider::progress::Progress;
 use crate::ssh::Session;
 use crate::state::{LabDir, LabState};
 
-/// Removes the jumps to LABCTL-SERVICES and the chain, if present.
+/// Removes the jumps to LABCTL-SERVICES and LABCTL-POSTROUTING and the
+/// chains, if present.
 const REMOVE_SERVICES: &str = r#"for c in PREROUTING OUTPUT; do
   while iptables -w -t nat -D "$c" -j LABCTL-SERVICES 2>/dev/null; do :; done
 done
-if iptables -w -t nat -S LABCTL-SERVICES >/dev/null 2>&1; then
-  iptables -w -t nat -F LABCTL-SERVICES && iptables -w -t nat -X LABCTL-SERVICES
-fi"#;
+while iptables -w -t nat -D POSTROUTING -j LABCTL-POSTROUTING 2>/dev/null; do :; done
+for chain in LABCTL-SERVICES LABCTL-POSTROUTING; do
+  if iptables -w -t nat -S "$chain" >/dev/null 2>&1; then
+    iptables -w -t nat -F "$chain" && iptables -w -t nat -X "$chain"
+  fi
+done"#;
 
 /// Removes the agent and the DNS server's files, unmounting first the exec
 /// tmpfs `ensure_agent` mounted on the agent's `bin` folder (that one only:
@@ -52,7 +57,7 @@ pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
 /// mount points in and on it for whoever mounted them (see
 /// `REMOVE_FILES`), so any error it reports is a failure.
 fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
-    nodes::agent(session, plan, &["teardown"])
+    nodes::agent_run::<TeardownReport>(session, plan, &["teardown"])
         .map(drop)
         .with_context(|| {
             format!(

@@ -6,6 +6,7 @@ use super::*;
 use crate::verify::evidence::*;
 use crate::verify::model::{LabView, NodeView, PodView};
 use crate::verify::parse::{parse_bad_checksums, parse_iptables, Drift};
+use labctl_nodeplan::report::{Difference, ObjectKind};
 
 pub(crate) fn lab3() -> LabView {
     let node = |i: u8, name: &str| NodeView {
@@ -33,12 +34,23 @@ pub(crate) fn lab3() -> LabView {
     }
 }
 
-fn drift(node: &str, object: &str, expected: Option<&str>, actual: Option<&str>) -> Drift {
+/// A difference on `node` as the agent reports it: `d` with what the plan
+/// wants and what the node has.
+fn drift(node: &str, d: Difference, expected: Option<&str>, actual: Option<&str>) -> Drift {
     Drift {
         node: node.into(),
-        object: object.into(),
-        expected: expected.map(Into::into),
-        actual: actual.map(Into::into),
+        difference: d
+            .expected(expected.map(Into::into))
+            .actual(actual.map(Into::into)),
+    }
+}
+
+/// The agent's difference for a route to `dst` (serving `peer`, unless stale).
+fn route(dst: &str, peer: Option<&str>) -> Difference {
+    let d = Difference::new(ObjectKind::Route, format!("route {dst}"), dst);
+    match peer {
+        Some(p) => d.peer(p),
+        None => d,
     }
 }
 
@@ -68,7 +80,7 @@ fn one_node_local_is_not_its_lab_ip() {
     let mut ev = Evidence::default();
     ev.drift.push(drift(
         "worker1",
-        "flannel.1 local",
+        Difference::new(ObjectKind::Link, "vxlan flannel.1 local", "flannel.1").attribute("local"),
         Some("192.168.56.11"),
         Some("192.168.56.99"),
     ));
@@ -83,27 +95,41 @@ fn missing_and_stale_peer_entries_name_node_and_peer() {
     let mut ev = Evidence::default();
     ev.drift.push(drift(
         "worker1",
-        "route 10.244.2.0/24",
+        route("10.244.2.0/24", Some("worker2")),
         Some("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"),
         None,
     ));
     ev.drift.push(drift(
         "master",
-        "neighbour 10.244.1.0",
-        Some("lladdr 0e:fa:0a:f4:01:00 permanent"),
+        Difference::new(
+            ObjectKind::Neighbour,
+            "neighbour 10.244.1.0 dev flannel.1",
+            "10.244.1.0",
+        )
+        .peer("worker1"),
+        Some("10.244.1.0 dev flannel.1 lladdr 0e:fa:0a:f4:01:00 permanent"),
         None,
     ));
     ev.drift.push(drift(
         "worker2",
-        "fdb 0e:00:00:00:00:99",
+        Difference::new(
+            ObjectKind::Fdb,
+            "fdb 0e:00:00:00:00:99 dev flannel.1",
+            "0e:00:00:00:00:99",
+        ),
         None,
-        Some("0e:00:00:00:00:99 dst 192.168.56.99 self permanent"),
+        Some("0e:00:00:00:00:99 dev flannel.1 dst 192.168.56.99 self permanent"),
     ));
     ev.drift.push(drift(
         "worker2",
-        "fdb 0e:fa:0a:f4:00:00",
-        Some("dst 192.168.56.10"),
-        Some("dst 192.168.56.77"),
+        Difference::new(
+            ObjectKind::Fdb,
+            "fdb 0e:fa:0a:f4:00:00 dev flannel.1",
+            "0e:fa:0a:f4:00:00",
+        )
+        .peer("master"),
+        Some("0e:fa:0a:f4:00:00 dev flannel.1 dst 192.168.56.10 self permanent"),
+        Some("0e:fa:0a:f4:00:00 dev flannel.1 dst 192.168.56.77 self permanent"),
     ));
     let d = diagnose(&lab3(), &ev);
     assert_eq!(
@@ -125,6 +151,9 @@ fn missing_and_stale_peer_entries_name_node_and_peer() {
     assert_eq!(d[1].peer.as_deref(), Some("worker1"));
     assert!(d[1].fix.contains("lladdr 0e:fa:0a:f4:01:00"));
     assert_eq!(d[2].peer, None);
+    assert!(d[2]
+        .fix
+        .contains("bridge fdb del 0e:00:00:00:00:99 dev flannel.1 self"));
     assert_eq!(d[3].peer.as_deref(), Some("master"));
     assert!(d[3].fix.contains("dst 192.168.56.10"));
 }
@@ -152,7 +181,12 @@ fn postrouting_jump_from_drift_or_from_egress() {
     let mut ev = Evidence::default();
     ev.drift.push(drift(
         "master",
-        "iptables nat POSTROUTING jump",
+        Difference::new(
+            ObjectKind::Rule,
+            "iptables -t nat POSTROUTING jump to FLANNEL-POSTRTG",
+            "FLANNEL-POSTRTG",
+        )
+        .table("nat"),
         Some("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG"),
         None,
     ));
@@ -173,6 +207,49 @@ fn postrouting_jump_from_drift_or_from_egress() {
     assert_eq!(d[0].node.as_deref(), Some("master"));
     assert_eq!(d[1].node.as_deref(), Some("worker1"));
     assert!(d[1].evidence[0].contains("saw source 10.244.1.2"));
+}
+
+#[test]
+fn iptables_differences_are_told_apart_by_kind_and_table() {
+    let chain = |table: &str, name: &str| {
+        Difference::new(
+            ObjectKind::Chain,
+            format!("iptables -t {table} {name}"),
+            name,
+        )
+        .table(table)
+    };
+    let mut ev = Evidence::default();
+    // FLANNEL-POSTRTG's rules differ: drift, not a missing jump.
+    ev.drift.push(drift(
+        "worker1",
+        chain("nat", "FLANNEL-POSTRTG"),
+        None,
+        Some("-A FLANNEL-POSTRTG -j RETURN"),
+    ));
+    assert_eq!(causes(&diagnose(&lab3(), &ev)), ["drift"]);
+    // FLANNEL-FWD differs on a node whose FORWARD drops: forward-drop,
+    // with the difference as evidence.
+    let mut ev = Evidence::default();
+    ev.firewall.insert(
+        "worker2".into(),
+        parse_iptables("-P FORWARD DROP\n-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD\n", 8472),
+    );
+    ev.drift.push(drift(
+        "worker2",
+        chain("filter", "FLANNEL-FWD"),
+        Some("-A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT"),
+        None,
+    ));
+    let d = diagnose(&lab3(), &ev);
+    assert_eq!(causes(&d), ["forward-drop"]);
+    assert!(
+        d[0].evidence
+            .iter()
+            .any(|e| e.starts_with("worker2: iptables -t filter FLANNEL-FWD: expected")),
+        "{:?}",
+        d[0].evidence
+    );
 }
 
 #[test]
@@ -223,7 +300,7 @@ fn a_missing_route_is_not_also_an_mtu_mismatch() {
     };
     let route = drift(
         "worker1",
-        "route 10.244.2.0/24",
+        route("10.244.2.0/24", Some("worker2")),
         Some("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"),
         None,
     );
@@ -410,7 +487,11 @@ fn unreachable_node_and_other_drift() {
     });
     ev.drift.push(drift(
         "master",
-        "file /run/flannel/subnet.env",
+        Difference::new(
+            ObjectKind::File,
+            "file /run/flannel/subnet.env",
+            "/run/flannel/subnet.env",
+        ),
         Some("FLANNEL_MTU=1450"),
         Some("FLANNEL_MTU=1400"),
     ));

@@ -3,7 +3,8 @@
 //! /etc/kubernetes/admin.conf`). Commands in pods go through one constant
 //! fan-out script that runs every `kubectl exec` at once and tags each
 //! output line with its pod; the in-pod scripts are constants too, and lab
-//! values (pod names, addresses, sizes) travel only as arguments.
+//! values (pod names, addresses, sizes) travel only as arguments, each one
+//! single-quoted ([`crate::ssh::quote`]) so no value is ever read as shell.
 
 use std::collections::BTreeMap;
 
@@ -13,15 +14,17 @@ use crate::ssh::{command_line, Session};
 use super::manifest::NAMESPACE;
 
 /// Runs `kubectl exec -n $2 POD -- sh -c $3 sh ARGS…` for every job
-/// (`$4…`, each `POD ARG…` separated by single spaces: pod names and IPv4
-/// addresses, never globbed) at once, kubeconfig `$1`. Prints every output
-/// line as `@pod POD LINE` and then `@rc POD STATUS`.
+/// (`$4…`, each the words `POD ARG…` quoted for the shell, see [`job`]) at
+/// once, kubeconfig `$1`. Prints every output line as `@pod POD LINE` and
+/// then `@rc POD STATUS`. `eval` only ever sees single-quoted words (and
+/// plain ones without any character a shell treats specially), so each job
+/// becomes exactly its arguments again.
 const EXEC_SCRIPT: &str = r#"conf=$1; ns=$2; inner=$3; shift 3
 set -f
 t=; command -v timeout >/dev/null 2>&1 && t="timeout 40"
 for job in "$@"; do
-  ( pod=${job%% *}; args=${job#"$pod"}
-    out=$($t kubectl --kubeconfig "$conf" -n "$ns" exec "$pod" -- sh -c "$inner" sh $args 2>&1); rc=$?
+  ( eval "set -- $job"; pod=$1; shift
+    out=$($t kubectl --kubeconfig "$conf" -n "$ns" exec "$pod" -- sh -c "$inner" sh "$@" 2>&1); rc=$?
     printf '%s\n' "$out" | while IFS= read -r l; do printf '@pod %s %s\n' "$pod" "$l"; done
     printf '@rc %s %s\n' "$pod" "$rc" ) &
 done
@@ -46,6 +49,24 @@ nslookup kubernetes.default 2>&1"#;
 
 /// In a busybox pod: the MTU of its eth0.
 pub const POD_MTU_SCRIPT: &str = r#"printf '@mtu eth0 %s\n' "$(cat /sys/class/net/eth0/mtu)""#;
+
+/// One job of [`EXEC_SCRIPT`]: the pod and its arguments, each quoted for
+/// a POSIX shell, joined by spaces.
+fn job(pod: &str, args: &[String]) -> String {
+    let words: Vec<&str> = std::iter::once(pod)
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    command_line(&words)
+}
+
+/// The command that runs `inner` in every pod of `jobs` at once.
+fn exec_all_argv(inner: &str, jobs: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut argv: Vec<String> = ["sh", "-c", EXEC_SCRIPT, "sh", ADMIN_CONF, NAMESPACE, inner]
+        .map(String::from)
+        .to_vec();
+    argv.extend(jobs.iter().map(|(pod, args)| job(pod, args)));
+    argv
+}
 
 /// What one `kubectl exec` printed and how it exited.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,19 +153,8 @@ impl Kubectl<'_> {
         inner: &str,
         jobs: &[(String, Vec<String>)],
     ) -> Result<BTreeMap<String, ExecAnswer>, String> {
-        let jobs: Vec<String> = jobs
-            .iter()
-            .map(|(pod, args)| {
-                let mut job = pod.clone();
-                for a in args {
-                    job.push(' ');
-                    job.push_str(a);
-                }
-                job
-            })
-            .collect();
-        let mut argv = vec!["sh", "-c", EXEC_SCRIPT, "sh", ADMIN_CONF, NAMESPACE, inner];
-        argv.extend(jobs.iter().map(String::as_str));
+        let argv = exec_all_argv(inner, jobs);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         match self.session.run(&argv, None) {
             Ok(out) if out.success() => Ok(parse_exec_output(&out.stdout_text())),
             Ok(out) => Err(format!(
@@ -188,21 +198,29 @@ mod tests {
             .contains("printed no exit status: no output"));
     }
 
-    /// The fan-out and in-pod scripts, run by a real `sh` with a `kubectl`
-    /// stand-in that runs the in-pod script right here.
-    #[test]
-    fn exec_script_runs_every_job_and_tags_lines() {
-        let dir = std::env::temp_dir().join(format!("labctl-kubectl-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let stub = dir.join("kubectl");
+    /// A `kubectl` stand-in in a fresh folder: it writes the argv it got
+    /// after `exec` (POD -- sh -c INNER sh ARGS…) NUL-separated to
+    /// `argv-POD`, then runs the in-pod command right here, as kubectl
+    /// exec would in the pod; pod `bad` fails like a missing pod.
+    fn stand_in() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let stub = dir.path().join("kubectl");
         // kubectl --kubeconfig C -n NS exec POD -- sh -c INNER sh ARGS…
         std::fs::write(
             &stub,
-            "#!/bin/sh\nshift 5; pod=$1; shift 2\n[ \"$pod\" = bad ] && { echo 'error: pod not found' >&2; exit 1; }\nexec \"$@\"\n",
+            "#!/bin/sh\nshift 5; pod=$1\nprintf '%s\\0' \"$@\" > \"${0%/*}/argv-$pod\"\nshift 2\n[ \"$pod\" = bad ] && { echo 'error: pod not found' >&2; exit 1; }\nexec \"$@\"\n",
         )
         .unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    /// Runs the fan-out exactly as the control plane's shell receives it
+    /// over SSH (`sh -c` of the quoted command line), `kubectl` stood in.
+    fn run_fan_out(dir: &std::path::Path, inner: &str, jobs: &[(String, Vec<String>)]) -> String {
+        let argv = exec_all_argv(inner, jobs);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let path = format!(
             "{}:{}",
             dir.display(),
@@ -210,17 +228,126 @@ mod tests {
         );
         let out = std::process::Command::new("sh")
             .env("PATH", path)
-            .args(["-c", EXEC_SCRIPT, "sh", "/conf", NAMESPACE])
-            .arg("printf 'got %s\\n' \"$@\"")
-            .args(["good 10.0.0.1 10.0.0.2", "bad 10.0.0.3", "lonely"])
+            .current_dir(dir)
+            .args(["-c", &command_line(&argv)])
             .output()
             .unwrap();
-        std::fs::remove_dir_all(&dir).ok();
-        let answers = parse_exec_output(&String::from_utf8_lossy(&out.stdout));
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn jobs(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|(pod, args)| {
+                (
+                    pod.to_string(),
+                    args.iter().map(|a| a.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The fan-out and in-pod scripts, run by a real `sh` with a `kubectl`
+    /// stand-in that runs the in-pod script right here.
+    #[test]
+    fn exec_script_runs_every_job_and_tags_lines() {
+        let dir = stand_in();
+        let stdout = run_fan_out(
+            dir.path(),
+            "printf 'got %s\\n' \"$@\"",
+            &jobs(&[
+                ("good", &["10.0.0.1", "10.0.0.2"]),
+                ("bad", &["10.0.0.3"]),
+                ("lonely", &[]),
+            ]),
+        );
+        let answers = parse_exec_output(&stdout);
         assert_eq!(answers["good"].status, Some(0));
         assert_eq!(answers["good"].output, "got 10.0.0.1\ngot 10.0.0.2\n");
         assert_eq!(answers["bad"].status, Some(1));
         assert!(answers["bad"].output.contains("error: pod not found"));
         assert_eq!(answers["lonely"].output, "got \n");
+    }
+
+    const HOSTILE: &[&str] = &[
+        "a b",
+        "it's",
+        "\"q\"",
+        "$(touch pwned-dollar)",
+        "`touch pwned-backtick`",
+        "; touch pwned-semicolon",
+        "| touch pwned-pipe",
+        "a\nb",
+        "a\tb",
+        "",
+        "*",
+        "~",
+        "$HOME",
+        "x=y",
+        "-n",
+        "\\",
+        "'",
+        "''\\''",
+    ];
+
+    #[test]
+    fn every_job_is_quoted_word_by_word() {
+        let args: Vec<String> = HOSTILE.iter().map(|a| a.to_string()).collect();
+        let quoted = job("busybox-a", &args);
+        assert!(
+            quoted.starts_with("busybox-a 'a b' 'it'\\''s' '\"q\"' '$(touch pwned-dollar)'"),
+            "{quoted}"
+        );
+        assert!(quoted.contains(" '' '*' '~' '$HOME' 'x=y' -n "), "{quoted}");
+        // What `eval "set -- JOB"` makes of it: the very same words.
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "eval \"set -- $1\"; printf '%s\\0' \"$@\"",
+                "sh",
+                &quoted,
+            ])
+            .output()
+            .unwrap();
+        let words: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(String::from)
+            .collect();
+        let mut expected = vec!["busybox-a".to_string()];
+        expected.extend(args);
+        assert_eq!(words, expected);
+    }
+
+    /// Hostile arguments reach kubectl exactly as given, and nothing in
+    /// them runs on the way.
+    #[test]
+    fn hostile_arguments_reach_kubectl_intact_and_run_nothing() {
+        let dir = stand_in();
+        let inner = "printf '<%s>' \"$@\"";
+        let stdout = run_fan_out(
+            dir.path(),
+            inner,
+            &jobs(&[("busybox-a", HOSTILE), ("busybox-b", &["10.244.1.2"])]),
+        );
+        let argv = std::fs::read(dir.path().join("argv-busybox-a")).unwrap();
+        let argv: Vec<&str> = std::str::from_utf8(&argv)
+            .unwrap()
+            .split_terminator('\0')
+            .collect();
+        let mut expected = vec!["busybox-a", "--", "sh", "-c", inner, "sh"];
+        expected.extend(HOSTILE);
+        assert_eq!(argv, expected);
+        let answers = parse_exec_output(&stdout);
+        assert_eq!(answers["busybox-a"].status, Some(0), "{stdout}");
+        let echoed: String = HOSTILE.iter().map(|a| format!("<{a}>")).collect();
+        assert_eq!(answers["busybox-a"].output, format!("{echoed}\n"));
+        assert_eq!(answers["busybox-b"].output, "<10.244.1.2>\n");
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pwned"))
+            .collect();
+        assert!(left.is_empty(), "an argument ran as a command: {left:?}");
     }
 }

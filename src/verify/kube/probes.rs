@@ -174,7 +174,8 @@ pub fn vxlan(
         capture_while_kubectl_pings(k, sessions, view, plans, VXLAN_SCRIPT, "", &jobs);
     let mut outputs: Vec<_> = outputs
         .into_iter()
-        .map(|o| o.map(|r| r.map(|t| remote::parse_vxlan_output(&t))))
+        .zip(&view.nodes)
+        .map(|(o, n)| o.map(|r| r.map(|t| remote::parse_vxlan_output(&n.name, &t))))
         .collect();
     let four = ring_pairs(&pairs, pods, ok);
     let mut ping_errors = Vec::new();
@@ -302,7 +303,7 @@ pub fn egress(
             continue;
         };
         let mut out = match outputs.get(at).cloned().flatten() {
-            Some(Ok(text)) => parse_egress_output(&text),
+            Some(Ok(text)) => parse_egress_output(node_name, &text),
             Some(Err(e)) => {
                 errors.push(format!("✗ {node_name}: {e}"));
                 continue;

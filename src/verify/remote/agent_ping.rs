@@ -7,6 +7,7 @@
 use std::net::Ipv4Addr;
 
 use labctl_nodeplan::probe::{PingReport, PingResult};
+use labctl_nodeplan::report::decode;
 
 use crate::ssh::Session;
 use crate::verify::evidence::{MtuProbe, PingCell};
@@ -84,7 +85,7 @@ pub(crate) fn read_report(
             stderr.trim()
         ));
     }
-    PingReport::from_json(stdout).map_err(|e| format!("{node}: {e}"))
+    decode::<PingReport>(node, stdout).map_err(|e| e.to_string())
 }
 
 /// The mesh cell of `from`'s pod pinging `to`'s pod at `to_ip`, from the
@@ -186,7 +187,7 @@ mod tests {
     #[test]
     fn cells_and_mtu_probes_come_from_the_report() {
         let ip = Ipv4Addr::new(10, 244, 1, 2);
-        let text = r#"{"version":1,"count":2,"payload":56,"dontFragment":false,
+        let text = r#"{"reportVersion":1,"command":"ping","node":"cp","count":2,"payload":56,"dontFragment":false,
             "targets":[{"target":"10.244.1.2","sent":2,"received":0,"error":"host unreachable (from 10.244.0.1)"}]}"#;
         let report = read_report("cp", 0, text, "");
         let c = cell("cp", "w1", ip, &report);

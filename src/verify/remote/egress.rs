@@ -8,9 +8,9 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Deserialize;
+use labctl_nodeplan::report::{Departure, IcmpCaptureReport};
 
-use super::output::ping_result;
+use super::output::{ping_result, tagged_report};
 use crate::verify::evidence::EgressProbe;
 
 /// Captures with the agent (`$1`, plan on stdin) for `$3` seconds the echo
@@ -36,19 +36,6 @@ printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$
 /// How long each node's agent captures; the pings start one second in.
 pub(crate) const EGRESS_CAPTURE_SECONDS: &str = "5";
 
-/// One interface and source the echo requests left by.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct Departure {
-    pub interface: String,
-    pub src: Ipv4Addr,
-    pub packets: u64,
-}
-
-#[derive(Deserialize)]
-struct CaptureJson {
-    departures: Vec<Departure>,
-}
-
 /// What one node's [`EGRESS_SCRIPT`] printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EgressNodeOutput {
@@ -60,8 +47,8 @@ pub struct EgressNodeOutput {
     pub departures: Result<Vec<Departure>, String>,
 }
 
-/// Reads the tagged lines of [`EGRESS_SCRIPT`].
-pub fn parse_egress_output(text: &str) -> EgressNodeOutput {
+/// Reads the tagged lines node `node`'s [`EGRESS_SCRIPT`] printed.
+pub fn parse_egress_output(node: &str, text: &str) -> EgressNodeOutput {
     let mut out = EgressNodeOutput {
         route_src: None,
         ping: None,
@@ -77,17 +64,7 @@ pub fn parse_egress_output(text: &str) -> EgressNodeOutput {
         } else if let Some(rest) = line.strip_prefix("@ping ") {
             out.ping = Some(rest.replace('|', "\n"));
         } else if let Some(rest) = line.strip_prefix("@capture ") {
-            let (status, body) = rest.split_once(' ').unwrap_or((rest, ""));
-            let body = body.trim();
-            out.departures = if status == "0" {
-                serde_json::from_str::<CaptureJson>(body)
-                    .map(|c| c.departures)
-                    .map_err(|e| format!("unreadable capture report ({e}): {body}"))
-            } else {
-                Err(format!(
-                    "labctl-agent capture --icmp-to exited {status}: {body}"
-                ))
-            };
+            out.departures = tagged_report::<IcmpCaptureReport>(node, rest).map(|r| r.departures);
         }
     }
     out
@@ -149,11 +126,11 @@ mod tests {
 
     const MASQUERADED: &str = "@route 192.168.71.200 dev eth1 src 192.168.71.11 uid 0     cache  \n\
         @ping PING 192.168.71.200 (192.168.71.200): 56 data bytes||--- 192.168.71.200 ping statistics ---|3 packets transmitted, 3 packets received, 0% packet loss|round-trip min/avg/max = 0.1/0.2/0.3 ms\n\
-        @capture 0 {\"command\":\"capture\",\"node\":\"worker1\",\"icmpTo\":\"192.168.71.200\",\"seconds\":5.0,\"packets\":3,\"departures\":[{\"interface\":\"eth1\",\"src\":\"192.168.71.11\",\"packets\":3}]} \n";
+        @capture 0 {\"reportVersion\":1,\"command\":\"capture --icmp-to\",\"node\":\"worker1\",\"icmpTo\":\"192.168.71.200\",\"seconds\":5.0,\"packets\":3,\"departures\":[{\"interface\":\"eth1\",\"src\":\"192.168.71.11\",\"packets\":3}]} \n";
 
     #[test]
     fn reads_route_ping_and_departures() {
-        let out = parse_egress_output(MASQUERADED);
+        let out = parse_egress_output("worker1", MASQUERADED);
         assert_eq!(out.route_src, Some(Ipv4Addr::new(192, 168, 71, 11)));
         assert!(out.ping.as_deref().unwrap().contains("3 packets received"));
         assert_eq!(
@@ -173,7 +150,7 @@ mod tests {
         let text = MASQUERADED
             .replace("\"src\":\"192.168.71.11\"", "\"src\":\"10.71.1.2\"")
             .replace("3 packets received, 0%", "0 packets received, 100%");
-        let out = parse_egress_output(&text);
+        let out = parse_egress_output("worker1", &text);
         let p = probe_of("worker1", 1, &out);
         assert_eq!(p.observed_sources, [Ipv4Addr::new(10, 71, 1, 2)]);
         assert!(!p.masqueraded() && !p.reply_received);
@@ -181,16 +158,25 @@ mod tests {
 
     #[test]
     fn a_failed_capture_says_why_and_observes_nothing() {
-        let out = parse_egress_output("@route RTNETLINK answers: Network is unreachable \n@capture 2 labctl-agent: unknown option --icmp-to\n");
+        let out = parse_egress_output("master", "@route RTNETLINK answers: Network is unreachable \n@capture 2 labctl-agent: unknown option --icmp-to\n");
         assert_eq!(out.route_src, None);
         assert_eq!(
             out.departures,
             Err(
-                "labctl-agent capture --icmp-to exited 2: labctl-agent: unknown option --icmp-to"
+                "`labctl-agent capture --icmp-to` on node master exited 2: labctl-agent: unknown option --icmp-to"
                     .into()
             )
         );
-        assert!(parse_egress_output("").departures.is_err());
+        assert!(parse_egress_output("master", "").departures.is_err());
+        // A VXLAN capture report where an ICMP one belongs is refused.
+        let wrong = MASQUERADED.replace("capture --icmp-to", "capture");
+        assert_eq!(
+            parse_egress_output("worker1", &wrong).departures,
+            Err(
+                "`labctl-agent capture --icmp-to` on node worker1 printed a `capture` report"
+                    .into()
+            )
+        );
         let p = probe_of("master", 0, &out);
         assert_eq!(p.node_ip, Ipv4Addr::new(192, 168, 71, 10));
         assert!(p.observed_sources.is_empty() && !p.reply_received);

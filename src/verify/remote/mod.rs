@@ -33,9 +33,7 @@ pub(super) use output::{
     dns_probe, mtu_evidence, mtu_pairs, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence,
     Usable,
 };
-pub use output::{
-    flow_packets, parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput,
-};
+pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput};
 
 /// Runs the selected checks on a network-only VM lab.
 pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {

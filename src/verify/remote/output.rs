@@ -5,6 +5,8 @@
 
 use std::net::Ipv4Addr;
 
+use labctl_nodeplan::report::{self, AgentReport, CaptureReport};
+
 use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingCell, VxlanPair};
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse::{self, PingSummary};
@@ -124,13 +126,35 @@ pub(crate) fn ring_pairs(
 #[derive(Debug, Default)]
 pub struct VxlanNodeOutput {
     pub ping: Option<String>,
-    pub capture: Option<serde_json::Value>,
+    pub capture: Option<CaptureReport>,
     pub capture_error: Option<String>,
     pub kernel_log: String,
 }
 
-/// Reads the vxlan script's output (see [`super::scripts::VXLAN_SCRIPT`]).
-pub fn parse_vxlan_output(text: &str) -> VxlanNodeOutput {
+/// The agent report in a script's `@capture STATUS REPORT STDERR` line
+/// (`tagged`: what follows `@capture `) from node `node`: the first JSON
+/// value after the status, decoded as a `T`, or why there is none.
+pub(crate) fn tagged_report<T: AgentReport>(node: &str, tagged: &str) -> Result<T, String> {
+    let (status, rest) = tagged.split_once(' ').unwrap_or((tagged, ""));
+    let rest = rest.trim();
+    if status != "0" {
+        return Err(format!(
+            "`labctl-agent {}` on node {node} exited {status}: {rest}",
+            T::COMMAND
+        ));
+    }
+    // The report is one JSON value; the agent's stderr may follow it.
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde::de::IgnoredAny>();
+    let end = match values.next() {
+        Some(Ok(_)) => values.byte_offset(),
+        _ => rest.len(),
+    };
+    report::decode(node, &rest[..end]).map_err(|e| e.to_string())
+}
+
+/// Reads node `node`'s vxlan script output (see
+/// [`super::scripts::VXLAN_SCRIPT`]).
+pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
     let mut out = VxlanNodeOutput::default();
     let mut uptime: Option<f64> = None;
     let mut log = Vec::new();
@@ -138,17 +162,9 @@ pub fn parse_vxlan_output(text: &str) -> VxlanNodeOutput {
         if let Some(p) = line.strip_prefix("@ping ") {
             out.ping = Some(p.replace('|', "\n"));
         } else if let Some(c) = line.strip_prefix("@capture ") {
-            let (status, rest) = c.split_once(' ').unwrap_or((c, ""));
-            let mut stream =
-                serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
-            match (status, stream.next()) {
-                ("0", Some(Ok(v))) => out.capture = Some(v),
-                _ => {
-                    out.capture_error = Some(format!(
-                        "`labctl-agent capture` exited {status}: {}",
-                        rest.trim()
-                    ))
-                }
+            match tagged_report(node, c) {
+                Ok(r) => out.capture = Some(r),
+                Err(e) => out.capture_error = Some(e),
             }
         } else if let Some(u) = line.strip_prefix("@uptime ") {
             uptime = u.trim().parse().ok();
@@ -169,27 +185,6 @@ pub fn parse_vxlan_output(text: &str) -> VxlanNodeOutput {
         .map(|l| format!("{l}\n"))
         .collect();
     out
-}
-
-/// Packets of flows inner `src` → `dst` in an agent capture report, and
-/// their outer sources.
-pub fn flow_packets(
-    capture: &serde_json::Value,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-) -> (u64, Vec<Ipv4Addr>) {
-    let mut packets = 0;
-    let mut outer = Vec::new();
-    for f in capture["flows"].as_array().into_iter().flatten() {
-        let ip = |k: &str| f[k].as_str().and_then(|s| s.parse::<Ipv4Addr>().ok());
-        if ip("innerSrc") == Some(src) && ip("innerDst") == Some(dst) {
-            packets += f["packets"].as_u64().unwrap_or(0);
-            if let Some(o) = ip("outerSrc").filter(|o| !outer.contains(o)) {
-                outer.push(o);
-            }
-        }
-    }
-    (packets, outer)
 }
 
 /// The vxlan evidence from every node's capture output (in view order):
@@ -224,7 +219,7 @@ pub(crate) fn vxlan_evidence(
                     .and_then(parse::parse_ping_summary)
                     .is_some_and(|s| s.received > 0);
                 if let Some(c) = &o.capture {
-                    let (n, outer) = flow_packets(c, pa, pb);
+                    let (n, outer) = c.flow_packets(pa, pb);
                     pair.sender_out = n;
                     pair.outer_sources = outer;
                     if n > 0 {
@@ -239,7 +234,7 @@ pub(crate) fn vxlan_evidence(
         match by_node(to) {
             Some(Ok(o)) => {
                 if let Some(c) = &o.capture {
-                    pair.receiver_in = flow_packets(c, pa, pb).0;
+                    pair.receiver_in = c.flow_packets(pa, pb).0;
                 }
                 notes.extend(o.capture_error.iter().map(|e| format!("{to}: {e}")));
             }
@@ -428,30 +423,40 @@ mod tests {
     fn vxlan_output_capture_flows_and_recent_kernel_log() {
         let text = concat!(
             "@ping PING 10.71.2.2|3 packets transmitted, 3 packets received, 0% packet loss\n",
-            r#"@capture 0 { "command": "capture", "packets": 6, "flows": [ {"outerSrc": "192.168.71.2", "outerDst": "192.168.71.3", "innerSrc": "10.71.1.2", "innerDst": "10.71.2.2", "innerProtocol": 1, "packets": 3} ] } "#,
+            r#"@capture 0 { "reportVersion": 1, "command": "capture", "node": "worker1", "interface": "eth1", "port": 8472, "vni": 1, "seconds": 4.0, "packets": 6, "otherVni": 0, "flows": [ {"outerSrc": "192.168.71.2", "outerDst": "192.168.71.3", "innerSrc": "10.71.1.2", "innerDst": "10.71.2.2", "innerProtocol": 1, "packets": 3} ] } labctl-agent: a warning "#,
             "\n@uptime 1000.5\n[  100.0] old line\n[  900.0] recent line\n"
         );
-        let o = parse_vxlan_output(text);
+        let o = parse_vxlan_output("worker1", text);
         assert!(o.ping.unwrap().contains("3 packets received"));
+        assert_eq!(o.capture_error, None);
         let c = o.capture.unwrap();
-        let (n, outer) = flow_packets(
-            &c,
-            "10.71.1.2".parse().unwrap(),
-            "10.71.2.2".parse().unwrap(),
+        assert_eq!(
+            (c.node.as_str(), c.interface.as_str(), c.packets),
+            ("worker1", "eth1", 6)
         );
+        let (n, outer) = c.flow_packets("10.71.1.2".parse().unwrap(), "10.71.2.2".parse().unwrap());
         assert_eq!((n, outer), (3, vec!["192.168.71.2".parse().unwrap()]));
         assert_eq!(
-            flow_packets(
-                &c,
-                "10.71.2.2".parse().unwrap(),
-                "10.71.1.2".parse().unwrap()
-            )
-            .0,
+            c.flow_packets("10.71.2.2".parse().unwrap(), "10.71.1.2".parse().unwrap())
+                .0,
             0
         );
         assert_eq!(o.kernel_log, "[  900.0] recent line\n");
-        let failed = parse_vxlan_output("@capture 2 labctl-agent: no underlay\n");
+        let failed = parse_vxlan_output("worker1", "@capture 2 labctl-agent: no underlay\n");
         assert!(failed.capture.is_none());
-        assert!(failed.capture_error.unwrap().contains("exited 2"));
+        assert_eq!(
+            failed.capture_error.as_deref(),
+            Some("`labctl-agent capture` on node worker1 exited 2: labctl-agent: no underlay")
+        );
+        // A report of another version is named, not read.
+        let old = parse_vxlan_output(
+            "worker2",
+            r#"@capture 0 { "command": "capture", "packets": 6, "flows": [] }"#,
+        );
+        assert!(old.capture.is_none());
+        assert!(old
+            .capture_error
+            .unwrap()
+            .starts_with("node worker2 runs agent report version 0, labctl expects 1"),);
     }
 }

@@ -123,7 +123,7 @@ pub(super) fn vxlan(
         let args = [AGENT_PATH, ns.as_str(), CAPTURE_SECONDS, target.as_str()];
         Some(
             script(s, VXLAN_SCRIPT, &args, Some(plan.to_json().as_bytes()))
-                .map(|t| parse_vxlan_output(&t)),
+                .map(|t| parse_vxlan_output(node, &t)),
         )
     });
     let outputs: Vec<_> = outputs.into_iter().map(Option::flatten).collect();
@@ -244,7 +244,7 @@ pub(super) fn egress(
             continue;
         };
         let out = match output.flatten() {
-            Some(Ok(text)) => parse_egress_output(&text),
+            Some(Ok(text)) => parse_egress_output(&node.name, &text),
             Some(Err(e)) => {
                 errors.push(format!("✗ {}: {e}", node.name));
                 continue;

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
+use labctl_nodeplan::report::{self, AgentReport, ApplyReport, CheckReport, ObjectKind};
 use labctl_nodeplan::{
     BridgePlan, ChainPlan, FilePlan, IptablesPlan, MacAddr, NodePlan, PeerPlan, VxlanPlan,
     PLAN_SCHEMA,
@@ -27,15 +28,9 @@ pub fn root_or_skip(test: &str) -> bool {
     )
 }
 
-/// Says why `test` cannot run here and returns false; under CI (`CI` set,
-/// not `false`/`0`), where .ci/run provides root and every tool, it fails
-/// instead: a test must not pass there by skipping.
-pub fn skip(test: &str, why: &str) -> bool {
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(!in_ci, "{test} cannot run in CI: {why}");
-    eprintln!("SKIPPED {test}: {why}");
-    false
-}
+/// Says why a test cannot run here and returns false; fails under CI
+/// (the workspace's one rule, in crates/testenv).
+pub use labctl_testenv::skip;
 
 /// Runs a shell command, panicking with its output when it fails.
 pub fn sh(cmd: &str) -> String {
@@ -246,15 +241,41 @@ impl Drop for TempDir {
 /// The result of one agent run.
 pub struct Run {
     pub code: i32,
+    /// The report as JSON, for failure messages.
     pub json: Value,
+    pub stdout: String,
     pub stderr: String,
+}
+
+impl Run {
+    /// The report, decoded as labctl decodes it (version and command
+    /// checked, unknown fields refused).
+    pub fn report<T: AgentReport>(&self) -> T {
+        report::decode(&self.node(), &self.stdout)
+            .unwrap_or_else(|e| panic!("{e}\nstdout: {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    fn node(&self) -> String {
+        self.json["node"].as_str().unwrap_or("?").to_string()
+    }
+
+    /// An `apply` report.
+    pub fn apply(&self) -> ApplyReport {
+        self.report()
+    }
+
+    /// A `check` report.
+    pub fn check(&self) -> CheckReport {
+        self.report()
+    }
 }
 
 fn finish(out: Output) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     Run {
         code: out.status.code().unwrap_or(-1),
-        json: serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)),
+        json: serde_json::from_str(&stdout).unwrap_or(Value::String(stdout.clone())),
+        stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
@@ -285,15 +306,11 @@ pub fn spawn_agent_netns(ns: &str, plan: &NodePlan, args: &[&str]) -> Child {
     spawn_with_stdin(Command::new(AGENT).args(["--netns", ns]).args(args), plan)
 }
 
-/// Waits for a capture [`spawn_agent_netns`] started; its JSON report.
-pub fn capture_report(capture: Child) -> Value {
-    let out = capture.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "capture failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// Waits for a capture [`spawn_agent_netns`] started; its report.
+pub fn capture_report<T: AgentReport>(capture: Child) -> T {
+    let run = finish(capture.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "capture failed: {}", run.stderr);
+    run.report()
 }
 
 fn spawn_with_stdin(cmd: &mut Command, plan: &NodePlan) -> Child {
@@ -313,24 +330,22 @@ fn spawn_with_stdin(cmd: &mut Command, plan: &NodePlan) -> Child {
     child
 }
 
-/// The `action` of `object` in an apply report.
-pub fn action(report: &Value, object: &str) -> String {
-    report["objects"]
-        .as_array()
-        .unwrap()
+/// The kind and action of `object` in an apply report.
+pub fn action(report: &ApplyReport, object: &str) -> (ObjectKind, report::Action) {
+    report
+        .objects
         .iter()
-        .find(|o| o["object"] == object)
-        .map(|o| o["action"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("object {object} not in report: {report:#}"))
+        .find(|o| o.object == object)
+        .map(|o| (o.kind, o.action))
+        .unwrap_or_else(|| panic!("object {object} not in report: {report:#?}"))
 }
 
 /// The objects of a check report's differences.
-pub fn diff_objects(report: &Value) -> Vec<String> {
-    report["differences"]
-        .as_array()
-        .unwrap()
+pub fn diff_objects(report: &CheckReport) -> Vec<String> {
+    report
+        .differences
         .iter()
-        .map(|d| d["object"].as_str().unwrap().to_string())
+        .map(|d| d.object.clone())
         .collect()
 }
 

@@ -20,6 +20,24 @@ pub const DEFAULT_KUBERNETES_VERSION: &str = "1.37";
 pub const DEFAULT_VERIFY_IMAGE: &str = "busybox:1.28";
 /// Lab names prefix namespace, link and VM names, which the kernel limits.
 pub const MAX_LAB_NAME: usize = 20;
+/// Node names are DNS labels (they become hostnames).
+pub const MAX_NODE_NAME: usize = 63;
+/// What [`is_lab_name`] asks for, as advice to whoever typed a bad name.
+pub const LAB_NAME_RULE: &str =
+    "use at most 20 lowercase letters, digits and '-', starting and ending with a letter or digit";
+
+/// The rule for a lab name, wherever it comes from (the lab file's `name`,
+/// a name on labctl's command line, a folder in the state directory): a
+/// lowercase DNS label of at most [`MAX_LAB_NAME`] characters, so it can
+/// never be `..`, hold a `/` or anything a shell would read.
+pub fn is_lab_name(name: &str) -> bool {
+    is_dns_label(name, MAX_LAB_NAME)
+}
+
+/// The rule for a node name: a lowercase DNS label.
+pub fn is_node_name(name: &str) -> bool {
+    is_dns_label(name, MAX_NODE_NAME)
+}
 
 /// Collects diagnostics, each placed at its field's position.
 pub(crate) struct Checker<'a> {
@@ -119,11 +137,11 @@ pub(crate) fn validate(raw: RawLab, file: &str, index: &PositionIndex) -> Result
             "missing: every lab needs a name",
             "add `name: ...`, a lowercase DNS label of at most 20 characters",
         );
-    } else if !is_dns_label(&name, MAX_LAB_NAME) {
+    } else if !is_lab_name(&name) {
         check.error(
             "name",
             format!("`{name}` is not a valid lab name"),
-            "use at most 20 lowercase letters, digits and '-', starting and ending with a letter or digit",
+            LAB_NAME_RULE,
         );
     }
 

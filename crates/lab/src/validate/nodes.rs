@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::network::NetworkDraft;
-use super::{is_dns_label, Checker};
+use super::{is_node_name, Checker};
 use crate::model::{Node, Provider, ProviderType, Role, SshTarget, VagrantProvider};
 use crate::raw::{RawNode, RawSsh};
 
@@ -50,7 +50,7 @@ pub(crate) fn nodes(
                 "missing: every node needs a name",
                 "add `name: ...`, e.g. worker1",
             );
-        } else if !is_dns_label(&name, 63) {
+        } else if !is_node_name(&name) {
             check.error(
                 &at("name"),
                 format!("`{name}` is not a valid node name"),
