@@ -80,9 +80,23 @@ pub fn run(args: &VerifyArgs, global: &GlobalOpts) -> Result<ExitCode> {
     Ok(ExitCode::from(report.exit_status()))
 }
 
+/// How verify probes a netns lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetnsProbes {
+    /// Everything from this process, entering the namespaces.
+    InProcess,
+    /// Over each node's SSH session and agent, as on VM labs.
+    OverSsh,
+}
+
 /// Runs the selected checks on the lab `args` names and returns the report
 /// (no printing). Errors mean verify could not run (exit 3 or 2).
 pub fn verify(args: &VerifyArgs) -> Result<Report> {
+    verify_with(args, NetnsProbes::InProcess)
+}
+
+/// [`verify`], probing a netns lab as `probes` says.
+pub fn verify_with(args: &VerifyArgs, probes: NetnsProbes) -> Result<Report> {
     let started = Instant::now();
     let target = target::Target::load(args.lab.as_deref())?;
     let selected: Vec<CheckId> = if args.checks.is_empty() {
@@ -94,7 +108,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             .filter(|c| args.checks.contains(c))
             .collect()
     };
-    if target.view.provider != "netns" {
+    if target.view.provider != "netns" || probes == NetnsProbes::OverSsh {
         if target.state.kubernetes {
             return Ok(kube::verify(&target, &selected, started));
         }

@@ -43,9 +43,9 @@ commands:
   show               print the node's live flannel state
   pod add NAME       create pod NAME (namespace <lab>-<node>-NAME)
   pod del NAME       remove pod NAME
-  capture [--seconds S] [--count N]
+  capture [--seconds S] [--count N] [--ready-file PATH]
                      count VXLAN packets of the plan's VNI on the underlay
-  capture --icmp-to ADDR [--seconds S] [--count N]
+  capture --icmp-to ADDR [--seconds S] [--count N] [--ready-file PATH]
                      count ICMP echo requests to ADDR leaving this node,
                      by source address and interface (after POSTROUTING)
   ping [--count N] [--interval-ms MS] [--timeout-ms MS] [--payload BYTES]
@@ -55,6 +55,7 @@ commands:
 options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
+  --ready-file PATH  capture: create PATH once the capture socket is open
   --verbose          apply: list unchanged objects by name too (default:
                      counted per kind in unchangedByKind)
   --version          print the version and the SHA-256 of this executable
@@ -72,6 +73,7 @@ struct Args {
     timeout_ms: Option<u64>,
     payload: Option<usize>,
     dont_fragment: bool,
+    ready_file: Option<String>,
     words: Vec<String>,
     verbose: bool,
     version: bool,
@@ -127,6 +129,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
                 a.payload = Some(v as usize);
             }
             "--dont-fragment" => a.dont_fragment = true,
+            "--ready-file" => a.ready_file = Some(value("--ready-file")?),
             "--verbose" | "-v" => a.verbose = true,
             "--version" | "-V" => a.version = true,
             "--help" | "-h" => a.help = true,
@@ -242,8 +245,19 @@ fn run(args: Args) -> Result<i32> {
         ["capture"] => {
             let seconds = args.seconds.unwrap_or(5.0);
             match args.icmp_to {
-                Some(to) => report::print(&capture_icmp::run(&plan.node, to, seconds, args.count)?),
-                None => report::print(&capture::run(&plan, seconds, args.count)?),
+                Some(to) => report::print(&capture_icmp::run(
+                    &plan.node,
+                    to,
+                    seconds,
+                    args.count,
+                    args.ready_file.as_deref(),
+                )?),
+                None => report::print(&capture::run(
+                    &plan,
+                    seconds,
+                    args.count,
+                    args.ready_file.as_deref(),
+                )?),
             }
             Ok(EXIT_OK)
         }

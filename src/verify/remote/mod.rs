@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use super::evidence::{Evidence, LinkMtu, MtuProbe};
 use super::model::{CheckId, CheckResult, LabView, PodView, Report};
+use super::netns::neighbours;
 use super::parse;
 use super::target::{self, Target};
 use super::{assemble, checks, pool};
@@ -39,6 +40,9 @@ pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNode
 pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
     let view = &target.view;
     let wants = |id: CheckId| selected.contains(&id);
+    // netns nodes share this host's kernel and its neighbour table: entries
+    // it refused from here on count against the lab.
+    let host_table = (view.provider == "netns").then(neighbours::table_fulls);
     let mut ev = Evidence::default();
     let mut results: Vec<CheckResult> = Vec::new();
     let mut sessions = node_checks(target, selected, &mut ev, &mut results);
@@ -113,10 +117,17 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     if wants(CheckId::Kubernetes) {
         results.push(CheckResult::skip(
             CheckId::Kubernetes,
-            "network-only lab (kubernetes: {enabled: false}): no cluster to check",
+            if view.provider == "netns" {
+                "netns labs run no Kubernetes (kubeadm labs only)"
+            } else {
+                "network-only lab (kubernetes: {enabled: false}): no cluster to check"
+            },
         ));
     }
     target::disconnect_all(sessions);
+    if let Some(before) = host_table {
+        ev.neighbour_table = neighbours::observe(view.nodes.len(), before);
+    }
     assemble(view, ev, results, started)
 }
 

@@ -126,6 +126,8 @@ pub(crate) fn ring_pairs(
 #[derive(Debug, Default)]
 pub struct VxlanNodeOutput {
     pub ping: Option<String>,
+    /// The agent's ping (`@agentping`): answered at all, or why not.
+    pub agent_ping: Option<Result<bool, String>>,
     pub capture: Option<CaptureReport>,
     pub capture_error: Option<String>,
     pub kernel_log: String,
@@ -152,6 +154,14 @@ pub(crate) fn tagged_report<T: AgentReport>(node: &str, tagged: &str) -> Result<
     report::decode(node, &rest[..end]).map_err(|e| e.to_string())
 }
 
+/// Whether any target answered the agent's ping in a script's
+/// `@agentping STATUS REPORT` line (`tagged`: what follows the tag).
+pub(crate) fn agent_ping_answered(node: &str, tagged: &str) -> Result<bool, String> {
+    let (status, rest) = tagged.split_once(' ').unwrap_or((tagged, ""));
+    let report = super::agent_ping::read_report(node, status.parse().unwrap_or(-1), rest, rest)?;
+    Ok(report.targets.iter().any(|t| t.received > 0))
+}
+
 /// Reads node `node`'s vxlan script output (see
 /// [`super::scripts::VXLAN_SCRIPT`]).
 pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
@@ -161,6 +171,8 @@ pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("@ping ") {
             out.ping = Some(p.replace('|', "\n"));
+        } else if let Some(p) = line.strip_prefix("@agentping ") {
+            out.agent_ping = Some(agent_ping_answered(node, p));
         } else if let Some(c) = line.strip_prefix("@capture ") {
             match tagged_report(node, c) {
                 Ok(r) => out.capture = Some(r),
@@ -213,11 +225,17 @@ pub(crate) fn vxlan_evidence(
         let mut notes = Vec::new();
         match by_node(from) {
             Some(Ok(o)) => {
-                pair.ping_ok = o
-                    .ping
-                    .as_deref()
-                    .and_then(parse::parse_ping_summary)
-                    .is_some_and(|s| s.received > 0);
+                pair.ping_ok = match &o.agent_ping {
+                    Some(answered) => *answered == Ok(true),
+                    None => o
+                        .ping
+                        .as_deref()
+                        .and_then(parse::parse_ping_summary)
+                        .is_some_and(|s| s.received > 0),
+                };
+                if let Some(Err(e)) = &o.agent_ping {
+                    notes.push(e.clone());
+                }
                 if let Some(c) = &o.capture {
                     let (n, outer) = c.flow_packets(pa, pb);
                     pair.sender_out = n;

@@ -6,14 +6,17 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::NodePlan;
 
-use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS, EGRESS_SCRIPT};
+use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS};
 
 use super::agent_ping;
 use super::output::{
     dns_probe, link_mtus, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output, ring,
     ring_pairs, vxlan_evidence, Usable,
 };
-use super::scripts::{CAPTURE_SECONDS, DNS_SCRIPT, MTU_SCRIPT, VXLAN_SCRIPT};
+use super::scripts::{
+    CAPTURE_SECONDS, DNS_SCRIPT, EGRESS_PING_SCRIPT, MTU_SCRIPT, VXLAN_ARM_SCRIPT, VXLAN_PACKETS,
+    VXLAN_PING_SCRIPT,
+};
 use super::{on_nodes, script};
 use crate::ssh::Session;
 use crate::verify::evidence::{DnsProbe, EgressProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
@@ -96,8 +99,9 @@ pub(super) fn mesh(
     matrix
 }
 
-/// `vxlan`: every node's agent captures on its underlay while a ring of
-/// cross-node pings runs; the kernel logs are read for bad checksums.
+/// `vxlan`: every node's agent captures on its underlay (all captures
+/// open first), then a ring of cross-node pings runs; the kernel logs are
+/// read for bad checksums.
 pub(super) fn vxlan(
     sessions: &mut [Option<Session>],
     view: &LabView,
@@ -106,9 +110,25 @@ pub(super) fn vxlan(
 ) -> (Vec<VxlanPair>, Vec<(String, parse::BadChecksum)>) {
     let ok = usable(pods);
     let pairs = ring(ok.len());
-    let outputs = on_nodes(sessions, |i, s| {
+    let armed = on_nodes(sessions, |i, s| {
         let node = &view.nodes.get(i)?.name;
         let plan = plans.iter().find(|p| &p.node == node)?;
+        let args = [AGENT_PATH, CAPTURE_SECONDS, VXLAN_PACKETS];
+        Some(
+            script(s, VXLAN_ARM_SCRIPT, &args, Some(plan.to_json().as_bytes())).and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("@dir "))
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{node}: the capture did not start: {t}"))
+            }),
+        )
+    });
+    let outputs = on_nodes(sessions, |i, s| {
+        let node = &view.nodes.get(i)?.name;
+        let dir = match armed.get(i)?.as_ref()?.as_ref()? {
+            Ok(dir) => dir,
+            Err(e) => return Some(Err(e.clone())),
+        };
         let me = ok.iter().position(|(j, _, _)| &pods[*j].node == node);
         let (ns, target) = match me {
             Some(a) => {
@@ -120,11 +140,14 @@ pub(super) fn vxlan(
             }
             None => (String::new(), String::new()),
         };
-        let args = [AGENT_PATH, ns.as_str(), CAPTURE_SECONDS, target.as_str()];
-        Some(
-            script(s, VXLAN_SCRIPT, &args, Some(plan.to_json().as_bytes()))
-                .map(|t| parse_vxlan_output(node, &t)),
-        )
+        // netns nodes share this host's kernel: one node reads its log.
+        let log = if view.provider != "netns" || i == 0 {
+            "log"
+        } else {
+            ""
+        };
+        let args = [AGENT_PATH, dir.as_str(), ns.as_str(), target.as_str(), log];
+        Some(script(s, VXLAN_PING_SCRIPT, &args, None).map(|t| parse_vxlan_output(node, &t)))
     });
     let outputs: Vec<_> = outputs.into_iter().map(Option::flatten).collect();
     vxlan_evidence(
@@ -205,7 +228,12 @@ pub(super) fn mtu(
 /// `dns`: `busybox nslookup kubernetes.default` in the node's pod.
 pub(super) fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe> {
     let ns = pod.namespace.as_deref().filter(|_| pod.problem.is_none())?;
-    let text = script(s, DNS_SCRIPT, &[ns], None).unwrap_or_else(|e| e);
+    // A failed lookup exits non-zero: its output (and the resolv.conf's
+    // `@nameserver` lines before it) are the evidence all the same.
+    let text = match s.run(&["sh", "-c", DNS_SCRIPT, "sh", ns], None) {
+        Ok(out) => out.stdout_text() + &out.stderr_text(),
+        Err(e) => e.to_string(),
+    };
     Some(dns_probe(&pod.node, &text, view))
 }
 
@@ -229,7 +257,7 @@ pub(super) fn egress(
         let args = [AGENT_PATH, ns.as_str(), EGRESS_CAPTURE_SECONDS, to.as_str()];
         Some(script(
             s,
-            EGRESS_SCRIPT,
+            EGRESS_PING_SCRIPT,
             &args,
             Some(plan.to_json().as_bytes()),
         ))

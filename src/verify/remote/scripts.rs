@@ -9,9 +9,9 @@
 /// into `|`).
 pub(super) const MTU_SCRIPT: &str = r#"ns=$1; size=$2; dev=$3; agent=$4; shift 4
 for d in "$dev" cni0; do
-  [ -r "/sys/class/net/$d/mtu" ] && printf '@mtu %s %s\n' "$d" "$(cat "/sys/class/net/$d/mtu")"
+  [ -r "/sys/class/net/$d/mtu" ] && read -r m < "/sys/class/net/$d/mtu" && printf '@mtu %s %s\n' "$d" "$m"
 done
-printf '@mtu eth0 %s\n' "$(ip netns exec "$ns" cat /sys/class/net/eth0/mtu 2>/dev/null)"
+printf '@mtu eth0 %s\n' "$(ip -n "$ns" -o link show eth0 2>/dev/null | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
 for s in "$size" $((size + 1)); do
   ( out=$("$agent" --netns "$ns" ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$s" "$@" 2>&1); rc=$?
     printf '@@ %s %s %s\n' "$s" "$rc" "$(printf '%s' "$out" | tr '\n' '|')" ) &
@@ -47,5 +47,61 @@ printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$
 printf '@uptime %s\n' "$(cut -d ' ' -f 1 /proc/uptime)"
 dmesg 2>/dev/null | tail -n 300"#;
 
-/// How long each node's agent captures; the pings start one second in.
-pub(super) const CAPTURE_SECONDS: &str = "4";
+/// Starts the agent (`$1`, plan on stdin) capturing VXLAN on the underlay
+/// for at most `$2` seconds or `$3` packets, detached, in a new folder
+/// under /tmp; returns once its socket is open (`--ready-file`), printing
+/// `@dir FOLDER` for [`VXLAN_PING_SCRIPT`]. Every node's capture is open
+/// before any pod pings, so no packet crosses unseen.
+pub(super) const VXLAN_ARM_SCRIPT: &str = r#"agent=$1; secs=$2; count=$3
+dir=$(mktemp -d /tmp/labctl-verify.XXXXXX) || exit 1
+cat > "$dir/plan.json"
+( "$agent" --plan "$dir/plan.json" capture --seconds "$secs" --count "$count" --ready-file "$dir/ready" > "$dir/capture.json" 2> "$dir/capture.err"
+  echo $? > "$dir/rc" ) < /dev/null > /dev/null 2>&1 &
+i=0
+while [ ! -e "$dir/ready" ] && [ ! -e "$dir/rc" ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
+printf '@dir %s\n' "$dir""#;
+
+/// The agent (`$1`) pings `$4` (when given) from pod `$3`: `@agentping
+/// STATUS REPORT`; then waits for the capture [`VXLAN_ARM_SCRIPT`] started
+/// in folder `$2` and prints `@capture STATUS JSON`, removes the folder,
+/// and, when `$5` is `log`, prints `@uptime` and the kernel log's tail.
+pub(super) const VXLAN_PING_SCRIPT: &str = r#"agent=$1; dir=$2; ns=$3; target=$4; log=$5
+case "$dir" in /tmp/labctl-verify.*) ;; *) echo "not a verify folder: $dir" >&2; exit 2 ;; esac
+trap 'rm -rf "$dir"' EXIT
+if [ -n "$target" ]; then
+  out=$("$agent" --netns "$ns" ping --count 3 --interval-ms 20 --timeout-ms 1000 "$target" 2>&1); rc=$?
+  printf '@agentping %s %s\n' "$rc" "$(printf '%s' "$out" | tr '\n' ' ')"
+fi
+i=0
+while [ ! -e "$dir/rc" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+printf '@capture %s ' "$(cat "$dir/rc" 2>/dev/null || echo 'no-status')"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo
+[ "$log" = log ] || exit 0
+printf '@uptime %s\n' "$(cut -d ' ' -f 1 /proc/uptime)"
+dmesg 2>/dev/null | tail -n 300"#;
+
+/// How long each node's agent captures at most: a healthy ring ends it
+/// early, when the node has seen its [`VXLAN_PACKETS`].
+pub(super) const CAPTURE_SECONDS: &str = "2";
+
+/// VXLAN packets a node of a healthy ring sees: as sender, 3 requests out
+/// and 3 replies in; as receiver, 3 requests in and 3 replies out.
+pub(super) const VXLAN_PACKETS: &str = "12";
+
+/// Captures with the agent (`$1`, plan on stdin) for at most `$3` seconds
+/// the echo requests to `$4` leaving the node while the agent pings `$4`
+/// from pod `$2` once the capture is open (it ends after the 3 requests).
+/// Prints `@route` (the source `ip route get` picks: MASQUERADE's),
+/// `@agentping STATUS REPORT` and `@capture STATUS JSON`.
+pub(super) const EGRESS_PING_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+cat > "$dir/plan.json"
+printf '@route %s\n' "$(ip -4 route get "$target" 2>&1 | tr '\n' ' ')"
+"$agent" --plan "$dir/plan.json" capture --icmp-to "$target" --seconds "$secs" --count 3 --ready-file "$dir/ready" > "$dir/capture.json" 2> "$dir/capture.err" &
+cap=$!
+i=0
+while [ ! -e "$dir/ready" ] && kill -0 "$cap" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
+out=$("$agent" --netns "$ns" ping --count 3 --interval-ms 20 --timeout-ms 1000 "$target" 2>&1); rc=$?
+printf '@agentping %s %s\n' "$rc" "$(printf '%s' "$out" | tr '\n' ' ')"
+wait "$cap"; rc=$?
+printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo"#;
