@@ -1,22 +1,18 @@
 //! Benchmark: `labctl verify` on real netns labs of 3, 10 and 50 nodes
-//! (full pod mesh: 2,450 pairs at 50), the in-process probes and the probes
-//! over each node's SSH session and agent side by side on the same lab
-//! (alternating, each run twice; the better run of each counts). Root
-//! only; ignored by default:
+//! (full pod mesh: 2,450 pairs at 50; every probe over the nodes' SSH
+//! sessions and agents; run twice, the better run counts). Root only;
+//! ignored by default:
 //! `cargo test --release -p labctl --test verify_bench -- --ignored --nocapture`
 //! (`LABCTL_BENCH_SIZES=3,10` for fewer labs).
-
-mod verify_support;
 
 use std::process::Command;
 use std::time::Instant;
 
-use labctl::verify::NetnsProbes;
-
 #[test]
 #[ignore]
 fn bench_verify_3_10_50() {
-    if !verify_support::is_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
         labctl_testenv::skip(
             "bench_verify_3_10_50",
             "the benchmark brings up netns labs and needs root",
@@ -72,31 +68,28 @@ fn bench_verify_3_10_50() {
             lab: Some(file.clone()),
             ..Default::default()
         };
-        let ways = [NetnsProbes::InProcess, NetnsProbes::OverSsh];
-        let mut best: [Option<(f64, labctl::verify::model::Report)>; 2] = [None, None];
+        let mut best: Option<(f64, labctl::verify::model::Report)> = None;
         for _ in 0..2 {
-            for (way, slot) in ways.iter().zip(best.iter_mut()) {
-                let t = Instant::now();
-                let report = labctl::verify::verify_with(&args, *way).unwrap();
-                let s = t.elapsed().as_secs_f64();
-                let failed: Vec<String> = report
-                    .checks
-                    .iter()
-                    .filter(|c| c.outcome == labctl::verify::model::Outcome::Fail)
-                    .map(|c| format!("{}: {} {:?}", c.id, c.summary, c.details))
-                    .collect();
-                assert!(
-                    report.passed,
-                    "{way:?}: {failed:?}\n{}",
-                    labctl::verify::render::render(&report, false)
-                );
-                if slot.as_ref().is_none_or(|(b, _)| s < *b) {
-                    *slot = Some((s, report));
-                }
+            let t = Instant::now();
+            let report = labctl::verify::verify(&args).unwrap();
+            let s = t.elapsed().as_secs_f64();
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.outcome == labctl::verify::model::Outcome::Fail)
+                .map(|c| format!("{}: {} {:?}", c.id, c.summary, c.details))
+                .collect();
+            assert!(
+                report.passed,
+                "{failed:?}\n{}",
+                labctl::verify::render::render(&report, false)
+            );
+            if best.as_ref().is_none_or(|(b, _)| s < *b) {
+                best = Some((s, report));
             }
         }
-        let [Some((verify_s, report)), Some((ssh_s, ssh_report))] = best else {
-            unreachable!("both ways ran")
+        let Some((verify_s, report)) = best else {
+            unreachable!("verify ran")
         };
         let (by_hand_s, by_hand_ok, by_hand_pairs) = mesh_by_hand(&report);
         let t = Instant::now();
@@ -113,20 +106,9 @@ fn bench_verify_3_10_50() {
             .map(|c| format!("{} {:.2}s", c.id, c.duration_ms as f64 / 1000.0))
             .collect();
         println!(
-            "{n} nodes: up {up_s:.2}s, verify in-process {verify_s:.2}s ({} pairs), destroy {destroy_s:.2}s, passed={}: {}",
+            "{n} nodes: up {up_s:.2}s, verify {verify_s:.2}s ({} pairs), destroy {destroy_s:.2}s, passed={}: {}",
             report.mesh.as_ref().map_or(0, |m| m.cells.len()),
             report.passed,
-            per.join(", ")
-        );
-        let per: Vec<String> = ssh_report
-            .checks
-            .iter()
-            .map(|c| format!("{} {:.2}s", c.id, c.duration_ms as f64 / 1000.0))
-            .collect();
-        println!(
-            "{n} nodes: verify over SSH {ssh_s:.2}s ({} pairs), passed={}: {}",
-            ssh_report.mesh.as_ref().map_or(0, |m| m.cells.len()),
-            ssh_report.passed,
             per.join(", ")
         );
         println!(

@@ -12,7 +12,6 @@ use labctl_nodeplan::NodePlan;
 
 use super::evidence::{Evidence, NodeReach};
 use super::model::{LabView, NodeView, Outside, PodView};
-use super::netns::enter;
 use super::parse;
 use super::pool;
 use crate::exit::ExitError;
@@ -87,7 +86,7 @@ impl Target {
         // SAFETY: geteuid has no preconditions.
         if state.provider == "netns" && unsafe { libc::geteuid() } != 0 {
             return Err(ExitError::environment(anyhow!(
-                "lab {} is a netns lab: verify enters its network namespaces to ping, capture and resolve, which needs root; run `sudo labctl verify`",
+                "lab {} is a netns lab: its nodes are namespaces on this host, reached with keys and state only root may read, and verify reads the host's neighbour table; run `sudo labctl verify`",
                 lab.name
             )));
         }
@@ -285,15 +284,7 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
     });
     let outside = netns.map(|n| {
         let ns = n.ext_netns.clone();
-        let ip = enter::run_in(&ns, || {
-            Ok(enter::ipv4_addresses()?
-                .into_iter()
-                .map(|(_, ip, _)| ip)
-                .find(|ip| ip.octets()[0] == 198 && (ip.octets()[1] & 0xfe) == 18))
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(Ipv4Addr::new(198, 18, 0, 1));
+        let ip = outside_address(&ns).unwrap_or(Ipv4Addr::new(198, 18, 0, 1));
         Outside {
             ip,
             namespace: Some(ns),
@@ -315,6 +306,19 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
         nodes,
         outside,
     }
+}
+
+/// The outside namespace's address in 198.18.0.0/15 (`ip -n NS addr`).
+fn outside_address(ns: &str) -> Option<Ipv4Addr> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-4", "-o", "addr", "show"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('/')?.0.parse::<Ipv4Addr>().ok())
+        .find(|ip| ip.octets()[0] == 198 && (ip.octets()[1] & 0xfe) == 18)
 }
 
 /// One busybox pod per node, as the state records it (name → IP); a node

@@ -1,14 +1,18 @@
-//! Probes for network-only VM labs (ssh and vagrant providers,
-//! `kubernetes: {enabled: false}`): the pods are network namespaces on the
-//! remote nodes (`<lab>-<node>-busybox`), so every probe is a command run
-//! over the node's one SSH session, all nodes at once. Each probe is a
-//! constant `sh -c` script ([`scripts`]); lab values (namespaces,
-//! addresses, sizes) travel only as its quoted arguments, never inside the
-//! script. The judging and the diagnosis are the same as for netns labs.
+//! Probes for every network-only lab (`kubernetes: {enabled: false}`:
+//! netns labs, and ssh and vagrant labs without Kubernetes): the pods are
+//! network namespaces on the nodes (`<lab>-<node>-busybox`), so every
+//! probe is a command run over the node's one SSH session, all nodes at
+//! once: the node's agent pings from inside the pod (`--netns`) and
+//! captures on the node. netns nodes are namespaces on this host with
+//! their own sshd, reached like VMs; what they share with this host (its
+//! kernel's neighbour table, its kernel log) is read once. Each script is
+//! constant ([`scripts`]); lab values (namespaces, addresses, sizes)
+//! travel only as its quoted arguments, never inside the script.
 //!
 //! - this module: the flow, the node checks (shared with kubeadm labs) and
 //!   running work on every node's session at once;
-//! - [`probes`]: the pod probes over the sessions;
+//! - [`probes`]: the pod probes over the sessions; [`agent_ping`]: the
+//!   agent's `ping` and its report;
 //! - [`output`]: reading the scripts' output into evidence (pure; shared
 //!   with kubeadm labs);
 //! - [`egress`]: the opt-in egress check's script and evidence (shared
@@ -24,7 +28,7 @@ use std::time::Instant;
 
 use super::evidence::{Evidence, LinkMtu, MtuProbe};
 use super::model::{CheckId, CheckResult, LabView, PodView, Report};
-use super::netns::neighbours;
+use super::neighbours;
 use super::parse;
 use super::target::{self, Target};
 use super::{assemble, checks, pool};

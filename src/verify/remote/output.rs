@@ -268,7 +268,7 @@ pub(crate) fn vxlan_evidence(
     for (node, o) in view.nodes.iter().zip(outputs) {
         if let Some(Ok(o)) = o {
             for b in parse::parse_bad_checksums(&o.kernel_log, view.port) {
-                // Attributed to the receiving node, as in netns labs.
+                // Attributed to the receiving node.
                 let to =
                     b.to.and_then(|ip| view.nodes.iter().find(|n| n.underlay_ip == ip));
                 bad.push((to.map_or(node.name.clone(), |n| n.name.clone()), b));

@@ -20,8 +20,7 @@ wait"#;
 
 /// `busybox nslookup kubernetes.default` in pod `$1` (through the pod's
 /// resolv.conf, i.e. the cluster DNS service IP), after the node's busybox
-/// version line and the pod resolv.conf's `@nameserver` lines. netns labs
-/// run it on the host, whose /etc/netns is the nodes'.
+/// version line and the pod resolv.conf's `@nameserver` lines.
 pub(crate) const DNS_SCRIPT: &str = r#"ns=$1
 printf '@version %s\n' "$(busybox 2>/dev/null | head -n 1)"
 ip netns exec "$ns" sed -n 's/^nameserver[[:space:]]*/@nameserver /p' /etc/resolv.conf
