@@ -21,22 +21,22 @@
 mod agent_ping;
 pub(super) mod egress;
 mod output;
-mod probes;
+pub(super) mod probes;
 pub(super) mod scripts;
 
 use std::time::Instant;
 
-use super::evidence::{Evidence, LinkMtu, MtuProbe};
+use super::evidence::Evidence;
 use super::model::{CheckId, CheckResult, LabView, PodView, Report};
 use super::neighbours;
 use super::parse;
 use super::target::{self, Target};
 use super::{assemble, checks, pool};
 use crate::ssh::Session;
+use probes::MtuSource;
 
 pub(super) use output::{
-    dns_probe, mtu_evidence, mtu_pairs, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence,
-    Usable,
+    dns_probe, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence, Usable,
 };
 pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput};
 
@@ -88,7 +88,8 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     }
     if wants(CheckId::Mtu) {
         let t = Instant::now();
-        let (probes, links) = probes::mtu(&mut sessions, view, &pods);
+        let ok = probes::usable(&pods);
+        let (probes, links) = probes::mtu(&mut sessions, view, &pods, &ok, MtuSource::Pod);
         ev.mtu = probes;
         ev.link_mtus = links;
         results.push(checks::mtu(view, &ev).timed(t));
@@ -214,24 +215,6 @@ pub(super) fn script(
             out.stderr_text().trim()
         )),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The `mtu` check from the DF probes and link MTUs found (kept as
-/// evidence), or skipped for `no_df` when no node could send DF pings.
-pub(super) fn mtu_check(
-    view: &LabView,
-    ev: &mut Evidence,
-    found: Option<(Vec<MtuProbe>, Vec<LinkMtu>)>,
-    no_df: &str,
-) -> CheckResult {
-    match found {
-        Some((probes, links)) => {
-            ev.mtu = probes;
-            ev.link_mtus = links;
-            checks::mtu(view, ev)
-        }
-        None => CheckResult::skip(CheckId::Mtu, no_df),
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{self, AgentReport, CaptureReport};
 
-use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingCell, VxlanPair};
+use crate::verify::evidence::{DnsProbe, LinkMtu, PingCell, VxlanPair};
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse::{self, PingSummary};
 
@@ -277,85 +277,6 @@ pub(crate) fn vxlan_evidence(
     }
     bad.dedup_by(|x, y| x.1.line == y.1.line);
     (out, bad)
-}
-
-/// The mtu evidence from every node's MTU script output (in view order,
-/// see [`super::scripts::MTU_SCRIPT`]): one probe per pair of
-/// [`ring_pairs`] (its receiver pod IP the target), and the `@mtu` lines as interface MTUs; `None` when no node had
-/// iputils ping.
-pub(crate) fn mtu_evidence(
-    view: &LabView,
-    pairs: &[(String, String, Ipv4Addr, Ipv4Addr)],
-    texts: &[Option<String>],
-    fits: u32,
-) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
-    if !texts.iter().flatten().any(|t| t.contains("@tool iputils")) {
-        return None;
-    }
-    let links = view
-        .nodes
-        .iter()
-        .zip(texts)
-        .flat_map(|(node, text)| link_mtus(&node.name, text.as_deref().unwrap_or("")))
-        .collect();
-    let mut probes = Vec::new();
-    for (from, to, _, target) in pairs {
-        let Some(i) = view.nodes.iter().position(|n| &n.name == from) else {
-            continue;
-        };
-        let lines = texts[i]
-            .as_deref()
-            .map(|t| parse_tagged(t, 2))
-            .unwrap_or_default();
-        let tool = texts[i]
-            .as_deref()
-            .is_some_and(|t| t.contains("@tool iputils"));
-        let target = target.to_string();
-        let answer = |bytes: u32| {
-            lines
-                .iter()
-                .find(|(k, _)| k[0] == target && k[1] == bytes.to_string())
-                .map(|(_, out)| ping_result(out))
-                .unwrap_or((
-                    None,
-                    Some(
-                        if tool {
-                            "no output"
-                        } else {
-                            "no iputils ping on this node"
-                        }
-                        .into(),
-                    ),
-                ))
-        };
-        let (f, fe) = answer(fits);
-        let (o, oe) = answer(fits + 1);
-        let fits_passed = f.as_ref().is_some_and(|s| s.received > 0);
-        let over_failed = o.as_ref().is_none_or(|s| s.received == 0);
-        let mut detail = Vec::new();
-        if !fits_passed {
-            detail.push(format!(
-                "{fits} bytes: {}",
-                fe.unwrap_or_else(|| "no answer".into())
-            ));
-        }
-        if over_failed {
-            detail.push(format!(
-                "{} bytes: {}",
-                fits + 1,
-                oe.unwrap_or_else(|| "no answer".into())
-            ));
-        }
-        probes.push(MtuProbe {
-            from: from.clone(),
-            to: to.clone(),
-            payload: fits,
-            fits_passed,
-            over_failed,
-            detail: detail.join("; "),
-        });
-    }
-    Some((probes, links))
 }
 
 /// The `@mtu DEVICE VALUE` lines of node `node`'s MTU script (`eth0`:

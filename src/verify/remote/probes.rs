@@ -42,7 +42,7 @@ pub(super) fn inspect_pod(s: &Session, mut pod: PodView) -> PodView {
 }
 
 /// The usable pods, each reached by its namespace.
-fn usable(pods: &[PodView]) -> Vec<Usable> {
+pub(super) fn usable(pods: &[PodView]) -> Vec<Usable> {
     pods.iter()
         .enumerate()
         .filter(|(_, p)| p.problem.is_none())
@@ -158,31 +158,44 @@ pub(super) fn vxlan(
     )
 }
 
+/// Where the `mtu` check's DF pings start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MtuSource {
+    /// Inside the node's pod (its namespace on the node): the pod's eth0
+    /// MTU is read too.
+    Pod,
+    /// On the node itself, across the VXLAN device to the other node's pod
+    /// (kubeadm labs: the agent cannot enter a Kubernetes pod's namespace).
+    Node,
+}
+
 /// `mtu`: the agent's DF pings of pod MTU − 28 and one byte more both
-/// ways round the ring, and the interface MTUs.
-pub(super) fn mtu(
+/// ways round the ring of the usable pods `ok`, from `source`, and the
+/// interface MTUs.
+pub(crate) fn mtu(
     sessions: &mut [Option<Session>],
     view: &LabView,
     pods: &[PodView],
+    ok: &[Usable],
+    source: MtuSource,
 ) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
-    let ok = usable(pods);
     let pairs = mtu_pairs(ok.len());
     let fits = view.pod_mtu.saturating_sub(28);
     let size = fits.to_string();
     let outputs = on_nodes(sessions, |i, s| {
-        let (_, ns, _) = pod_at(view, &ok, pods, i)?;
-        let a = ok.iter().position(|(_, n, _)| n == ns)?;
+        let (_, name, _) = pod_at(view, ok, pods, i)?;
+        let a = ok.iter().position(|(_, n, _)| n == name)?;
+        let ns = if source == MtuSource::Pod {
+            name.as_str()
+        } else {
+            ""
+        };
         let targets: Vec<String> = pairs
             .iter()
             .filter(|(x, _)| *x == a)
             .map(|(_, b)| ok[*b].2.to_string())
             .collect();
-        let mut args = vec![
-            ns.as_str(),
-            size.as_str(),
-            view.vxlan_device.as_str(),
-            AGENT_PATH,
-        ];
+        let mut args = vec![ns, size.as_str(), view.vxlan_device.as_str(), AGENT_PATH];
         args.extend(targets.iter().map(String::as_str));
         Some(script(s, MTU_SCRIPT, &args, None))
     });
@@ -196,7 +209,7 @@ pub(super) fn mtu(
         .collect();
     let mut links = Vec::new();
     let mut probes = Vec::new();
-    for (from, to, _, target) in ring_pairs(&pairs, pods, &ok) {
+    for (from, to, _, target) in ring_pairs(&pairs, pods, ok) {
         let Some(i) = view.nodes.iter().position(|n| n.name == from) else {
             continue;
         };

@@ -4,16 +4,16 @@
 
 /// The MTUs of the VXLAN device `$3`, cni0 and pod `$1`'s eth0 as `@mtu
 /// DEVICE VALUE`; then the agent (`$4`) pings each target (`$5…`) from the
-/// pod with don't-fragment at `$2` and `$2`+1 bytes of payload, both at
-/// once: `@@ BYTES STATUS OUTPUT` (the report, or stderr; newlines turned
-/// into `|`).
+/// pod (from the node itself when `$1` is empty) with don't-fragment at
+/// `$2` and `$2`+1 bytes of payload, both at once: `@@ BYTES STATUS
+/// OUTPUT` (the report, or stderr; newlines turned into `|`).
 pub(super) const MTU_SCRIPT: &str = r#"ns=$1; size=$2; dev=$3; agent=$4; shift 4
 for d in "$dev" cni0; do
   [ -r "/sys/class/net/$d/mtu" ] && read -r m < "/sys/class/net/$d/mtu" && printf '@mtu %s %s\n' "$d" "$m"
 done
-printf '@mtu eth0 %s\n' "$(ip -n "$ns" -o link show eth0 2>/dev/null | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
+[ -n "$ns" ] && printf '@mtu eth0 %s\n' "$(ip -n "$ns" -o link show eth0 2>/dev/null | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
 for s in "$size" $((size + 1)); do
-  ( out=$("$agent" --netns "$ns" ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$s" "$@" 2>&1); rc=$?
+  ( out=$("$agent" ${ns:+--netns "$ns"} ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$s" "$@" 2>&1); rc=$?
     printf '@@ %s %s %s\n' "$s" "$rc" "$(printf '%s' "$out" | tr '\n' '|')" ) &
 done
 wait"#;
