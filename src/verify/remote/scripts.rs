@@ -1,29 +1,40 @@
 //! The constant `sh -c` scripts the network-only probes run on the nodes
 //! (see [`super::probes`]): lab values arrive only as their positional
-//! arguments, and each prints tagged lines [`super::output`] reads.
+//! arguments, and each prints tagged lines [`super::output`] reads. They
+//! fork little (shell builtins where they do the job): at 50 nodes every
+//! process a script starts is 50 processes on the host of a netns lab.
 
 /// The MTUs of the VXLAN device `$3`, cni0 and pod `$1`'s eth0 as `@mtu
 /// DEVICE VALUE`; then the agent (`$4`) pings each target (`$5…`) from the
 /// pod (from the node itself when `$1` is empty) with don't-fragment at
 /// `$2` and `$2`+1 bytes of payload, both at once: `@@ BYTES STATUS
-/// OUTPUT` (the report, or stderr; newlines turned into `|`).
+/// OUTPUT` (the report, or stderr, on one line).
 pub(super) const MTU_SCRIPT: &str = r#"ns=$1; size=$2; dev=$3; agent=$4; shift 4
+oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
 for d in "$dev" cni0; do
   [ -r "/sys/class/net/$d/mtu" ] && read -r m < "/sys/class/net/$d/mtu" && printf '@mtu %s %s\n' "$d" "$m"
 done
 [ -n "$ns" ] && printf '@mtu eth0 %s\n' "$(ip -n "$ns" -o link show eth0 2>/dev/null | sed -n 's/.* mtu \([0-9]*\).*/\1/p')"
-for s in "$size" $((size + 1)); do
-  ( out=$("$agent" ${ns:+--netns "$ns"} ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$s" "$@" 2>&1); rc=$?
-    printf '@@ %s %s %s\n' "$s" "$rc" "$(printf '%s' "$out" | tr '\n' '|')" ) &
-done
-wait"#;
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+over=$((size + 1))
+"$agent" ${ns:+--netns "$ns"} ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$size" "$@" > "$dir/fit" 2>&1 &
+fit=$!
+"$agent" ${ns:+--netns "$ns"} ping --count 2 --interval-ms 20 --timeout-ms 600 --dont-fragment --payload "$over" "$@" > "$dir/over" 2>&1
+rc=$?
+wait "$fit"; fit=$?
+printf '@@ %s %s ' "$size" "$fit"; oneline "$dir/fit"; echo
+printf '@@ %s %s ' "$over" "$rc"; oneline "$dir/over"; echo"#;
 
 /// `busybox nslookup kubernetes.default` in pod `$1` (through the pod's
 /// resolv.conf, i.e. the cluster DNS service IP), after the node's busybox
-/// version line and the pod resolv.conf's `@nameserver` lines.
+/// version line and the `@nameserver` lines of the resolv.conf the pod
+/// sees (`ip netns exec` binds /etc/netns/<pod>/resolv.conf, when there is
+/// one, over /etc/resolv.conf).
 pub(crate) const DNS_SCRIPT: &str = r#"ns=$1
-printf '@version %s\n' "$(busybox 2>/dev/null | head -n 1)"
-ip netns exec "$ns" sed -n 's/^nameserver[[:space:]]*/@nameserver /p' /etc/resolv.conf
+busybox 2>/dev/null | { read -r v; printf '@version %s\n' "$v"; }
+f=/etc/netns/$ns/resolv.conf; [ -e "$f" ] || f=/etc/resolv.conf
+while read -r k v _; do [ "$k" = nameserver ] && printf '@nameserver %s\n' "$v"; done < "$f"
 t=; command -v timeout >/dev/null 2>&1 && t="timeout 10"
 $t ip netns exec "$ns" busybox nslookup kubernetes.default 2>&1"#;
 
@@ -65,17 +76,20 @@ printf '@dir %s\n' "$dir""#;
 /// in folder `$2` and prints `@capture STATUS JSON`, removes the folder,
 /// and, when `$5` is `log`, prints `@uptime` and the kernel log's tail.
 pub(super) const VXLAN_PING_SCRIPT: &str = r#"agent=$1; dir=$2; ns=$3; target=$4; log=$5
+oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
 case "$dir" in /tmp/labctl-verify.*) ;; *) echo "not a verify folder: $dir" >&2; exit 2 ;; esac
 trap 'rm -rf "$dir"' EXIT
 if [ -n "$target" ]; then
-  out=$("$agent" --netns "$ns" ping --count 3 --interval-ms 20 --timeout-ms 1000 "$target" 2>&1); rc=$?
-  printf '@agentping %s %s\n' "$rc" "$(printf '%s' "$out" | tr '\n' ' ')"
+  "$agent" --netns "$ns" ping --count 3 --interval-ms 20 --timeout-ms 1000 "$target" > "$dir/ping" 2>&1
+  printf '@agentping %s ' "$?"; oneline "$dir/ping"; echo
 fi
 i=0
 while [ ! -e "$dir/rc" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
-printf '@capture %s ' "$(cat "$dir/rc" 2>/dev/null || echo 'no-status')"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo
+rc=no-status; [ -e "$dir/rc" ] && read -r rc < "$dir/rc"
+printf '@capture %s ' "$rc"; oneline "$dir/capture.json"; oneline "$dir/capture.err"; echo
 [ "$log" = log ] || exit 0
-printf '@uptime %s\n' "$(cut -d ' ' -f 1 /proc/uptime)"
+read -r up _ < /proc/uptime
+printf '@uptime %s\n' "$up"
 dmesg 2>/dev/null | tail -n 300"#;
 
 /// How long each node's agent captures at most: a healthy ring ends it
@@ -92,15 +106,17 @@ pub(super) const VXLAN_PACKETS: &str = "12";
 /// Prints `@route` (the source `ip route get` picks: MASQUERADE's),
 /// `@agentping STATUS REPORT` and `@capture STATUS JSON`.
 pub(super) const EGRESS_PING_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
+oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 cat > "$dir/plan.json"
-printf '@route %s\n' "$(ip -4 route get "$target" 2>&1 | tr '\n' ' ')"
+ip -4 route get "$target" > "$dir/route" 2>&1
+printf '@route '; oneline "$dir/route"; echo
 "$agent" --plan "$dir/plan.json" capture --icmp-to "$target" --seconds "$secs" --count 3 --ready-file "$dir/ready" > "$dir/capture.json" 2> "$dir/capture.err" &
 cap=$!
 i=0
 while [ ! -e "$dir/ready" ] && kill -0 "$cap" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
-out=$("$agent" --netns "$ns" ping --count 3 --interval-ms 20 --timeout-ms 1000 "$target" 2>&1); rc=$?
-printf '@agentping %s %s\n' "$rc" "$(printf '%s' "$out" | tr '\n' ' ')"
+"$agent" --netns "$ns" ping --count 3 --interval-ms 20 --timeout-ms 1000 "$target" > "$dir/ping" 2>&1
+printf '@agentping %s ' "$?"; oneline "$dir/ping"; echo
 wait "$cap"; rc=$?
-printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo"#;
+printf '@capture %s ' "$rc"; oneline "$dir/capture.json"; oneline "$dir/capture.err"; echo"#;
