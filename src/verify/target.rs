@@ -187,8 +187,9 @@ impl Target {
     /// Runs `labctl-agent check` on every reachable node (plan on stdin)
     /// over the sessions [`Target::connect_all`] opened, closing each one
     /// when its node is done unless `keep` (then they come back, in node
-    /// order, for the probes that follow); fills `ev.drift`/
-    /// `ev.checked_nodes`, returns per-node errors.
+    /// order, for the probes that follow); fills `ev.drift`,
+    /// `ev.checked_nodes` and `ev.firewall` (each node's `iptables -S`, run
+    /// in the same command), returns per-node errors.
     pub fn agent_check(
         &self,
         sessions: Vec<Option<Session>>,
@@ -219,9 +220,13 @@ impl Target {
         let mut errors = Vec::new();
         for (node, r) in names.into_iter().zip(results) {
             match r {
-                Ok(drift) => {
+                Ok((drift, rules)) => {
                     ev.checked_nodes.push(node.to_string());
                     ev.drift.extend(drift);
+                    if let Some(rules) = rules {
+                        let facts = parse::parse_iptables(&rules, self.view.port);
+                        ev.firewall.insert(node.to_string(), facts);
+                    }
                 }
                 Err(e) => errors.push((node.to_string(), e)),
             }
@@ -235,15 +240,27 @@ pub fn disconnect_all(sessions: Vec<Option<Session>>) {
     pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
 
+/// `labctl-agent check` (plan on stdin), then `iptables -S` (filter table)
+/// after an `@iptables` line when it runs: one command per node.
+const CHECK_SCRIPT: &str = r#""$1" check; rc=$?
+if rules=$(iptables -w -S 2>/dev/null); then printf '\n@iptables\n%s\n' "$rules"; fi
+exit $rc"#;
+
+/// The node's drift, and its iptables rules (`None`: iptables -S failed).
+type NodeCheck = (Vec<parse::Drift>, Option<String>);
+
 fn check_node(
     node: &str,
     session: Option<&Session>,
     plan: Option<&NodePlan>,
-) -> Result<Vec<parse::Drift>, String> {
+) -> Result<NodeCheck, String> {
     let session = session.ok_or_else(|| "not reachable over SSH".to_string())?;
     let plan = plan.ok_or_else(|| "no plan for this node".to_string())?;
     let out = session
-        .run(&[AGENT_PATH, "check"], Some(plan.to_json().as_bytes()))
+        .run(
+            &["sh", "-c", CHECK_SCRIPT, "sh", AGENT_PATH],
+            Some(plan.to_json().as_bytes()),
+        )
         .map_err(|e| e.to_string())?;
     // Exit 1 means "differences found" and still prints the report.
     if out.status > 1 {
@@ -253,7 +270,12 @@ fn check_node(
             out.stderr_text().trim()
         ));
     }
-    parse::parse_agent_check(node, &out.stdout_text())
+    let text = out.stdout_text();
+    let (report, rules) = match text.split_once("\n@iptables\n") {
+        Some((report, rules)) => (report, Some(rules.to_string())),
+        None => (text.as_str(), None),
+    };
+    Ok((parse::parse_agent_check(node, report)?, rules))
 }
 
 /// The lab as verify sees it, from the plans and the state.

@@ -29,7 +29,6 @@ use std::time::Instant;
 use super::evidence::Evidence;
 use super::model::{CheckId, CheckResult, LabView, PodView, Report};
 use super::neighbours;
-use super::parse;
 use super::target::{self, Target};
 use super::{assemble, checks, pool};
 use crate::ssh::Session;
@@ -157,11 +156,6 @@ pub(super) fn node_checks(
         let t = Instant::now();
         let (kept, errors) = target.agent_check(sessions, true, ev);
         sessions = kept;
-        ev.firewall = on_nodes(&mut sessions, |_, s| firewall(s, view.port))
-            .into_iter()
-            .zip(&view.nodes)
-            .filter_map(|(f, n)| Some((n.name.clone(), f.flatten()?)))
-            .collect();
         results.push(checks::dataplane(view, ev, &errors).timed(t));
     }
     sessions
@@ -237,11 +231,4 @@ pub(super) fn egress_skip(view: &LabView) -> CheckResult {
             view.provider
         ),
     )
-}
-
-/// `iptables -S` on the node, read for the rules verify judges.
-fn firewall(s: &Session, port: u16) -> Option<parse::FirewallFacts> {
-    let out = s.run(&["iptables", "-w", "-S"], None).ok()?;
-    out.success()
-        .then(|| parse::parse_iptables(&out.stdout_text(), port))
 }
