@@ -6,9 +6,12 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::completions_cmd::CompletionsArgs;
+use crate::init_cmd::InitArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
+use crate::man_cmd::ManArgs;
 use crate::output::{GlobalOpts, OutputFormat};
 use crate::render_cmd::RenderArgs;
 use crate::validate_cmd::ValidateArgs;
@@ -16,6 +19,7 @@ use crate::verify::VerifyArgs;
 
 const EXAMPLES: &str = "\
 Examples:
+  labctl init --workers 2                  write a commented ./lab.yaml to start from
   labctl validate labs/netns.yaml          check a lab file and show its plan
   labctl validate --output json lab.yaml   the full plan as JSON
   labctl render labs/vagrant.yaml --out /tmp/lab
@@ -46,6 +50,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented lab file to start from (default ./lab.yaml).
+    #[command(
+        after_help = "Examples:\n  labctl init\n  labctl init --provider vagrant --workers 3 -o vagrant.yaml"
+    )]
+    Init(InitArgs),
     /// Check a lab file and show the plan: nodes, subnets, VTEP MACs, service IPs.
     #[command(
         after_help = "Examples:\n  labctl validate labs/netns.yaml\n  labctl validate --output json labs/vagrant.yaml"
@@ -85,6 +94,19 @@ pub enum Command {
         after_help = "Examples:\n  sudo labctl verify labs/netns.yaml\n  sudo labctl verify --check pod-mesh --junit report.xml"
     )]
     Verify(VerifyArgs),
+    /// Print the lab file's JSON Schema (for editors).
+    #[command(after_help = "Examples:\n  labctl schema > lab.schema.json")]
+    Schema,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  source <(labctl completions bash)\n  labctl completions fish > ~/.config/fish/completions/labctl.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print labctl's man page, or write every page into a folder.
+    #[command(
+        after_help = "Examples:\n  labctl man | man -l -\n  labctl man --out /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -100,6 +122,7 @@ impl Cli {
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global();
     match &cli.command {
+        Command::Init(args) => crate::init_cmd::init(args, &global),
         Command::Validate(args) => crate::validate_cmd::validate(args, &global),
         Command::Render(args) => crate::render_cmd::render(args, &global),
         Command::Up(args) => crate::lifecycle::up(args, &global),
@@ -109,6 +132,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ssh(args) => crate::lifecycle::ssh(args, &global),
         Command::Exec(args) => crate::lifecycle::exec(args, &global),
         Command::Verify(args) => crate::verify::run(args, &global),
+        Command::Schema => crate::schema_cmd::schema(),
+        Command::Completions(args) => crate::completions_cmd::completions(args, Cli::command()),
+        Command::Man(args) => crate::man_cmd::man(args, Cli::command(), &global),
         Command::Version => version(&global),
     }
 }

@@ -55,7 +55,8 @@ impl std::error::Error for ExitError {
 }
 
 /// The exit status for an error: its `ExitError` code if it has one anywhere
-/// in its chain, 2 for an invalid lab file, else 1.
+/// in its chain, 2 for an invalid lab file, 3 for a refused SSH host key,
+/// else 1.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if let Some(e) = cause.downcast_ref::<ExitError>() {
@@ -63,6 +64,11 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<labctl_lab::LabError>().is_some() {
             return USAGE;
+        }
+        if let Some(ssh) = cause.downcast_ref::<crate::ssh::SshError>() {
+            if ssh.is_host_key_refusal() {
+                return ENVIRONMENT;
+            }
         }
     }
     FAILED

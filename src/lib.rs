@@ -1,32 +1,50 @@
 //! labctl as a library: the CLI binary (`src/main.rs`) is a thin shell over
 //! these modules so integration tests can drive them directly.
 //!
-//! Ownership while the first version is built (one module tree per concern):
-//! - `cli`, `render`, `embedded`, `output`: command line, templates, the
-//!   embedded agent.
-//! - `ssh`: the SSH client every provider ends in.
-//! - `provider`, `lifecycle`, `state`: providers (netns, vagrant, ssh) and
-//!   the up/destroy/status/list/ssh/exec commands.
-//! - `wsl`: what stops a vagrant lab on a WSL host (a leaf: no I/O in its
-//!   assessment, no imports from the modules above).
+//! Layers, bottom up. A module imports only modules of lower layers (never
+//! its own layer, never upward); `tests/layers.rs` reads this list and
+//! checks every `crate::` path in `src/` against it:
+//! 0. `hostcmd`, `embedded`, `output`, `ui`: host commands, the embedded
+//!    agent, printing, progress lines and Ctrl-C.
+//! 1. `ssh`: the SSH client (sessions, host keys, pins).
+//! 2. `exit`: exit statuses and the errors that choose them.
+//! 3. `names`, `render`, `labfile`, `wsl`: lab and node names, rendered
+//!    artifacts, reading a lab file, WSL host checks.
+//! 4. `paths`: where a lab's state lives.
+//! 5. `lab_owner`, `state`: whose lab it is, its folder and saved plans.
+//! 6. `nodes`: the node layer: sessions to a lab's nodes, parallel runs with
+//!    every error reported, the agent's operations and typed reports.
+//! 7. `kubeadm`, `vagrant_cli`: a kubeadm cluster on the nodes (vagrant and
+//!    ssh labs), Vagrant's command line on this host.
+//! 8. `provider`: make machines exist, say how to reach them, remove them.
+//! 9. `verify`: prove the lab works and name what does not.
+//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `init_cmd`, `schema_cmd`, `completions_cmd`, `man_cmd`:
+//!     the commands (one line: tests/layers.rs reads the names from it).
+//! 11. `cli`: the command line.
 
 pub mod cli;
+pub mod completions_cmd;
 pub mod embedded;
 pub mod exit;
 pub mod hostcmd;
+pub mod init_cmd;
 pub mod kubeadm;
 pub mod lab_owner;
 pub mod labfile;
 pub mod lifecycle;
+pub mod man_cmd;
 pub mod names;
+pub mod nodes;
 pub mod output;
 pub mod paths;
 pub mod provider;
 pub mod render;
 pub mod render_cmd;
+pub mod schema_cmd;
 pub mod ssh;
 pub mod state;
-pub mod vagrant;
+pub mod ui;
+pub mod vagrant_cli;
 pub mod validate_cmd;
 pub mod verify;
 pub mod wsl;

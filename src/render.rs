@@ -9,7 +9,6 @@
 //! Bootstrap secrets are inputs: without them the files carry clearly named
 //! placeholders, and a file holding a real token is written 0600.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
@@ -277,6 +276,16 @@ fn box_override(
 
 /// `kubeadm-init.yaml`: Init + Cluster + Kubelet + KubeProxy configuration.
 pub fn kubeadm_init(lab: &Lab, secrets: &JoinSecrets) -> anyhow::Result<String> {
+    kubeadm_init_release(lab, secrets, &kubernetes_version(&lab.kubernetes.version))
+}
+
+/// `kubeadm-init.yaml` for the exact release the nodes installed
+/// (`kubernetes_version`: `v1.N.P`).
+pub fn kubeadm_init_release(
+    lab: &Lab,
+    secrets: &JoinSecrets,
+    kubernetes_version: &str,
+) -> anyhow::Result<String> {
     let cp = lab.control_plane();
     render_template(
         "kubeadm-init.yaml.j2",
@@ -285,8 +294,9 @@ pub fn kubeadm_init(lab: &Lab, secrets: &JoinSecrets) -> anyhow::Result<String> 
             "cp": node_context(cp),
             "token": secrets.token.as_deref().unwrap_or(TOKEN_PLACEHOLDER),
             "cri_socket": CRI_SOCKET,
-            "kubernetes_version": kubernetes_version(&lab.kubernetes.version),
+            "kubernetes_version": kubernetes_version,
             "pod_subnet": lab.network.pod_network.to_string(),
+            "subnet_len": lab.network.subnet_len,
             "service_subnet": lab.network.service_network.to_string(),
             "dns_domain": lab.network.dns_domain,
             "cert_sans": [cp.ip.to_string(), cp.name.clone()],
@@ -410,31 +420,8 @@ pub fn write_all(dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Atomic write: readers see the old file or the new one, never a part.
+/// Atomic write (creating the parent folders): readers see the old file or
+/// the new one, never a part (`labctl_atomicfile`).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The mode given to open() is filtered by the umask: set it exactly.
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    labctl_atomicfile::write_creating_dirs(path, contents, mode)
 }

@@ -127,7 +127,7 @@ pub struct NetnsState {
     #[serde(default)]
     pub created_dirs: Vec<PathBuf>,
     /// The host's neighbour-table limits before a lab raised them (see
-    /// `provider::netns::neighbours`); set only when this lab needed more.
+    /// `provider::netns::neighbour_sysctls`); set only when this lab needed more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbour_limits: Option<NeighbourLimits>,
 }
@@ -218,6 +218,29 @@ impl LabDir {
     pub fn node_dir(&self, node: &str) -> PathBuf {
         self.path.join("nodes").join(node)
     }
+    /// Where `up` keeps the plan node `node` was last built from.
+    pub fn saved_plan_path(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("plan.json")
+    }
+    /// Keeps `plan` as the one its node was last built from.
+    pub fn save_plan(&self, plan: &labctl_nodeplan::NodePlan) -> Result<()> {
+        let folder = self.node_dir(&plan.node);
+        fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        write_mode(
+            &self.saved_plan_path(&plan.node),
+            plan.to_json().as_bytes(),
+            0o644,
+        )
+    }
+    /// The plan node `node` was last built from.
+    pub fn saved_plan(&self, node: &str) -> Result<labctl_nodeplan::NodePlan> {
+        let path = self.saved_plan_path(node);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read node {node}'s plan {}", path.display()))?;
+        labctl_nodeplan::NodePlan::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("node {node}'s plan {} is invalid: {e}", path.display()))
+    }
     pub fn logs(&self) -> PathBuf {
         self.path.join("logs")
     }
@@ -276,13 +299,40 @@ impl LabDir {
         Ok(LabLock { _file: file })
     }
 
-    /// Removes the whole folder.
+    /// Where [`LabDir::remove`] moves the folder before deleting it: a
+    /// hidden sibling, whose name is no lab name.
+    fn trash(&self) -> PathBuf {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        self.path.with_file_name(format!(".{name}.removing"))
+    }
+
+    /// Removes the whole folder. It is renamed away first, in one step: a
+    /// removal killed half-way must not leave a folder that lost its
+    /// state.json (so `destroy` no longer sees a lab there) but kept keys
+    /// and node files. What such a killed removal left goes first.
     pub fn remove(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
+        let trash = self.trash();
+        remove_tree(&trash)?;
+        match fs::rename(&self.path, &trash) {
+            Ok(()) => remove_tree(&trash),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).with_context(|| format!("cannot remove {}", self.path.display())),
         }
+    }
+
+    /// True when the lab has no state.json but something of it remains:
+    /// the folder of an `up` killed before it first saved its state, or
+    /// what a killed [`LabDir::remove`] left.
+    pub fn has_leftovers(&self) -> bool {
+        !self.exists() && (self.path.exists() || self.trash().exists())
+    }
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
 
@@ -297,22 +347,11 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     write_mode(path, data, 0o600)
 }
 
-/// Writes a file atomically with the given mode.
+/// Writes a file atomically with the given mode (`labctl_atomicfile`:
+/// temporary file, fsync, rename, fsync of the folder).
 pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    labctl_atomicfile::write(path, data, mode)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -358,5 +397,31 @@ mod tests {
             }
         }
         assert_eq!(lab_names_in(root.path()), ["lab1", "lab2"]);
+    }
+
+    #[test]
+    fn remove_renames_away_first_and_clears_a_killed_removal() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = LabDir {
+            path: root.path().join("lab1"),
+        };
+        // What a removal killed after the rename left, and a lab again.
+        let trash = root.path().join(".lab1.removing");
+        fs::create_dir_all(trash.join("nodes/w1")).unwrap();
+        fs::write(trash.join("nodes/w1/key"), "k").unwrap();
+        assert!(dir.has_leftovers());
+        fs::create_dir_all(dir.node_dir("w1")).unwrap();
+        fs::write(dir.state_file(), "{}").unwrap();
+        assert!(!dir.has_leftovers());
+        assert_eq!(lab_names_in(root.path()), ["lab1"]);
+        dir.remove().unwrap();
+        assert!(!dir.path.exists() && !trash.exists());
+        assert!(!dir.has_leftovers());
+        dir.remove().unwrap();
+        // A folder without state.json (an `up` killed before saving).
+        fs::create_dir_all(&dir.path).unwrap();
+        assert!(dir.has_leftovers());
+        dir.remove().unwrap();
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
     }
 }

@@ -361,3 +361,19 @@ fn destroy_forget_drops_an_unreachable_ssh_lab_and_refuses_other_providers() {
     assert!(run.stderr.contains("only for ssh labs"), "{run}");
     assert!(vm_dir.join("state.json").is_file(), "nothing touched");
 }
+
+#[test]
+fn destroy_leaves_nodes_labctl_never_reached_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("tnever{}", std::process::id() % 100_000);
+    let dir = fake_lab_state(&labs_root(tmp.path()), &name, "ssh");
+    let _guard = StateGuard(dir.clone());
+    // No pin: `up` never reached the nodes (it pins before anything else),
+    // so there is nothing of the lab on them, and no key to trust now.
+    std::fs::remove_file(dir.join("known_hosts")).unwrap();
+    let run = run_in(tmp.path(), &["destroy", "--name", &name]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("master: never reached"), "{run}");
+    assert!(run.stderr.contains("worker1: never reached"), "{run}");
+    assert!(!dir.exists(), "the state folder is gone");
+}

@@ -199,11 +199,13 @@ fn up_steps_in_order_with_secrets_only_in_files() {
         summary,
         [
             "prepare master",
+            "read-kubernetes-release master",
             "prepare worker1",
             "prepare worker2",
             "validate-init-config master",
             "kubeadm-init master",
             "fetch-ca-cert master",
+            "check-bootstrap-token master",
             "validate-join-config worker1",
             "validate-join-config worker2",
             "kubeadm-join worker1",
@@ -224,10 +226,15 @@ fn up_steps_in_order_with_secrets_only_in_files() {
             "--skip-token-print"
         ]
     );
-    assert_eq!(
-        init.done_if.as_deref().unwrap(),
-        ["test", "-f", "/etc/kubernetes/admin.conf"]
-    );
+    assert_eq!(init.state_check, Some(kubeadm::StateCheck::ControlPlane));
+    for step in &steps {
+        let expected = match step.kind {
+            StepKind::Init => Some(kubeadm::StateCheck::ControlPlane),
+            StepKind::Join => Some(kubeadm::StateCheck::Worker),
+            _ => None,
+        };
+        assert_eq!(step.state_check, expected, "{}", step.kind.name());
+    }
     assert!(steps
         .iter()
         .filter(|s| s.kind.polls())
@@ -235,6 +242,23 @@ fn up_steps_in_order_with_secrets_only_in_files() {
 
     let token = kubeadm::Secret::new("abcdef.0123456789abcdef");
     let hash = format!("sha256:{}", "ab".repeat(32));
+    let known = kubeadm::Known {
+        token: &token,
+        ca_cert_hash: Some(&hash),
+        release: Some("1.37.2"),
+    };
+    let unknown = kubeadm::Known {
+        release: None,
+        ..known
+    };
+    let worker_prepare = steps[2].put.as_ref().unwrap();
+    let err = worker_prepare
+        .contents(&lab, "worker1", &unknown)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("release is not known yet"),
+        "{err}"
+    );
     for step in &steps {
         assert!(!step.argv.iter().any(|a| a.contains(token.expose())));
         let Some(put) = &step.put else { continue };
@@ -248,18 +272,21 @@ fn up_steps_in_order_with_secrets_only_in_files() {
                 "/dev/stdin"
             ]
         );
-        let contents = put.contents(&lab, &step.node, &token, Some(&hash)).unwrap();
+        let contents = put.contents(&lab, &step.node, &known).unwrap();
         match put.input {
             Input::PrepareScript => {
                 assert_eq!(put.mode, 0o700);
+                // The control plane picks the release, workers get it.
                 let node = lab.nodes.iter().find(|n| n.name == step.node).unwrap();
-                assert_eq!(contents, kubeadm::node_prepare_script(&lab, node));
+                let release = (node.name != "master").then_some("1.37.2");
+                assert_eq!(contents, kubeadm::node_prepare_script(&lab, node, release));
             }
             Input::InitConfig => {
                 assert_eq!(put.mode, 0o600);
                 assert!(
                     contents.contains("kind: InitConfiguration")
                         && contents.contains(token.expose())
+                        && contents.contains("kubernetesVersion: \"v1.37.2\"")
                 );
             }
             Input::JoinConfig => {
@@ -272,6 +299,74 @@ fn up_steps_in_order_with_secrets_only_in_files() {
             }
         }
     }
+}
+
+#[test]
+fn saved_tokens_are_checked_against_the_cluster_list() {
+    use kubeadm::TokenState::{Expired, Unknown, Valid};
+    let list = recorded("kubeadm-token-list.json");
+    let saved = kubeadm::Secret::new("abcdef.0123456789abcdef");
+    let at = |text: &str| {
+        let out = Command::new("date")
+            .args(["-u", "-d", text, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let state =
+        |token: &kubeadm::Secret, now: &str| kubeadm::token_state(&list, token, at(now)).unwrap();
+    // Made a day before its expiry: valid.
+    assert_eq!(state(&saved, "2026-12-06T16:51:49Z"), Valid);
+    // Within the last hour, and after: a fresh one is needed.
+    assert_eq!(state(&saved, "2026-12-07T16:00:00Z"), Expired);
+    assert_eq!(state(&saved, "2026-12-08T09:00:00Z"), Expired);
+    // Not in the cluster, or the right id with another secret.
+    assert_eq!(
+        state(
+            &kubeadm::Secret::new("zzzzzz.0123456789abcdef"),
+            "2026-12-06T17:00:00Z"
+        ),
+        Unknown
+    );
+    assert_eq!(
+        state(
+            &kubeadm::Secret::new("abcdef.ffffffffffffffff"),
+            "2026-12-06T17:00:00Z"
+        ),
+        Unknown
+    );
+    // A token without expiry (ttl 0) never expires.
+    assert_eq!(
+        state(
+            &kubeadm::Secret::new("q1w2e3.forevertoken00001"),
+            "2030-01-01T00:00:00Z"
+        ),
+        Valid
+    );
+    // An empty list: no token at all.
+    assert_eq!(kubeadm::token_state("", &saved, 0).unwrap(), Unknown);
+    // Something else is an error that does not echo the (secret) text.
+    let err = kubeadm::token_state("abcdef.0123456789abcdef oops", &saved, 0).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("not a token list") && !err.contains("0123456789abcdef"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fresh_tokens_come_from_kubeadm_without_a_token_in_the_argv() {
+    let argv = kubeadm::steps::create_token_argv(&vagrant_lab());
+    assert_eq!(argv.len(), 7, "{argv:?}");
+    assert_eq!(
+        argv[..5].join(" ") + " " + &argv[6],
+        "kubeadm token create --ttl 24h0m0s labctl lab flannel-vagrant"
+    );
+    assert!(argv.iter().all(|a| !kubeadm::is_bootstrap_token(a)));
 }
 
 #[test]
@@ -296,4 +391,23 @@ fn admin_kubeconfig_points_at_the_control_plane_lab_ip() {
     assert_eq!(url, "https://192.168.56.10:6443");
     let out = kubeadm::rewrite_server(admin, &url).unwrap();
     assert_eq!(out, admin.replace("https://10.0.2.15:6443", &url));
+}
+
+#[test]
+fn subnet_len_reaches_the_controller_manager() {
+    let mut lab = vagrant_lab();
+    lab.network.subnet_len = 26;
+    let secrets = labctl::render::JoinSecrets::default();
+    let text = labctl::render::kubeadm_init(&lab, &secrets).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let cluster = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterConfiguration")
+        .unwrap();
+    // v1beta4: extraArgs is a list of {name, value}, values are strings.
+    assert_eq!(
+        cluster["controllerManager"]["extraArgs"],
+        serde_json::json!([{"name": "node-cidr-mask-size", "value": "26"}])
+    );
+    assert_eq!(cluster["networking"]["podSubnet"], "10.244.0.0/16");
 }

@@ -5,7 +5,8 @@
 
 mod support;
 
-use support::netns::{can_run, host, in_netns, lab_name, labctl, serial, show, Snapshot, TestLab};
+use support::netns::{can_run, host, in_netns, lab_name, labctl, serial, show, TestLab};
+use support::snapshot::Snapshot;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -177,25 +178,44 @@ fn three_node_lab_lifecycle() {
         "{routes}"
     );
 
-    // A changed host key is refused.
-    let key = format!("/var/lib/labctl/labs/{name}/nodes/worker2/ssh_host_ed25519_key");
-    let saved = std::fs::read(&key).unwrap();
-    let saved_pub = std::fs::read(format!("{key}.pub")).unwrap();
-    std::fs::remove_file(&key).unwrap();
-    std::fs::remove_file(format!("{key}.pub")).unwrap();
-    host("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", &key]);
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("/var/lib/labctl/labs/{name}/state.json")).unwrap(),
-    )
-    .unwrap();
-    let pid = state["netns"]["nodes"]["worker2"]["sshd"]["pid"]
-        .as_i64()
-        .unwrap();
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let out = lab.up();
-    assert!(
-        !out.status.success(),
+    // A node that presents another key than its pin is refused by every
+    // command but `up`, which pins netns nodes from the host keys labctl
+    // generated (never from what answers on the network).
+    let known = format!("/var/lib/labctl/labs/{name}/known_hosts");
+    let pins = std::fs::read_to_string(&known).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let other_key = other.path().join("key");
+    host(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            other_key.to_str().unwrap(),
+        ],
+    );
+    let other_pub = std::fs::read_to_string(other_key.with_extension("pub")).unwrap();
+    let other_b64 = other_pub.split_whitespace().nth(1).unwrap();
+    let forged: String = pins
+        .lines()
+        .map(|l| {
+            if l.contains("labctl-node=worker2") {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {} {other_b64} {}\n", f[0], f[1], f[3..].join(" "))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(forged, pins, "worker2 has a pin: {pins}");
+    std::fs::write(&known, &forged).unwrap();
+    let out = lab.exec("worker2", &["true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
         "a changed host key must be refused: {}",
         show(&out)
     );
@@ -204,17 +224,15 @@ fn three_node_lab_lifecycle() {
         "{}",
         show(&out)
     );
-    std::fs::write(&key, saved).unwrap();
-    std::fs::write(format!("{key}.pub"), saved_pub).unwrap();
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("/var/lib/labctl/labs/{name}/state.json")).unwrap(),
-    )
-    .unwrap();
-    let pid = state["netns"]["nodes"]["worker2"]["sshd"]["pid"]
-        .as_i64()
-        .unwrap();
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = lab.up();
+    assert!(
+        out.status.success(),
+        "up re-pins from the generated keys: {}",
+        show(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), pins);
+    let out = lab.exec("worker2", &["true"]);
+    assert!(out.status.success(), "{}", show(&out));
 
     // Add a node, then remove one.
     lab.write(

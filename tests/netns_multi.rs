@@ -7,7 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::netns::{can_run, in_netns, lab_name, labctl, serial, show, Snapshot, TestLab};
+use support::netns::{can_run, in_netns, lab_name, labctl, serial, show, TestLab};
+use support::snapshot::Snapshot;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -12,11 +12,18 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use labctl::ssh::{system_ssh_args, Endpoint, Session, SshError};
+use labctl::ssh::{system_ssh_args, Endpoint, HostKeyPolicy, Session, SshError};
 use sha2::{Digest, Sha256};
-use support::sshd::{free_port, keygen, root_or_skip, KeyKind, Sshd};
+use support::assert_mentions;
+use support::sshd::{free_port, keygen, with_client, KeyKind, Sshd};
 
 const DEADLINE: Duration = Duration::from_secs(10);
+/// `up`'s first contact: these tests pin the server's key (host key rules
+/// are tested in tests/ssh_host_keys.rs).
+const FIRST_CONTACT: HostKeyPolicy = HostKeyPolicy::PinNew {
+    expected: None,
+    user_known_hosts: None,
+};
 
 /// A running sshd, a client key it accepts and an endpoint for it.
 struct Fixture {
@@ -27,21 +34,7 @@ struct Fixture {
 
 impl Fixture {
     fn start(test: &str, kind: KeyKind) -> Option<Fixture> {
-        if !root_or_skip(test) {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let key = keygen(&dir.path().join("client_key"), kind);
-        let sshd = Sshd::builder().authorize(&key).start();
-        let endpoint = Endpoint {
-            node: format!("node-{test}"),
-            host: "127.0.0.1".into(),
-            port: sshd.port,
-            user: "root".into(),
-            key,
-            // Nested on purpose: connect must create the folders.
-            known_hosts: dir.path().join("state/lab/known_hosts"),
-        };
+        let (sshd, endpoint, dir) = with_client(test, kind)?;
         Some(Fixture {
             sshd,
             endpoint,
@@ -50,7 +43,7 @@ impl Fixture {
     }
 
     fn connect(&self) -> Session {
-        Session::connect(&self.endpoint, DEADLINE)
+        Session::connect(&self.endpoint, &FIRST_CONTACT, DEADLINE)
             .unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", self.sshd.log()))
     }
 
@@ -63,15 +56,6 @@ impl Fixture {
 fn with_fixture(name: &str, kind: KeyKind, test: impl FnOnce(Fixture)) {
     if let Some(fixture) = Fixture::start(name, kind) {
         test(fixture);
-    }
-}
-
-fn assert_mentions(message: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(
-            message.contains(needle),
-            "{needle:?} missing from: {message}"
-        );
     }
 }
 
@@ -166,7 +150,7 @@ fn large_stdout_and_stderr_do_not_deadlock() {
         let (done, result) = mpsc::channel();
         let endpoint = fx.endpoint.clone();
         thread::spawn(move || {
-            let session = Session::connect(&endpoint, DEADLINE).unwrap();
+            let session = Session::connect(&endpoint, &FIRST_CONTACT, DEADLINE).unwrap();
             // stderr first: a reader that drains stdout first would hang here.
             let script = "head -c 6000000 /dev/zero | tr '\\0' e >&2; \
                           head -c 5000000 /dev/zero | tr '\\0' o; \
@@ -278,59 +262,6 @@ fn ensure_file_uploads_once_then_skips() {
 }
 
 #[test]
-fn host_key_is_pinned_then_a_changed_key_is_refused() {
-    with_fixture("hostkey", KeyKind::Ed25519, |fx| {
-        drop(fx.connect());
-        let pinned = fs::read_to_string(&fx.endpoint.known_hosts).unwrap();
-        let server_key = fs::read_to_string(format!("{}.pub", fx.sshd.host_key.display())).unwrap();
-        let server_key: Vec<&str> = server_key.split_whitespace().take(2).collect();
-        assert_eq!(
-            pinned,
-            format!(
-                "[127.0.0.1]:{} {} {}\n",
-                fx.sshd.port, server_key[0], server_key[1]
-            )
-        );
-        let mode = fs::metadata(&fx.endpoint.known_hosts)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
-        drop(fx.connect()); // the pinned key is accepted again
-
-        // Same host:port, new server, new host key.
-        let Fixture {
-            sshd,
-            endpoint,
-            dir,
-        } = fx;
-        let port = sshd.port;
-        drop(sshd);
-        let impostor = Sshd::builder().port(port).authorize(&endpoint.key).start();
-        let error = Session::connect(&endpoint, DEADLINE)
-            .err()
-            .expect("changed key accepted");
-        assert!(
-            matches!(error, SshError::HostKeyChanged { .. }),
-            "{error:?}"
-        );
-        let known_hosts = endpoint.known_hosts.display().to_string();
-        assert_mentions(
-            &error.to_string(),
-            &[
-                "node-hostkey",
-                &format!("127.0.0.1:{port}"),
-                &known_hosts,
-                "ssh-keygen -R",
-            ],
-        );
-        assert_eq!(fs::read_to_string(&endpoint.known_hosts).unwrap(), pinned);
-        drop((impostor, dir));
-    });
-}
-
-#[test]
 fn system_ssh_accepts_the_pinned_known_hosts() {
     with_fixture("system", KeyKind::Ed25519, |fx| {
         drop(fx.connect());
@@ -361,7 +292,7 @@ fn closed_port_is_retried_until_the_deadline() {
         known_hosts: dir.path().join("known_hosts"),
     };
     let started = Instant::now();
-    let error = Session::connect(&endpoint, Duration::from_secs(2))
+    let error = Session::connect(&endpoint, &FIRST_CONTACT, Duration::from_secs(2))
         .err()
         .expect("connected");
     let waited = started.elapsed();
@@ -393,7 +324,7 @@ fn rsa_client_key_works_and_a_wrong_key_is_refused() {
             key: stranger.clone(),
             ..fx.endpoint.clone()
         };
-        let error = Session::connect(&endpoint, DEADLINE)
+        let error = Session::connect(&endpoint, &FIRST_CONTACT, DEADLINE)
             .err()
             .expect("stranger logged in");
         assert!(matches!(error, SshError::Auth { .. }), "{error:?}");
@@ -421,7 +352,7 @@ fn sessions_work_in_parallel_threads() {
                 .iter()
                 .map(|ep| {
                     scope.spawn(move || {
-                        let session = Session::connect(ep, DEADLINE).unwrap();
+                        let session = Session::connect(ep, &FIRST_CONTACT, DEADLINE).unwrap();
                         session.run_ok(&["echo", &ep.node], None).unwrap().stdout
                     })
                 })
@@ -448,4 +379,59 @@ fn command_timeout_stops_waiting() {
             &["node-timeout", "sleep 5", "timed out"],
         );
     });
+}
+
+/// A node too busy to answer the login (here: sshd's key lookup hangs) is
+/// retried to the deadline and reported as such, never as a refused key.
+#[test]
+fn a_login_that_gets_no_answer_is_not_a_refused_key() {
+    let test = "a_login_that_gets_no_answer_is_not_a_refused_key";
+    if !support::sshd::root_or_skip(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let client = keygen(&dir.path().join("client"), KeyKind::Ed25519);
+    // No authorized_keys entry: sshd goes on to the key command, which
+    // hangs, so the login gets no answer at all within the deadline.
+    // An unusual duration names the hanging command, so the guard below
+    // can end exactly it (sshd's session process does not on its own).
+    struct EndSleep;
+    impl Drop for EndSleep {
+        fn drop(&mut self) {
+            let _ = Command::new("pkill")
+                .args(["-f", "^/bin/sleep 7.25$"])
+                .status();
+        }
+    }
+    let _end_sleep = EndSleep;
+    let sshd = Sshd::builder()
+        .config("AuthorizedKeysCommand /bin/sleep 7.25")
+        .config("AuthorizedKeysCommandUser root")
+        .start();
+    let endpoint = Endpoint {
+        node: "busy".into(),
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: "root".into(),
+        key: client,
+        known_hosts: dir.path().join("known_hosts"),
+    };
+    let started = Instant::now();
+    let error = Session::connect(&endpoint, &FIRST_CONTACT, Duration::from_secs(3))
+        .err()
+        .expect("logged in past a hanging key lookup");
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, SshError::LoginIncomplete { .. }),
+        "{error:?}\nsshd log:\n{}",
+        sshd.log()
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "overran the deadline: {waited:?}"
+    );
+    assert_mentions(
+        &error.to_string(),
+        &["busy", "did not complete", "did not refuse the key"],
+    );
 }

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use labctl::vagrant::{self, ssh_config, status, SshConfigEntry, UpSummary};
+use labctl::vagrant_cli::{self, ssh_config, status, SshConfigEntry, UpSummary};
 
 fn recorded(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -236,8 +236,8 @@ fn keys_are_staged_as_0600_copies() {
     std::fs::write(&other, "key two\n").unwrap();
 
     let lab = dir.path().join("lab");
-    let staged = vagrant::stage_identity(&src, &lab).unwrap();
-    assert!(staged.starts_with(lab.join(vagrant::STAGED_KEYS_DIR)));
+    let staged = vagrant_cli::stage_identity(&src, &lab).unwrap();
+    assert!(staged.starts_with(lab.join(vagrant_cli::STAGED_KEYS_DIR)));
     assert!(staged
         .file_name()
         .unwrap()
@@ -246,7 +246,7 @@ fn keys_are_staged_as_0600_copies() {
         .ends_with("-private_key"));
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&staged), 0o600);
-    assert_eq!(mode(&lab.join(vagrant::STAGED_KEYS_DIR)), 0o700);
+    assert_eq!(mode(&lab.join(vagrant_cli::STAGED_KEYS_DIR)), 0o700);
     assert_eq!(
         std::fs::read(&staged).unwrap(),
         std::fs::read(&src).unwrap()
@@ -254,15 +254,15 @@ fn keys_are_staged_as_0600_copies() {
 
     // Same source, same copy; a changed key is copied again; another key
     // gets another file.
-    assert_eq!(vagrant::stage_identity(&src, &lab).unwrap(), staged);
+    assert_eq!(vagrant_cli::stage_identity(&src, &lab).unwrap(), staged);
     std::fs::write(&src, "rotated\n").unwrap();
-    assert_eq!(vagrant::stage_identity(&src, &lab).unwrap(), staged);
+    assert_eq!(vagrant_cli::stage_identity(&src, &lab).unwrap(), staged);
     assert_eq!(std::fs::read_to_string(&staged).unwrap(), "rotated\n");
-    let both = vagrant::stage_identities(&[src.clone(), other], &lab).unwrap();
+    let both = vagrant_cli::stage_identities(&[src.clone(), other], &lab).unwrap();
     assert_eq!(both.len(), 2);
     assert_ne!(both[0], both[1]);
 
-    let err = vagrant::stage_identity(&dir.path().join("missing"), &lab).unwrap_err();
+    let err = vagrant_cli::stage_identity(&dir.path().join("missing"), &lab).unwrap_err();
     assert!(
         format!("{err:#}").contains("cannot read the SSH private key"),
         "{err:#}"

@@ -6,7 +6,11 @@
 //! the key on a path with spaces and mode 0644 as under WSL2. So labctl's
 //! rendering, logging, ssh-config parsing, key staging, hostname over SSH,
 //! agent, pods, DNS and destroy all run against real sshd hosts; only the
-//! VMs themselves are stood in for. Needs root: skipped otherwise.
+//! VMs themselves are stood in for; `status` says every machine runs, or
+//! that those in `LABCTL_TEST_VAGRANT_NOT_CREATED` do not exist, so the
+//! test can replace a "VM" (a new host key at the same address) behind
+//! Vagrant's back, or as Vagrant re-creating it. Needs root: skipped
+//! otherwise.
 
 mod support;
 
@@ -15,6 +19,7 @@ use std::path::Path;
 
 use support::hosts::Hosts;
 use support::netns::{can_run, in_netns, show};
+use support::sshd::{fingerprint_of, keygen, public_line, KeyKind};
 
 /// The stand-in: logs each call's arguments, then acts like Vagrant.
 const STAND_IN: &str = r#"#!/bin/sh
@@ -28,6 +33,13 @@ case "$1" in
       echo "==> $m: Machine booted and ready!"
     done ;;
   ssh-config) cat "$LABCTL_TEST_VAGRANT_SSH_CONFIG" ;;
+  status)
+    for m in master worker1 worker2; do
+      s=running
+      case " $LABCTL_TEST_VAGRANT_NOT_CREATED " in *" $m "*) s=not_created ;; esac
+      echo "1700000000,$m,provider-name,libvirt"
+      echo "1700000000,$m,state,$s"
+    done ;;
   destroy)
     for m in worker2 worker1 master; do echo "==> $m: Removing domain..."; done ;;
   *) echo "stand-in vagrant: unexpected command $*" >&2; exit 1 ;;
@@ -69,7 +81,7 @@ fn vagrant_provider_after_boot_runs_for_real_against_sshd_hosts() {
         return;
     }
     let tag = format!("tv{}", std::process::id() % 100_000);
-    let hosts = Hosts::start(&tag, [192, 168, 72], &["master", "worker1", "worker2"]);
+    let mut hosts = Hosts::start(&tag, [192, 168, 72], &["master", "worker1", "worker2"]);
     let base = hosts.dir.path();
 
     // Vagrant's per-machine key, world-readable on a path with spaces.
@@ -229,6 +241,64 @@ fn vagrant_provider_after_boot_runs_for_real_against_sshd_hosts() {
         "second up: {}",
         show(&out)
     );
+
+    // worker2 replaced behind Vagrant's back (another host key at the same
+    // address): `up` did not create that machine, so it refuses the key.
+    let known_hosts = lab_dir.join("known_hosts");
+    let old_pin = format!(
+        "{} {}",
+        hosts.by_name("worker2").ip,
+        public_line(&hosts.host_key("worker2"))
+    );
+    assert!(std::fs::read_to_string(&known_hosts)
+        .unwrap()
+        .contains(&old_pin));
+    let new_key = keygen(&base.join("worker2_new_host_key"), KeyKind::Ed25519);
+    let new_fp = fingerprint_of(&new_key);
+    hosts.replace_host_key("worker2", &new_key);
+    let out = labctl(&env, &["up", lab]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "up, changed key: {}",
+        show(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("worker2") && stderr.contains(&new_fp) && stderr.contains("did not create"),
+        "{stderr}"
+    );
+    assert!(std::fs::read_to_string(&known_hosts)
+        .unwrap()
+        .contains(&old_pin));
+    // Vagrant reports the machine gone, so `vagrant up` makes a new one:
+    // labctl drops the old machine's pin and pins the new machine's key.
+    let mut recreate = env.to_vec();
+    recreate.push(("LABCTL_TEST_VAGRANT_NOT_CREATED", "worker2".to_string()));
+    let out = labctl(&recreate, &["up", lab]);
+    assert!(
+        out.status.success(),
+        "up re-creating worker2: {}",
+        show(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("worker2: host key {new_fp}")),
+        "{stderr}"
+    );
+    let pins = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(!pins.contains(&old_pin), "{pins}");
+    assert!(
+        pins.contains(&format!(
+            "{} {}",
+            hosts.by_name("worker2").ip,
+            public_line(&new_key)
+        )),
+        "{pins}"
+    );
+    assert!(std::fs::read_to_string(&calls)
+        .unwrap()
+        .contains("status --machine-readable"));
 
     // destroy needs neither the lab file nor the machines' SSH.
     std::fs::remove_file(lab).unwrap();

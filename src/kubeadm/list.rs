@@ -1,5 +1,5 @@
 //! The envelope of `kubectl get … -o json` lists, shared by the readers of
-//! nodes ([`super::nodes`]) and of pods (`crate::verify::kube::pods`):
+//! nodes ([`super::cluster_nodes`]) and of pods (`crate::verify::kube::pods`):
 //! `items`, each with `metadata`, `spec` and `status`, and the conditions
 //! both kinds report. Each reader declares only the spec and status fields
 //! it reads.

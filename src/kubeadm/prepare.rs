@@ -18,11 +18,16 @@ pub const FUNCTIONS: &str = include_str!("prepare-functions.sh");
 const MAIN: &str = include_str!("prepare-node.sh");
 
 /// The complete script preparing `node` of `lab`: hostname = node name,
-/// /etc/hosts with every lab node, modules, sysctls, swap off, containerd
-/// with SystemdCgroup, the pkgs.k8s.io repository of the lab's minor,
-/// kubelet/kubeadm/kubectl/kubernetes-cni installed and held, CNI configs
-/// other than labctl's removed.
-pub fn node_prepare_script(lab: &Lab, node: &Node) -> String {
+/// /etc/hosts with every lab node, modules, sysctls, swap off, Docker's
+/// and pkgs.k8s.io's (the lab's minor) package repositories, containerd.io
+/// 2.x with SystemdCgroup and kubeadm's pause image, kubelet/kubeadm/kubectl
+/// of one release plus kubernetes-cni, cri-tools and iptables, held, CNI
+/// configs other than labctl's removed.
+///
+/// `release` is the exact Kubernetes release (`1.N.P`) the node must run:
+/// the control plane's, for workers. `None` lets the node pick: the release
+/// it has, else the newest of the lab's minor (the control plane).
+pub fn node_prepare_script(lab: &Lab, node: &Node, release: Option<&str>) -> String {
     let hosts: Vec<String> = lab
         .nodes
         .iter()
@@ -40,6 +45,7 @@ pub fn node_prepare_script(lab: &Lab, node: &Node) -> String {
         variables(&[
             ("NODE_NAME", &node.name),
             ("K8S_MINOR", &lab.kubernetes.version),
+            ("K8S_VERSION", release.unwrap_or_default()),
             ("KEEP_CNI_FILE", &keep_cni),
             ("LAB_HOSTS", &hosts.join("\n")),
         ])

@@ -1,7 +1,8 @@
 //! `labctl destroy [LAB | --name NAME]`: remove everything a lab created,
 //! from its state folder alone (the lab file may be gone, the lab half
 //! built). Keeps going past errors and reports them all; a lab that does not
-//! exist is "nothing to do" (exit 0), so running it twice is fine.
+//! exist is "nothing to do" (exit 0), so running it twice is fine. What a
+//! killed `up` or `destroy` left of a lab without its state.json is removed.
 //!
 //! `--forget` is for ssh labs whose hosts are gone for good: their destroy
 //! cannot reach the nodes, so it fails and keeps the state folder. Forget
@@ -14,16 +15,24 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use super::{interrupt, resolve, DestroyArgs};
+use super::{resolve, DestroyArgs};
 use crate::exit::ExitError;
 use crate::output::GlobalOpts;
-use crate::provider::{self, progress::Progress};
+use crate::provider;
 use crate::state::{LabDir, LabState};
+use crate::ui::interrupt;
+use crate::ui::progress::Progress;
 
 pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     interrupt::install();
     let name = resolve::lab_name(args.lab.as_deref(), args.name.as_deref())?;
     let dir = LabDir::new(&name)?;
+    if dir.has_leftovers() {
+        let _lock = dir.lock("destroy")?;
+        if !dir.exists() {
+            return remove_leftovers(&name, &dir, global);
+        }
+    }
     if !dir.exists() {
         if let Some(other) = crate::lab_owner::elsewhere(&name) {
             return Err(ExitError::environment(anyhow!(
@@ -31,6 +40,7 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
                 other.message(&name, "destroy")
             )));
         }
+        release_shared_host_folders()?;
         if !global.quiet {
             println!("Lab {name} does not exist on this host: nothing to do.");
         }
@@ -57,12 +67,47 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     } else {
         String::new()
     };
-    Err(ExitError::failed(anyhow!(
+    // A refused host key: the environment, not a failed step (exit 3).
+    let wrap = if errors.iter().any(crate::ssh::is_host_key_refusal) {
+        ExitError::environment
+    } else {
+        ExitError::failed
+    };
+    Err(wrap(anyhow!(
         "lab {name} was not fully removed ({} problems; its state folder {} stays, run destroy again once fixed):\n  {}{hint}",
         errors.len(),
         dir.path.display(),
         all.join("\n  ")
     )))
+}
+
+/// A lab folder without state.json (an `up` killed before it first saved
+/// its state, or a removal of the folder killed half-way) records nothing
+/// created outside it: removing it finishes the job. The caller holds the
+/// lab's lock.
+fn remove_leftovers(name: &str, dir: &LabDir, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    dir.remove().map_err(|e| {
+        ExitError::environment(anyhow!(
+            "cannot remove what an interrupted run left of lab {name}: {e:#}"
+        ))
+    })?;
+    release_shared_host_folders()?;
+    if !global.quiet {
+        println!(
+            "Lab {name} does not exist on this host; removed what an interrupted run left in {}.",
+            dir.path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The last netns lab's destroy removes the host folders netns labs share,
+/// right after the lab's folder: one killed in between left them, and no
+/// lab remains to remove them later. Does nothing while a lab remains, or
+/// when no netns lab ever made such folders here.
+fn release_shared_host_folders() -> anyhow::Result<()> {
+    crate::provider::netns::hostdirs::release_if_last()
+        .map_err(|e| ExitError::environment(e.context("removing host folders netns labs created")))
 }
 
 /// Removes the state folder of an ssh lab without reaching its nodes.

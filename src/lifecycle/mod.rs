@@ -2,15 +2,13 @@
 //! Each lives in its own file; this one holds their arguments.
 
 pub mod destroy;
-pub mod interrupt;
-pub mod nodes;
-pub mod remote;
+pub mod node_shell;
 pub mod resolve;
 pub mod status;
 pub mod up;
 
 pub use destroy::destroy;
-pub use remote::{exec, ssh};
+pub use node_shell::{exec, ssh};
 pub use status::{list, status};
 pub use up::up;
 

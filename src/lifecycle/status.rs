@@ -10,7 +10,8 @@ use labctl_nodeplan::report::{self, CheckReport, Difference};
 use labctl_nodeplan::NodePlan;
 use serde::Serialize;
 
-use super::{nodes, resolve, ListArgs, StatusArgs};
+use super::{resolve, ListArgs, StatusArgs};
+use crate::nodes;
 use crate::output::{table, GlobalOpts, OutputFormat};
 use crate::state::{self, LabDir};
 
@@ -27,6 +28,9 @@ pub struct NodeStatus {
     pub differences: Vec<Difference>,
     pub pods: Vec<PodStatus>,
     pub error: Option<String>,
+    /// The node's host key was refused (exit 3 once everything is shown).
+    #[serde(skip)]
+    pub host_key_refused: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,7 +45,7 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let names: Vec<String> = lab.state.nodes.keys().cloned().collect();
     let plans = node_plans(
         &names,
-        |node| crate::provider::ssh::teardown::saved_plan(&lab.dir, node).ok(),
+        |node| lab.dir.saved_plan(node).ok(),
         || lab_copy_plans(&lab.dir),
     );
     let statuses = nodes::parallel(&names, |node| {
@@ -71,6 +75,8 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
                     s.ip.clone(),
                     if s.reachable {
                         "ok".into()
+                    } else if s.host_key_refused {
+                        "host key refused".into()
                     } else {
                         "unreachable".into()
                     },
@@ -85,9 +91,30 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
             "{}",
             table(&["NODE", "IP", "SSH", "AGENT", "DRIFT", "PODS"], &rows)
         );
-        for s in statuses.iter().filter(|s| s.error.is_some()) {
+        // Refused host keys come last, in the error (exit 3).
+        for s in statuses
+            .iter()
+            .filter(|s| s.error.is_some() && !s.host_key_refused)
+        {
             eprintln!("{}: {}", s.node, s.error.as_deref().unwrap_or_default());
         }
+    }
+    let refused: Vec<&str> = statuses
+        .iter()
+        .filter(|s| s.host_key_refused)
+        .map(|s| s.node.as_str())
+        .collect();
+    if !refused.is_empty() {
+        return Err(crate::exit::ExitError::environment(anyhow::anyhow!(
+            "host key refused on {}: {}",
+            refused.join(", "),
+            statuses
+                .iter()
+                .filter(|s| s.host_key_refused)
+                .filter_map(|s| s.error.as_deref())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
     }
     Ok(if healthy {
         ExitCode::SUCCESS
@@ -158,11 +185,19 @@ fn node_status(
             })
             .unwrap_or_default(),
         error: None,
+        host_key_refused: false,
     };
-    let session = match nodes::connect(dir, st, node, Duration::from_secs(5)) {
+    let session = match nodes::connect(
+        dir,
+        st,
+        node,
+        &crate::ssh::HostKeyPolicy::RequireKnown,
+        Duration::from_secs(5),
+    ) {
         Ok(session) => session,
         Err(e) => {
             s.error = Some(format!("{e:#}"));
+            s.host_key_refused = crate::ssh::is_host_key_refusal(&e);
             return s;
         }
     };

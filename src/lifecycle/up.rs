@@ -4,24 +4,29 @@
 //! (machines answer SSH), then per node in parallel: connect, agent upload,
 //! `apply` of the node's plan, the busybox pod (and on the control plane the
 //! DNS pod); then the DNS server and each node's LABCTL-SERVICES chain.
-//! Everything is idempotent: a second run reports no changes.
+//! Everything is idempotent: a second run reports no changes. The run ends
+//! with the wall time of each phase (text: a table; JSON: `phases`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
 use labctl_nodeplan::report::{ApplyReport, PodAddReport};
 use labctl_nodeplan::NodePlan;
 
-use super::{interrupt, nodes, UpArgs};
+use super::UpArgs;
 use crate::exit::ExitError;
+use crate::nodes;
 use crate::output::{GlobalOpts, OutputFormat};
-use crate::provider::progress::{Interrupted, Progress};
 use crate::provider::{self, DnsRecords, Provider};
-use crate::ssh::Session;
+use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
+use crate::ui::interrupt;
+use crate::ui::phases::{Phase, PhaseClock};
+use crate::ui::progress::{Interrupted, Progress};
 
 /// The pod every node gets, and the DNS pod on the control plane.
 pub const BUSYBOX_POD: &str = "busybox";
@@ -78,14 +83,16 @@ pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
     dir.save(&state)?;
 
     let progress = Progress::new(global.quiet);
+    let clock = PhaseClock::new();
+    let started = Instant::now();
     let before: Vec<String> = state.nodes.keys().cloned().collect();
-    match converge(lab, provider, &dir, &mut state, &progress) {
+    match converge(lab, provider, &dir, &mut state, &progress, &clock) {
         Ok(changes) => {
             let added = lab.nodes.iter().filter(|n| !before.contains(&n.name)).count() as u64;
             let removed = before.iter().filter(|b| !lab.nodes.iter().any(|n| &n.name == *b)).count() as u64;
             let total = changes + added + removed;
             drop(progress);
-            report(lab, total, global);
+            report(lab, total, &clock.totals(), started.elapsed(), global);
             if args.verify {
                 let verify = crate::verify::VerifyArgs {
                     lab: Some(loaded.path.clone()),
@@ -115,12 +122,30 @@ pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
     }
 }
 
-fn report(lab: &Lab, changes: u64, global: &GlobalOpts) {
+fn report(
+    lab: &Lab,
+    changes: u64,
+    phases: &[(Phase, Duration)],
+    total: Duration,
+    global: &GlobalOpts,
+) {
     if global.output == OutputFormat::Json {
         let nodes: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        let phases: Vec<serde_json::Value> = phases
+            .iter()
+            .map(|(phase, took)| {
+                serde_json::json!({"phase": phase.name(), "seconds": took.as_secs_f64()})
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::json!({"lab": lab.name, "nodes": nodes, "changes": changes})
+            serde_json::json!({
+                "lab": lab.name,
+                "nodes": nodes,
+                "changes": changes,
+                "phases": phases,
+                "seconds": total.as_secs_f64(),
+            })
         );
     } else if !global.quiet {
         let what = if changes == 0 {
@@ -129,6 +154,28 @@ fn report(lab: &Lab, changes: u64, global: &GlobalOpts) {
             format!("{changes} changes")
         };
         println!("Lab {} is up: {} nodes, {what}.", lab.name, lab.nodes.len());
+        print!("{}", phase_table(phases, total));
+    }
+}
+
+/// The per-phase wall times, then the whole run (phases overlap when nodes
+/// work in parallel, so the rows need not add up to the total).
+fn phase_table(phases: &[(Phase, Duration)], total: Duration) -> String {
+    let mut rows: Vec<Vec<String>> = phases
+        .iter()
+        .map(|(phase, took)| vec![phase.name().to_string(), seconds(*took)])
+        .collect();
+    rows.push(vec!["total".to_string(), seconds(total)]);
+    crate::output::table(&["phase", "time"], &rows)
+}
+
+/// `0.42s` / `12.3s`: finer than the step lines, short phases are common.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{s:.1}s")
     }
 }
 
@@ -139,31 +186,34 @@ fn converge(
     dir: &LabDir,
     state: &mut LabState,
     progress: &Progress,
+    clock: &PhaseClock,
 ) -> Result<u64> {
-    provider.create(lab, dir, state, progress)?;
+    clock.time(Phase::Nodes, || provider.create(lab, dir, state, progress))?;
     // kubeadm labs: the cluster hands out the node subnets (podCIDRs).
     let kubernetes = lab.kubernetes.enabled;
     let plans = if kubernetes {
-        crate::provider::ssh::kubeadm::start(lab, dir, state, progress)?
+        clock.time(Phase::Kubeadm, || {
+            crate::kubeadm::bootstrap::start(lab, dir, state, progress)
+        })?
     } else {
         labctl_lab::plan(lab)
     };
     // Kept for destroy (agent teardown) and status.
     for plan in &plans {
-        let folder = dir.node_dir(&plan.node);
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
-        crate::state::write_mode(&folder.join("plan.json"), plan.to_json().as_bytes(), 0o644)?;
+        dir.save_plan(plan)?;
     }
     let plans: BTreeMap<String, NodePlan> =
         plans.into_iter().map(|p| (p.node.clone(), p)).collect();
     if state.netns.is_some() {
-        progress.step(None, "Staging the agent", || {
-            for node in &lab.nodes {
-                let folder = crate::provider::netns::sshd::node_folder(dir, &node.name, "agent");
-                nodes::stage_agent(dir, &folder)?;
-            }
-            Ok(())
+        clock.time(Phase::Agent, || {
+            progress.step(None, "Staging the agent", || {
+                for node in &lab.nodes {
+                    let folder =
+                        crate::provider::netns::sshd::node_folder(dir, &node.name, "agent");
+                    nodes::stage_agent(dir, &folder)?;
+                }
+                Ok(())
+            })
         })?;
     }
     let cp = lab.control_plane().name.clone();
@@ -179,7 +229,7 @@ fn converge(
             (false, true) => &[BUSYBOX_POD, DNS_POD],
             (false, false) => &[BUSYBOX_POD],
         };
-        let r = node_up(dir, &snapshot, node, plan, pods, progress);
+        let r = node_up(dir, &snapshot, node, plan, pods, progress, clock);
         progress.node_done(node);
         r
     });
@@ -203,16 +253,20 @@ fn converge(
         }
     }
     dir.save(state)?;
-    fail_with_all(errors)?;
+    nodes::fail_with_all(errors)?;
     if kubernetes {
-        crate::provider::ssh::kubeadm::finish(lab, dir, state, progress)?;
+        clock.time(Phase::Kubeadm, || {
+            crate::kubeadm::bootstrap::finish(lab, dir, state, progress)
+        })?;
         return Ok(changes);
     }
 
     let dns = dns_records(lab, state)?;
     let dns_pod = dns.server_ip;
-    if progress.step(Some(&cp), "Serving cluster DNS", || {
-        provider.serve_dns(dir, state, &dns)
+    if clock.time(Phase::Dns, || {
+        progress.step(Some(&cp), "Serving cluster DNS", || {
+            provider.serve_dns(dir, state, &dns)
+        })
     })? {
         changes += 1;
     }
@@ -220,8 +274,10 @@ fn converge(
         let session = sessions
             .get(node)
             .ok_or_else(|| anyhow!("no session to node {node}"))?;
-        progress.step(Some(node), "DNS service rules", || {
-            nodes::ensure_services(session, lab.dns_service_ip(), dns_pod)
+        clock.time(Phase::Dns, || {
+            progress.step(Some(node), "DNS service rules", || {
+                nodes::ensure_services(session, lab.dns_service_ip(), dns_pod)
+            })
         })
     });
     let mut errors = Vec::new();
@@ -232,32 +288,8 @@ fn converge(
             Err(e) => errors.push(e),
         }
     }
-    fail_with_all(errors)?;
+    nodes::fail_with_all(errors)?;
     Ok(changes)
-}
-
-/// One error, or all of them in one message.
-pub fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        n => {
-            if let Some(i) = errors.iter().position(|e| e.is::<Interrupted>()) {
-                return Err(errors.remove(i));
-            }
-            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
-            let error = anyhow!("{n} nodes failed:\n  {}", all.join("\n  "));
-            // Nodes lacking a tool: still an environment error (exit 3).
-            let environment = errors
-                .iter()
-                .any(|e| crate::exit::exit_code_for(e) == crate::exit::ENVIRONMENT);
-            Err(if environment {
-                ExitError::environment(error)
-            } else {
-                error
-            })
-        }
-    }
 }
 
 fn node_up(
@@ -267,23 +299,38 @@ fn node_up(
     plan: &NodePlan,
     wanted: &[&str],
     progress: &Progress,
+    clock: &PhaseClock,
 ) -> Result<NodeResult> {
-    let session = progress.step(Some(node), "Connecting over SSH", || {
-        nodes::connect(dir, state, node, nodes::CONNECT_DEADLINE)
+    let session = clock.time(Phase::Ssh, || {
+        progress.step(Some(node), "Connecting over SSH", || {
+            // Every provider has pinned its nodes' keys by now (netns before
+            // starting sshd, ssh and vagrant when `create` first reached them).
+            nodes::connect(
+                dir,
+                state,
+                node,
+                &HostKeyPolicy::RequireKnown,
+                nodes::CONNECT_DEADLINE,
+            )
+        })
     })?;
     let mut changes = 0;
-    if progress.step(Some(node), "Installing the agent", || {
-        nodes::ensure_agent(&session)
+    if clock.time(Phase::Agent, || {
+        progress.step(Some(node), "Installing the agent", || {
+            nodes::ensure_agent(&session)
+        })
     })? {
         changes += 1;
     }
-    let report: ApplyReport = progress.step(Some(node), "Applying the flannel plan", || {
-        nodes::agent(&session, plan, &["apply"])
+    let report: ApplyReport = clock.time(Phase::DataPlane, || {
+        progress.step(Some(node), "Applying the flannel plan", || {
+            nodes::agent(&session, plan, &["apply"])
+        })
     })?;
     changes += report.changes() as u64;
     let mut pods = BTreeMap::new();
     for &pod in wanted {
-        let ip = progress.step(Some(node), &format!("Pod {pod}"), || {
+        let ip = clock.time(Phase::Pods, || progress.step(Some(node), &format!("Pod {pod}"), || {
             let report: PodAddReport = nodes::agent(&session, plan, &["pod", "add", pod])?;
             if !plan.subnet.contains(&report.ip) {
                 anyhow::bail!(
@@ -293,7 +340,7 @@ fn node_up(
                 );
             }
             Ok(report.ip)
-        })?;
+        }))?;
         pods.insert(pod.to_string(), ip);
     }
     Ok(NodeResult {

@@ -1,27 +1,29 @@
 //! Providers: what makes a lab's machines exist before labctl reaches them
 //! over SSH. Kind-style, `create` is a sequence of named steps, each printed
-//! as a ✓/✗ line by [`progress::Progress`].
+//! as a ✓/✗ line by [`crate::ui::progress::Progress`].
 //!
 //! Every provider ends the same way: the lab's nodes answer SSH at the
 //! endpoints recorded in the lab's state, and the lifecycle code
-//! ([`crate::lifecycle`]) uploads the agent and applies the plans.
+//! ([`crate::lifecycle`]) uploads the agent and applies the plans through
+//! the node layer ([`crate::nodes`]). Providers stand on that layer and on
+//! `ssh`, `state` and `ui`; they never import lifecycle or verify.
 //! - [`netns`]: namespaces on this host (the default).
-//! - [`ssh`]: existing machines; also the node sequence the vagrant
-//!   provider shares (checks, remote DNS server, kubeadm, teardown).
-//! - [`vagrant`]: VMs from a rendered Vagrantfile, then as [`ssh`].
-//! - [`dns`]: the cluster DNS server's configuration, for all of them.
+//! - [`ssh_hosts`]: existing machines; also the node sequence the vagrant
+//!   provider shares (checks, remote DNS server, node removal).
+//! - [`vagrant`]: VMs from a rendered Vagrantfile, then as [`ssh_hosts`].
+//! - [`dns_records`]: the cluster DNS server's configuration, for all of
+//!   them.
 
-pub mod dns;
+pub mod dns_records;
 pub mod netns;
-pub mod progress;
-pub mod ssh;
+pub mod ssh_hosts;
 pub mod vagrant;
 
 use anyhow::Result;
 use labctl_lab::{Lab, ProviderType};
 
 use crate::state::{LabDir, LabState};
-use progress::Progress;
+use crate::ui::progress::Progress;
 
 /// A cluster DNS record set: names to addresses, served from `server_ip`
 /// (a pod on the control-plane node).
@@ -60,7 +62,7 @@ pub trait Provider: Sync {
     /// runs on the control-plane node, reached over SSH; the netns provider
     /// runs it from this host.
     fn serve_dns(&self, dir: &LabDir, state: &mut LabState, dns: &DnsRecords) -> Result<bool> {
-        ssh::dns::serve(dir, state, dns)
+        ssh_hosts::dns_server::serve(dir, state, dns)
     }
 
     /// Removes everything the lab created, keeping going past errors; returns
@@ -81,7 +83,7 @@ pub fn for_lab(lab: &Lab) -> Result<&'static dyn Provider> {
 pub fn for_kind(kind: &str) -> Result<&'static dyn Provider> {
     match kind {
         "netns" => Ok(&netns::NetnsProvider),
-        "ssh" => Ok(&ssh::SshProvider),
+        "ssh" => Ok(&ssh_hosts::SshProvider),
         "vagrant" => Ok(&vagrant::VagrantProvider),
         other => Err(crate::exit::ExitError::usage(anyhow::anyhow!(
             "the lab state names the provider {other:?}, which this labctl does not know (netns, vagrant, ssh)"

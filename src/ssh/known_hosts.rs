@@ -1,10 +1,14 @@
-//! Host key pinning in an OpenSSH known_hosts file.
+//! OpenSSH known_hosts files: the lab's own (labctl's pins) and the user's
+//! `~/.ssh/known_hosts` (read only, to trust what the user already trusts).
 //!
-//! The file is the lab's own: labctl appends one plain (unhashed) line per
-//! node on first contact, `host` for port 22 and `[host]:port` otherwise,
-//! exactly what the system `ssh` looks up, so `labctl ssh` trusts the same
-//! keys. Lines this module does not understand (hashed hosts, `@` markers,
-//! wildcard patterns) are left alone and never match.
+//! labctl writes one plain line per node into the lab's file, `host` for
+//! port 22 and `[host]:port` otherwise, exactly what the system `ssh` looks
+//! up (so `labctl ssh` trusts the same keys), with the node's name as the
+//! line's comment (`labctl-node=NAME`) so the pin can be dropped with the
+//! node. Reading understands what OpenSSH writes: comma-separated names,
+//! hashed names (`|1|salt|hash`), `*`/`?` wildcards and `!` negations, and
+//! `@revoked` lines; `@cert-authority` lines are skipped (labctl does not
+//! check host certificates).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -13,20 +17,23 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use base64::Engine;
+use hmac::{Hmac, Mac};
 
-/// Serialises check-then-append across the threads of one labctl process
-/// (one per node): two nodes pinned at once must both end up in the file.
-static FILE_LOCK: Mutex<()> = Mutex::new(());
+/// Serialises read-check-write of the lab's file across the threads of one
+/// labctl process (one per node): two nodes pinned at once must both end
+/// up in the file. Other processes only read it while `up` holds the lab.
+pub(super) static FILE_LOCK: Mutex<()> = Mutex::new(());
 
-/// What the known_hosts file says about a host key.
+/// The comment labctl puts on the lines it writes.
+const NODE_TAG: &str = "labctl-node=";
+
+/// One key line of a known_hosts file that names a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Verdict {
-    /// The key was already pinned for this host.
-    Known,
-    /// The host was unknown; its key is now pinned.
-    Pinned,
-    /// The host is pinned with other keys: refuse. Carries the offered type.
-    Changed { key_type: String },
+pub(super) struct Entry {
+    pub key_type: String,
+    pub key_base64: String,
+    /// An `@revoked` line: this key must be refused.
+    pub revoked: bool,
 }
 
 /// The known_hosts name for a host: `host` on port 22, else `[host]:port`.
@@ -38,39 +45,100 @@ pub(super) fn host_pattern(host: &str, port: u16) -> String {
     }
 }
 
-/// Key types already pinned for `pattern` (empty when none, or no file).
-pub(super) fn pinned_key_types(path: &Path, pattern: &str) -> io::Result<Vec<String>> {
-    let _guard = FILE_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok(entries_for(&read_or_empty(path)?, pattern)
-        .into_iter()
-        .map(|(key_type, _)| key_type.to_string())
-        .collect())
+pub(super) fn read_or_empty(path: &Path) -> io::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
 }
 
-/// Checks the server's key blob (SSH wire format, as libssh2 hands it over)
-/// against the file, pinning it when the host has no entry yet. The file
-/// and its parent folders are created as needed, the file with mode 0600.
-pub(super) fn verify_or_pin(path: &Path, pattern: &str, key_blob: &[u8]) -> io::Result<Verdict> {
-    let key_type = blob_key_type(key_blob).unwrap_or("unknown").to_string();
-    let key_base64 = base64::engine::general_purpose::STANDARD.encode(key_blob);
+/// Every entry of `text` that names `pattern` (see [`host_pattern`]).
+pub(super) fn entries_for(text: &str, pattern: &str) -> Vec<Entry> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let mut hosts = fields.next()?;
+            let mut revoked = false;
+            if let Some(marker) = hosts.strip_prefix('@') {
+                if marker != "revoked" {
+                    return None;
+                }
+                revoked = true;
+                hosts = fields.next()?;
+            }
+            let key_type = fields.next()?;
+            let key_base64 = fields.next()?;
+            names_match(hosts, pattern).then(|| Entry {
+                key_type: key_type.to_string(),
+                key_base64: key_base64.to_string(),
+                revoked,
+            })
+        })
+        .collect()
+}
 
-    let _guard = FILE_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+/// Whether a known_hosts name field (`a,b,!c`, `|1|salt|hash`) names
+/// `pattern`: a hash matches, or a positive name matches and no negated
+/// one does.
+fn names_match(field: &str, pattern: &str) -> bool {
+    if let Some(hashed) = field.strip_prefix("|1|") {
+        return hashed_match(hashed, pattern);
+    }
+    let mut matched = false;
+    for name in field.split(',') {
+        match name.strip_prefix('!') {
+            Some(negated) if glob(negated.as_bytes(), pattern.as_bytes()) => return false,
+            Some(_) => {}
+            None => matched |= glob(name.as_bytes(), pattern.as_bytes()),
+        }
+    }
+    matched
+}
+
+/// `|1|` entries: HMAC-SHA1 of the name, keyed with the salt (OpenSSH's
+/// `HashKnownHosts`).
+fn hashed_match(salt_and_hash: &str, pattern: &str) -> bool {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Some((salt, hash)) = salt_and_hash.split_once('|') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (engine.decode(salt), engine.decode(hash)) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(pattern.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// OpenSSH's host patterns: `*` any run of characters, `?` one character,
+/// case-insensitive (host names are).
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => glob(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p.eq_ignore_ascii_case(n) => glob(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// Appends a pin for `node` (call with [`FILE_LOCK`] held). The file and
+/// its parent folders are created as needed, the file with mode 0600.
+pub(super) fn append_pin(
+    path: &Path,
+    pattern: &str,
+    node: &str,
+    key_type: &str,
+    key_base64: &str,
+) -> io::Result<()> {
     let text = read_or_empty(path)?;
-    let entries = entries_for(&text, pattern);
-    if entries
-        .iter()
-        .any(|&(t, k)| t == key_type && k == key_base64)
-    {
-        return Ok(Verdict::Known);
-    }
-    if !entries.is_empty() {
-        return Ok(Verdict::Changed { key_type });
-    }
-
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)?;
     }
@@ -85,94 +153,98 @@ pub(super) fn verify_or_pin(path: &Path, pattern: &str, key_blob: &[u8]) -> io::
     } else {
         "\n"
     };
-    file.write_all(format!("{separator}{pattern} {key_type} {key_base64}\n").as_bytes())?;
-    file.sync_all()?;
-    Ok(Verdict::Pinned)
+    file.write_all(
+        format!(
+            "{separator}{}",
+            pin_line(pattern, node, key_type, key_base64)
+        )
+        .as_bytes(),
+    )?;
+    file.sync_all()
 }
 
-fn read_or_empty(path: &Path) -> io::Result<String> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(text),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e),
-    }
+/// The line that pins `node`'s key at `pattern`.
+pub(super) fn pin_line(pattern: &str, node: &str, key_type: &str, key_base64: &str) -> String {
+    format!("{pattern} {key_type} {key_base64} {NODE_TAG}{node}\n")
 }
 
-/// `(key type, base64 key)` of every plain line naming `pattern`.
-fn entries_for<'a>(text: &'a str, pattern: &str) -> Vec<(&'a str, &'a str)> {
+/// `text` without the lines pinning `node` (by their comment) or naming
+/// one of `patterns` exactly (pins written before lines carried the node).
+pub(super) fn without_node(text: &str, node: &str, patterns: &[String]) -> String {
+    let tag = format!("{NODE_TAG}{node}");
     text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('@'))
-        .filter_map(|line| {
+        .filter(|line| {
             let mut fields = line.split_whitespace();
-            let hosts = fields.next()?;
-            let key_type = fields.next()?;
-            let key = fields.next()?;
-            hosts
-                .split(',')
-                .any(|h| h == pattern)
-                .then_some((key_type, key))
+            let hosts = fields.next().unwrap_or("");
+            let names_it = hosts.split(',').any(|h| patterns.iter().any(|p| p == h));
+            let tagged = fields.nth(2) == Some(tag.as_str());
+            !(names_it || tagged)
         })
+        .map(|line| format!("{line}\n"))
         .collect()
-}
-
-/// The key type named at the start of an SSH public key blob
-/// (`uint32 length` + name, RFC 4253 section 6.6).
-pub(super) fn blob_key_type(blob: &[u8]) -> Option<&str> {
-    let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    std::str::from_utf8(blob.get(4..4 + len)?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn blob(key_type: &str, body: &[u8]) -> Vec<u8> {
-        let mut b = (key_type.len() as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(key_type.as_bytes());
-        b.extend_from_slice(body);
-        b
+    #[test]
+    fn plain_names_lists_wildcards_and_negations() {
+        let text = "# comment\n\
+            10.0.0.2 ssh-ed25519 AAAA1\n\
+            a.example,[10.0.0.2]:2222 ssh-rsa AAAA2\n\
+            10.0.0.* ssh-ed25519 AAAA3\n\
+            10.0.0.?,!10.0.0.7 ssh-ed25519 AAAA4\n\
+            @cert-authority 10.0.0.2 ssh-ed25519 AAAA5\n\
+            @revoked 10.0.0.2 ssh-ed25519 AAAA6\n\
+            broken-line\n";
+        let keys = |pattern: &str| -> Vec<String> {
+            entries_for(text, pattern)
+                .into_iter()
+                .map(|e| format!("{}{}", if e.revoked { "!" } else { "" }, e.key_base64))
+                .collect()
+        };
+        assert_eq!(keys("10.0.0.2"), ["AAAA1", "AAAA3", "AAAA4", "!AAAA6"]);
+        assert_eq!(keys("[10.0.0.2]:2222"), ["AAAA2"]);
+        assert_eq!(keys("A.EXAMPLE"), ["AAAA2"]);
+        assert_eq!(keys("10.0.0.7"), ["AAAA3"]);
+        assert_eq!(keys("10.0.0.77"), ["AAAA3"]);
+        assert!(keys("10.0.1.2").is_empty());
     }
 
     #[test]
-    fn pins_then_knows_then_refuses_a_changed_key() {
+    fn hashed_names_match_what_ssh_keygen_wrote() {
+        // `ssh-keygen -H` of the line `[10.1.2.3]:2222 ssh-ed25519 AAAA1`.
+        let line = "|1|1lrUpSN02MfYZXaKgG0FkHfmhSM=|QOgLEZTueTmqvOnu85gi8m8t4m0= ssh-ed25519 AAAA1";
+        assert_eq!(entries_for(line, "[10.1.2.3]:2222").len(), 1);
+        assert!(entries_for(line, "10.1.2.3").is_empty());
+        assert!(entries_for(line, "[10.1.2.3]:2223").is_empty());
+        assert!(entries_for("|1|bad|bad ssh-ed25519 AAAA", "10.1.2.3").is_empty());
+    }
+
+    #[test]
+    fn pins_are_appended_and_dropped_by_node() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/known_hosts");
-        let first = blob("ssh-ed25519", b"first");
-        let second = blob("ssh-ed25519", b"second");
-        let pattern = host_pattern("10.0.0.2", 2222);
-        assert_eq!(pattern, "[10.0.0.2]:2222");
-
+        append_pin(&path, "[10.0.0.2]:2222", "w1", "ssh-ed25519", "AAAA1").unwrap();
+        append_pin(&path, "10.0.0.3", "w2", "ssh-ed25519", "AAAA2").unwrap();
+        let text = read_or_empty(&path).unwrap();
         assert_eq!(
-            verify_or_pin(&path, &pattern, &first).unwrap(),
-            Verdict::Pinned
+            text,
+            "[10.0.0.2]:2222 ssh-ed25519 AAAA1 labctl-node=w1\n10.0.0.3 ssh-ed25519 AAAA2 labctl-node=w2\n"
         );
-        assert_eq!(
-            verify_or_pin(&path, &pattern, &first).unwrap(),
-            Verdict::Known
-        );
-        assert_eq!(
-            verify_or_pin(&path, &pattern, &second).unwrap(),
-            Verdict::Changed {
-                key_type: "ssh-ed25519".into()
-            }
-        );
-        // Another port of the same host is another entry.
-        let other = host_pattern("10.0.0.2", 22);
-        assert_eq!(
-            verify_or_pin(&path, &other, &second).unwrap(),
-            Verdict::Pinned
-        );
-        assert_eq!(pinned_key_types(&path, &pattern).unwrap(), ["ssh-ed25519"]);
-
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn reads_key_type_from_blob() {
-        assert_eq!(blob_key_type(&blob("ssh-rsa", b"x")), Some("ssh-rsa"));
-        assert_eq!(blob_key_type(b"\0\0"), None);
+        assert_eq!(
+            without_node(&text, "w1", &[]),
+            "10.0.0.3 ssh-ed25519 AAAA2 labctl-node=w2\n"
+        );
+        // An untagged line goes by its host name.
+        let old = "10.0.0.3 ssh-ed25519 AAAA2\n10.0.0.30 ssh-ed25519 AAAA3\n";
+        assert_eq!(
+            without_node(old, "w2", &["10.0.0.3".into()]),
+            "10.0.0.30 ssh-ed25519 AAAA3\n"
+        );
     }
 }

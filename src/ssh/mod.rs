@@ -6,9 +6,10 @@
 //!
 //! Rules this module keeps for every provider:
 //! - Key authentication only (ed25519 or RSA private key file, no passphrase).
-//! - Host keys are pinned on first contact into the lab's known_hosts file
-//!   (OpenSSH format, so the system `ssh` accepts the same file); a changed
-//!   key is refused with an error that says what to do.
+//! - Host keys are pinned in the lab's known_hosts file (OpenSSH format, so
+//!   the system `ssh` accepts the same file) only by `up` on first contact;
+//!   every connection names its [`HostKeyPolicy`], and an unknown or
+//!   changed key is refused with an error that says what to do.
 //! - [`Session::connect`] retries while a node boots, until a deadline.
 //! - Remote commands are argv vectors: every element is quoted with
 //!   [`quote`], so no remote shell string is ever built from unquoted values.
@@ -23,12 +24,17 @@
 //!   unless [`Session::set_command_timeout`] sets one.
 
 mod exec;
+mod host_key;
+pub mod keygen;
 mod known_hosts;
+mod pins;
 mod session;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use host_key::{fingerprint, is_host_key_refusal, HostKeyPolicy, NewPin, PinSource};
+pub use pins::{forget_node, is_pinned, move_pins, pin_own_key};
 pub use session::Session;
 
 /// Seconds between keepalive messages while a session waits on a node.
@@ -101,19 +107,48 @@ pub enum SshError {
     },
 
     #[error(
-        "refusing to connect to node {node} at {address}: its SSH host key ({key_type}) \
-         differs from the key pinned in {}; if the node was rebuilt on purpose, forget \
-         the old key with `ssh-keygen -R '{host_pattern}' -f {}` and connect again, \
-         otherwise something may be intercepting the connection",
+        "refusing node {node} at {address}: its SSH host key {seen} is not the one pinned \
+         in {}; {}",
         known_hosts.display(),
-        known_hosts.display()
+        changed_hint(*during_up, address, known_hosts)
     )]
     HostKeyChanged {
         node: String,
         address: String,
-        key_type: String,
-        host_pattern: String,
+        /// Fingerprint and type of the key the node presented.
+        seen: String,
         known_hosts: PathBuf,
+        /// `up` met it on a machine it did not just create.
+        during_up: bool,
+    },
+
+    #[error(
+        "refusing node {node} at {address}: its SSH host key {seen} is not pinned in {}, \
+         and only `labctl up` pins keys; run `labctl up` if the node is new or labctl \
+         re-created it, otherwise investigate: this is not a machine labctl has reached",
+        known_hosts.display()
+    )]
+    HostKeyUnknown {
+        node: String,
+        address: String,
+        /// Fingerprint and type of the key the node presented.
+        seen: String,
+        known_hosts: PathBuf,
+    },
+
+    #[error(
+        "refusing node {node} at {address}: its SSH host key is {seen}, but {vouched_by} \
+         expects {expected}; if the host's key changed on purpose, update {vouched_by}, \
+         otherwise investigate: something may be intercepting the connection"
+    )]
+    HostKeyMismatch {
+        node: String,
+        address: String,
+        /// Fingerprint and type of the key the node presented.
+        seen: String,
+        expected: String,
+        /// Who vouches for `expected`: the lab file, or a known_hosts path.
+        vouched_by: String,
     },
 
     #[error("node {node}: could not {action} the known_hosts file {}: {source}", path.display())]
@@ -122,6 +157,20 @@ pub enum SshError {
         action: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+
+    #[error(
+        "node {node} at {address}: the SSH login did not complete: kept trying for {:.1} s \
+         ({attempts} attempts; last: {cause}); the node did not refuse the key, it (or \
+         this host) is too busy to answer in time",
+        waited.as_secs_f64()
+    )]
+    LoginIncomplete {
+        node: String,
+        address: String,
+        waited: Duration,
+        attempts: u32,
+        cause: String,
     },
 
     #[error("node {node} refused SSH login as {user} with the key {}: {cause}", key.display())]
@@ -163,6 +212,31 @@ pub enum SshError {
         command: String,
         problem: String,
     },
+}
+
+/// What to do about a changed host key.
+fn changed_hint(during_up: bool, address: &str, known_hosts: &std::path::Path) -> String {
+    if during_up {
+        // known_hosts' name: the host alone for port 22, else `[host]:port`.
+        let (host, port) = address.rsplit_once(':').unwrap_or((address, "22"));
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host_pattern = if port == "22" {
+            host.to_string()
+        } else {
+            format!("[{host}]:{port}")
+        };
+        format!(
+            "labctl did not create this machine in this run, so it does not trust a new key: \
+             investigate; if the host was rebuilt on purpose, check the fingerprint on it \
+             (`ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub`), drop the old pin with \
+             `ssh-keygen -R '{host_pattern}' -f {}` and run `labctl up` again",
+            known_hosts.display()
+        )
+    } else {
+        "if labctl re-created this node, `labctl up` pins its new key; otherwise investigate: \
+         the machine was replaced, or something is intercepting the connection"
+            .to_string()
+    }
 }
 
 /// At most this much of a failed command's stderr goes into its message

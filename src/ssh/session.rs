@@ -1,5 +1,5 @@
-//! Connecting: TCP + SSH handshake retried until a deadline, host key
-//! verification against the lab's known_hosts, then key authentication.
+//! Connecting: TCP + SSH handshake retried until a deadline, the host key
+//! checked under the caller's [`HostKeyPolicy`], then key authentication.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::thread;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::MethodType;
 
-use super::known_hosts::{self, Verdict};
+use super::host_key::{self, HostKeyPolicy, NewPin};
 use super::{Endpoint, SshError, KEEPALIVE_SECS};
 
 /// Longest single TCP connect + handshake attempt: a node that accepts but
@@ -37,6 +37,8 @@ pub struct Session {
     pub(super) command_timeout: Option<Duration>,
     /// Run every command through `sudo -n --` (the login user is not root).
     pub(super) sudo: bool,
+    /// The pin this connection made (`up`'s first contact), if any.
+    pub(super) new_pin: Option<NewPin>,
 }
 
 // Nodes are handled on their own threads: a Session must move there.
@@ -47,48 +49,46 @@ const _: fn() = || {
 
 impl Session {
     /// Connects to the node, retrying TCP connect and handshake while it
-    /// boots until `deadline` has passed; then checks its host key (pinning
-    /// it on first contact) and logs in with the endpoint's key. Host key
-    /// and login failures are final: they are not retried.
-    pub fn connect(ep: &Endpoint, deadline: Duration) -> Result<Session, SshError> {
+    /// boots until `deadline` has passed; then checks its host key under
+    /// `policy` and logs in with the endpoint's key. Host key and login
+    /// failures are final: they are not retried.
+    pub fn connect(
+        ep: &Endpoint,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+    ) -> Result<Session, SshError> {
+        // A login that times out or loses its socket under load is tried
+        // again from the handshake until the deadline: only a key the node
+        // answered "no" to is a refusal.
         let started = Instant::now();
-        let pattern = known_hosts::host_pattern(&ep.host, ep.port);
-        let pinned =
-            known_hosts::pinned_key_types(&ep.known_hosts, &pattern).map_err(|source| {
-                SshError::KnownHosts {
-                    node: ep.node.clone(),
-                    action: "read",
-                    path: ep.known_hosts.clone(),
-                    source,
-                }
-            })?;
         let mut attempts = 0;
         let mut pause = FIRST_PAUSE;
-        let ssh = loop {
+        // A retry finds the key pinned already: report the first attempt's pin.
+        let mut pinned = None;
+        let (ssh, new_pin) = loop {
             attempts += 1;
             let left = deadline.saturating_sub(started.elapsed());
-            let limit = left.clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
-            match handshake(ep, &pinned, limit) {
-                Ok(ssh) => break ssh,
-                Err(last_error) => {
+            let (ssh, new_pin) = handshake_checked(ep, policy, left)?;
+            pinned = pinned.or(new_pin);
+            match authenticate(ep, &ssh) {
+                Ok(()) => break (ssh, pinned),
+                Err(Login::Refused(e)) => return Err(e),
+                Err(Login::Interrupted(cause)) => {
                     let left = deadline.saturating_sub(started.elapsed());
                     if left.is_zero() {
-                        return Err(SshError::Unreachable {
+                        return Err(SshError::LoginIncomplete {
                             node: ep.node.clone(),
                             address: ep.address(),
                             waited: started.elapsed(),
                             attempts,
-                            last_error,
+                            cause,
                         });
                     }
-                    // The last attempt comes right at the deadline.
                     thread::sleep(pause.min(left));
                     pause = (pause * 2).min(LONGEST_PAUSE);
                 }
             }
         };
-        verify_host_key(ep, &ssh, &pattern)?;
-        authenticate(ep, &ssh)?;
         // Commands wait as long as they need (see set_command_timeout); the
         // keepalives keep NAT and firewalls from dropping quiet sessions.
         ssh.set_timeout(0);
@@ -98,7 +98,26 @@ impl Session {
             ssh,
             command_timeout: None,
             sudo: false,
+            new_pin,
         })
+    }
+
+    /// Only the handshake and the host key check (no login): for handing
+    /// the node to the system `ssh` knowing labctl's own check passed.
+    pub fn check_host_key(
+        ep: &Endpoint,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+    ) -> Result<(), SshError> {
+        let (ssh, _) = handshake_checked(ep, policy, deadline)?;
+        ssh.set_timeout(2000);
+        let _ = ssh.disconnect(None, "host key checked", None);
+        Ok(())
+    }
+
+    /// The pin this connection made, when it was `up`'s first contact.
+    pub fn new_pin(&self) -> Option<&NewPin> {
+        self.new_pin.as_ref()
     }
 
     /// The endpoint this session was opened to.
@@ -132,6 +151,50 @@ impl Drop for Session {
     }
 }
 
+/// Handshakes (retrying until `deadline`) and checks the host key.
+fn handshake_checked(
+    ep: &Endpoint,
+    policy: &HostKeyPolicy,
+    deadline: Duration,
+) -> Result<(ssh2::Session, Option<NewPin>), SshError> {
+    let started = Instant::now();
+    let wanted = host_key::wanted_key_types(ep, policy)?;
+    let mut attempts = 0;
+    let mut pause = FIRST_PAUSE;
+    let ssh = loop {
+        attempts += 1;
+        let left = deadline.saturating_sub(started.elapsed());
+        let limit = left.clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
+        match handshake(ep, &wanted, limit) {
+            Ok(ssh) => break ssh,
+            Err(last_error) => {
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(SshError::Unreachable {
+                        node: ep.node.clone(),
+                        address: ep.address(),
+                        waited: started.elapsed(),
+                        attempts,
+                        last_error,
+                    });
+                }
+                // The last attempt comes right at the deadline.
+                thread::sleep(pause.min(left));
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    };
+    let Some((blob, _)) = ssh.host_key() else {
+        return Err(SshError::Transport {
+            node: ep.node.clone(),
+            action: "reading the host key".into(),
+            cause: "the server sent none".into(),
+        });
+    };
+    let new_pin = host_key::check(ep, policy, blob)?;
+    Ok((ssh, new_pin))
+}
+
 /// One TCP connect + SSH handshake attempt within `limit`.
 fn handshake(ep: &Endpoint, pinned: &[String], limit: Duration) -> Result<ssh2::Session, String> {
     let addresses = (ep.host.as_str(), ep.port)
@@ -159,8 +222,8 @@ fn handshake(ep: &Endpoint, pinned: &[String], limit: Duration) -> Result<ssh2::
     Err(last)
 }
 
-/// Asks for a host key of a type already pinned, so a node with several
-/// host keys is checked against the one the file holds.
+/// Asks for a host key of a type labctl will check against (pinned, or
+/// vouched for), so a node with several host keys shows the right one.
 fn prefer_host_key_algorithms(ssh: &ssh2::Session, pinned: &[String]) {
     let mut wanted: Vec<&str> = Vec::new();
     for key_type in pinned {
@@ -183,47 +246,52 @@ fn prefer_host_key_algorithms(ssh: &ssh2::Session, pinned: &[String]) {
     }
 }
 
-fn verify_host_key(ep: &Endpoint, ssh: &ssh2::Session, pattern: &str) -> Result<(), SshError> {
-    let Some((blob, _)) = ssh.host_key() else {
-        return Err(SshError::Transport {
-            node: ep.node.clone(),
-            action: "reading the host key".into(),
-            cause: "the server sent none".into(),
-        });
-    };
-    let verdict = known_hosts::verify_or_pin(&ep.known_hosts, pattern, blob).map_err(|source| {
-        SshError::KnownHosts {
-            node: ep.node.clone(),
-            action: "update",
-            path: ep.known_hosts.clone(),
-            source,
-        }
-    })?;
-    match verdict {
-        Verdict::Known | Verdict::Pinned => Ok(()),
-        Verdict::Changed { key_type } => Err(SshError::HostKeyChanged {
-            node: ep.node.clone(),
-            address: ep.address(),
-            key_type,
-            host_pattern: pattern.to_string(),
-            known_hosts: ep.known_hosts.clone(),
-        }),
-    }
+/// How a login attempt failed.
+enum Login {
+    /// The node answered and said no (or the key is unreadable): final.
+    Refused(SshError),
+    /// The login did not complete (timed out, the socket went away): the
+    /// node may just be overloaded, so it is worth another try.
+    Interrupted(String),
 }
 
-fn authenticate(ep: &Endpoint, ssh: &ssh2::Session) -> Result<(), SshError> {
-    let refused = |cause: String| SshError::Auth {
-        node: ep.node.clone(),
-        user: ep.user.clone(),
-        key: ep.key.clone(),
-        cause,
+fn authenticate(ep: &Endpoint, ssh: &ssh2::Session) -> Result<(), Login> {
+    let refused = |cause: String| {
+        Login::Refused(SshError::Auth {
+            node: ep.node.clone(),
+            user: ep.user.clone(),
+            key: ep.key.clone(),
+            cause,
+        })
     };
     // libssh2's message for a missing file is vague: check it first.
     std::fs::File::open(&ep.key).map_err(|e| refused(format!("cannot read the key file: {e}")))?;
     ssh.userauth_pubkey_file(&ep.user, None, &ep.key, None)
-        .map_err(|e| refused(e.message().to_string()))?;
+        .map_err(|e| {
+            if login_interrupted(e.code()) {
+                Login::Interrupted(e.message().to_string())
+            } else {
+                refused(e.message().to_string())
+            }
+        })?;
     if !ssh.authenticated() {
         return Err(refused("the server did not accept the key".into()));
     }
     Ok(())
+}
+
+/// libssh2 errors that mean the login never got an answer, as opposed to
+/// an answer of "no": a timeout, or the socket failing or closing.
+fn login_interrupted(code: ssh2::ErrorCode) -> bool {
+    const TIMEOUT: i32 = -9;
+    const SOCKET_SEND: i32 = -7;
+    const SOCKET_DISCONNECT: i32 = -13;
+    const SOCKET_TIMEOUT: i32 = -30;
+    const SOCKET_RECV: i32 = -43;
+    matches!(
+        code,
+        ssh2::ErrorCode::Session(
+            TIMEOUT | SOCKET_SEND | SOCKET_DISCONNECT | SOCKET_TIMEOUT | SOCKET_RECV
+        )
+    )
 }

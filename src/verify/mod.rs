@@ -95,10 +95,13 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             .filter(|c| args.checks.contains(c))
             .collect()
     };
-    if target.state.kubernetes {
-        return Ok(kube::verify(&target, &selected, started));
-    }
-    Ok(remote::verify(&target, &selected, started))
+    let report = if target.state.kubernetes {
+        kube::verify(&target, &selected, started)
+    } else {
+        remote::verify(&target, &selected, started)
+    };
+    target.refused_host_keys()?;
+    Ok(report)
 }
 
 /// Diagnoses the evidence, ties each diagnosis to the failed checks it

@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -15,11 +16,11 @@ use super::model::{LabView, NodeView, Outside, PodView};
 use super::parse;
 use super::pool;
 use crate::exit::ExitError;
-use crate::ssh::{Endpoint, Session};
+use crate::ssh::{Endpoint, HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
 
 /// Where the agent lives on every node (the lifecycle uploads it there;
-/// same value as `lifecycle::nodes::AGENT_PATH`).
+/// same value as `nodes::AGENT_PATH`).
 pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
 
 /// How long verify waits for a node's SSH server.
@@ -34,6 +35,9 @@ pub struct Target {
     pub pods: Vec<PodView>,
     pub dir: LabDir,
     pub state: LabState,
+    /// Host keys [`Target::connect_node`] refused, one message per node:
+    /// verify then ends with exit 3 ([`Target::refused_host_keys`]).
+    refused: Mutex<Vec<String>>,
 }
 
 /// Reads the lab file `path` (default ./lab.yaml, else the only lab on this
@@ -95,7 +99,7 @@ impl Target {
             // The cluster hands out podCIDRs in its own order; `up` built
             // and saved the plans from them (plan_with_subnets).
             for plan in &mut plans {
-                if let Ok(saved) = crate::provider::ssh::teardown::saved_plan(&dir, &plan.node) {
+                if let Ok(saved) = dir.saved_plan(&plan.node) {
                     *plan = saved;
                 }
             }
@@ -108,6 +112,7 @@ impl Target {
             pods,
             dir,
             state,
+            refused: Mutex::new(Vec::new()),
         })
     }
 
@@ -147,10 +152,35 @@ impl Target {
     /// kubeadm labs' second session to the control plane, for kubectl
     /// while the node sessions capture.
     pub fn connect_node(&self, node: &str) -> Result<Session> {
-        let mut session = Session::connect(&self.endpoint(node)?, CONNECT_DEADLINE)?;
+        let connected = Session::connect(
+            &self.endpoint(node)?,
+            &HostKeyPolicy::RequireKnown,
+            CONNECT_DEADLINE,
+        );
+        let mut session = match connected {
+            Ok(session) => session,
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                if crate::ssh::is_host_key_refusal(&e) {
+                    let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+                    refused.push(format!("{e:#}"));
+                }
+                return Err(e);
+            }
+        };
         session.set_command_timeout(Some(COMMAND_TIMEOUT));
         session.run_as_root();
         Ok(session)
+    }
+
+    /// Exit 3 when a node's host key was refused: verify does not vouch
+    /// for a lab whose machines it cannot identify.
+    pub fn refused_host_keys(&self) -> Result<()> {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(ExitError::environment(anyhow!("{}", refused.join("\n"))))
     }
 
     fn reach(&self, node: &str) -> (Option<Session>, NodeReach) {

@@ -152,6 +152,14 @@ pub fn fake_lab_state(labs: &Path, name: &str, provider: &str) -> PathBuf {
         node("192.168.79.11", false)
     );
     std::fs::write(dir.join("state.json"), state).unwrap();
+    // Pinned: labctl reached the nodes once (destroy skips nodes it never
+    // reached).
+    let pin = "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJPgenuWz01PTj4mYCyJi4LIGJh7h5klsogZsvhrGsd8";
+    std::fs::write(
+        dir.join("known_hosts"),
+        format!("{pin} labctl-node=master\n"),
+    )
+    .unwrap();
     dir
 }
 

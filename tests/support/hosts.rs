@@ -190,6 +190,35 @@ impl Hosts {
         hosts
     }
 
+    /// The host's SSH host key (private; its public half at `.pub`).
+    pub fn host_key(&self, name: &str) -> PathBuf {
+        self.by_name(name).folder.join("ssh_host_key")
+    }
+
+    /// Restarts host `name`'s sshd with the host key at `key` (and
+    /// `key.pub`): the same address, another machine as far as SSH can
+    /// tell. Its private folders are kept.
+    pub fn replace_host_key(&mut self, name: &str, key: &Path) {
+        let authorized = public_key_path(&self.client_key);
+        let host = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == name)
+            .expect("a host of that name");
+        if let Some(pid) = host.sshd_pid.take() {
+            // SAFETY: kill(2) and waitpid(2) on the sshd this test started.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+                libc::waitpid(pid as i32, &mut 0, 0);
+            }
+        }
+        let target = host.folder.join("ssh_host_key");
+        std::fs::copy(key, &target).expect("copy the host key");
+        std::fs::copy(public_key_path(key), public_key_path(&target)).expect("copy its .pub");
+        let _ = std::fs::remove_file(host.folder.join("sshd.log"));
+        host.sshd_pid = Some(start_sshd(host, &authorized));
+    }
+
     /// The host called `name`.
     pub fn by_name(&self, name: &str) -> &Host {
         self.hosts
@@ -219,7 +248,11 @@ fn start_sshd(host: &Host, authorized: &Path) -> u32 {
         std::fs::write(&src, contents).unwrap();
         binds.push((src, PathBuf::from(target)));
     }
-    let host_key = keygen(&host.folder.join("ssh_host_key"), KeyKind::Ed25519);
+    // Kept across restarts (see `Hosts::replace_host_key`).
+    let host_key = host.folder.join("ssh_host_key");
+    if !host_key.is_file() {
+        keygen(&host_key, KeyKind::Ed25519);
+    }
     let config = host.folder.join("sshd_config");
     std::fs::write(
         &config,

@@ -1,8 +1,8 @@
 //! Helpers for the netns-lab end-to-end tests: root check (tests skip with
 //! a printed reason when not root), running the labctl binary, writing lab
 //! files, a guard that destroys the lab whatever happens, and host snapshots
-//! (`ip netns list`, `ip -o link`, `iptables-save`, sshd/dnsmasq processes)
-//! to prove destroy leaves the host as it was.
+//! (`support::snapshot`) to prove destroy leaves the host
+//! as it was.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -170,46 +170,4 @@ pub fn iptables_rules(save: &str) -> Vec<String> {
             _ => l.to_string(),
         })
         .collect()
-}
-
-/// What destroy must restore, restricted to what a lab named `lab` could
-/// create (other tests on this machine may change other things meanwhile).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    pub netns: Vec<String>,
-    pub links: Vec<String>,
-    pub iptables: Vec<String>,
-    pub processes: Vec<String>,
-}
-
-impl Snapshot {
-    pub fn take(lab: &str) -> Snapshot {
-        let netns = host("ip", &["netns", "list"])
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with(lab))
-            .map(str::to_string)
-            .collect();
-        let links = host("ip", &["-o", "link"])
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            // Host links a netns lab makes are all named lc* (see
-            // provider::netns::names); other tests may add their own.
-            .filter(|n| n.starts_with("lc"))
-            .collect();
-        let iptables = iptables_rules(&host("iptables-save", &[]));
-        let processes = host("ps", &["-eo", "pid,args"])
-            .lines()
-            .filter(|l| l.contains("sshd") || l.contains("dnsmasq"))
-            .filter(|l| l.contains(&format!("/labs/{lab}/")))
-            .map(str::to_string)
-            .collect();
-        Snapshot {
-            netns,
-            links,
-            iptables,
-            processes,
-        }
-    }
 }

@@ -85,6 +85,57 @@ pub fn public_key_path(key: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The fingerprint `ssh-keygen -l -f KEY.pub` prints (`SHA256:...`) for
+/// the private key `key`.
+pub fn fingerprint_of(key: &Path) -> String {
+    let output = Command::new("ssh-keygen")
+        .arg("-l")
+        .arg("-f")
+        .arg(public_key_path(key))
+        .output()
+        .expect("run ssh-keygen -l");
+    assert!(output.status.success(), "ssh-keygen -l: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string()
+}
+
+/// `TYPE BASE64` of the private key `key`'s public half (no comment).
+pub fn public_line(key: &Path) -> String {
+    let text = fs::read_to_string(public_key_path(key)).expect("read a public key");
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A server for `test` with a fresh client key of `kind` it accepts, and
+/// a labctl endpoint for it whose known_hosts is nested in the returned
+/// folder (connect must create its folders); `None` where `test` cannot
+/// run (see [`root_or_skip`]).
+pub fn with_client(
+    test: &str,
+    kind: KeyKind,
+) -> Option<(Sshd, labctl::ssh::Endpoint, tempfile::TempDir)> {
+    if !root_or_skip(test) {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let key = keygen(&dir.path().join("client_key"), kind);
+    let sshd = Sshd::builder().authorize(&key).start();
+    let endpoint = labctl::ssh::Endpoint {
+        node: format!("node-{test}"),
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: "root".into(),
+        key,
+        known_hosts: dir.path().join("state/lab/known_hosts"),
+    };
+    Some((sshd, endpoint, dir))
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the labctl/bookworm Vagrant box (libvirt, qcow2, direct kernel boot)
-# from Debian packages and register it for root's Vagrant home.
+# from Debian packages and register it in one user's Vagrant home.
 #
-#   sudo tests/vm/build-box.sh            # build if needed, add if needed
+#   sudo tests/vm/build-box.sh                    # build if needed, add for root
+#   sudo BOX_USER=labctl-e2e tests/vm/build-box.sh  # add for that user
 #   BOX_CACHE=/somewhere tests/vm/build-box.sh
 #
 # Idempotent: the box is cached in $BOX_CACHE/<recipe hash>/ (the hash covers
@@ -13,6 +14,9 @@ set -euo pipefail
 
 BOX_NAME=${BOX_NAME:-labctl/bookworm}
 BOX_CACHE=${BOX_CACHE:-/var/cache/labctl/boxes}
+# Whose Vagrant gets the box (`vagrant box add` runs as that user, with a
+# clean environment); empty: the caller's (root's, or VAGRANT_HOME).
+BOX_USER=${BOX_USER:-}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 # No ifupdown/isc-dhcp-client: systemd-networkd (part of systemd) does DHCP
@@ -38,10 +42,34 @@ HASH=$(cat "$0" "$INSECURE_PUB" | sha256sum | cut -c1-16)
 OUT=$BOX_CACHE/$HASH
 BOX=$OUT/labctl-bookworm.box
 
+if [ -n "$BOX_USER" ]; then
+  BOX_HOME=$(getent passwd "$BOX_USER" | cut -d: -f6)
+  if [ -z "$BOX_HOME" ] || [ ! -d "$BOX_HOME" ]; then
+    die "user $BOX_USER or their home folder does not exist"
+  fi
+  VAGRANT_HOME_DIR=$BOX_HOME/.vagrant.d
+else
+  VAGRANT_HOME_DIR=${VAGRANT_HOME:-$HOME/.vagrant.d}
+fi
+
 registered_hash() {
   local dir
-  dir=${VAGRANT_HOME:-$HOME/.vagrant.d}/boxes/${BOX_NAME//\//-VAGRANTSLASH-}
+  dir=$VAGRANT_HOME_DIR/boxes/${BOX_NAME//\//-VAGRANTSLASH-}
   cat "$dir"/*/libvirt/labctl-recipe 2>/dev/null | head -n1 || true
+}
+
+# vagrant ARGS as $BOX_USER (clean environment, run in their home), or as
+# the caller in the box's cache folder. Vagrant treats its working folder as
+# a project (it leaves a .vagrant there): never the clone.
+box_vagrant() {
+  if [ -n "$BOX_USER" ]; then
+    # shellcheck disable=SC2016 # expanded by the user's shell
+    setpriv --reuid "$BOX_USER" --regid "$(id -g "$BOX_USER")" --init-groups \
+      env -i HOME="$BOX_HOME" USER="$BOX_USER" LOGNAME="$BOX_USER" PATH=/usr/local/bin:/usr/bin:/bin \
+      VAGRANT_CHECKPOINT_DISABLE=1 sh -c 'cd "$HOME" && exec vagrant "$@"' vagrant "$@"
+  else
+    (cd "$OUT" && vagrant "$@")
+  fi
 }
 
 # The initrd: static busybox, the virtio modules /dev/vda needs (in
@@ -246,14 +274,24 @@ EOF
   log "built $BOX ($(du -h "$BOX" | cut -f1))"
 fi
 
-# Vagrant treats its working folder as a project (it leaves a .vagrant
-# there): run it in the cache, never in the clone.
-cd "$OUT"
+# Another user reads the box file; qemu (libvirt-qemu) the boot files,
+# copied here before any Vagrant needs them (the box's Vagrantfile would,
+# as whoever runs it first, into a folder another user may own).
+chmod 0755 "$BOX_CACHE" "$OUT"
+chmod 0644 "$BOX"
+BOOT_DIR=/var/tmp/labctl-boxes/$HASH
+if [ ! -f "$BOOT_DIR/vmlinuz" ] || [ ! -f "$BOOT_DIR/initrd.img" ]; then
+  install -d -m 0755 /var/tmp/labctl-boxes "$BOOT_DIR"
+  tar -xf "$BOX" -C "$BOOT_DIR" --no-same-owner vmlinuz initrd.img
+  chmod 0644 "$BOOT_DIR/vmlinuz" "$BOOT_DIR/initrd.img"
+  log "boot files in $BOOT_DIR"
+fi
+
 if [ "$(registered_hash)" = "$HASH" ]; then
-  log "$BOX_NAME already registered with recipe $HASH"
+  log "$BOX_NAME already registered with recipe $HASH${BOX_USER:+ for $BOX_USER}"
 else
-  log "vagrant box add --name $BOX_NAME"
-  vagrant box add --force --name "$BOX_NAME" --provider libvirt "$BOX" >/dev/null
+  log "vagrant box add --name $BOX_NAME${BOX_USER:+ as $BOX_USER}"
+  box_vagrant box add --force --name "$BOX_NAME" --provider libvirt "$BOX" >/dev/null
   [ "$(registered_hash)" = "$HASH" ] || die "vagrant box add did not register recipe $HASH"
   # Older recipes' boxes, boot files and the volumes vagrant-libvirt made of
   # them in the test pool (tests/vm/daemons.sh; rescanned when it starts) go.

@@ -5,16 +5,28 @@
 #   sudo tests/vm/daemons.sh start
 #   sudo tests/vm/daemons.sh stop     # always: leaves the host as before
 #
-# stop kills only the daemons start recorded (by pid), destroys leftover
-# libvirt networks, removes the LIBVIRT_* iptables chains libvirt leaves
-# behind (v4 and v6, every table) and /run/libvirt/network files: other tests
-# on this machine compare the root namespace's iptables before and after.
+# libvirtd runs with its own configuration ($RUN/libvirtd.conf): members of
+# the group $LABCTL_VM_GROUP (default libvirt) may use qemu:///system, so the
+# tests run Vagrant and labctl as a normal user (no polkit here to ask).
+#
+# start records the LIBVIRT_* iptables chains that exist before libvirtd
+# runs; stop kills only the daemons start recorded (by pid), destroys
+# leftover libvirt networks, removes the LIBVIRT_* chains (v4 and v6, every
+# table) that were not there at start, with the jumps to them, and
+# /run/libvirt/network files: other tests on this machine compare the root
+# namespace's iptables before and after. Chains that were there before
+# (a libvirtd that ran earlier leaves its own behind) stay.
+#
+#   tests/vm/daemons.sh chains-record FILE      # what start runs
+#   tests/vm/daemons.sh chains-remove-new FILE  # what stop runs
 set -uo pipefail
 
 STATE=${LABCTL_VM_STATE:-/var/lib/labctl/vm-test}
 POOL_DIR=$STATE/pool
 RUN=$STATE/run
 POOL=${LABCTL_VM_POOL:-default}
+GROUP=${LABCTL_VM_GROUP:-libvirt}
+CHAINS_BEFORE=$RUN/libvirt-chains-before
 
 log() { printf '[daemons %(%H:%M:%S)T] %s\n' -1 "$*"; }
 die() { printf 'daemons: %s\n' "$*" >&2; exit 1; }
@@ -32,7 +44,15 @@ wait_socket() {
 }
 
 start() {
+  getent group "$GROUP" >/dev/null || die "no group $GROUP (the libvirt-daemon-system package makes it)"
   mkdir -p "$RUN" "$POOL_DIR" /run/libvirt
+  # Before libvirtd adds its own. Kept when a start's stop never ran: its
+  # chains are leftovers, not the host's.
+  if [ -f "$CHAINS_BEFORE" ]; then
+    log "keeping the chain record of an earlier start ($CHAINS_BEFORE)"
+  else
+    record_chains "$CHAINS_BEFORE"
+  fi
   # qemu (user libvirt-qemu) must traverse to the volumes.
   chmod 0711 "$STATE" "$POOL_DIR"
   if alive "$RUN/virtlogd.pid"; then
@@ -47,7 +67,9 @@ start() {
     log "libvirtd already running (pid $(cat "$RUN/libvirtd.pid"))"
   else
     # Its stderr (no D-Bus, no dmidecode: harmless) goes to a file.
-    libvirtd -d -p "$RUN/libvirtd.pid" 2>>"$RUN/libvirtd.stderr" || die "libvirtd did not start"
+    write_libvirtd_conf "$RUN/libvirtd.conf"
+    libvirtd -d -p "$RUN/libvirtd.pid" --config "$RUN/libvirtd.conf" 2>>"$RUN/libvirtd.stderr" \
+      || die "libvirtd did not start"
   fi
   wait_socket || die "libvirtd does not answer on qemu:///system (see $RUN/libvirtd.stderr)"
   if ! virsh -q pool-info "$POOL" >/dev/null 2>&1; then
@@ -60,7 +82,19 @@ start() {
   done
   virsh -q pool-info "$POOL" | grep 'State: *running' >/dev/null \
     || die "storage pool $POOL is not running: $(tail -n 2 "$RUN/pool-start.log")"
-  log "libvirtd pid $(cat "$RUN/libvirtd.pid"), virtlogd pid $(cat "$RUN/virtlogd.pid"), pool $POOL in $POOL_DIR"
+  log "libvirtd pid $(cat "$RUN/libvirtd.pid"), virtlogd pid $(cat "$RUN/virtlogd.pid"), pool $POOL in $POOL_DIR, socket for group $GROUP"
+}
+
+# The read-write socket for root and $GROUP only; no polkit (no D-Bus here):
+# the socket's group is the permission, as on a distribution without polkit.
+write_libvirtd_conf() {
+  cat >"$1" <<EOF
+unix_sock_group = "$GROUP"
+unix_sock_ro_perms = "0777"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+EOF
 }
 
 kill_pidfile() {
@@ -75,22 +109,54 @@ kill_pidfile() {
   rm -f "$file"
 }
 
-remove_libvirt_chains() {
-  local ipt table chains chain
+# One line per LIBVIRT_* chain: "iptables|ip6tables TABLE CHAIN".
+libvirt_chains() {
+  local ipt table
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null || continue
     for table in filter nat mangle raw; do
-      chains=$("$ipt" -t "$table" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^LIBVIRT_/ {print $2}')
-      [ -n "$chains" ] || continue
-      # Jumps from built-in chains first, then the chains themselves.
-      "$ipt" -t "$table" -S 2>/dev/null | awk '$1=="-A" && $2 !~ /^LIBVIRT_/ && / -j LIBVIRT_/' |
-        while read -r rule; do
-          # shellcheck disable=SC2086
-          "$ipt" -t "$table" ${rule/-A/-D}
-        done
-      for chain in $chains; do "$ipt" -t "$table" -F "$chain"; done
-      for chain in $chains; do "$ipt" -t "$table" -X "$chain"; done
+      "$ipt" -t "$table" -S 2>/dev/null |
+        awk -v ipt="$ipt" -v table="$table" '$1 == "-N" && $2 ~ /^LIBVIRT_/ { print ipt, table, $2 }' \
+        || true # a table this kernel lacks holds no chains
     done
+  done
+}
+
+record_chains() { # record_chains FILE
+  if ! { libvirt_chains >"$1.tmp" && mv "$1.tmp" "$1"; }; then
+    die "cannot record the LIBVIRT_* chains in $1"
+  fi
+}
+
+# Removes the LIBVIRT_* chains not listed in FILE: first every rule of
+# another chain that jumps to one (by number, last first: rules may carry
+# quoted words), then their rules, then the chains.
+remove_new_chains() { # remove_new_chains FILE
+  local file=$1 line ipt table chain other n
+  if [ ! -f "$file" ]; then
+    log "no chain record ($file): leaving every LIBVIRT_* chain as it is"
+    return 0
+  fi
+  local -a new=()
+  mapfile -t new < <(libvirt_chains | grep -vxF -f "$file")
+  [ "${#new[@]}" -gt 0 ] || return 0
+  for line in "${new[@]}"; do
+    read -r ipt table chain <<<"$line"
+    for other in $("$ipt" -t "$table" -S | awk '$1 == "-N" || $1 == "-P" { print $2 }'); do
+      [ "$other" = "$chain" ] && continue
+      for n in $("$ipt" -t "$table" -S "$other" |
+        awk -v c="$chain" '$1 == "-A" { i++; for (f = 3; f < NF; f++) if (($f == "-j" || $f == "-g") && $(f + 1) == c) { print i; break } }' | sort -rn); do
+        "$ipt" -t "$table" -D "$other" "$n"
+      done
+    done
+  done
+  for line in "${new[@]}"; do
+    read -r ipt table chain <<<"$line"
+    "$ipt" -t "$table" -F "$chain"
+  done
+  for line in "${new[@]}"; do
+    read -r ipt table chain <<<"$line"
+    "$ipt" -t "$table" -X "$chain" && log "removed $ipt $table chain $chain"
   done
 }
 
@@ -114,14 +180,17 @@ stop() {
   fi
   kill_pidfile "$RUN/libvirtd.pid" libvirtd
   kill_pidfile "$RUN/virtlogd.pid" virtlogd
-  remove_libvirt_chains
+  remove_new_chains "$CHAINS_BEFORE"
+  rm -f "$CHAINS_BEFORE"
   rm -rf /run/libvirt/network/* 2>/dev/null
   rm -f /etc/libvirt/qemu/networks/autostart/*.xml 2>/dev/null
-  log "stopped; LIBVIRT_* chains and /run/libvirt/network cleared"
+  log "stopped; new LIBVIRT_* chains and /run/libvirt/network cleared"
 }
 
 case ${1:-} in
   start) start ;;
   stop) stop ;;
-  *) die "usage: $0 start|stop" ;;
+  chains-record) record_chains "${2:?usage: $0 chains-record FILE}" ;;
+  chains-remove-new) remove_new_chains "${2:?usage: $0 chains-remove-new FILE}" ;;
+  *) die "usage: $0 start|stop|chains-record FILE|chains-remove-new FILE" ;;
 esac

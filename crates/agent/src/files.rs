@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use labctl_nodeplan::NodePlan;
@@ -94,27 +94,8 @@ pub fn remembered_dirs(state_dir: &Path) -> Vec<PathBuf> {
 pub fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<Vec<PathBuf>> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let created = create_dirs(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.labctl-agent.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(contents.as_bytes())?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        failed(format!("cannot write {}", path.display()), describe_io(&e))
-    })?;
+    labctl_atomicfile::write(path, contents.as_bytes(), mode)
+        .map_err(|e| failed(format!("cannot write {}", path.display()), describe_io(&e)))?;
     Ok(created)
 }
 

@@ -7,15 +7,19 @@
 
 pub mod diag;
 pub mod flannel;
+pub mod host_key;
 pub mod model;
+pub mod neighbour_limits;
 pub mod plan;
 mod positions;
 mod raw;
+mod schema;
 mod strict;
 mod suggest;
 mod validate;
 
 pub use diag::{Diagnostic, LabError, Severity};
+pub use host_key::HostKey;
 pub use model::*;
 pub use plan::{plan, plan_with_subnets, vtep_mac, STATE_DIR};
 pub use validate::network::{MIN_UNDERLAY_MTU, VXLAN_OVERHEAD};
@@ -33,3 +37,5 @@ pub use validate::{
 pub fn parse(source_name: &str, text: &str) -> Result<Lab, LabError> {
     model::decode(source_name, text)
 }
+
+pub use schema::json_schema;

@@ -24,7 +24,7 @@ pub struct Lab {
     pub warnings: Vec<Diagnostic>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderType {
     Netns,
@@ -32,7 +32,7 @@ pub enum ProviderType {
     Ssh,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VagrantProvider {
     Virtualbox,
@@ -43,7 +43,7 @@ pub enum VagrantProvider {
 
 /// libvirt's domain type: `kvm` (hardware virtualization) or `qemu`
 /// (software emulation, where /dev/kvm is missing or unusable).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LibvirtDriver {
     Kvm,
@@ -99,7 +99,7 @@ pub struct Kubernetes {
     pub version: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     ControlPlane,
@@ -127,6 +127,10 @@ pub struct SshTarget {
     pub user: String,
     /// Path to the private key, as written in the lab file.
     pub key: String,
+    /// The host key the node must present, checked on every `up` (also on
+    /// first contact); none: `~/.ssh/known_hosts`, else pinned on first use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<crate::HostKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

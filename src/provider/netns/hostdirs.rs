@@ -56,8 +56,11 @@ fn record_file() -> Result<PathBuf> {
 }
 
 fn read_record() -> Result<Vec<PathBuf>> {
-    let path = record_file()?;
-    match fs::read_to_string(&path) {
+    read_record_at(&record_file()?)
+}
+
+fn read_record_at(path: &Path) -> Result<Vec<PathBuf>> {
+    match fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
@@ -66,30 +69,42 @@ fn read_record() -> Result<Vec<PathBuf>> {
 }
 
 /// Creates the folders in [`NEEDED`] that are missing (with missing
-/// parents), recording each one created.
+/// parents), each recorded before it is created.
 pub fn ensure() -> Result<()> {
     let _lock = host_lock()?;
-    let mut created = read_record()?;
-    let before = created.len();
-    for dir in NEEDED {
-        let mut missing = Vec::new();
-        let mut cur = Some(Path::new(dir));
-        while let Some(p) = cur {
-            if p.exists() {
-                break;
-            }
-            missing.push(p.to_path_buf());
+    let needed: Vec<&Path> = NEEDED.iter().map(Path::new).collect();
+    create_recorded(&needed, &record_file()?)
+}
+
+/// Writes the folders of `needed` that are missing (parents first) into
+/// the record at `record`, then creates them: a labctl killed in between
+/// leaves a record of a folder that may not exist (harmless), never a
+/// folder nobody removes.
+fn create_recorded(needed: &[&Path], record: &Path) -> Result<()> {
+    let mut missing: Vec<PathBuf> = Vec::new();
+    for dir in needed {
+        let mut chain = Vec::new();
+        let mut cur = Some(*dir);
+        while let Some(p) = cur.filter(|p| !p.exists() && !missing.iter().any(|m| m == p)) {
+            chain.push(p.to_path_buf());
             cur = p.parent();
         }
-        for p in missing.into_iter().rev() {
-            fs::create_dir(&p)
-                .with_context(|| format!("cannot create the host folder {}", p.display()))?;
-            created.push(p);
+        missing.extend(chain.into_iter().rev());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut recorded = read_record_at(record)?;
+    for p in &missing {
+        if !recorded.contains(p) {
+            recorded.push(p.clone());
         }
     }
-    if created.len() != before {
-        let text = serde_json::to_string_pretty(&created)?;
-        crate::state::write_mode(&record_file()?, text.as_bytes(), 0o644)?;
+    let text = serde_json::to_string_pretty(&recorded)?;
+    crate::state::write_mode(record, text.as_bytes(), 0o644)?;
+    for p in &missing {
+        fs::create_dir(p)
+            .with_context(|| format!("cannot create the host folder {}", p.display()))?;
     }
     Ok(())
 }
@@ -98,6 +113,9 @@ pub fn ensure() -> Result<()> {
 /// first), then the record. Folders that are not empty stay (someone put
 /// something there).
 pub fn release_if_last() -> Result<()> {
+    if !record_file()?.exists() {
+        return Ok(());
+    }
     let _lock = host_lock()?;
     if !crate::state::lab_names().is_empty() {
         return Ok(());
@@ -109,4 +127,36 @@ pub fn release_if_last() -> Result<()> {
     }
     let _ = fs::remove_file(record_file()?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_recorded_before_they_are_created() {
+        let root = tempfile::tempdir().unwrap();
+        let record = root.path().join("host-dirs.json");
+        let (a, ab, c) = (
+            root.path().join("a"),
+            root.path().join("a/b"),
+            root.path().join("c"),
+        );
+        create_recorded(&[&ab, &c, &a], &record).unwrap();
+        assert!(ab.is_dir() && c.is_dir());
+        assert_eq!(
+            read_record_at(&record).unwrap(),
+            [a.clone(), ab.clone(), c.clone()]
+        );
+
+        // A folder that cannot be created (its parent is a file) is in the
+        // record all the same: what was created before a failure, or a
+        // kill, is never lost.
+        fs::write(root.path().join("file"), "").unwrap();
+        let d = root.path().join("d");
+        let under_file = root.path().join("file/x");
+        assert!(create_recorded(&[&d, &under_file], &record).is_err());
+        assert!(d.is_dir());
+        assert_eq!(read_record_at(&record).unwrap(), [a, ab, c, d, under_file]);
+    }
 }

@@ -9,25 +9,25 @@
 //! /run/flannel, /etc/cni/net.d and /run/labctl-agent, the outside-world
 //! namespace `<lab>-ext` (198.18.0.1/15), and the cluster DNS server.
 
-pub mod dns;
+pub mod dns_pod;
 pub mod hostdirs;
 pub mod launch;
 pub mod names;
-pub mod neighbours;
+pub mod neighbour_sysctls;
 pub mod network;
 pub mod preflight;
 pub mod procs;
+pub mod removal;
 pub mod sshd;
-pub mod teardown;
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use labctl_lab::{Lab, Role};
 
-use super::progress::Progress;
 use super::{DnsRecords, Provider};
 use crate::state::{LabDir, LabState, NetnsNode, NetnsState, NodeState};
+use crate::ui::progress::Progress;
 
 /// The netns provider.
 pub struct NetnsProvider;
@@ -53,7 +53,7 @@ impl Provider for NetnsProvider {
     ) -> Result<()> {
         progress.step(None, "Preparing host folders and keys", || {
             hostdirs::ensure()?;
-            sshd::ensure_key(&dir.client_key(), &format!("labctl-{}", lab.name))?;
+            crate::ssh::keygen::ensure_key(&dir.client_key(), &format!("labctl-{}", lab.name))?;
             Ok(())
         })?;
 
@@ -73,12 +73,16 @@ impl Provider for NetnsProvider {
             progress.step(Some(&node), "Removing node", || {
                 let mut errors = Vec::new();
                 if let Some(rec) = state.netns.as_ref().and_then(|ns| ns.nodes.get(&node)) {
-                    teardown::remove_node(&lab.name, rec, &mut errors);
+                    removal::remove_node(&lab.name, rec, &mut errors);
                 }
                 if let Some(first) = errors.into_iter().next() {
                     return Err(first);
                 }
                 let _ = std::fs::remove_dir_all(dir.node_dir(&node));
+                if let Some(rec) = state.nodes.get(&node) {
+                    let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+                    crate::ssh::forget_node(&dir.known_hosts(), &node, &address)?;
+                }
                 state.nodes.remove(&node);
                 if let Some(ns) = state.netns.as_mut() {
                     ns.nodes.remove(&node);
@@ -124,12 +128,12 @@ impl Provider for NetnsProvider {
         progress.step(None, "Generating node host keys", || {
             for node in &lab.nodes {
                 std::fs::create_dir_all(dir.node_dir(&node.name))?;
-                if sshd::ensure_key(
+                crate::ssh::keygen::ensure_key(
                     &sshd::host_key(dir, &node.name),
                     &format!("{}-{}", lab.name, node.name),
-                )? {
-                    sshd::pin_host_key(dir, &node.name, node.ip)?;
-                }
+                )?;
+                // Before "Starting node SSH servers": never trusted on first use.
+                sshd::pin_host_key(dir, &node.name, node.ip)?;
             }
             Ok(())
         })?;
@@ -159,12 +163,12 @@ impl Provider for NetnsProvider {
             network::ensure(&net)
         })?;
         // Big labs outgrow the kernel's shared ARP table (see neighbours).
-        if let Some((original, target)) = neighbours::plan(state, lab.nodes.len())? {
+        if let Some((original, target)) = neighbour_sysctls::plan(state, lab.nodes.len())? {
             let [a, b, c] = target;
             progress.step(
                 None,
                 &format!("Raising the host's ARP table limits (gc_thresh {a}/{b}/{c})"),
-                || neighbours::raise(dir, state, original, target),
+                || neighbour_sysctls::raise(dir, state, original, target),
             )?;
         }
 
@@ -191,7 +195,7 @@ impl Provider for NetnsProvider {
 
     fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {
         let running = state.netns.as_ref().and_then(|ns| ns.dns.clone());
-        let (process, changed) = dns::ensure(dir, running.as_ref(), records)?;
+        let (process, changed) = dns_pod::ensure(dir, running.as_ref(), records)?;
         if let Some(ns) = state.netns.as_mut() {
             ns.dns = Some(process);
         }
@@ -203,7 +207,7 @@ impl Provider for NetnsProvider {
         let mut errors = Vec::new();
         if let Some(ns) = &state.netns {
             let result = progress.step(None, "Removing namespaces, links and processes", || {
-                let errs = teardown::destroy_lab(state, ns);
+                let errs = removal::destroy_lab(state, ns);
                 let n = errs.len();
                 errors.extend(errs);
                 if n > 0 {
@@ -218,7 +222,7 @@ impl Provider for NetnsProvider {
             }
         }
         if let Some(ns) = &state.netns {
-            if let Err(e) = neighbours::restore(&state.name, ns.neighbour_limits.as_ref()) {
+            if let Err(e) = neighbour_sysctls::restore(&state.name, ns.neighbour_limits.as_ref()) {
                 errors.push(e);
             }
         }
@@ -226,7 +230,7 @@ impl Provider for NetnsProvider {
         // another `destroy` can retry from the same records.
         if errors.is_empty() {
             if let Err(e) = progress.step(None, "Removing the lab folder", || {
-                teardown::remove_state(dir)
+                removal::remove_state(dir)
             }) {
                 errors.push(e);
             }

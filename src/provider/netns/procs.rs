@@ -65,6 +65,32 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// Running processes named `program` (as /proc shows the name) whose
+/// command line contains `needle`, oldest first. A labctl killed between
+/// starting a process and recording it leaves one of these: `up` adopts or
+/// stops it instead of starting a second that cannot bind its address.
+pub fn unrecorded(program: &str, needle: &str) -> Vec<TrackedProcess> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&pid| pid != std::process::id())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == program)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter()
+        .map(|pid| TrackedProcess {
+            pid,
+            cmdline_contains: needle.to_string(),
+        })
+        .filter(TrackedProcess::is_running)
+        .collect()
+}
+
 /// Stops every process running in network namespace `netns`.
 pub fn stop_all_in(netns: &str) -> Result<usize> {
     let out = hostcmd::output("ip", &["netns", "pids", netns], None)?;

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::launch::{self, Placement};
-use crate::hostcmd;
 use crate::state::{write_mode, LabDir, TrackedProcess};
 
 /// Where sshd is on Debian/Fedora.
@@ -27,23 +26,6 @@ pub const NODE_FOLDERS: &[(&str, &str)] = &[
     ("/run/labctl-agent", "agent"),
 ];
 
-/// Generates an ed25519 key pair at `path` (and `path.pub`) unless present.
-/// Returns true when it generated one.
-pub fn ensure_key(path: &Path, comment: &str) -> Result<bool> {
-    if path.is_file() && path.with_extension("pub").is_file() {
-        return Ok(false);
-    }
-    let _ = fs::remove_file(path);
-    let _ = fs::remove_file(path.with_extension("pub"));
-    let p = path.to_string_lossy();
-    hostcmd::run(
-        "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", &p],
-    )
-    .with_context(|| format!("generating the SSH key {p}"))?;
-    Ok(true)
-}
-
 /// A node's host key file.
 pub fn host_key(dir: &LabDir, node: &str) -> PathBuf {
     dir.node_dir(node).join("ssh_host_ed25519_key")
@@ -54,26 +36,15 @@ pub fn node_folder(dir: &LabDir, node: &str, name: &str) -> PathBuf {
     dir.node_dir(node).join("root").join(name)
 }
 
-/// Pins `ip`'s host key (from the node's key file) in the lab's
-/// known_hosts, replacing any older line for that address.
+/// Pins the node's host key (from its key file, which labctl generated) in
+/// the lab's known_hosts for `ip`, replacing the node's older pins. Done
+/// before the node's sshd starts, and on every `up`: netns nodes are never
+/// trusted on first use.
 pub fn pin_host_key(dir: &LabDir, node: &str, ip: Ipv4Addr) -> Result<()> {
     let pubkey_path = host_key(dir, node).with_extension("pub");
     let pubkey = fs::read_to_string(&pubkey_path)
         .with_context(|| format!("cannot read {}", pubkey_path.display()))?;
-    let mut fields = pubkey.split_whitespace();
-    let (Some(kind), Some(data)) = (fields.next(), fields.next()) else {
-        anyhow::bail!("{} is not an OpenSSH public key", pubkey_path.display());
-    };
-    let kh = dir.known_hosts();
-    let old = fs::read_to_string(&kh).unwrap_or_default();
-    let host = ip.to_string();
-    let mut lines: Vec<String> = old
-        .lines()
-        .filter(|l| l.split_whitespace().next() != Some(host.as_str()))
-        .map(str::to_string)
-        .collect();
-    lines.push(format!("{host} {kind} {data}"));
-    write_mode(&kh, (lines.join("\n") + "\n").as_bytes(), 0o600)
+    crate::ssh::pin_own_key(&dir.known_hosts(), node, &ip.to_string(), 22, &pubkey)
 }
 
 /// Writes the node's sshd_config.
@@ -114,8 +85,17 @@ pub fn ensure_running(
     running: Option<&TrackedProcess>,
 ) -> Result<Option<TrackedProcess>> {
     let config = write_config(dir, node, ip)?;
+    let config_arg = config.to_string_lossy().into_owned();
     if running.is_some_and(TrackedProcess::is_running) {
         return Ok(None);
+    }
+    // Started by an `up` killed before it recorded it: record it now (a
+    // second would only fail to bind the node's address).
+    if let Some(listener) = super::procs::unrecorded("sshd", &config_arg)
+        .into_iter()
+        .next()
+    {
+        return Ok(Some(listener));
     }
     let mut binds = Vec::new();
     for (target, name) in NODE_FOLDERS {
@@ -136,7 +116,6 @@ pub fn ensure_running(
         )?;
         binds.push((bashrc, host_bashrc.to_path_buf()));
     }
-    let config_arg = config.to_string_lossy().into_owned();
     let argv = vec![
         SSHD.to_string(),
         "-D".into(),

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 
 use crate::hostcmd;
-use crate::lifecycle::nodes;
-use crate::provider::progress::Progress;
-use crate::ssh::{Endpoint, Session, SshError};
+use crate::nodes;
+use crate::ssh::{Endpoint, HostKeyPolicy, Session, SshError};
 use crate::state::{LabDir, LabState};
+use crate::ui::progress::Progress;
 
 /// stdin: the lab's public key line, then one key blob (base64) per line
 /// to remove. Adds the lab key unless present, drops every line holding a
@@ -78,7 +78,7 @@ pub fn replace_insecure_keys(
         })
     });
     // Keeps each error's kind (Ctrl-C, environment) for the exit status.
-    crate::lifecycle::up::fail_with_all(results.into_iter().filter_map(Result::err).collect())
+    crate::nodes::fail_with_all(results.into_iter().filter_map(Result::err).collect())
 }
 
 /// Logs in with the first insecure key the machine accepts and swaps;
@@ -96,7 +96,13 @@ fn swap_node(
             key: key.clone(),
             ..base.clone()
         };
-        match Session::connect(&ep, nodes::CONNECT_DEADLINE) {
+        // First contact with a machine Vagrant made: `create` dropped the
+        // pin of any machine it (re-)created, so only those get one here.
+        let policy = HostKeyPolicy::PinNew {
+            expected: None,
+            user_known_hosts: None,
+        };
+        match Session::connect(&ep, &policy, nodes::CONNECT_DEADLINE) {
             // Run as the login user: it is their authorized_keys.
             Ok(session) => {
                 session

@@ -16,11 +16,11 @@ use labctl_lab::Lab;
 
 mod key_swap;
 
-use super::progress::Progress;
-use super::ssh::hosts;
+use super::ssh_hosts::hosts;
 use super::Provider;
 use crate::state::{LabDir, LabState};
-use crate::vagrant::{ensure_lab_key, stage_identities, stage_identity, Vagrant};
+use crate::ui::progress::Progress;
+use crate::vagrant_cli::{ensure_lab_key, stage_identities, stage_identity, Vagrant};
 
 /// The vagrant provider.
 pub struct VagrantProvider;
@@ -76,6 +76,10 @@ impl Provider for VagrantProvider {
             })?;
         }
         for node in &gone {
+            if let Some(rec) = state.nodes.get(node) {
+                let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+                crate::ssh::forget_node(&dir.known_hosts(), node, &address)?;
+            }
             state.nodes.remove(node);
             let _ = std::fs::remove_dir_all(dir.node_dir(node));
         }
@@ -89,6 +93,7 @@ impl Provider for VagrantProvider {
             crate::render::write_atomic(&folder.join("Vagrantfile"), text.as_bytes(), 0o644)
                 .with_context(|| format!("cannot write the Vagrantfile in {}", folder.display()))
         })?;
+        forget_machines_to_create(&vagrant, dir, state, progress)?;
         let summary = progress.step(None, "vagrant up", || vagrant.up(&log(dir)))?;
         for line in summary.lines() {
             progress.line(&format!("  {line}"));
@@ -127,7 +132,9 @@ impl Provider for VagrantProvider {
                 stage_identity(first, &dir.path)?
             };
             let (host, user) = (entry.host_name.clone(), entry.user.clone());
-            hosts::record_node(state, node, host, entry.port, user, key);
+            let address = (host, entry.port);
+            let change = hosts::AddressChange::SameMachine;
+            hosts::record_node(dir, state, node, address, user, key, change)?;
         }
         if !swaps.is_empty() {
             dir.save(state)?;
@@ -150,6 +157,29 @@ impl Provider for VagrantProvider {
         hosts::remove_folder(dir, progress, &mut errors);
         errors
     }
+}
+
+/// Drops the pins of recorded nodes whose machine does not exist (destroyed
+/// outside labctl): `vagrant up` is about to create them, and a new machine
+/// has a new host key, which `up` then pins. A machine that exists keeps
+/// its pin, so a changed key on it is refused.
+fn forget_machines_to_create(
+    vagrant: &Vagrant,
+    dir: &LabDir,
+    state: &LabState,
+    progress: &Progress,
+) -> Result<()> {
+    if state.nodes.is_empty() || !dir.known_hosts().is_file() {
+        return Ok(());
+    }
+    let machines = progress.step(None, "vagrant status", || vagrant.status())?;
+    for (node, rec) in &state.nodes {
+        if machines.get(node).is_some_and(|m| m.state == "not_created") {
+            let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+            crate::ssh::forget_node(&dir.known_hosts(), node, &address)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether two paths name the same file (symlinks and `..` resolved).

@@ -1,6 +1,6 @@
 //! The lab's nodes as the API server sees them, from `kubectl get nodes
 //! -o json` read by the kubeadm path's own parsers
-//! ([`crate::kubeadm::nodes`]). Pure.
+//! ([`crate::kubeadm::cluster_nodes`]). Pure.
 
 use crate::kubeadm;
 use crate::verify::evidence::KubeNode;

@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 
 use super::network::NetworkDraft;
 use super::{is_node_name, Checker};
+use crate::host_key::HostKey;
 use crate::model::{Node, Provider, ProviderType, Role, SshTarget, VagrantProvider};
 use crate::raw::{RawNode, RawSsh};
 
@@ -262,10 +263,24 @@ fn ssh_target(
             "SSH listens on 22 unless configured otherwise",
         );
     }
+    let host_key = raw
+        .host_key
+        .and_then(|text| match HostKey::parse(&text) {
+            Ok(key) => Some(key),
+            Err(problem) => {
+                check.error(
+                    &format!("{path}.hostKey"),
+                    problem,
+                    "give the fingerprint `ssh-keygen -l -f /etc/ssh/ssh_host_ed25519_key.pub` prints on the host (SHA256:...), or that .pub file's line",
+                );
+                None
+            }
+        });
     Some(SshTarget {
         host,
         port: u16::try_from(port).unwrap_or(DEFAULT_SSH_PORT),
         user,
         key,
+        host_key,
     })
 }

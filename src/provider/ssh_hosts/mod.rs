@@ -7,23 +7,23 @@
 //!
 //! The parts every provider that ends in existing machines shares (the
 //! vagrant provider after `vagrant up`) live here too: [`hosts`] (checking
-//! nodes), [`dns`] (the DNS server on the control plane), [`kubeadm`] (the
-//! cluster around the data plane) and [`teardown`].
+//! nodes), [`dns_server`] (the DNS server on the control plane) and
+//! [`node_removal`]. The kubeadm cluster around the data plane is
+//! `crate::kubeadm::bootstrap`, which both use.
 
-pub mod dns;
+pub mod dns_server;
 pub mod hosts;
-pub mod kubeadm;
-pub mod teardown;
+pub mod node_removal;
 
 use std::collections::BTreeSet;
 
 use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
 
-use super::progress::Progress;
 use super::Provider;
 use crate::exit::ExitError;
 use crate::state::{LabDir, LabState};
+use crate::ui::progress::Progress;
 
 /// The ssh provider.
 pub struct SshProvider;
@@ -71,7 +71,11 @@ impl Provider for SshProvider {
             .collect();
         for node in gone {
             progress.step(Some(&node), "Removing node", || {
-                teardown::node(dir, state, &node)?;
+                node_removal::node(dir, state, &node)?;
+                if let Some(rec) = state.nodes.get(&node) {
+                    let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
+                    crate::ssh::forget_node(&dir.known_hosts(), &node, &address)?;
+                }
                 state.nodes.remove(&node);
                 let _ = std::fs::remove_dir_all(dir.node_dir(&node));
                 dir.save(state)
@@ -85,13 +89,15 @@ impl Provider for SshProvider {
                 .ok_or_else(|| anyhow!("node {} has no ssh block", node.name))?;
             let key = hosts::resolve_key(&target.key, lab_file.as_deref());
             let (host, user) = (target.host.clone(), target.user.clone());
-            hosts::record_node(state, node, host, target.port, user, key);
+            let address = (host, target.port);
+            let change = hosts::AddressChange::OtherMachine;
+            hosts::record_node(dir, state, node, address, user, key, change)?;
         }
         hosts::check_nodes(lab, dir, state, progress, false)
     }
 
     fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
-        let mut errors = teardown::nodes(dir, state, progress);
+        let mut errors = node_removal::nodes(dir, state, progress);
         hosts::remove_folder(dir, progress, &mut errors);
         errors
     }

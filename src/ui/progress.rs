@@ -5,7 +5,7 @@
 //! not a TTY. `-q` prints nothing but errors.
 //!
 //! Steps also honour Ctrl-C: a step does not start once SIGINT arrived (see
-//! [`crate::lifecycle::interrupt`]), so the lab stays in a state `up`
+//! [`crate::ui::interrupt`]), so the lab stays in a state `up`
 //! resumes and `destroy` removes.
 
 use std::collections::HashMap;
@@ -62,7 +62,7 @@ impl Progress {
         name: &str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        if crate::lifecycle::interrupt::requested() {
+        if crate::ui::interrupt::requested() {
             return Err(Interrupted {
                 step: name.to_string(),
             }

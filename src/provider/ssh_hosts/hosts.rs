@@ -11,11 +11,11 @@ use anyhow::{anyhow, Result};
 use labctl_lab::{Lab, Role};
 
 use crate::exit::ExitError;
-use crate::lifecycle::nodes;
-use crate::provider::dns::{DNSMASQ, DNSMASQ_PACKAGE};
-use crate::provider::progress::Progress;
-use crate::ssh::Session;
+use crate::nodes;
+use crate::provider::dns_records::{DNSMASQ, DNSMASQ_PACKAGE};
+use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState, NodeState};
+use crate::ui::progress::Progress;
 
 /// Prints each argument that is not a command on PATH.
 const MISSING_TOOLS: &str =
@@ -31,16 +31,42 @@ changed=
 grep -qxF "127.0.1.1 $1" /etc/hosts || { printf '127.0.1.1 %s\n' "$1" >> /etc/hosts; changed=1; }
 [ -z "$changed" ] || echo changed"#;
 
+/// What `record_node` does with the pin of a node whose address changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressChange {
+    /// Another machine (the lab file names another host): the pin goes.
+    OtherMachine,
+    /// The same machine behind another port (Vagrant's forwarded ports):
+    /// the pin moves with it.
+    SameMachine,
+}
+
 /// Records how to reach `node` in the lab state, keeping the pods it
-/// already has.
+/// already has; when its address changed, its pin goes or moves
+/// (`change`).
 pub fn record_node(
+    dir: &LabDir,
     state: &mut LabState,
     node: &labctl_lab::Node,
-    host: String,
-    port: u16,
+    (host, port): (String, u16),
     user: String,
     key: PathBuf,
-) {
+    change: AddressChange,
+) -> Result<()> {
+    if let Some(old) = state.nodes.get(&node.name) {
+        if (old.ssh_host.as_str(), old.ssh_port) != (host.as_str(), port) {
+            let known_hosts = dir.known_hosts();
+            let old_address = [(old.ssh_host.as_str(), old.ssh_port)];
+            match change {
+                AddressChange::OtherMachine => {
+                    crate::ssh::forget_node(&known_hosts, &node.name, &old_address)?
+                }
+                AddressChange::SameMachine => {
+                    crate::ssh::move_pins(&known_hosts, &node.name, &old_address, &host, port)?
+                }
+            }
+        }
+    }
     let pods = state
         .nodes
         .get(&node.name)
@@ -56,6 +82,7 @@ pub fn record_node(
         pods,
     };
     state.nodes.insert(node.name.clone(), record);
+    Ok(())
 }
 
 /// Removes the lab folder once everything else is gone (the folder stays
@@ -101,6 +128,33 @@ fn needed_tools(lab: &Lab, control_plane: bool) -> Vec<(&'static str, &'static s
     tools
 }
 
+/// How `up` treats a node's host key when it reaches the node here, the
+/// first connection of `up` to ssh and vagrant nodes: a node without a pin
+/// (new, or re-created by labctl, which dropped its pin) gets one — in an
+/// ssh lab only if it matches the lab file's `ssh.hostKey`, else the
+/// user's `~/.ssh/known_hosts` entries for it when there are any; a pinned
+/// node must match its pin.
+fn first_contact_policy(lab: &Lab, node: &str) -> HostKeyPolicy {
+    let ssh = lab
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .and_then(|n| n.ssh.as_ref());
+    match ssh {
+        Some(target) => HostKeyPolicy::PinNew {
+            expected: target.host_key.clone(),
+            user_known_hosts: std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".ssh/known_hosts")),
+        },
+        // Vagrant machines: the user's known_hosts knows nothing of them
+        // (their forwarded ports are reused by every VM).
+        None => HostKeyPolicy::PinNew {
+            expected: None,
+            user_known_hosts: None,
+        },
+    }
+}
+
 /// Saves the recorded endpoints, then connects to every node of `lab` in
 /// parallel and checks it: root works
 /// without a password, the tools are there (exit 3 naming the packages
@@ -116,8 +170,12 @@ pub fn check_nodes(
     let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
     let results = nodes::parallel(&names, |name| {
         let cp = lab.control_plane().name == name;
+        let policy = first_contact_policy(lab, name);
         progress.step(Some(name), "Checking the node", || {
-            let session = nodes::connect(dir, state, name, nodes::CONNECT_DEADLINE)?;
+            let session = nodes::connect(dir, state, name, &policy, nodes::CONNECT_DEADLINE)?;
+            if let Some(pin) = session.new_pin() {
+                progress.line(&format!("{name}: {pin}"));
+            }
             check_root(&session)?;
             check_tools(&session, &needed_tools(lab, cp))?;
             if set_hostname {
@@ -126,7 +184,7 @@ pub fn check_nodes(
             Ok(())
         })
     });
-    crate::lifecycle::up::fail_with_all(results.into_iter().filter_map(Result::err).collect())
+    crate::nodes::fail_with_all(results.into_iter().filter_map(Result::err).collect())
 }
 
 fn check_root(session: &Session) -> Result<()> {

@@ -30,7 +30,7 @@ pub fn ensure_lab_key(lab_dir: &Path, lab_name: &str) -> Result<PathBuf> {
     let path = lab_key_path(lab_dir);
     let dir = lab_dir.join(STAGED_KEYS_DIR);
     create_private_dir(&dir)?;
-    crate::provider::netns::sshd::ensure_key(&path, &format!("labctl lab {lab_name}"))?;
+    crate::ssh::keygen::ensure_key(&path, &format!("labctl lab {lab_name}"))?;
     Ok(path)
 }
 

@@ -1,5 +1,5 @@
 //! Ctrl-C handling for commands that change a lab: the first SIGINT only
-//! sets a flag, and the step runner ([`crate::provider::progress`]) stops
+//! sets a flag, and the step runner ([`crate::ui::progress`]) stops
 //! before the next step, so state.json always describes what exists and
 //! `up` can resume or `destroy` remove it. A second SIGINT exits at once.
 

@@ -13,7 +13,7 @@
 use anyhow::{Context, Result};
 
 use crate::state::{LabDir, LabState, NeighbourLimits};
-use crate::verify::evidence::{neighbour_entries_needed, suggested_gc_thresh};
+use labctl_lab::neighbour_limits::{neighbour_entries_needed, suggested_gc_thresh};
 
 const NAMES: [&str; 3] = ["gc_thresh1", "gc_thresh2", "gc_thresh3"];
 

@@ -7,8 +7,8 @@
 use anyhow::{anyhow, Result};
 use sha2::{Digest, Sha256};
 
-use crate::lifecycle::nodes;
-use crate::provider::dns::config;
+use crate::nodes;
+use crate::provider::dns_records::config;
 use crate::provider::DnsRecords;
 use crate::ssh::Session;
 use crate::state::{LabDir, LabState};
@@ -46,7 +46,13 @@ pub fn serve(dir: &LabDir, state: &LabState, dns: &DnsRecords) -> Result<bool> {
         .find(|(_, n)| n.control_plane)
         .map(|(name, _)| name.clone())
         .ok_or_else(|| anyhow!("lab {} has no control-plane node", state.name))?;
-    let session = nodes::connect(dir, state, &cp, nodes::CONNECT_DEADLINE)?;
+    let session = nodes::connect(
+        dir,
+        state,
+        &cp,
+        &crate::ssh::HostKeyPolicy::RequireKnown,
+        nodes::CONNECT_DEADLINE,
+    )?;
     let text = config(dns, LOG);
     let sha: String = Sha256::digest(text.as_bytes())
         .iter()

@@ -1,6 +1,9 @@
-//! Talking to a lab's nodes over SSH: endpoints from the lab state, running
-//! things on all nodes in parallel (one thread and one SSH session per
-//! node), and the agent operations (`apply`, `check`, `pod add`).
+//! The node layer, which lifecycle, providers and verify stand on: talking
+//! to a lab's nodes over SSH (endpoints from the lab state, host keys
+//! under a policy), running things on all nodes in parallel (one thread
+//! and one SSH session per node) with every failure reported at once
+//! ([`fail_with_all`]), and the agent operations (`apply`, `check`,
+//! `pod add`) with their typed reports.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -10,7 +13,7 @@ use anyhow::{anyhow, Context, Result};
 use labctl_nodeplan::report::{self, AgentReport};
 use labctl_nodeplan::NodePlan;
 
-use crate::ssh::{Endpoint, Output, Session};
+use crate::ssh::{Endpoint, HostKeyPolicy, Output, Session};
 use crate::state::{LabDir, LabState};
 
 /// Where the agent binary lives on a node. On a netns node /run/labctl-agent
@@ -37,10 +40,19 @@ pub fn endpoint(dir: &LabDir, state: &LabState, node: &str) -> Result<Endpoint> 
 }
 
 /// Connects to `node` as root (through `sudo -n` when its SSH user is not
-/// root), adding the tail of its sshd log (netns) to the error.
-pub fn connect(dir: &LabDir, state: &LabState, node: &str, deadline: Duration) -> Result<Session> {
+/// root), its host key checked under `policy` (only `up` reaching a
+/// machine for the first time may pin: everything else passes
+/// [`HostKeyPolicy::RequireKnown`]), adding the tail of its sshd log
+/// (netns) to the error.
+pub fn connect(
+    dir: &LabDir,
+    state: &LabState,
+    node: &str,
+    policy: &HostKeyPolicy,
+    deadline: Duration,
+) -> Result<Session> {
     let ep = endpoint(dir, state, node)?;
-    let mut session = Session::connect(&ep, deadline).map_err(|e| {
+    let mut session = Session::connect(&ep, policy, deadline).map_err(|e| {
         let log = dir.logs().join(format!("sshd-{node}.log"));
         let tail = std::fs::read_to_string(&log)
             .ok()
@@ -253,4 +265,31 @@ pub fn ensure_services(
     );
     session.run_ok(&["sh", "-c", APPLY_SERVICES], Some(payload.as_bytes()))?;
     Ok(true)
+}
+
+/// One error, or all of them in one message.
+pub fn fail_with_all(mut errors: Vec<anyhow::Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => {
+            if let Some(i) = errors
+                .iter()
+                .position(|e| e.is::<crate::ui::progress::Interrupted>())
+            {
+                return Err(errors.remove(i));
+            }
+            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+            let error = anyhow!("{n} nodes failed:\n  {}", all.join("\n  "));
+            // Nodes lacking a tool: still an environment error (exit 3).
+            let environment = errors
+                .iter()
+                .any(|e| crate::exit::exit_code_for(e) == crate::exit::ENVIRONMENT);
+            Err(if environment {
+                crate::exit::ExitError::environment(error)
+            } else {
+                error
+            })
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::fs;
 use anyhow::{Context, Result};
 
 use super::launch::{self, Placement};
-use crate::provider::dns::{config, DNSMASQ};
+use crate::provider::dns_records::{config, DNSMASQ};
 use crate::provider::DnsRecords;
 use crate::state::{write_mode, LabDir, TrackedProcess};
 
@@ -22,14 +22,25 @@ pub fn ensure(
     let path = dir.path.join("dnsmasq.conf");
     let wanted = config(dns, "-");
     let same = fs::read_to_string(&path).is_ok_and(|old| old == wanted);
+    let conf = path.to_string_lossy().into_owned();
     if let Some(p) = running {
         if same && p.is_running() {
             return Ok((p.clone(), false));
         }
         super::procs::stop_tracked(p).context("stopping the old DNS server")?;
     }
+    // Started by an `up` killed before it recorded it: kept when its
+    // configuration is the one wanted, stopped otherwise (a second could
+    // not bind the DNS address, and this one would answer from old records).
+    let mut strays = super::procs::unrecorded("dnsmasq", &conf).into_iter();
+    let keep = if same { strays.next() } else { None };
+    for p in strays {
+        super::procs::stop_tracked(&p).context("stopping an unrecorded DNS server")?;
+    }
+    if let Some(p) = keep {
+        return Ok((p, true));
+    }
     write_mode(&path, wanted.as_bytes(), 0o644)?;
-    let conf = path.to_string_lossy().into_owned();
     let argv = vec![
         DNSMASQ.to_string(),
         "--keep-in-foreground".into(),

@@ -11,12 +11,12 @@ use anyhow::{Context, Result};
 use labctl_nodeplan::report::TeardownReport;
 use labctl_nodeplan::NodePlan;
 
-use super::dns;
+use super::dns_server;
 use crate::kubeadm::steps::REMOTE_DIR;
-use crate::lifecycle::nodes;
-use crate::provider::progress::Progress;
+use crate::nodes;
 use crate::ssh::Session;
 use crate::state::{LabDir, LabState};
+use crate::ui::progress::Progress;
 
 /// Removes the jumps to LABCTL-SERVICES and LABCTL-POSTROUTING and the
 /// chains, if present.
@@ -44,15 +44,6 @@ if [ -d "$dir" ] && ! mounted '[^ ]*' "$dir"; then
   rmdir "$dir" || { echo "$dir still holds: $(ls -A "$dir" | tr '\n' ' ')" >&2; exit 1; }
 fi"#;
 
-/// The plan a node was last built from (kept by `up` in the lab folder).
-pub fn saved_plan(dir: &LabDir, node: &str) -> Result<NodePlan> {
-    let path = dir.node_dir(node).join("plan.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read node {node}'s plan {}", path.display()))?;
-    NodePlan::from_json(&text)
-        .map_err(|e| anyhow::anyhow!("node {node}'s plan {} is invalid: {e}", path.display()))
-}
-
 /// `labctl-agent teardown`. The agent empties its state folder and leaves
 /// mount points in and on it for whoever mounted them (see
 /// `REMOVE_FILES`), so any error it reports is a failure.
@@ -71,6 +62,12 @@ fn agent_teardown(session: &Session, plan: &NodePlan) -> Result<()> {
 pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
     let names: Vec<String> = state.nodes.keys().cloned().collect();
     nodes::parallel(&names, |name| {
+        if never_reached(dir, state, name)? {
+            progress.line(&format!(
+                "{name}: never reached (no pinned host key), so nothing of the lab is there"
+            ));
+            return Ok(());
+        }
         progress.step(Some(name), "Removing the lab from the node", || {
             node(dir, state, name)
         })
@@ -80,16 +77,38 @@ pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow:
     .collect()
 }
 
-/// Tears one node down.
+/// Whether the lab's known_hosts has no pin for `name`'s address.
+fn never_reached(dir: &LabDir, state: &LabState, name: &str) -> Result<bool> {
+    let Some(rec) = state.nodes.get(name) else {
+        return Ok(false);
+    };
+    let known_hosts = dir.known_hosts();
+    let pinned = crate::ssh::is_pinned(&known_hosts, &rec.ssh_host, rec.ssh_port)
+        .with_context(|| format!("cannot read {}", known_hosts.display()))?;
+    Ok(!pinned)
+}
+
+/// Tears one node down. A node with no pinned host key was never reached
+/// (`up` pins before anything else), so labctl put nothing there: it is
+/// left alone rather than trusted now.
 pub fn node(dir: &LabDir, state: &LabState, name: &str) -> Result<()> {
-    let session = nodes::connect(dir, state, name, Duration::from_secs(10))?;
-    dns::stop(&session)?;
+    if never_reached(dir, state, name)? {
+        return Ok(());
+    }
+    let session = nodes::connect(
+        dir,
+        state,
+        name,
+        &crate::ssh::HostKeyPolicy::RequireKnown,
+        Duration::from_secs(10),
+    )?;
+    dns_server::stop(&session)?;
     session.run_ok(&["sh", "-c", REMOVE_SERVICES], None)?;
     let has_agent = session
         .run(&["test", "-x", nodes::AGENT_PATH], None)?
         .success();
     if has_agent {
-        agent_teardown(&session, &saved_plan(dir, name)?)?;
+        agent_teardown(&session, &dir.saved_plan(name)?)?;
     }
     if state.kubernetes {
         let reset = session.run(&["kubeadm", "reset", "-f"], None)?;

@@ -10,14 +10,20 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
-use super::{nodes, resolve, ExecArgs, SshArgs};
+use super::{resolve, ExecArgs, SshArgs};
 use crate::exit::ExitError;
+use crate::nodes;
 use crate::output::GlobalOpts;
+use crate::ssh::{HostKeyPolicy, Session};
 
 pub fn ssh(args: &SshArgs, _global: &GlobalOpts) -> Result<ExitCode> {
     let name = resolve::lab_word(args.lab.as_deref())?;
     let lab = resolve::existing(&name, "ssh")?;
     let ep = nodes::endpoint(&lab.dir, &lab.state, &args.node)?;
+    // The system ssh would refuse too, but labctl's own check says which
+    // key it saw and what to do (exit 3 like every other command).
+    Session::check_host_key(&ep, &HostKeyPolicy::RequireKnown, Duration::from_secs(10))
+        .map_err(ExitError::environment)?;
     let err = std::process::Command::new("ssh")
         .args(crate::ssh::system_ssh_args(&ep))
         .exec();
@@ -32,6 +38,8 @@ struct NodeOutput {
     status: i32,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// The node's host key was refused: nothing ran there.
+    host_key_refused: bool,
 }
 
 pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
@@ -48,7 +56,13 @@ pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
     let argv: Vec<&str> = args.command.iter().map(String::as_str).collect();
     let outputs = nodes::parallel(&targets, |node| {
         let run = || -> Result<crate::ssh::Output> {
-            let session = nodes::connect(&lab.dir, &lab.state, node, Duration::from_secs(10))?;
+            let session = nodes::connect(
+                &lab.dir,
+                &lab.state,
+                node,
+                &HostKeyPolicy::RequireKnown,
+                Duration::from_secs(10),
+            )?;
             Ok(session.run(&argv, None)?)
         };
         match run() {
@@ -57,12 +71,14 @@ pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
                 status: out.status,
                 stdout: out.stdout,
                 stderr: out.stderr,
+                host_key_refused: false,
             },
             Err(e) => NodeOutput {
                 node: node.to_string(),
                 status: 255,
                 stdout: Vec::new(),
                 stderr: format!("labctl: {e:#}\n").into_bytes(),
+                host_key_refused: crate::ssh::is_host_key_refusal(&e),
             },
         }
     });
@@ -74,6 +90,17 @@ pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
         worst = worst.max(o.status);
     }
     out.flush()?;
+    let refused: Vec<&str> = outputs
+        .iter()
+        .filter(|o| o.host_key_refused)
+        .map(|o| o.node.as_str())
+        .collect();
+    if !refused.is_empty() {
+        return Err(ExitError::environment(anyhow!(
+            "host key refused on {} (see above): the command did not run there",
+            refused.join(", ")
+        )));
+    }
     Ok(ExitCode::from(
         u8::try_from(worst.clamp(0, 255)).unwrap_or(255),
     ))

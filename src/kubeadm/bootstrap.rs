@@ -6,10 +6,12 @@
 //! node is Ready and copies the admin kubeconfig to the lab folder.
 //!
 //! Consecutive steps of one kind are on different nodes and run in
-//! parallel (prepare everywhere, the workers' validate and join). Steps
-//! with a `done_if` check are skipped when it succeeds, so `up` converges
-//! on a cluster that exists. The bootstrap token lives in the lab folder
-//! (0600) and only ever reaches a node through a command's stdin.
+//! parallel (the workers' prepare, validate and join). Init and join
+//! decide from the cluster's state whether to skip, run, or `kubeadm reset
+//! -f` a half-done attempt and run again, so `up` converges on a cluster
+//! that exists and retries one that failed. The bootstrap token lives in
+//! the lab folder (0600), is replaced when the cluster no longer takes it,
+//! and only ever reaches a node through a command's stdin.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -19,11 +21,12 @@ use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
 use labctl_nodeplan::NodePlan;
 
-use crate::kubeadm::{self, Secret, Step, StepKind};
-use crate::lifecycle::nodes;
-use crate::provider::progress::Progress;
+use crate::kubeadm::retry::{self, Action, Probe};
+use crate::kubeadm::{self, Known, Secret, StateCheck, Step, StepKind, TokenState};
+use crate::nodes;
 use crate::ssh::Session;
 use crate::state::{write_private, LabDir, LabState};
+use crate::ui::progress::Progress;
 
 /// How long the cluster may take to hand out podCIDRs and turn Ready.
 pub const POLL_DEADLINE: Duration = Duration::from_secs(600);
@@ -34,10 +37,15 @@ pub fn admin_conf(dir: &LabDir) -> std::path::PathBuf {
     dir.path.join("admin.conf")
 }
 
+/// The lab's bootstrap token in the lab folder (0600).
+fn token_path(dir: &LabDir) -> std::path::PathBuf {
+    dir.path.join("bootstrap-token")
+}
+
 /// The lab's bootstrap token: the one in the lab folder, or a new one
 /// stored there (0600).
 fn token(dir: &LabDir) -> Result<Secret> {
-    let path = dir.path.join("bootstrap-token");
+    let path = token_path(dir);
     if let Ok(text) = std::fs::read_to_string(&path) {
         if kubeadm::is_bootstrap_token(text.trim()) {
             return Ok(Secret::new(text.trim()));
@@ -55,7 +63,13 @@ impl Sessions {
     fn open(dir: &LabDir, state: &LabState, lab: &Lab) -> Result<Sessions> {
         let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
         let opened = nodes::parallel(&names, |n| {
-            nodes::connect(dir, state, n, nodes::CONNECT_DEADLINE)
+            nodes::connect(
+                dir,
+                state,
+                n,
+                &crate::ssh::HostKeyPolicy::RequireKnown,
+                nodes::CONNECT_DEADLINE,
+            )
         });
         let mut map = BTreeMap::new();
         for (name, session) in names.into_iter().zip(opened) {
@@ -80,27 +94,103 @@ impl Sessions {
 #[derive(Default)]
 struct Learned {
     ca_cert_hash: Option<String>,
+    /// The control plane's Kubernetes release, `1.N.P`.
+    release: Option<String>,
+    /// A fresh bootstrap token, when the saved one had expired.
+    token: Option<Secret>,
     pod_cidrs: Option<BTreeMap<String, ipnet::Ipv4Net>>,
     admin_conf: Option<String>,
 }
 
-/// Runs one step on its node; returns its stdout.
-fn run_step(
+/// Runs `argv` on `node`; what it did, whatever its exit status.
+fn probe(sessions: &Sessions, node: &str, argv: &[String]) -> Result<Probe> {
+    sessions.run(node, |session| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = session.run(&argv, None)?;
+        Ok(Probe {
+            success: out.success(),
+            stdout: out.stdout_text(),
+            stderr: out.stderr_text(),
+        })
+    })
+}
+
+/// Skip, run, or reset and run an init or join step (see
+/// [`crate::kubeadm::retry`]); with the kubeadm state files found.
+fn decide(
     lab: &Lab,
     sessions: &Sessions,
     step: &Step,
-    token: &Secret,
-    ca_hash: Option<&str>,
-) -> Result<String> {
-    sessions.run(&step.node, |session| {
-        if let Some(check) = &step.done_if {
-            let argv: Vec<&str> = check.iter().map(String::as_str).collect();
-            if session.run(&argv, None)?.success() {
-                return Ok(String::new());
-            }
+    check: StateCheck,
+) -> Result<(Action, Vec<String>)> {
+    let found = retry::leftovers(&probe(sessions, &step.node, &retry::leftovers_argv())?);
+    let action = match check {
+        StateCheck::ControlPlane => {
+            let readyz = probe(sessions, &step.node, &retry::readyz_argv())?;
+            retry::init_action(&readyz, &found)
         }
+        StateCheck::Worker => {
+            let cp = &lab.control_plane().name;
+            let registered = probe(sessions, cp, &retry::registered_argv(&step.node))?;
+            let kubelet = probe(sessions, &step.node, &retry::kubelet_active_argv())?;
+            retry::join_action(&step.node, &registered, &kubelet, &found)?
+        }
+    };
+    Ok((action, found))
+}
+
+/// `kubeadm reset -f` of a half-done init or join. After the control
+/// plane's, the lab folder's admin kubeconfig (labctl's copy of the
+/// cluster's, which reset tells to remove) belongs to a cluster that is
+/// gone: removed too; `finish` writes the new one.
+fn reset(
+    dir: &LabDir,
+    sessions: &Sessions,
+    step: &Step,
+    found: &[String],
+    progress: &Progress,
+) -> Result<()> {
+    progress.line(&format!(
+        "{}: {} left by an earlier attempt: kubeadm reset -f",
+        step.node,
+        found.join(", ")
+    ));
+    let argv = retry::reset_argv();
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    sessions.run(&step.node, |session| Ok(session.run_ok(&argv, None)?))?;
+    if step.state_check == Some(StateCheck::ControlPlane) {
+        let path = admin_conf(dir);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing the stale {}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The context a step runs in.
+struct Ctx<'a> {
+    lab: &'a Lab,
+    dir: &'a LabDir,
+    sessions: &'a Sessions,
+    progress: &'a Progress,
+}
+
+/// Runs one step on its node; returns its stdout.
+fn run_step(ctx: &Ctx, step: &Step, known: &Known) -> Result<String> {
+    let Ctx { lab, sessions, .. } = *ctx;
+    if let Some(check) = step.state_check {
+        match decide(lab, sessions, step, check)? {
+            (Action::Skip, _) => return Ok(String::new()),
+            (Action::Run, _) => {}
+            (Action::ResetAndRun, found) => reset(ctx.dir, sessions, step, &found, ctx.progress)?,
+        }
+    }
+    sessions.run(&step.node, |session| {
         if let Some(put) = &step.put {
-            let contents = put.contents(lab, &step.node, token, ca_hash)?;
+            let contents = put.contents(lab, &step.node, known)?;
             let argv = put.argv();
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             session.run_ok(&argv, Some(contents.as_bytes()))?;
@@ -148,29 +238,25 @@ fn run_step(
 }
 
 /// Runs `steps` in order, consecutive steps of one kind in parallel.
-fn run_steps(
-    lab: &Lab,
-    sessions: &Sessions,
-    steps: &[Step],
-    token: &Secret,
-    progress: &Progress,
-    learned: &mut Learned,
-) -> Result<()> {
+fn run_steps(ctx: &Ctx, steps: &[Step], token: &Secret, learned: &mut Learned) -> Result<()> {
+    let Ctx { lab, progress, .. } = *ctx;
     let mut i = 0;
     while i < steps.len() {
         let kind = steps[i].kind;
         let group: Vec<&Step> = steps[i..].iter().take_while(|s| s.kind == kind).collect();
         i += group.len();
-        let ca_hash = learned.ca_cert_hash.clone();
+        let known = Known {
+            token: known_token(learned, token),
+            ca_cert_hash: learned.ca_cert_hash.as_deref(),
+            release: learned.release.as_deref(),
+        };
         let outputs: Vec<Result<String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = group
                 .iter()
                 .map(|step| {
-                    let ca_hash = ca_hash.as_deref();
+                    let known = &known;
                     scope.spawn(move || {
-                        progress.step(Some(&step.node), kind.name(), || {
-                            run_step(lab, sessions, step, token, ca_hash)
-                        })
+                        progress.step(Some(&step.node), kind.name(), || run_step(ctx, step, known))
                     })
                 })
                 .collect();
@@ -187,11 +273,23 @@ fn run_steps(
                 Err(e) => errors.push(e),
             }
         }
-        crate::lifecycle::up::fail_with_all(errors)?;
+        crate::nodes::fail_with_all(errors)?;
         let text = texts.into_iter().next().unwrap_or_default();
         match kind {
+            StepKind::ReadRelease => {
+                learned.release = Some(kubeadm::parse_release(&text, &lab.kubernetes.version)?);
+            }
             StepKind::FetchCaCert => {
                 learned.ca_cert_hash = Some(kubeadm::ca_cert_hash(&text)?);
+            }
+            StepKind::CheckToken => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let state = kubeadm::token_state(&text, known_token(learned, token), now)?;
+                if state != TokenState::Valid {
+                    learned.token = Some(fresh_token(ctx, state)?);
+                }
             }
             StepKind::ReadPodCidrs => learned.pod_cidrs = Some(kubeadm::pod_cidrs(&text)?),
             StepKind::FetchAdminConf => learned.admin_conf = Some(text),
@@ -199,6 +297,38 @@ fn run_steps(
         }
     }
     Ok(())
+}
+
+fn known_token<'a>(learned: &'a Learned, saved: &'a Secret) -> &'a Secret {
+    learned.token.as_ref().unwrap_or(saved)
+}
+
+/// Has the control plane make a new bootstrap token (24 h) and stores it in
+/// the lab folder (0600) instead of the `state` one. Never printed.
+fn fresh_token(ctx: &Ctx, state: TokenState) -> Result<Secret> {
+    let cp = &ctx.lab.control_plane().name;
+    let why = match state {
+        TokenState::Expired => "expired (or expires within the hour)",
+        _ => "unknown to the cluster",
+    };
+    ctx.progress.line(&format!(
+        "{cp}: the lab's bootstrap token is {why}: kubeadm token create"
+    ));
+    let argv = kubeadm::steps::create_token_argv(ctx.lab);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = ctx.sessions.run(cp, |s| Ok(s.run_ok(&argv, None)?))?;
+    let text = out.stdout_text();
+    let token = text.trim();
+    if !kubeadm::is_bootstrap_token(token) {
+        anyhow::bail!(
+            "`kubeadm token create` on node {cp} printed no bootstrap token \
+             (a line of 6 and 16 lowercase letters or digits joined by a dot)"
+        );
+    }
+    let path = token_path(ctx.dir);
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("storing the bootstrap token {}", path.display()))?;
+    Ok(Secret::new(token))
 }
 
 /// Which part of the steps to run: up to the podCIDRs, or the rest.
@@ -228,7 +358,13 @@ fn run_part(
     let sessions = Sessions::open(dir, state, lab)?;
     let token = token(dir)?;
     let mut learned = Learned::default();
-    run_steps(lab, &sessions, steps, &token, progress, &mut learned)?;
+    let ctx = Ctx {
+        lab,
+        dir,
+        sessions: &sessions,
+        progress,
+    };
+    run_steps(&ctx, steps, &token, &mut learned)?;
     Ok(learned)
 }
 
