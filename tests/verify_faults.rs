@@ -26,6 +26,15 @@ impl Lab {
     fn capture(&self, node: &str, argv: &[&str]) -> String {
         String::from_utf8_lossy(&in_netns(&self.ns(node), argv).stdout).into_owned()
     }
+    /// The node's underlay address (on its eth1).
+    fn underlay_ip(&self, node: &str) -> String {
+        let addr = self.capture(node, &["ip", "-4", "-o", "addr", "show", "eth1"]);
+        addr.split_whitespace()
+            .nth(3)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_else(|| panic!("no underlay address on {node}: {addr}"))
+            .to_string()
+    }
     fn up(&self) {
         let out = self.0.up();
         assert!(out.status.success(), "labctl up failed: {}", show(&out));
@@ -99,6 +108,32 @@ fn each_fault_is_named_and_up_repairs_it() {
     assert_eq!(code, 0, "a fresh lab passes verify: {report:#}");
     let (w2_subnet, w2_net) = subnet_of(&pod_ip(&report, "worker2"));
 
+    // The vxlan evidence: round the ring, each pod's pings left its node
+    // as VXLAN of the lab's VNI from the node's own address and arrived
+    // on the next node's underlay.
+    let pairs = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == "vxlan"))
+        .and_then(|c| c["evidence"]["pairs"].as_array())
+        .cloned()
+        .unwrap_or_else(|| panic!("no vxlan pairs: {report:#}"));
+    assert_eq!(pairs.len(), 3, "{pairs:#?}");
+    for p in &pairs {
+        let from = p["from"].as_str().unwrap();
+        assert_eq!(p["vnis"], serde_json::json!([1]), "{p:#}");
+        assert_eq!(
+            p["outer_sources"],
+            serde_json::json!([lab.underlay_ip(from)]),
+            "{p:#}"
+        );
+        assert!(
+            p["ping_ok"] == true
+                && p["sender_out"].as_u64() >= Some(3)
+                && p["receiver_in"].as_u64() >= Some(3),
+            "{p:#}"
+        );
+    }
+
     // Missing route on worker1 to worker2's pods.
     lab.on("worker1", &["ip", "route", "del", &w2_subnet]);
     let r = lab.assert_cause("missing-route", Some("worker1"));
@@ -124,15 +159,7 @@ fn each_fault_is_named_and_up_repairs_it() {
 
     // Missing FDB entry: the one whose dst is worker2's underlay IP.
     let fdb = lab.capture("worker1", &["bridge", "fdb", "show", "dev", "flannel.1"]);
-    let w2_ip = lab.capture("worker2", &["ip", "-4", "-o", "addr", "show", "eth1"]);
-    let w2_ip = w2_ip
-        .split_whitespace()
-        .nth(3)
-        .unwrap_or("")
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let w2_ip = lab.underlay_ip("worker2");
     let mac = fdb
         .lines()
         .find(|l| l.contains(&format!("dst {w2_ip} ")))

@@ -75,13 +75,13 @@ pub struct VxlanPair {
     /// The same packets arriving on the receiver's underlay interface.
     pub receiver_in: u64,
     /// Inner packets the receiver's VXLAN device delivered (decapsulated);
-    /// `None` when not measured.
+    /// `None` when not measured (the agent captures on the underlay only).
     pub receiver_decapsulated: Option<u64>,
     /// Outer source addresses seen at the sender (its VTEP `local`).
     pub outer_sources: Vec<Ipv4Addr>,
     /// VNIs seen on the port (the lab's, if all is well).
     pub vnis: Vec<u32>,
-    /// How the capture was made (agent AF_PACKET, in-process AF_PACKET, tcpdump).
+    /// How the capture was made (the agent's AF_PACKET capture, over SSH).
     pub method: String,
 }
 

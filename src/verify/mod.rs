@@ -5,11 +5,12 @@
 //!   record; [`parse`]: probe output parsers; [`checks`]: pass/fail from
 //!   evidence; [`diagnose`]: named causes with fixes; [`render`] and
 //!   [`junit`]: the outputs. All pure and unit-tested.
-//! - [`netns`]: the probes for netns labs (everything runs on this host);
-//!   [`remote`]: the probes for network-only VM labs (ssh, vagrant), run
-//!   over one SSH session per node; [`kube`]: the probes for kubeadm labs
-//!   (pods through kubectl on the control plane, node checks and captures
-//!   as in `remote`); [`run`] wires lab, state, SSH and probes together.
+//! - [`remote`]: the probes of every network-only lab (netns, ssh,
+//!   vagrant), run over one SSH session per node: the node's agent checks,
+//!   captures and pings from the pods; [`kube`]: the probes for kubeadm
+//!   labs (pods through kubectl on the control plane, node checks and
+//!   captures as in `remote`); [`neighbours`]: the host's neighbour table,
+//!   which netns nodes share; `target` loads the lab and its state.
 //!
 //! Exit 0 when every selected check passes, 1 when one fails, 3 when verify
 //! could not run (no such lab, not root).
@@ -20,7 +21,7 @@ pub mod evidence;
 pub mod junit;
 pub mod kube;
 pub mod model;
-pub mod netns;
+mod neighbours;
 pub mod parse;
 mod pool;
 #[cfg(test)]
@@ -94,124 +95,13 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             .filter(|c| args.checks.contains(c))
             .collect()
     };
-    if target.view.provider != "netns" {
-        let report = if target.state.kubernetes {
-            kube::verify(&target, &selected, started)
-        } else {
-            remote::verify(&target, &selected, started)
-        };
-        target.refused_host_keys()?;
-        return Ok(report);
-    }
-    // Entries the neighbour table refused from here on count against the lab.
-    let arp_fulls_before = netns::neighbours::table_fulls();
-    let mut ev = Evidence::default();
-    let mut results: Vec<CheckResult> = Vec::new();
-    let wants = |id: CheckId| selected.contains(&id);
-    let timed = |f: &mut dyn FnMut() -> CheckResult| {
-        let t = Instant::now();
-        f().timed(t)
+    let report = if target.state.kubernetes {
+        kube::verify(&target, &selected, started)
+    } else {
+        remote::verify(&target, &selected, started)
     };
-
-    let view = &target.view;
-    // One SSH session per node serves both node checks.
-    let mut sessions = Vec::new();
-    if wants(CheckId::Nodes) || wants(CheckId::Dataplane) {
-        let t = Instant::now();
-        let (s, reach) = target.connect_all();
-        target.refused_host_keys()?;
-        ev.reach = reach;
-        sessions = s;
-        if wants(CheckId::Nodes) {
-            results.push(checks::nodes(&ev, crate::embedded::AGENT_VERSION).timed(t));
-        }
-    }
-    if wants(CheckId::Dataplane) {
-        let mut open = Some(std::mem::take(&mut sessions));
-        results.push(timed(&mut || {
-            // iptables -S in the node namespaces runs while the agents check.
-            let (errors, firewall) = std::thread::scope(|s| {
-                let firewall = s.spawn(|| netns::firewall(view));
-                let (_, errors) =
-                    target.agent_check(open.take().unwrap_or_default(), false, &mut ev);
-                (errors, firewall.join().unwrap_or_default())
-            });
-            ev.firewall = firewall;
-            checks::dataplane(view, &ev, &errors)
-        }));
-    }
-    target::disconnect_all(sessions);
-    // Egress probes from the pods here too.
-    let needs_pods = [CheckId::Pods, CheckId::Egress]
-        .iter()
-        .chain(&CheckId::FROM_PODS)
-        .any(|c| wants(*c));
-    if needs_pods {
-        let t = Instant::now();
-        let mut pods = target.pods.clone();
-        netns::inspect_pods(&mut pods);
-        ev.pods = pods;
-        if wants(CheckId::Pods) {
-            results.push(checks::pods(view, &ev).timed(t));
-        }
-    }
-    if ev.firewall.is_empty()
-        && [CheckId::PodMesh, CheckId::Vxlan, CheckId::Egress]
-            .iter()
-            .any(|c| wants(*c))
-    {
-        ev.firewall = netns::firewall(view);
-    }
-    if wants(CheckId::PodMesh) {
-        results.push(timed(&mut || {
-            ev.mesh = Some(netns::mesh(&ev.pods));
-            checks::pod_mesh(ev.mesh.as_ref().unwrap_or(&Default::default()))
-        }));
-    }
-    if wants(CheckId::Vxlan) {
-        results.push(timed(&mut || {
-            ev.vxlan = netns::vxlan(view, &ev.pods);
-            ev.bad_checksums = netns::kernel_log(view);
-            checks::vxlan(view, &ev)
-        }));
-    }
-    if wants(CheckId::Mtu) {
-        results.push(timed(&mut || {
-            let (probes, links) = netns::mtu(view, &ev.pods);
-            ev.mtu = probes;
-            ev.link_mtus = links;
-            checks::mtu(view, &ev)
-        }));
-    }
-    if wants(CheckId::Dns) {
-        results.push(timed(&mut || {
-            ev.dns = netns::dns(view, &ev.pods);
-            checks::dns(view, &ev)
-        }));
-    }
-    if wants(CheckId::Egress) {
-        results.push(timed(&mut || match netns::egress(view, &ev.pods) {
-            Ok(probes) => {
-                ev.egress = probes;
-                checks::egress(view, &ev)
-            }
-            Err(e) => CheckResult::new(
-                CheckId::Egress,
-                Outcome::Fail,
-                format!("could not probe egress: {e:#}"),
-            ),
-        }));
-    }
-    if needs_pods {
-        ev.neighbour_table = netns::neighbours::observe(view.nodes.len(), arp_fulls_before);
-    }
-    if wants(CheckId::Kubernetes) {
-        results.push(CheckResult::skip(
-            CheckId::Kubernetes,
-            "netns labs run no Kubernetes (kubeadm labs only)",
-        ));
-    }
-    Ok(assemble(view, ev, results, started))
+    target.refused_host_keys()?;
+    Ok(report)
 }
 
 /// Diagnoses the evidence, ties each diagnosis to the failed checks it

@@ -13,7 +13,6 @@ use labctl_nodeplan::NodePlan;
 
 use super::evidence::{Evidence, NodeReach};
 use super::model::{LabView, NodeView, Outside, PodView};
-use super::netns::enter;
 use super::parse;
 use super::pool;
 use crate::exit::ExitError;
@@ -91,7 +90,7 @@ impl Target {
         // SAFETY: geteuid has no preconditions.
         if state.provider == "netns" && unsafe { libc::geteuid() } != 0 {
             return Err(ExitError::environment(anyhow!(
-                "lab {} is a netns lab: verify enters its network namespaces to ping, capture and resolve, which needs root; run `sudo labctl verify`",
+                "lab {} is a netns lab: its nodes are namespaces on this host, reached with keys and state only root may read, and verify reads the host's neighbour table; run `sudo labctl verify`",
                 lab.name
             )));
         }
@@ -218,8 +217,9 @@ impl Target {
     /// Runs `labctl-agent check` on every reachable node (plan on stdin)
     /// over the sessions [`Target::connect_all`] opened, closing each one
     /// when its node is done unless `keep` (then they come back, in node
-    /// order, for the probes that follow); fills `ev.drift`/
-    /// `ev.checked_nodes`, returns per-node errors.
+    /// order, for the probes that follow); fills `ev.drift`,
+    /// `ev.checked_nodes` and `ev.firewall` (each node's `iptables -S`, run
+    /// in the same command), returns per-node errors.
     pub fn agent_check(
         &self,
         sessions: Vec<Option<Session>>,
@@ -250,9 +250,13 @@ impl Target {
         let mut errors = Vec::new();
         for (node, r) in names.into_iter().zip(results) {
             match r {
-                Ok(drift) => {
+                Ok((drift, rules)) => {
                     ev.checked_nodes.push(node.to_string());
                     ev.drift.extend(drift);
+                    if let Some(rules) = rules {
+                        let facts = parse::parse_iptables(&rules, self.view.port);
+                        ev.firewall.insert(node.to_string(), facts);
+                    }
                 }
                 Err(e) => errors.push((node.to_string(), e)),
             }
@@ -266,15 +270,27 @@ pub fn disconnect_all(sessions: Vec<Option<Session>>) {
     pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
 
+/// `labctl-agent check` (plan on stdin), then `iptables -S` (filter table)
+/// after an `@iptables` line when it runs: one command per node.
+const CHECK_SCRIPT: &str = r#""$1" check; rc=$?
+if rules=$(iptables -w -S 2>/dev/null); then printf '\n@iptables\n%s\n' "$rules"; fi
+exit $rc"#;
+
+/// The node's drift, and its iptables rules (`None`: iptables -S failed).
+type NodeCheck = (Vec<parse::Drift>, Option<String>);
+
 fn check_node(
     node: &str,
     session: Option<&Session>,
     plan: Option<&NodePlan>,
-) -> Result<Vec<parse::Drift>, String> {
+) -> Result<NodeCheck, String> {
     let session = session.ok_or_else(|| "not reachable over SSH".to_string())?;
     let plan = plan.ok_or_else(|| "no plan for this node".to_string())?;
     let out = session
-        .run(&[AGENT_PATH, "check"], Some(plan.to_json().as_bytes()))
+        .run(
+            &["sh", "-c", CHECK_SCRIPT, "sh", AGENT_PATH],
+            Some(plan.to_json().as_bytes()),
+        )
         .map_err(|e| e.to_string())?;
     // Exit 1 means "differences found" and still prints the report.
     if out.status > 1 {
@@ -284,7 +300,12 @@ fn check_node(
             out.stderr_text().trim()
         ));
     }
-    parse::parse_agent_check(node, &out.stdout_text())
+    let text = out.stdout_text();
+    let (report, rules) = match text.split_once("\n@iptables\n") {
+        Some((report, rules)) => (report, Some(rules.to_string())),
+        None => (text.as_str(), None),
+    };
+    Ok((parse::parse_agent_check(node, report)?, rules))
 }
 
 /// The lab as verify sees it, from the plans and the state.
@@ -315,15 +336,7 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
     });
     let outside = netns.map(|n| {
         let ns = n.ext_netns.clone();
-        let ip = enter::run_in(&ns, || {
-            Ok(enter::ipv4_addresses()?
-                .into_iter()
-                .map(|(_, ip, _)| ip)
-                .find(|ip| ip.octets()[0] == 198 && (ip.octets()[1] & 0xfe) == 18))
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(Ipv4Addr::new(198, 18, 0, 1));
+        let ip = outside_address(&ns).unwrap_or(Ipv4Addr::new(198, 18, 0, 1));
         Outside {
             ip,
             namespace: Some(ns),
@@ -345,6 +358,19 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
         nodes,
         outside,
     }
+}
+
+/// The outside namespace's address in 198.18.0.0/15 (`ip -n NS addr`).
+fn outside_address(ns: &str) -> Option<Ipv4Addr> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-4", "-o", "addr", "show"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('/')?.0.parse::<Ipv4Addr>().ok())
+        .find(|ip| ip.octets()[0] == 198 && (ip.octets()[1] & 0xfe) == 18)
 }
 
 /// One busybox pod per node, as the state records it (name → IP); a node

@@ -116,12 +116,29 @@ pub(crate) fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Captures for `seconds` (or until `max` matching packets were seen).
-pub fn run(plan: &NodePlan, seconds: f64, max: Option<u64>) -> Result<CaptureReport> {
+/// Creates `path` (when given) once the capture socket is open: whoever
+/// starts traffic after it appears knows it will be seen.
+pub(crate) fn signal_ready(path: Option<&str>) -> Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, b"")
+            .map_err(|e| AgentError::Environment(format!("cannot create the ready file {p}: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// Captures for `seconds` (or until `max` matching packets were seen);
+/// `ready`: a file to create once the socket is open.
+pub fn run(
+    plan: &NodePlan,
+    seconds: f64,
+    max: Option<u64>,
+    ready: Option<&str>,
+) -> Result<CaptureReport> {
     let k =
         Kernel::read_links().map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
     let link = underlay(&k, plan)?;
     let fd = packet_socket(link.index)?;
+    signal_ready(ready)?;
     let timeout = nix::sys::time::TimeVal::new(0, 100_000);
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     let start = Instant::now();

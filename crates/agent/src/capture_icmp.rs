@@ -35,12 +35,20 @@ pub fn echo_request_source(frame: &[u8], ethernet: bool, to: Ipv4Addr) -> Option
     (proto == 1 && dst == to && frame.get(icmp..icmp + 2)? == [8, 0]).then_some(src)
 }
 
-/// Captures for `seconds` (or until `max` echo requests left).
-pub fn run(node: &str, to: Ipv4Addr, seconds: f64, max: Option<u64>) -> Result<IcmpCaptureReport> {
+/// Captures for `seconds` (or until `max` echo requests left); `ready`: a
+/// file to create once the socket is open.
+pub fn run(
+    node: &str,
+    to: Ipv4Addr,
+    seconds: f64,
+    max: Option<u64>,
+    ready: Option<&str>,
+) -> Result<IcmpCaptureReport> {
     let k =
         Kernel::read_links().map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
     // Interface 0: every interface of this network namespace.
     let fd = packet_socket(0)?;
+    crate::capture::signal_ready(ready)?;
     let timeout = nix::sys::time::TimeVal::new(0, 100_000);
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     let start = Instant::now();

@@ -21,6 +21,7 @@ mod nlops;
 mod node;
 mod observe;
 mod peers;
+mod ping;
 mod plan;
 mod pod;
 mod report;
@@ -42,14 +43,19 @@ commands:
   show               print the node's live flannel state
   pod add NAME       create pod NAME (namespace <lab>-<node>-NAME)
   pod del NAME       remove pod NAME
-  capture [--seconds S] [--count N]
+  capture [--seconds S] [--count N] [--ready-file PATH]
                      count VXLAN packets of the plan's VNI on the underlay
-  capture --icmp-to ADDR [--seconds S] [--count N]
+  capture --icmp-to ADDR [--seconds S] [--count N] [--ready-file PATH]
                      count ICMP echo requests to ADDR leaving this node,
                      by source address and interface (after POSTROUTING)
+  ping [--count N] [--interval-ms MS] [--timeout-ms MS] [--payload BYTES]
+       [--dont-fragment] TARGET...
+                     ICMP echo to every TARGET at once from this namespace
+                     (a pod's with --netns); needs no plan
 options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
+  --ready-file PATH  capture: create PATH once the capture socket is open
   --verbose          apply: list unchanged objects by name too (default:
                      counted per kind in unchangedByKind)
   --version          print the version and the SHA-256 of this executable
@@ -63,6 +69,11 @@ struct Args {
     seconds: Option<f64>,
     count: Option<u64>,
     icmp_to: Option<std::net::Ipv4Addr>,
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    payload: Option<usize>,
+    dont_fragment: bool,
+    ready_file: Option<String>,
     words: Vec<String>,
     verbose: bool,
     version: bool,
@@ -73,6 +84,10 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
     let mut a = Args::default();
     let mut raw = raw.peekable();
     let usage = |m: String| AgentError::Input(format!("{m}\n{USAGE}"));
+    let number = |name: &str, v: String| -> Result<u64> {
+        v.parse()
+            .map_err(|_| usage(format!("{name} {v:?} is not a whole number")))
+    };
     while let Some(arg) = raw.next() {
         let mut value = |name: &str| {
             raw.next()
@@ -102,6 +117,19 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
                         .map_err(|_| usage(format!("--icmp-to {v:?} is not an IPv4 address")))?,
                 );
             }
+            "--interval-ms" => {
+                a.interval_ms = Some(number("--interval-ms", value("--interval-ms")?)?)
+            }
+            "--timeout-ms" => a.timeout_ms = Some(number("--timeout-ms", value("--timeout-ms")?)?),
+            "--payload" => {
+                let v: u64 = number("--payload", value("--payload")?)?;
+                if v > 65_000 {
+                    return Err(usage(format!("--payload {v} is over 65000 bytes")));
+                }
+                a.payload = Some(v as usize);
+            }
+            "--dont-fragment" => a.dont_fragment = true,
+            "--ready-file" => a.ready_file = Some(value("--ready-file")?),
             "--verbose" | "-v" => a.verbose = true,
             "--version" | "-V" => a.version = true,
             "--help" | "-h" => a.help = true,
@@ -153,6 +181,9 @@ fn run(args: Args) -> Result<i32> {
         return Ok(EXIT_OK);
     }
     let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    if words.first() == Some(&"ping") {
+        return run_ping(&args, &words[1..]);
+    }
     let known = matches!(
         words.as_slice(),
         ["apply"]
@@ -214,13 +245,53 @@ fn run(args: Args) -> Result<i32> {
         ["capture"] => {
             let seconds = args.seconds.unwrap_or(5.0);
             match args.icmp_to {
-                Some(to) => report::print(&capture_icmp::run(&plan.node, to, seconds, args.count)?),
-                None => report::print(&capture::run(&plan, seconds, args.count)?),
+                Some(to) => report::print(&capture_icmp::run(
+                    &plan.node,
+                    to,
+                    seconds,
+                    args.count,
+                    args.ready_file.as_deref(),
+                )?),
+                None => report::print(&capture::run(
+                    &plan,
+                    seconds,
+                    args.count,
+                    args.ready_file.as_deref(),
+                )?),
             }
             Ok(EXIT_OK)
         }
         _ => Err(AgentError::Input(USAGE.into())),
     }
+}
+
+/// `ping TARGET...`: needs no plan, only root and the namespace.
+fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
+    let targets = targets
+        .iter()
+        .map(|t| {
+            t.parse().map_err(|_| {
+                AgentError::Input(format!("ping target {t:?} is not an IPv4 address\n{USAGE}"))
+            })
+        })
+        .collect::<Result<Vec<std::net::Ipv4Addr>>>()?;
+    let defaults = ping::PingOptions::default();
+    let ms = |v: Option<u64>, d: std::time::Duration| v.map_or(d, std::time::Duration::from_millis);
+    let opts = ping::PingOptions {
+        count: args
+            .count
+            .map_or(defaults.count, |c| c.clamp(1, 100) as u32),
+        payload: args.payload.unwrap_or(defaults.payload),
+        interval: ms(args.interval_ms, defaults.interval),
+        wait: ms(args.timeout_ms, defaults.wait),
+        dont_fragment: args.dont_fragment,
+    };
+    require_root()?;
+    if let Some(ns) = &args.netns {
+        netns::enter(ns)?;
+    }
+    report::print(&ping::run(args.netns.as_deref(), &targets, &opts)?);
+    Ok(EXIT_OK)
 }
 
 fn main() {

@@ -19,12 +19,32 @@ fn capture_while_pinging(
     pod: &str,
     plan: &labctl_nodeplan::NodePlan,
 ) -> IcmpCaptureReport {
+    let ready = std::env::temp_dir().join(format!("{node}-ready"));
+    let _ = std::fs::remove_file(&ready);
+    let ready_arg = ready.to_string_lossy().into_owned();
     let capture = spawn_agent_netns(
         node,
         plan,
-        &["capture", "--icmp-to", "198.18.71.2", "--seconds", "4"],
+        &[
+            "capture",
+            "--icmp-to",
+            "198.18.71.2",
+            "--seconds",
+            "4",
+            "--ready-file",
+            &ready_arg,
+        ],
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The capture says when its socket is open: no guessing with a sleep.
+    let started = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "no ready file {ready_arg} after 3 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = std::fs::remove_file(&ready);
     // The far end may not answer (no route back to a pod address).
     let _ = Command::new("ip")
         .args([

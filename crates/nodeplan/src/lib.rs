@@ -13,6 +13,8 @@
 //! The agent's answers are here too ([`report`]): one type per command,
 //! serialized by the agent and decoded by labctl.
 
+pub mod probe;
+
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;

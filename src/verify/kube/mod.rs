@@ -9,8 +9,8 @@
 //! is done, whatever happened.
 //!
 //! - `mtu`: busybox 1.28's ping cannot set don't-fragment, so the DF pings
-//!   go from each node itself (iputils ping) across flannel.1 to the next
-//!   node's pod, and the pods' eth0 MTU is read through `kubectl exec`.
+//!   go from each node itself (the agent's `ping`) across flannel.1 to the
+//!   next node's pod, and the pods' eth0 MTU is read through `kubectl exec`.
 //! - `egress` (only with `verify.egressTarget`): the pods ping the target
 //!   by `kubectl exec` while each node's agent captures the echo requests
 //!   leaving the node ([`super::remote::egress`]).
@@ -116,19 +116,13 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
             }
             if wants(CheckId::Mtu) {
                 let t = Instant::now();
-                let found = mtu(k, &mut sessions, view, &ev.pods, &ok);
-                let probed = found.is_some();
-                let mut r = remote::mtu_check(
-                    view,
-                    &mut ev,
-                    found,
-                    "busybox 1.28 in the pods cannot send don't-fragment pings and no node has iputils ping to send them across flannel.1; install iputils-ping on the nodes to measure the path MTU",
+                let (probes, links) = mtu(k, &mut sessions, view, &ev.pods, &ok);
+                ev.mtu = probes;
+                ev.link_mtus = links;
+                let mut r = checks::mtu(view, &ev);
+                r.summary.push_str(
+                    "; DF pings sent from the nodes across flannel.1 to pods by their agents (busybox 1.28 in the pods cannot set don't-fragment), pods' eth0 MTU read by kubectl exec",
                 );
-                if probed {
-                    r.summary.push_str(
-                        "; DF pings sent from the nodes across flannel.1 to pods (busybox 1.28 in the pods cannot set don't-fragment), pods' eth0 MTU read by kubectl exec",
-                    );
-                }
                 results.push(r.timed(t));
             }
             if wants(CheckId::Dns) {

@@ -16,10 +16,10 @@ use crate::verify::evidence::{DnsProbe, EgressProbe, LinkMtu, MtuProbe, PingMatr
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse::BadChecksum;
 use crate::verify::remote::egress::{egress_probe, parse_egress_output, EGRESS_SCRIPT};
+use crate::verify::remote::probes::MtuSource;
 use crate::verify::remote::scripts::VXLAN_SCRIPT;
 use crate::verify::remote::{
-    self, mtu_pairs, on_nodes, parse_tagged, ping_cell, ping_result, ring, ring_pairs, script,
-    Usable,
+    self, on_nodes, parse_tagged, ping_cell, ping_result, ring, ring_pairs, script, Usable,
 };
 use crate::verify::target::AGENT_PATH;
 
@@ -27,23 +27,6 @@ use crate::verify::target::AGENT_PATH;
 /// [`PING_DELAY`] in (kubectl exec itself takes a moment to start).
 const CAPTURE_SECONDS: &str = "7";
 const PING_DELAY: Duration = Duration::from_millis(1500);
-
-/// DF pings of `$1` and `$1`+1 bytes from the node itself to each target
-/// (`$3…`, pods on other nodes: the route goes through the VXLAN device
-/// `$2`) with iputils ping; `@tool none` without it. Then the MTUs of `$2`
-/// and cni0 as `@mtu DEVICE VALUE`.
-const NODE_MTU_SCRIPT: &str = r#"size=$1; dev=$2; shift 2
-for d in "$dev" cni0; do
-  [ -r "/sys/class/net/$d/mtu" ] && printf '@mtu %s %s\n' "$d" "$(cat "/sys/class/net/$d/mtu")"
-done
-if ping -V >/dev/null 2>&1; then echo '@tool iputils'; else echo '@tool none'; exit 0; fi
-for ip in "$@"; do
-  for s in "$size" $((size + 1)); do
-    ( out=$(ping -M do -s "$s" -c 2 -i 0.2 -W 1 -q "$ip" 2>&1)
-      printf '@@ %s %s %s\n' "$ip" "$s" "$(printf '%s' "$out" | tr '\n' '|')" ) &
-  done
-done
-wait"#;
 
 /// The usable pods, each reached by its name.
 pub fn usable(pods: &[PodView]) -> Vec<Usable> {
@@ -209,33 +192,17 @@ pub fn vxlan(
     (found, bad)
 }
 
-/// `mtu`: DF pings of pod MTU − 28 and one byte more from each node to
-/// the pods on the next node (both ways round the ring), the node MTUs,
-/// and each pod's eth0 MTU through `kubectl exec`.
+/// `mtu`: the agent's DF pings of pod MTU − 28 and one byte more from
+/// each node to the pods on the next node (both ways round the ring), the
+/// node MTUs, and each pod's eth0 MTU through `kubectl exec`.
 pub fn mtu(
     k: &Kubectl,
     sessions: &mut [Option<Session>],
     view: &LabView,
     pods: &[PodView],
     ok: &[Usable],
-) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
-    let pairs = mtu_pairs(ok.len());
-    let fits = view.pod_mtu.saturating_sub(28);
-    let size = fits.to_string();
-    let outputs = on_nodes(sessions, |i, s| {
-        let node = &view.nodes.get(i)?.name;
-        let targets: Vec<String> = pairs
-            .iter()
-            .filter(|(a, _)| &pods[ok[*a].0].node == node)
-            .map(|(_, b)| ok[*b].2.to_string())
-            .collect();
-        let mut args = vec![size.as_str(), view.vxlan_device.as_str()];
-        args.extend(targets.iter().map(String::as_str));
-        script(s, NODE_MTU_SCRIPT, &args, None).ok()
-    });
-    let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
-    let pairs = ring_pairs(&pairs, pods, ok);
-    let (probes, mut links) = remote::mtu_evidence(view, &pairs, &texts, fits)?;
+) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
+    let (probes, mut links) = remote::probes::mtu(sessions, view, pods, ok, MtuSource::Node);
     let jobs: Vec<(String, Vec<String>)> = ok.iter().map(|(_, n, _)| (n.clone(), vec![])).collect();
     let answers = k.exec_all(kubectl::POD_MTU_SCRIPT, &jobs);
     for (i, name, _) in ok {
@@ -252,7 +219,7 @@ pub fn mtu(
             });
         }
     }
-    Some((probes, links))
+    (probes, links)
 }
 
 /// `dns`: `nslookup kubernetes.default` in every pod at once.

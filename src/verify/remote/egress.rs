@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{Departure, IcmpCaptureReport};
 
-use super::output::{ping_result, tagged_report};
+use super::output::{agent_ping_answered, ping_result, tagged_report};
 use crate::verify::evidence::EgressProbe;
 
 /// Captures with the agent (`$1`, plan on stdin) for `$3` seconds the echo
@@ -43,6 +43,8 @@ pub struct EgressNodeOutput {
     pub route_src: Option<Ipv4Addr>,
     /// The pod's ping output (newlines restored), when it pinged here.
     pub ping: Option<String>,
+    /// The agent's ping from the pod (`@agentping`): answered, or why not.
+    pub agent_ping: Option<Result<bool, String>>,
     /// What left the node, or why the capture gave nothing.
     pub departures: Result<Vec<Departure>, String>,
 }
@@ -52,6 +54,7 @@ pub fn parse_egress_output(node: &str, text: &str) -> EgressNodeOutput {
     let mut out = EgressNodeOutput {
         route_src: None,
         ping: None,
+        agent_ping: None,
         departures: Err("the capture printed nothing".into()),
     };
     for line in text.lines() {
@@ -63,6 +66,8 @@ pub fn parse_egress_output(node: &str, text: &str) -> EgressNodeOutput {
                 .and_then(|w| w[1].parse().ok());
         } else if let Some(rest) = line.strip_prefix("@ping ") {
             out.ping = Some(rest.replace('|', "\n"));
+        } else if let Some(rest) = line.strip_prefix("@agentping ") {
+            out.agent_ping = Some(agent_ping_answered(node, rest));
         } else if let Some(rest) = line.strip_prefix("@capture ") {
             out.departures = tagged_report::<IcmpCaptureReport>(node, rest).map(|r| r.departures);
         }
@@ -89,11 +94,14 @@ pub fn egress_probe(
             observed.push(d.src);
         }
     }
-    let reply_received = out
-        .ping
-        .as_deref()
-        .and_then(|p| ping_result(p).0)
-        .is_some_and(|s| s.received > 0);
+    let reply_received = match &out.agent_ping {
+        Some(answered) => *answered == Ok(true),
+        None => out
+            .ping
+            .as_deref()
+            .and_then(|p| ping_result(p).0)
+            .is_some_and(|s| s.received > 0),
+    };
     EgressProbe {
         node: node.to_string(),
         pod_ip,

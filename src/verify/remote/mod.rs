@@ -1,36 +1,41 @@
-//! Probes for network-only VM labs (ssh and vagrant providers,
-//! `kubernetes: {enabled: false}`): the pods are network namespaces on the
-//! remote nodes (`<lab>-<node>-busybox`), so every probe is a command run
-//! over the node's one SSH session, all nodes at once. Each probe is a
-//! constant `sh -c` script ([`scripts`]); lab values (namespaces,
-//! addresses, sizes) travel only as its quoted arguments, never inside the
-//! script. The judging and the diagnosis are the same as for netns labs.
+//! Probes for every network-only lab (`kubernetes: {enabled: false}`:
+//! netns labs, and ssh and vagrant labs without Kubernetes): the pods are
+//! network namespaces on the nodes (`<lab>-<node>-busybox`), so every
+//! probe is a command run over the node's one SSH session, all nodes at
+//! once: the node's agent pings from inside the pod (`--netns`) and
+//! captures on the node. netns nodes are namespaces on this host with
+//! their own sshd, reached like VMs; what they share with this host (its
+//! kernel's neighbour table, its kernel log) is read once. Each script is
+//! constant ([`scripts`]); lab values (namespaces, addresses, sizes)
+//! travel only as its quoted arguments, never inside the script.
 //!
 //! - this module: the flow, the node checks (shared with kubeadm labs) and
 //!   running work on every node's session at once;
-//! - [`probes`]: the pod probes over the sessions;
+//! - [`probes`]: the pod probes over the sessions; [`agent_ping`]: the
+//!   agent's `ping` and its report;
 //! - [`output`]: reading the scripts' output into evidence (pure; shared
 //!   with kubeadm labs);
 //! - [`egress`]: the opt-in egress check's script and evidence (shared
 //!   with kubeadm labs).
 
+mod agent_ping;
 pub(super) mod egress;
 mod output;
-mod probes;
+pub(super) mod probes;
 pub(super) mod scripts;
 
 use std::time::Instant;
 
-use super::evidence::{Evidence, LinkMtu, MtuProbe};
+use super::evidence::Evidence;
 use super::model::{CheckId, CheckResult, LabView, PodView, Report};
-use super::parse;
+use super::neighbours;
 use super::target::{self, Target};
 use super::{assemble, checks, pool};
 use crate::ssh::Session;
+use probes::MtuSource;
 
 pub(super) use output::{
-    dns_probe, mtu_evidence, mtu_pairs, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence,
-    Usable,
+    dns_probe, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence, Usable,
 };
 pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput};
 
@@ -38,6 +43,9 @@ pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNode
 pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
     let view = &target.view;
     let wants = |id: CheckId| selected.contains(&id);
+    // netns nodes share this host's kernel and its neighbour table: entries
+    // it refused from here on count against the lab.
+    let host_table = (view.provider == "netns").then(neighbours::table_fulls);
     let mut ev = Evidence::default();
     let mut results: Vec<CheckResult> = Vec::new();
     let mut sessions = node_checks(target, selected, &mut ev, &mut results);
@@ -79,14 +87,11 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     }
     if wants(CheckId::Mtu) {
         let t = Instant::now();
-        let found = probes::mtu(&mut sessions, view, &pods);
-        let r = mtu_check(
-            view,
-            &mut ev,
-            found,
-            "no node has iputils ping (busybox ping cannot send don't-fragment packets); install iputils-ping on the nodes to measure the path MTU",
-        );
-        results.push(r.timed(t));
+        let ok = probes::usable(&pods);
+        let (probes, links) = probes::mtu(&mut sessions, view, &pods, &ok, MtuSource::Pod);
+        ev.mtu = probes;
+        ev.link_mtus = links;
+        results.push(checks::mtu(view, &ev).timed(t));
     }
     if wants(CheckId::Dns) {
         let t = Instant::now();
@@ -116,10 +121,17 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     if wants(CheckId::Kubernetes) {
         results.push(CheckResult::skip(
             CheckId::Kubernetes,
-            "network-only lab (kubernetes: {enabled: false}): no cluster to check",
+            if view.provider == "netns" {
+                "netns labs run no Kubernetes (kubeadm labs only)"
+            } else {
+                "network-only lab (kubernetes: {enabled: false}): no cluster to check"
+            },
         ));
     }
     target::disconnect_all(sessions);
+    if let Some(before) = host_table {
+        ev.neighbour_table = neighbours::observe(view.nodes.len(), before);
+    }
     assemble(view, ev, results, started)
 }
 
@@ -144,11 +156,6 @@ pub(super) fn node_checks(
         let t = Instant::now();
         let (kept, errors) = target.agent_check(sessions, true, ev);
         sessions = kept;
-        ev.firewall = on_nodes(&mut sessions, |_, s| firewall(s, view.port))
-            .into_iter()
-            .zip(&view.nodes)
-            .filter_map(|(f, n)| Some((n.name.clone(), f.flatten()?)))
-            .collect();
         results.push(checks::dataplane(view, ev, &errors).timed(t));
     }
     sessions
@@ -205,24 +212,6 @@ pub(super) fn script(
     }
 }
 
-/// The `mtu` check from the DF probes and link MTUs found (kept as
-/// evidence), or skipped for `no_df` when no node could send DF pings.
-pub(super) fn mtu_check(
-    view: &LabView,
-    ev: &mut Evidence,
-    found: Option<(Vec<MtuProbe>, Vec<LinkMtu>)>,
-    no_df: &str,
-) -> CheckResult {
-    match found {
-        Some((probes, links)) => {
-            ev.mtu = probes;
-            ev.link_mtus = links;
-            checks::mtu(view, ev)
-        }
-        None => CheckResult::skip(CheckId::Mtu, no_df),
-    }
-}
-
 /// The `egress` check of a VM lab from its probes, saying how the evidence
 /// was taken, with any node whose capture failed.
 pub(super) fn egress_check(view: &LabView, ev: &Evidence, errors: Vec<String>) -> CheckResult {
@@ -242,11 +231,4 @@ pub(super) fn egress_skip(view: &LabView) -> CheckResult {
             view.provider
         ),
     )
-}
-
-/// `iptables -S` on the node, read for the rules verify judges.
-fn firewall(s: &Session, port: u16) -> Option<parse::FirewallFacts> {
-    let out = s.run(&["iptables", "-w", "-S"], None).ok()?;
-    out.success()
-        .then(|| parse::parse_iptables(&out.stdout_text(), port))
 }

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{self, AgentReport, CaptureReport};
 
-use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingCell, VxlanPair};
+use crate::verify::evidence::{DnsProbe, LinkMtu, PingCell, VxlanPair};
 use crate::verify::model::{LabView, PodView};
 use crate::verify::parse::{self, PingSummary};
 
@@ -126,6 +126,8 @@ pub(crate) fn ring_pairs(
 #[derive(Debug, Default)]
 pub struct VxlanNodeOutput {
     pub ping: Option<String>,
+    /// The agent's ping (`@agentping`): answered at all, or why not.
+    pub agent_ping: Option<Result<bool, String>>,
     pub capture: Option<CaptureReport>,
     pub capture_error: Option<String>,
     pub kernel_log: String,
@@ -152,6 +154,14 @@ pub(crate) fn tagged_report<T: AgentReport>(node: &str, tagged: &str) -> Result<
     report::decode(node, &rest[..end]).map_err(|e| e.to_string())
 }
 
+/// Whether any target answered the agent's ping in a script's
+/// `@agentping STATUS REPORT` line (`tagged`: what follows the tag).
+pub(crate) fn agent_ping_answered(node: &str, tagged: &str) -> Result<bool, String> {
+    let (status, rest) = tagged.split_once(' ').unwrap_or((tagged, ""));
+    let report = super::agent_ping::read_report(node, status.parse().unwrap_or(-1), rest, rest)?;
+    Ok(report.targets.iter().any(|t| t.received > 0))
+}
+
 /// Reads node `node`'s vxlan script output (see
 /// [`super::scripts::VXLAN_SCRIPT`]).
 pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
@@ -161,6 +171,8 @@ pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("@ping ") {
             out.ping = Some(p.replace('|', "\n"));
+        } else if let Some(p) = line.strip_prefix("@agentping ") {
+            out.agent_ping = Some(agent_ping_answered(node, p));
         } else if let Some(c) = line.strip_prefix("@capture ") {
             match tagged_report(node, c) {
                 Ok(r) => out.capture = Some(r),
@@ -213,11 +225,17 @@ pub(crate) fn vxlan_evidence(
         let mut notes = Vec::new();
         match by_node(from) {
             Some(Ok(o)) => {
-                pair.ping_ok = o
-                    .ping
-                    .as_deref()
-                    .and_then(parse::parse_ping_summary)
-                    .is_some_and(|s| s.received > 0);
+                pair.ping_ok = match &o.agent_ping {
+                    Some(answered) => *answered == Ok(true),
+                    None => o
+                        .ping
+                        .as_deref()
+                        .and_then(parse::parse_ping_summary)
+                        .is_some_and(|s| s.received > 0),
+                };
+                if let Some(Err(e)) = &o.agent_ping {
+                    notes.push(e.clone());
+                }
                 if let Some(c) = &o.capture {
                     let (n, outer) = c.flow_packets(pa, pb);
                     pair.sender_out = n;
@@ -250,7 +268,7 @@ pub(crate) fn vxlan_evidence(
     for (node, o) in view.nodes.iter().zip(outputs) {
         if let Some(Ok(o)) = o {
             for b in parse::parse_bad_checksums(&o.kernel_log, view.port) {
-                // Attributed to the receiving node, as in netns labs.
+                // Attributed to the receiving node.
                 let to =
                     b.to.and_then(|ip| view.nodes.iter().find(|n| n.underlay_ip == ip));
                 bad.push((to.map_or(node.name.clone(), |n| n.name.clone()), b));
@@ -261,100 +279,25 @@ pub(crate) fn vxlan_evidence(
     (out, bad)
 }
 
-/// The mtu evidence from every node's MTU script output (in view order,
-/// see [`super::scripts::MTU_SCRIPT`]): one probe per pair of
-/// [`ring_pairs`] (its receiver pod IP the target), and the `@mtu` lines as interface MTUs; `None` when no node had
-/// iputils ping.
-pub(crate) fn mtu_evidence(
-    view: &LabView,
-    pairs: &[(String, String, Ipv4Addr, Ipv4Addr)],
-    texts: &[Option<String>],
-    fits: u32,
-) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
-    if !texts.iter().flatten().any(|t| t.contains("@tool iputils")) {
-        return None;
-    }
-    let mut links = Vec::new();
-    for (node, text) in view.nodes.iter().zip(texts) {
-        for line in text.iter().flat_map(|t| t.lines()) {
-            let Some(rest) = line.strip_prefix("@mtu ") else {
-                continue;
+/// The `@mtu DEVICE VALUE` lines of node `node`'s MTU script (`eth0`:
+/// the node's busybox pod).
+pub(crate) fn link_mtus(node: &str, text: &str) -> Vec<LinkMtu> {
+    text.lines()
+        .filter_map(|line| {
+            let (dev, value) = line.strip_prefix("@mtu ")?.split_once(' ')?;
+            let mtu = value.trim().parse().ok()?;
+            let device = if dev == "eth0" {
+                "pod busybox eth0".to_string()
+            } else {
+                dev.to_string()
             };
-            let Some((dev, value)) = rest.split_once(' ') else {
-                continue;
-            };
-            if let Ok(mtu) = value.trim().parse() {
-                let device = if dev == "eth0" {
-                    "pod busybox eth0".to_string()
-                } else {
-                    dev.to_string()
-                };
-                links.push(LinkMtu {
-                    node: node.name.clone(),
-                    device,
-                    mtu,
-                });
-            }
-        }
-    }
-    let mut probes = Vec::new();
-    for (from, to, _, target) in pairs {
-        let Some(i) = view.nodes.iter().position(|n| &n.name == from) else {
-            continue;
-        };
-        let lines = texts[i]
-            .as_deref()
-            .map(|t| parse_tagged(t, 2))
-            .unwrap_or_default();
-        let tool = texts[i]
-            .as_deref()
-            .is_some_and(|t| t.contains("@tool iputils"));
-        let target = target.to_string();
-        let answer = |bytes: u32| {
-            lines
-                .iter()
-                .find(|(k, _)| k[0] == target && k[1] == bytes.to_string())
-                .map(|(_, out)| ping_result(out))
-                .unwrap_or((
-                    None,
-                    Some(
-                        if tool {
-                            "no output"
-                        } else {
-                            "no iputils ping on this node"
-                        }
-                        .into(),
-                    ),
-                ))
-        };
-        let (f, fe) = answer(fits);
-        let (o, oe) = answer(fits + 1);
-        let fits_passed = f.as_ref().is_some_and(|s| s.received > 0);
-        let over_failed = o.as_ref().is_none_or(|s| s.received == 0);
-        let mut detail = Vec::new();
-        if !fits_passed {
-            detail.push(format!(
-                "{fits} bytes: {}",
-                fe.unwrap_or_else(|| "no answer".into())
-            ));
-        }
-        if over_failed {
-            detail.push(format!(
-                "{} bytes: {}",
-                fits + 1,
-                oe.unwrap_or_else(|| "no answer".into())
-            ));
-        }
-        probes.push(MtuProbe {
-            from: from.clone(),
-            to: to.clone(),
-            payload: fits,
-            fits_passed,
-            over_failed,
-            detail: detail.join("; "),
-        });
-    }
-    Some((probes, links))
+            Some(LinkMtu {
+                node: node.to_string(),
+                device,
+                mtu,
+            })
+        })
+        .collect()
 }
 
 /// The DNS evidence from a `@version` line and busybox nslookup's output

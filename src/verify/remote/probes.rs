@@ -6,13 +6,17 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::NodePlan;
 
-use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS, EGRESS_SCRIPT};
+use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS};
 
+use super::agent_ping;
 use super::output::{
-    dns_probe, mtu_evidence, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output,
-    ping_cell, ping_result, ring, ring_pairs, vxlan_evidence, Usable,
+    dns_probe, link_mtus, mtu_pairs, parse_ip_addr_json, parse_tagged, parse_vxlan_output, ring,
+    ring_pairs, vxlan_evidence, Usable,
 };
-use super::scripts::{CAPTURE_SECONDS, DNS_SCRIPT, MESH_SCRIPT, MTU_SCRIPT, VXLAN_SCRIPT};
+use super::scripts::{
+    CAPTURE_SECONDS, DNS_SCRIPT, EGRESS_PING_SCRIPT, MTU_SCRIPT, VXLAN_ARM_SCRIPT, VXLAN_PACKETS,
+    VXLAN_PING_SCRIPT,
+};
 use super::{on_nodes, script};
 use crate::ssh::Session;
 use crate::verify::evidence::{DnsProbe, EgressProbe, LinkMtu, MtuProbe, PingMatrix, VxlanPair};
@@ -38,7 +42,7 @@ pub(super) fn inspect_pod(s: &Session, mut pod: PodView) -> PodView {
 }
 
 /// The usable pods, each reached by its namespace.
-fn usable(pods: &[PodView]) -> Vec<Usable> {
+pub(super) fn usable(pods: &[PodView]) -> Vec<Usable> {
     pods.iter()
         .enumerate()
         .filter(|(_, p)| p.problem.is_none())
@@ -57,7 +61,8 @@ fn pod_at<'a>(
     usable.iter().find(|(j, _, _)| &pods[*j].node == node)
 }
 
-/// `pod-mesh`: on every node at once, its pod pings every other pod.
+/// `pod-mesh`: on every node at once, its agent pings every other pod
+/// from the node's pod.
 pub(super) fn mesh(
     sessions: &mut [Option<Session>],
     view: &LabView,
@@ -71,9 +76,7 @@ pub(super) fn mesh(
             .filter(|(k, _, _)| k != j)
             .map(|(_, _, ip)| ip.to_string())
             .collect();
-        let mut args = vec![ns.as_str()];
-        args.extend(targets.iter().map(String::as_str));
-        Some(script(s, MESH_SCRIPT, &args, None))
+        Some(agent_ping::MESH.run(s, ns, &targets))
     });
     let mut matrix = PingMatrix {
         nodes: ok.iter().map(|(j, _, _)| pods[*j].node.clone()).collect(),
@@ -83,30 +86,22 @@ pub(super) fn mesh(
         let Some((j, _, _)) = pod_at(view, &ok, pods, i) else {
             continue;
         };
-        let answer = answer.flatten();
-        let lines = match &answer {
-            Some(Ok(text)) => parse_tagged(text, 1),
-            _ => Vec::new(),
-        };
+        let from = &pods[*j].node;
+        let report = answer
+            .flatten()
+            .unwrap_or_else(|| Err(format!("{from} is not reachable over SSH")));
         for (k, _, ip) in ok.iter().filter(|(k, _, _)| k != j) {
-            let line = lines.iter().find(|(key, _)| key[0] == ip.to_string());
-            let (summary, error) = match (line, &answer) {
-                (Some((_, out)), _) => ping_result(out),
-                (None, Some(Err(e))) => (None, Some(e.clone())),
-                (None, _) => (
-                    None,
-                    Some(format!("{} is not reachable over SSH", pods[*j].node)),
-                ),
-            };
-            let cell = ping_cell(&pods[*j].node, &pods[*k].node, *ip, (summary, error));
-            matrix.cells.push(cell);
+            matrix
+                .cells
+                .push(agent_ping::cell(from, &pods[*k].node, *ip, &report));
         }
     }
     matrix
 }
 
-/// `vxlan`: every node's agent captures on its underlay while a ring of
-/// cross-node pings runs; the kernel logs are read for bad checksums.
+/// `vxlan`: every node's agent captures on its underlay (all captures
+/// open first), then a ring of cross-node pings runs; the kernel logs are
+/// read for bad checksums.
 pub(super) fn vxlan(
     sessions: &mut [Option<Session>],
     view: &LabView,
@@ -115,9 +110,25 @@ pub(super) fn vxlan(
 ) -> (Vec<VxlanPair>, Vec<(String, parse::BadChecksum)>) {
     let ok = usable(pods);
     let pairs = ring(ok.len());
-    let outputs = on_nodes(sessions, |i, s| {
+    let armed = on_nodes(sessions, |i, s| {
         let node = &view.nodes.get(i)?.name;
         let plan = plans.iter().find(|p| &p.node == node)?;
+        let args = [AGENT_PATH, CAPTURE_SECONDS, VXLAN_PACKETS];
+        Some(
+            script(s, VXLAN_ARM_SCRIPT, &args, Some(plan.to_json().as_bytes())).and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("@dir "))
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{node}: the capture did not start: {t}"))
+            }),
+        )
+    });
+    let outputs = on_nodes(sessions, |i, s| {
+        let node = &view.nodes.get(i)?.name;
+        let dir = match armed.get(i)?.as_ref()?.as_ref()? {
+            Ok(dir) => dir,
+            Err(e) => return Some(Err(e.clone())),
+        };
         let me = ok.iter().position(|(j, _, _)| &pods[*j].node == node);
         let (ns, target) = match me {
             Some(a) => {
@@ -129,11 +140,14 @@ pub(super) fn vxlan(
             }
             None => (String::new(), String::new()),
         };
-        let args = [AGENT_PATH, ns.as_str(), CAPTURE_SECONDS, target.as_str()];
-        Some(
-            script(s, VXLAN_SCRIPT, &args, Some(plan.to_json().as_bytes()))
-                .map(|t| parse_vxlan_output(node, &t)),
-        )
+        // netns nodes share this host's kernel: one node reads its log.
+        let log = if view.provider != "netns" || i == 0 {
+            "log"
+        } else {
+            ""
+        };
+        let args = [AGENT_PATH, dir.as_str(), ns.as_str(), target.as_str(), log];
+        Some(script(s, VXLAN_PING_SCRIPT, &args, None).map(|t| parse_vxlan_output(node, &t)))
     });
     let outputs: Vec<_> = outputs.into_iter().map(Option::flatten).collect();
     vxlan_evidence(
@@ -144,37 +158,95 @@ pub(super) fn vxlan(
     )
 }
 
-/// `mtu`: DF pings of pod MTU − 28 and one byte more both ways round the
-/// ring, and the interface MTUs; `None` when no node can send DF pings.
-pub(super) fn mtu(
+/// Where the `mtu` check's DF pings start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MtuSource {
+    /// Inside the node's pod (its namespace on the node): the pod's eth0
+    /// MTU is read too.
+    Pod,
+    /// On the node itself, across the VXLAN device to the other node's pod
+    /// (kubeadm labs: the agent cannot enter a Kubernetes pod's namespace).
+    Node,
+}
+
+/// `mtu`: the agent's DF pings of pod MTU − 28 and one byte more both
+/// ways round the ring of the usable pods `ok`, from `source`, and the
+/// interface MTUs.
+pub(crate) fn mtu(
     sessions: &mut [Option<Session>],
     view: &LabView,
     pods: &[PodView],
-) -> Option<(Vec<MtuProbe>, Vec<LinkMtu>)> {
-    let ok = usable(pods);
+    ok: &[Usable],
+    source: MtuSource,
+) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
     let pairs = mtu_pairs(ok.len());
     let fits = view.pod_mtu.saturating_sub(28);
     let size = fits.to_string();
     let outputs = on_nodes(sessions, |i, s| {
-        let (_, ns, _) = pod_at(view, &ok, pods, i)?;
-        let a = ok.iter().position(|(_, n, _)| n == ns)?;
+        let (_, name, _) = pod_at(view, ok, pods, i)?;
+        let a = ok.iter().position(|(_, n, _)| n == name)?;
+        let ns = if source == MtuSource::Pod {
+            name.as_str()
+        } else {
+            ""
+        };
         let targets: Vec<String> = pairs
             .iter()
             .filter(|(x, _)| *x == a)
             .map(|(_, b)| ok[*b].2.to_string())
             .collect();
-        let mut args = vec![ns.as_str(), size.as_str(), view.vxlan_device.as_str()];
+        let mut args = vec![ns, size.as_str(), view.vxlan_device.as_str(), AGENT_PATH];
         args.extend(targets.iter().map(String::as_str));
-        script(s, MTU_SCRIPT, &args, None).ok()
+        Some(script(s, MTU_SCRIPT, &args, None))
     });
-    let texts: Vec<Option<String>> = outputs.into_iter().map(Option::flatten).collect();
-    mtu_evidence(view, &ring_pairs(&pairs, pods, &ok), &texts, fits)
+    let texts: Vec<Result<String, String>> = outputs
+        .into_iter()
+        .zip(&view.nodes)
+        .map(|(o, n)| {
+            o.flatten()
+                .unwrap_or_else(|| Err(format!("{} is not reachable over SSH", n.name)))
+        })
+        .collect();
+    let mut links = Vec::new();
+    let mut probes = Vec::new();
+    for (from, to, _, target) in ring_pairs(&pairs, pods, ok) {
+        let Some(i) = view.nodes.iter().position(|n| n.name == from) else {
+            continue;
+        };
+        let report = |bytes: u32| match &texts[i] {
+            Ok(text) => parse_tagged(text, 2)
+                .into_iter()
+                .find(|(k, _)| k[0] == bytes.to_string())
+                .map_or_else(
+                    || Err(format!("{from}: no output for {bytes} bytes")),
+                    |(k, out)| {
+                        agent_ping::read_report(&from, k[1].parse().unwrap_or(-1), &out, &out)
+                    },
+                ),
+            Err(e) => Err(e.clone()),
+        };
+        probes.push(agent_ping::mtu_probe(
+            (&from, &to, target),
+            fits,
+            &report(fits),
+            &report(fits + 1),
+        ));
+    }
+    for (node, text) in view.nodes.iter().zip(&texts) {
+        links.extend(link_mtus(&node.name, text.as_deref().unwrap_or("")));
+    }
+    (probes, links)
 }
 
 /// `dns`: `busybox nslookup kubernetes.default` in the node's pod.
 pub(super) fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe> {
     let ns = pod.namespace.as_deref().filter(|_| pod.problem.is_none())?;
-    let text = script(s, DNS_SCRIPT, &[ns], None).unwrap_or_else(|e| e);
+    // A failed lookup exits non-zero: its output (and the resolv.conf's
+    // `@nameserver` lines before it) are the evidence all the same.
+    let text = match s.run(&["sh", "-c", DNS_SCRIPT, "sh", ns], None) {
+        Ok(out) => out.stdout_text() + &out.stderr_text(),
+        Err(e) => e.to_string(),
+    };
     Some(dns_probe(&pod.node, &text, view))
 }
 
@@ -198,7 +270,7 @@ pub(super) fn egress(
         let args = [AGENT_PATH, ns.as_str(), EGRESS_CAPTURE_SECONDS, to.as_str()];
         Some(script(
             s,
-            EGRESS_SCRIPT,
+            EGRESS_PING_SCRIPT,
             &args,
             Some(plan.to_json().as_bytes()),
         ))

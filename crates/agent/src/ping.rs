@@ -1,15 +1,19 @@
-//! A small ICMP echo prober: one raw socket in the calling thread's network
-//! namespace pings many targets at once (several rounds, replies matched by
-//! identifier and payload), optionally with don't-fragment set. Used from
-//! one thread per pod, so a 50-node mesh (2,450 pairs) takes well under a
-//! second instead of 2,450 ping processes.
+//! `ping`: ICMP echo probes from this network namespace (a pod's, entered
+//! with `--netns`) to many targets at once: one raw socket, every target
+//! per round, replies matched by identifier and payload, optionally with
+//! don't-fragment set (the path MTU check). One process does what would
+//! otherwise be a `ping` process per pair: a 50-node mesh (2,450 pairs) is
+//! 50 agent runs. Prints a `labctl_nodeplan::probe::PingReport`.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use labctl_nodeplan::probe::{PingReport, PingResult};
+use labctl_nodeplan::report::REPORT_VERSION;
+use nix::libc;
+
+use crate::error::{AgentError, Result};
 
 /// How to ping.
 #[derive(Clone, Debug)]
@@ -39,21 +43,13 @@ impl Default for PingOptions {
     }
 }
 
-/// What came back from one target.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PingOutcome {
-    pub sent: u32,
-    pub received: u32,
-    pub rtt_ms: Vec<f64>,
-    /// The first error: a local send error or an ICMP error from a hop.
-    pub error: Option<String>,
-}
-
-impl PingOutcome {
-    pub fn avg_ms(&self) -> Option<f64> {
-        (!self.rtt_ms.is_empty())
-            .then(|| self.rtt_ms.iter().sum::<f64>() / self.rtt_ms.len() as f64)
-    }
+/// What came back from one target, while probing.
+#[derive(Clone, Debug, Default)]
+struct Outcome {
+    sent: u32,
+    received: u32,
+    rtt_ms: Vec<f64>,
+    error: Option<String>,
 }
 
 const ECHO_REPLY: u8 = 0;
@@ -63,8 +59,6 @@ const TIME_EXCEEDED: u8 = 11;
 /// `ICMP_FILTER` from linux/icmp.h (not in the libc crate).
 const ICMP_FILTER: libc::c_int = 1;
 const MAGIC: u32 = 0x6c61_6263; // "labc"
-
-static NEXT_ID: AtomicU16 = AtomicU16::new(1);
 
 /// The Internet checksum (RFC 1071).
 pub fn checksum(data: &[u8]) -> u16 {
@@ -171,8 +165,8 @@ pub fn classify(packet: &[u8], id: u16) -> Received {
     }
 }
 
-fn os_error(what: &str) -> anyhow::Error {
-    anyhow!("{what}: {}", std::io::Error::last_os_error())
+fn os_error(what: &str) -> AgentError {
+    AgentError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
 fn raw_socket(dont_fragment: bool) -> Result<OwnedFd> {
@@ -186,7 +180,7 @@ fn raw_socket(dont_fragment: bool) -> Result<OwnedFd> {
     };
     if fd < 0 {
         return Err(os_error(
-            "cannot open a raw ICMP socket (verify needs root)",
+            "cannot open a raw ICMP socket (the agent needs root)",
         ));
     }
     // SAFETY: fd is a fresh, valid descriptor.
@@ -279,18 +273,27 @@ fn recv_until(sock: &OwnedFd, buf: &mut [u8], timeout: Duration) -> Option<usize
     (n >= 0).then_some(n as usize)
 }
 
-/// Pings every target from the calling thread's namespace; one outcome per
-/// target, in order.
-pub fn ping_many(targets: &[Ipv4Addr], opts: &PingOptions) -> Result<Vec<PingOutcome>> {
+/// Pings every target from the calling process's namespace; the report
+/// lists one result per target, in order.
+pub fn run(
+    namespace: Option<&str>,
+    targets: &[Ipv4Addr],
+    opts: &PingOptions,
+) -> Result<PingReport> {
+    if targets.is_empty() {
+        return Err(AgentError::Input(
+            "ping needs at least one TARGET address".into(),
+        ));
+    }
     let sock = raw_socket(opts.dont_fragment)?;
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) ^ (std::process::id() as u16).rotate_left(7);
-    let mut out = vec![PingOutcome::default(); targets.len()];
+    let id = (std::process::id() as u16).rotate_left(7) ^ 0x5a5a;
+    let mut out = vec![Outcome::default(); targets.len()];
     let rounds = opts.count.max(1);
     let mut sent_at = vec![vec![None::<Instant>; rounds as usize]; targets.len()];
     let mut buf = vec![0u8; 65536];
     let mut seq: u16 = 0;
     let mut drain =
-        |until: Instant, out: &mut Vec<PingOutcome>, sent_at: &mut Vec<Vec<Option<Instant>>>| {
+        |until: Instant, out: &mut Vec<Outcome>, sent_at: &mut Vec<Vec<Option<Instant>>>| {
             loop {
                 // Nothing outstanding (all answered, or every send failed
                 // locally, e.g. EMSGSIZE): no reply can come, stop waiting.
@@ -354,7 +357,31 @@ pub fn ping_many(targets: &[Ipv4Addr], opts: &PingOptions) -> Result<Vec<PingOut
         };
         drain(Instant::now() + pause, &mut out, &mut sent_at);
     }
-    Ok(out)
+    Ok(PingReport {
+        report_version: REPORT_VERSION,
+        command: "ping".into(),
+        node: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        namespace: namespace.map(str::to_string),
+        count: rounds,
+        payload: opts.payload as u32,
+        dont_fragment: opts.dont_fragment,
+        targets: targets
+            .iter()
+            .zip(out)
+            .map(|(target, o)| PingResult {
+                target: *target,
+                sent: o.sent,
+                received: o.received,
+                rtt_avg_ms: (!o.rtt_ms.is_empty())
+                    .then(|| o.rtt_ms.iter().sum::<f64>() / o.rtt_ms.len() as f64),
+                // An error that some replies outlived (e.g. one lost
+                // round) is not the target's outcome.
+                error: o.error.filter(|_| o.received == 0),
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! nodes a lab needs about 2,750 dynamic entries, more than the default
 //! `gc_thresh3` of 1,024, and pairs of pods then silently stop answering.
 
-use super::super::evidence::{neighbour_entries_needed, NeighbourTable};
-use super::super::parse;
+use super::evidence::{neighbour_entries_needed, NeighbourTable};
+use super::parse;
 
 const SYSCTL_DIR: &str = "/proc/sys/net/ipv4/neigh/default";
 
@@ -40,7 +40,7 @@ pub fn observe(nodes: usize, fulls_before: Option<u64>) -> Option<NeighbourTable
         (Some(before), Some(after)) => after.saturating_sub(before),
         _ => 0,
     };
-    let mut log_lines = parse::parse_neighbour_overflow(&super::recent_kernel_log());
+    let mut log_lines = parse::parse_neighbour_overflow(&recent_kernel_log());
     // The last few say enough (the kernel rate-limits them anyway).
     let keep = log_lines.len().saturating_sub(3);
     log_lines.drain(..keep);
@@ -50,4 +50,30 @@ pub fn observe(nodes: usize, fulls_before: Option<u64>) -> Option<NeighbourTable
         refused_during_probes: refused,
         log_lines,
     })
+}
+
+/// The kernel log of the last ten minutes (netns nodes share this host's
+/// kernel); empty when dmesg cannot be read.
+fn recent_kernel_log() -> String {
+    let Ok(out) = std::process::Command::new("dmesg")
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return String::new();
+    };
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| {
+            let stamp = l
+                .strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .and_then(|(t, _)| t.trim().parse::<f64>().ok());
+            stamp.is_none_or(|t| uptime - t < 600.0)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
