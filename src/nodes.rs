@@ -16,6 +16,11 @@ use labctl_nodeplan::NodePlan;
 use crate::ssh::{Endpoint, HostKeyPolicy, Output, Session};
 use crate::state::{LabDir, LabState};
 
+/// The pod every node gets, and the DNS pod on the control plane (labs
+/// where labctl runs the pods: netns and network-only vagrant/ssh labs).
+pub const BUSYBOX_POD: &str = "busybox";
+pub const DNS_POD: &str = "coredns";
+
 /// Where the agent binary lives on a node. On a netns node /run/labctl-agent
 /// is the node's own folder (bound from the lab's state folder), so the
 /// binary goes away with the lab and never lands in the host's /usr; on a VM

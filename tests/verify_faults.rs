@@ -242,6 +242,57 @@ fn each_fault_is_named_and_up_repairs_it() {
     assert_eq!(std::fs::read_to_string(&resolv).unwrap(), good);
     lab.assert_passes("after up rewrote the pod's resolv.conf");
 
+    // The DNS pod asks through its own service too: without the hairpin
+    // masquerade its answer comes back from its own address and is dropped.
+    let (_, report) = lab.verify();
+    let dns = |r: &Value| {
+        r["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == "dns"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no dns check: {r:#}"))
+    };
+    assert!(
+        dns(&report)["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("master/coredns: ")),
+        "the DNS pod asks: {report:#}"
+    );
+    let hairpin = [
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        "-D",
+        "LABCTL-POSTROUTING",
+        "-m",
+        "mark",
+        "--mark",
+        "0x4000/0x4000",
+        "-j",
+        "MASQUERADE",
+    ];
+    lab.on("master", &hairpin);
+    let (code, report) = lab.verify();
+    assert_eq!(
+        code, 1,
+        "dns fails without the hairpin masquerade: {report:#}"
+    );
+    let failed = dns(&report);
+    assert_eq!(failed["outcome"], "fail", "{report:#}");
+    assert!(
+        failed["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().starts_with("✗ master/coredns: ")),
+        "the DNS pod is the one named: {report:#}"
+    );
+    lab.up();
+    lab.assert_passes("after up restored the hairpin masquerade");
+
     // The wrong local address (as when the NAT NIC is chosen).
     let local = lab.capture("worker1", &["ip", "-d", "-o", "link", "show", "flannel.1"]);
     assert!(local.contains("vxlan"), "{local}");

@@ -28,9 +28,7 @@ use crate::ui::interrupt;
 use crate::ui::phases::{Phase, PhaseClock};
 use crate::ui::progress::{Interrupted, Progress};
 
-/// The pod every node gets, and the DNS pod on the control plane.
-pub const BUSYBOX_POD: &str = "busybox";
-pub const DNS_POD: &str = "coredns";
+pub use crate::nodes::{BUSYBOX_POD, DNS_POD};
 
 /// What one node reported.
 struct NodeResult {

@@ -330,10 +330,9 @@ pub fn mtu(lab: &LabView, ev: &Evidence) -> CheckResult {
 /// `dns`: every node's pod got the API service IP from the DNS service IP.
 pub fn dns(lab: &LabView, ev: &Evidence) -> CheckResult {
     let nodes: std::collections::BTreeSet<&str> = ev.dns.iter().map(|p| p.node.as_str()).collect();
-    let good_nodes = nodes
-        .iter()
-        .filter(|n| ev.dns.iter().any(|p| p.node == **n && p.ok))
-        .count();
+    // Every pod that asked must get the answer (the DNS pod too, where
+    // labctl runs it), and every node must have asked.
+    let good = ev.dns.iter().filter(|p| p.ok).count();
     let details = ev
         .dns
         .iter()
@@ -350,9 +349,10 @@ pub fn dns(lab: &LabView, ev: &Evidence) -> CheckResult {
                     .join(", ")
             };
             format!(
-                "{}{}: nslookup {} → {answer} (server {})",
+                "{}{}/{}: nslookup {} → {answer} (server {})",
                 if p.ok { "" } else { "✗ " },
                 p.node,
+                p.pod,
                 p.query,
                 p.server.map_or("?".into(), |s| s.to_string())
             )
@@ -360,10 +360,10 @@ pub fn dns(lab: &LabView, ev: &Evidence) -> CheckResult {
         .collect();
     result(
         CheckId::Dns,
-        !nodes.is_empty() && good_nodes == lab.nodes.len(),
+        nodes.len() == lab.nodes.len() && good == ev.dns.len(),
         format!(
-            "{good_nodes}/{} pods resolve kubernetes.default → {} via {}",
-            lab.nodes.len(),
+            "{good}/{} pods resolve kubernetes.default → {} via {}",
+            ev.dns.len().max(lab.nodes.len()),
             lab.api_service_ip,
             lab.dns_service_ip
         ),

@@ -110,6 +110,8 @@ pub struct LinkMtu {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DnsProbe {
     pub node: String,
+    /// The pod that asked (its node's busybox pod, or the DNS pod itself).
+    pub pod: String,
     pub query: String,
     pub server: Option<Ipv4Addr>,
     pub addresses: Vec<Ipv4Addr>,

@@ -33,6 +33,9 @@ pub struct Target {
     pub view: LabView,
     pub plans: Vec<NodePlan>,
     pub pods: Vec<PodView>,
+    /// The DNS pod on the control plane where labctl runs it (netns and
+    /// network-only labs): dns asks from it too, through its own service.
+    pub dns_pod: Option<PodView>,
     pub dir: LabDir,
     pub state: LabState,
     /// Host keys [`Target::connect_node`] refused, one message per node:
@@ -106,10 +109,12 @@ impl Target {
         }
         let view = view(&lab, &plans, &state);
         let pods = pods(&lab, &state);
+        let dns_pod = dns_pod(&lab, &state);
         Ok(Target {
             view,
             plans,
             pods,
+            dns_pod,
             dir,
             state,
             refused: Mutex::new(Vec::new()),
@@ -371,6 +376,19 @@ fn outside_address(ns: &str) -> Option<Ipv4Addr> {
         .split_whitespace()
         .filter_map(|w| w.split_once('/')?.0.parse::<Ipv4Addr>().ok())
         .find(|ip| ip.octets()[0] == 198 && (ip.octets()[1] & 0xfe) == 18)
+}
+
+/// The DNS pod labctl runs on the control plane, when the state records it.
+fn dns_pod(lab: &Lab, state: &LabState) -> Option<PodView> {
+    let cp = &lab.control_plane().name;
+    let ip = *state.nodes.get(cp)?.pods.get(crate::nodes::DNS_POD)?;
+    Some(PodView {
+        node: cp.clone(),
+        name: crate::nodes::DNS_POD.to_string(),
+        ip: Some(ip),
+        namespace: Some(format!("{}-{cp}-{}", lab.name, crate::nodes::DNS_POD)),
+        problem: None,
+    })
 }
 
 /// One busybox pod per node, as the state records it (name → IP); a node

@@ -423,6 +423,7 @@ fn newer_busybox_nxdomain_for_short_names() {
     let mut ev = Evidence::default();
     let probe = |v| DnsProbe {
         node: "worker1".into(),
+        pod: "busybox".into(),
         query: "kubernetes.default".into(),
         server: Some(Ipv4Addr::new(10, 96, 0, 10)),
         addresses: vec![],
@@ -445,6 +446,7 @@ fn a_pod_resolv_conf_without_the_dns_service_names_its_node() {
     let mut ev = Evidence::default();
     let probe = |node: &str, nameservers: Vec<Ipv4Addr>, ok: bool| DnsProbe {
         node: node.into(),
+        pod: "busybox".into(),
         query: "kubernetes.default".into(),
         server: None,
         addresses: vec![],

@@ -233,7 +233,7 @@ pub fn dns(k: &Kubectl, view: &LabView, pods: &[PodView], ok: &[Usable]) -> Vec<
                 Ok(a) => a.get(name).map(|a| a.output.clone()).unwrap_or_default(),
                 Err(e) => e.clone(),
             };
-            remote::dns_probe(&pods[*i].node, &text, view)
+            remote::dns_probe(&pods[*i].node, &pods[*i].name, &text, view)
         })
         .collect()
 }

@@ -95,11 +95,21 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     }
     if wants(CheckId::Dns) {
         let t = Instant::now();
+        // Every node's pod, and on the control plane also the DNS pod
+        // asking through the service that leads back to itself (hairpin).
         ev.dns = on_nodes(&mut sessions, |i, s| {
             let node = &view.nodes.get(i)?.name;
-            probes::dns(s, pods.iter().find(|p| &p.node == node)?, view)
+            let own = pods.iter().find(|p| &p.node == node);
+            let dns_pod = target.dns_pod.as_ref().filter(|p| &p.node == node);
+            Some(
+                own.into_iter()
+                    .chain(dns_pod)
+                    .filter_map(|p| probes::dns(s, p, view))
+                    .collect::<Vec<_>>(),
+            )
         })
         .into_iter()
+        .flatten()
         .flatten()
         .flatten()
         .collect();

@@ -302,7 +302,7 @@ pub(crate) fn link_mtus(node: &str, text: &str) -> Vec<LinkMtu> {
 
 /// The DNS evidence from a `@version` line and busybox nslookup's output
 /// (or the error that stood in for it).
-pub(crate) fn dns_probe(node: &str, text: &str, view: &LabView) -> DnsProbe {
+pub(crate) fn dns_probe(node: &str, pod: &str, text: &str, view: &LabView) -> DnsProbe {
     let version = text
         .lines()
         .find_map(|l| l.strip_prefix("@version "))
@@ -321,6 +321,7 @@ pub(crate) fn dns_probe(node: &str, text: &str, view: &LabView) -> DnsProbe {
     let a = parse::parse_nslookup(&answer);
     DnsProbe {
         node: node.to_string(),
+        pod: pod.to_string(),
         query: "kubernetes.default".into(),
         server: a.server,
         ok: a.addresses.contains(&view.api_service_ip),

@@ -247,7 +247,7 @@ pub(super) fn dns(s: &Session, pod: &PodView, view: &LabView) -> Option<DnsProbe
         Ok(out) => out.stdout_text() + &out.stderr_text(),
         Err(e) => e.to_string(),
     };
-    Some(dns_probe(&pod.node, &text, view))
+    Some(dns_probe(&pod.node, &pod.name, &text, view))
 }
 
 /// `egress`: on every node at once, the agent captures the echo requests
