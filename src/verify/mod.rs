@@ -23,7 +23,7 @@ pub mod kube;
 pub mod model;
 mod neighbours;
 pub mod parse;
-mod pool;
+use crate::nodes::pool;
 #[cfg(test)]
 mod recorded;
 pub mod remote;

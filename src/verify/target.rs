@@ -16,12 +16,11 @@ use super::model::{LabView, NodeView, Outside, PodView};
 use super::parse;
 use super::pool;
 use crate::exit::ExitError;
-use crate::ssh::{Endpoint, HostKeyPolicy, Session};
+use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
 
-/// Where the agent lives on every node (the lifecycle uploads it there;
-/// same value as `nodes::AGENT_PATH`).
-pub const AGENT_PATH: &str = "/run/labctl-agent/bin/labctl-agent";
+/// Where the agent lives on every node (the lifecycle uploads it there).
+pub use crate::nodes::AGENT_PATH;
 
 /// How long verify waits for a node's SSH server.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
@@ -121,11 +120,14 @@ impl Target {
         })
     }
 
-    fn endpoint(&self, node: &str) -> Result<Endpoint> {
-        let n = self.state.nodes.get(node).ok_or_else(|| {
-            anyhow!("node {node} is in the lab file but not in the lab's state: run `labctl up`")
-        })?;
-        Ok(n.endpoint(node, &self.dir))
+    /// A node of the lab file must be in the lab's state to be reached.
+    fn known(&self, node: &str) -> Result<()> {
+        if self.state.nodes.contains_key(node) {
+            return Ok(());
+        }
+        Err(anyhow!(
+            "node {node} is in the lab file but not in the lab's state: run `labctl up`"
+        ))
     }
 
     /// Connects to every node (at most [`pool::WORKERS`] at a time) and
@@ -157,15 +159,18 @@ impl Target {
     /// kubeadm labs' second session to the control plane, for kubectl
     /// while the node sessions capture.
     pub fn connect_node(&self, node: &str) -> Result<Session> {
-        let connected = Session::connect(
-            &self.endpoint(node)?,
+        self.known(node)?;
+        // The node layer's connect: as root, the sshd log's tail on failure.
+        let connected = crate::nodes::connect(
+            &self.dir,
+            &self.state,
+            node,
             &HostKeyPolicy::RequireKnown,
             CONNECT_DEADLINE,
         );
         let mut session = match connected {
             Ok(session) => session,
             Err(e) => {
-                let e = anyhow::Error::new(e);
                 if crate::ssh::is_host_key_refusal(&e) {
                     let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
                     refused.push(format!("{e:#}"));
@@ -174,7 +179,6 @@ impl Target {
             }
         };
         session.set_command_timeout(Some(COMMAND_TIMEOUT));
-        session.run_as_root();
         Ok(session)
     }
 

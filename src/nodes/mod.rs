@@ -1,9 +1,11 @@
 //! The node layer, which lifecycle, providers and verify stand on: talking
 //! to a lab's nodes over SSH (endpoints from the lab state, host keys
 //! under a policy), running things on all nodes in parallel (one thread
-//! and one SSH session per node) with every failure reported at once
-//! ([`fail_with_all`]), and the agent operations (`apply`, `check`,
-//! `pod add`) with their typed reports.
+//! and one SSH session per node, or a bounded [`pool`] of workers) with
+//! every failure reported at once ([`fail_with_all`]), and the agent
+//! operations (`apply`, `check`, `pod add`) with their typed reports.
+
+pub mod pool;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
