@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::drill::DrillArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
 use crate::output::{GlobalOpts, OutputFormat};
 use crate::render_cmd::RenderArgs;
@@ -85,6 +86,11 @@ pub enum Command {
         after_help = "Examples:\n  sudo labctl verify labs/netns.yaml\n  sudo labctl verify --check pod-mesh --junit report.xml"
     )]
     Verify(VerifyArgs),
+    /// Break-and-fix exercises: inject a fault, find it, fix it.
+    #[command(
+        after_help = "Examples:\n  labctl drill list\n  sudo labctl drill start fdb-entry --lab labs/netns.yaml\n  sudo labctl drill hint\n  sudo labctl drill check\n  sudo labctl drill reset"
+    )]
+    Drill(DrillArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -109,6 +115,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Ssh(args) => crate::lifecycle::ssh(args, &global),
         Command::Exec(args) => crate::lifecycle::exec(args, &global),
         Command::Verify(args) => crate::verify::run(args, &global),
+        Command::Drill(args) => crate::drill::run(args, &global),
         Command::Version => version(&global),
     }
 }

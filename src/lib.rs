@@ -18,10 +18,11 @@
 //!    ssh labs), Vagrant's command line on this host.
 //! 8. `provider`: make machines exist, say how to reach them, remove them.
 //! 9. `verify`: prove the lab works and name what does not.
-//! 10. `lifecycle`, `render_cmd`, `validate_cmd`: the commands.
+//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `drill`: the commands.
 //! 11. `cli`: the command line.
 
 pub mod cli;
+pub mod drill;
 pub mod embedded;
 pub mod exit;
 pub mod hostcmd;
