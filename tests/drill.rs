@@ -78,6 +78,29 @@ fn every_drill_is_named_by_verify_and_fixed_as_the_hints_say() {
     let (code, report) = verify(&lab);
     assert_eq!(code, 0, "a fresh lab passes verify: {report:#}");
 
+    let out = labctl(&[
+        "drill",
+        "start",
+        "fdb-entry",
+        "--lab",
+        &lab.name,
+        "--node",
+        "nosuch",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nosuch"),
+        "{}",
+        show(&out)
+    );
+    let out = labctl(&["drill", "hint", "--lab", &lab.name]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no drill was started: {}",
+        show(&out)
+    );
+
     let listed = ok(&["drill", "list"]);
     assert_eq!(listed.lines().count(), DRILLS.len(), "{listed}");
     for drill in DRILLS {
@@ -138,10 +161,12 @@ fn every_drill_is_named_by_verify_and_fixed_as_the_hints_say() {
     }
     let out = labctl(&["drill", "check", "--lab", &lab.name]);
     assert_eq!(out.status.code(), Some(2), "no drill left: {}", show(&out));
+    let again = ok(&["drill", "reset", "--lab", &lab.name]);
+    assert!(again.contains("nothing to reset"), "{again}");
 }
 
 #[test]
-fn unknown_drills_and_nodes_are_refused_before_anything_runs() {
+fn unknown_drills_and_bad_lab_names_are_refused() {
     let out = labctl(&["drill", "start", "no-such-drill", "--lab", "nolab1"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -232,7 +232,14 @@ fn start(name: &str, lab: Option<&str>, node: Option<&str>) -> Result<ExitCode> 
     };
     // Recorded first: a start cut short still leaves `reset` its record.
     record::save(&lab.dir, &active)?;
-    let session = connect(&lab, &node)?;
+    let session = match connect(&lab, &node) {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing was injected: no drill to reset.
+            record::clear(&lab.dir)?;
+            return Err(e);
+        }
+    };
     run_all(&session, drill.fault, &v)
         .with_context(|| format!("injecting drill {name} on {node}"))?;
     println!("Drill {name} started on lab {}.", lab.state.name);
@@ -310,6 +317,14 @@ fn check(lab: Option<&str>) -> Result<ExitCode> {
 fn reset(lab: Option<&str>) -> Result<ExitCode> {
     let lab = lab_for(lab, true)?;
     let _lock = lab.dir.lock("drill reset")?;
+    if record::load(&lab.dir)?.is_none() {
+        // Reset twice is fine.
+        println!(
+            "lab {} has no active drill: nothing to reset",
+            lab.state.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let (a, drill) = active(&lab)?;
     let plan = lab.dir.saved_plan(&a.node)?;
     let v = values::values(&lab.state.name, &plan, Some(&a.peer))?;
