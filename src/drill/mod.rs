@@ -84,7 +84,7 @@ pub fn run(args: &DrillArgs, _global: &GlobalOpts) -> Result<ExitCode> {
     }
 }
 
-/// A lab on this host, its state, and its active drill.
+/// A lab on this host and its state.
 struct Lab {
     dir: LabDir,
     state: LabState,
