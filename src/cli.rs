@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::completions_cmd::CompletionsArgs;
 use crate::doctor_cmd::DoctorArgs;
+use crate::drill::DrillArgs;
 use crate::init_cmd::InitArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
 use crate::man_cmd::ManArgs;
@@ -114,6 +115,11 @@ pub enum Command {
         after_help = "Examples:\n  labctl doctor\n  sudo labctl doctor labs/netns.yaml\n  labctl doctor --output json labs/vagrant.yaml\n\nExit status: 0 nothing fails, 3 something the lab needs is missing."
     )]
     Doctor(DoctorArgs),
+    /// Break-and-fix exercises: inject a fault, find it, fix it.
+    #[command(
+        after_help = "Examples:\n  labctl drill list\n  sudo labctl drill start fdb-entry --lab labs/netns.yaml\n  sudo labctl drill hint\n  sudo labctl drill check\n  sudo labctl drill reset"
+    )]
+    Drill(DrillArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -143,6 +149,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => crate::completions_cmd::completions(args, Cli::command()),
         Command::Man(args) => crate::man_cmd::man(args, Cli::command(), &global),
         Command::Doctor(args) => crate::doctor_cmd::doctor(args, &global),
+        Command::Drill(args) => crate::drill::run(args, &global),
         Command::Version => version(&global),
     }
 }

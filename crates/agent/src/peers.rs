@@ -90,9 +90,14 @@ fn neighbour_matches(n: &Neighbour, mac: MacAddr) -> bool {
     n.mac == Some(mac) && n.state == NUD_PERMANENT
 }
 
+/// The neighbour state bit bridge(8) sets on every entry it adds.
+const NUD_NOARP: u16 = 0x40;
+
 /// True when `entries` is the one entry `MAC dst IP self permanent`.
+/// `bridge fdb replace ... permanent` (what verify's fix says to run) adds
+/// NOARP to the permanent state; the kernel treats both alike.
 fn fdb_matches(entries: &[(u64, &Fdb)], dst: Ipv4Addr) -> bool {
-    matches!(entries, [(_, f)] if f.dst == Some(dst) && f.own && f.state == NUD_PERMANENT)
+    matches!(entries, [(_, f)] if f.dst == Some(dst) && f.own && f.state & !NUD_NOARP == NUD_PERMANENT)
 }
 
 /// True when `found` is the one route `SUBNET via GW dev DEV onlink` (main
@@ -295,5 +300,34 @@ fn stale(
             .actual(Some(route_text(r, dev)));
         out.object(ObjectKind::Route, &obj, Action::Removed, vec![d]);
         ops.push((delete_route(r), obj));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permanent_fdb_entry_matches_with_or_without_noarp() {
+        let fdb = |state: u16, own: bool| Fdb {
+            index: 4,
+            mac: MacAddr([0x0e, 0xfa, 0, 0, 0, 1]),
+            dst: Some(Ipv4Addr::new(192, 168, 56, 11)),
+            state,
+            own,
+        };
+        let dst = Ipv4Addr::new(192, 168, 56, 11);
+        let netlink = fdb(NUD_PERMANENT, true);
+        let by_bridge_command = fdb(NUD_PERMANENT | NUD_NOARP, true);
+        assert!(fdb_matches(&[(0, &netlink)], dst));
+        assert!(fdb_matches(&[(0, &by_bridge_command)], dst));
+        // Not permanent, not the device's own, the wrong dst, or two entries.
+        assert!(!fdb_matches(&[(0, &fdb(NUD_NOARP | 0x02, true))], dst));
+        assert!(!fdb_matches(&[(0, &fdb(NUD_PERMANENT, false))], dst));
+        assert!(!fdb_matches(
+            &[(0, &netlink)],
+            Ipv4Addr::new(192, 168, 56, 12)
+        ));
+        assert!(!fdb_matches(&[(0, &netlink), (1, &netlink)], dst));
     }
 }
