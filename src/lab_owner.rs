@@ -97,6 +97,20 @@ pub fn elsewhere(name: &str) -> Option<Elsewhere> {
     find_elsewhere(name, &Caller::current(), |p| p.is_file())
 }
 
+/// For a lab not in this user's state folder: fails with `kind` (an
+/// [`crate::exit::ExitError`] constructor) and what to run when the lab is
+/// another user's; `Ok` when it is nobody's.
+pub fn refuse_if_elsewhere(
+    name: &str,
+    command: &str,
+    kind: fn(anyhow::Error) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    match elsewhere(name) {
+        Some(other) => Err(kind(anyhow::anyhow!("{}", other.message(name, command)))),
+        None => Ok(()),
+    }
+}
+
 fn home_of(user: &str) -> Option<PathBuf> {
     let c_user = CString::new(user).ok()?;
     // SAFETY: getpwnam takes a NUL-terminated name and returns a pointer to

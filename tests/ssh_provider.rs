@@ -11,8 +11,8 @@ mod support;
 use support::hosts::Hosts;
 use support::netns::{in_netns, iptables_rules, labctl, show};
 use support::ssh_lab::{
-    check, delete_postrouting_jump, delete_route, diagnosed, three_hosts_or_skip, up, up_with,
-    verify_json, FarEnd,
+    assert_passed, check, delete_postrouting_jump, delete_route, diagnosed, three_hosts_or_skip,
+    up, up_with, verify_json, FarEnd, NETWORK_CHECKS,
 };
 
 /// The agent's folder on a node.
@@ -222,17 +222,7 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     eprintln!("labctl verify on an ssh lab took {:?}", started.elapsed());
     assert_eq!(code, Some(0), "verify: {text}");
     let outcome = |id: &str| check(&report, id)["outcome"].clone();
-    for id in [
-        "nodes",
-        "dataplane",
-        "pods",
-        "pod-mesh",
-        "vxlan",
-        "mtu",
-        "dns",
-    ] {
-        assert_eq!(outcome(id), "pass", "check {id}: {report:#}");
-    }
+    assert_passed(&report, &NETWORK_CHECKS);
     for id in ["egress", "kubernetes"] {
         assert_eq!(outcome(id), "skip", "check {id}: {report:#}");
     }

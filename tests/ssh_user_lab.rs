@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use support::netns::{labctl, show};
-use support::ssh_lab::{check, lab_file, three_hosts_or_skip};
+use support::ssh_lab::{assert_passed, lab_file, three_hosts_or_skip, NETWORK_CHECKS};
 
 /// The unprivileged user labctl runs as (Debian's `nogroup`/`nobody`
 /// numbers; no entry in /etc/passwd is needed or changed).
@@ -125,17 +125,7 @@ fn a_normal_user_brings_up_verifies_and_destroys_an_ssh_lab() {
         show(&out)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for id in [
-        "nodes",
-        "dataplane",
-        "pods",
-        "pod-mesh",
-        "vxlan",
-        "mtu",
-        "dns",
-    ] {
-        assert_eq!(check(&report, id)["outcome"], "pass", "{id}: {report:#}");
-    }
+    assert_passed(&report, &NETWORK_CHECKS);
 
     let out = home.labctl(&["status", "--name", &name]);
     assert!(out.status.success(), "status as the user: {}", show(&out));

@@ -37,8 +37,8 @@ use support::fixtures;
 use support::hosts::Hosts;
 use support::netns::show;
 use support::ssh_lab::{
-    check, delete_postrouting_jump, delete_route, diagnosed, three_hosts_or_skip, up, verify_json,
-    FarEnd, LabGuard,
+    assert_passed, check, delete_postrouting_jump, delete_route, diagnosed, three_hosts_or_skip,
+    up, verify_json, FarEnd, LabGuard, NETWORK_CHECKS,
 };
 
 const PREFIX: [u8; 3] = [192, 168, 77];
@@ -216,18 +216,8 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
         eprintln!("  {} {} ms: {}", c["id"], c["duration_ms"], c["summary"]);
     }
     assert_eq!(code, Some(0), "verify: {text}");
-    for id in [
-        "nodes",
-        "dataplane",
-        "pods",
-        "pod-mesh",
-        "vxlan",
-        "mtu",
-        "dns",
-        "kubernetes",
-    ] {
-        assert_eq!(check(&report, id)["outcome"], "pass", "{id}: {report:#}");
-    }
+    assert_passed(&report, &NETWORK_CHECKS);
+    assert_passed(&report, &["kubernetes"]);
     assert_eq!(check(&report, "egress")["outcome"], "skip");
     let pods = report["pods"].as_array().unwrap();
     for (i, h) in hosts.hosts.iter().enumerate() {

@@ -34,12 +34,7 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
         }
     }
     if !dir.exists() {
-        if let Some(other) = crate::lab_owner::elsewhere(&name) {
-            return Err(ExitError::environment(anyhow!(
-                "{}",
-                other.message(&name, "destroy")
-            )));
-        }
+        crate::lab_owner::refuse_if_elsewhere(&name, "destroy", ExitError::environment)?;
         release_shared_host_folders()?;
         if !global.quiet {
             println!("Lab {name} does not exist on this host: nothing to do.");

@@ -64,12 +64,7 @@ pub fn lab_word(word: Option<&str>) -> Result<String> {
 pub fn existing(name: &str, command: &str) -> Result<ExistingLab> {
     let dir = LabDir::new(name)?;
     if !dir.exists() {
-        if let Some(other) = crate::lab_owner::elsewhere(name) {
-            return Err(ExitError::environment(anyhow!(
-                "{}",
-                other.message(name, command)
-            )));
-        }
+        crate::lab_owner::refuse_if_elsewhere(name, command, ExitError::environment)?;
         let others = state::lab_names();
         let hint = if others.is_empty() {
             "no lab exists on this host".to_string()

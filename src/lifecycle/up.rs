@@ -44,12 +44,7 @@ pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
     let provider = provider::for_lab(lab)?;
     let dir = LabDir::new(&lab.name)?;
     if !dir.exists() {
-        if let Some(other) = crate::lab_owner::elsewhere(&lab.name) {
-            return Err(ExitError::usage(anyhow!(
-                "{}",
-                other.message(&lab.name, "up")
-            )));
-        }
+        crate::lab_owner::refuse_if_elsewhere(&lab.name, "up", ExitError::usage)?;
     }
     provider.preflight(lab, &dir, args.install_deps)?;
     let _lock = dir.lock("up")?;

@@ -76,12 +76,7 @@ impl Target {
         let lab = resolve(path)?;
         let dir = LabDir::new(&lab.name)?;
         if !dir.exists() {
-            if let Some(other) = crate::lab_owner::elsewhere(&lab.name) {
-                return Err(ExitError::environment(anyhow!(
-                    "{}",
-                    other.message(&lab.name, "verify")
-                )));
-            }
+            crate::lab_owner::refuse_if_elsewhere(&lab.name, "verify", ExitError::environment)?;
             return Err(ExitError::environment(anyhow!(
                 "lab {} is not up on this host (no state in {}); run `labctl up` first",
                 lab.name,

@@ -118,6 +118,29 @@ pub fn verify_json(file: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
     (out.status.code(), report, show(&out))
 }
 
+/// The checks every network-only lab must pass (kubeadm labs add
+/// `kubernetes`; egress needs a target).
+pub const NETWORK_CHECKS: [&str; 7] = [
+    "nodes",
+    "dataplane",
+    "pods",
+    "pod-mesh",
+    "vxlan",
+    "mtu",
+    "dns",
+];
+
+/// Asserts that every check in `ids` passed in `report`.
+pub fn assert_passed(report: &Value, ids: &[&str]) {
+    for id in ids {
+        assert_eq!(
+            check(report, id)["outcome"],
+            "pass",
+            "check {id}: {report:#}"
+        );
+    }
+}
+
 /// The check `id` in a verify report.
 pub fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["checks"]
