@@ -13,8 +13,9 @@
 //! 4. `paths`, `doctor`: where a lab's state lives, the host preflight
 //!    (what this host lacks for a lab, with the fix).
 //! 5. `lab_owner`, `state`: whose lab it is, its folder and saved plans.
-//! 6. `nodes`: the node layer: sessions to a lab's nodes, parallel runs with
-//!    every error reported, the agent's operations and typed reports.
+//! 6. `nodes`, `lab_select`: the node layer (sessions to a lab's nodes,
+//!    parallel runs with every error reported, the agent's operations and
+//!    typed reports) and which lab a command means.
 //! 7. `kubeadm`, `vagrant_cli`: a kubeadm cluster on the nodes (vagrant and
 //!    ssh labs), Vagrant's command line on this host.
 //! 8. `provider`: make machines exist, say how to reach them, remove them.
@@ -34,6 +35,7 @@ pub mod hostcmd;
 pub mod init_cmd;
 pub mod kubeadm;
 pub mod lab_owner;
+pub mod lab_select;
 pub mod labfile;
 pub mod lifecycle;
 pub mod man_cmd;

@@ -13,7 +13,6 @@ pub mod record;
 pub mod table;
 pub mod values;
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -90,23 +89,15 @@ struct Lab {
     state: LabState,
 }
 
-/// `--lab FILE|NAME`, checked before any path is built from it.
+/// `--lab FILE|NAME`: a lab that exists on this host (the name checked
+/// before any path is built from it).
 fn lab_named(word: &str) -> Result<Lab> {
-    let name = if Path::new(word).is_file() {
-        crate::labfile::load(Some(Path::new(word)))?.lab.name
-    } else {
-        crate::names::check_lab_name(word)?;
-        word.to_string()
-    };
-    let dir = LabDir::new(&name)?;
-    if !dir.exists() {
-        return Err(ExitError::usage(anyhow!(
-            "lab {name} is not up on this host (labs here: {}); bring it up with `labctl up`",
-            crate::state::lab_names().join(", ")
-        )));
-    }
-    let state = dir.load()?;
-    Ok(Lab { dir, state })
+    let name = crate::lab_select::lab_word(Some(word))?;
+    let found = crate::lab_select::existing(&name, "drill")?;
+    Ok(Lab {
+        dir: found.dir,
+        state: found.state,
+    })
 }
 
 /// The lab `word` names, or else the only one (`start`) or the only one

@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use super::{resolve, DestroyArgs};
+use super::DestroyArgs;
 use crate::exit::ExitError;
+use crate::lab_select;
 use crate::output::GlobalOpts;
 use crate::provider;
 use crate::state::{LabDir, LabState};
@@ -25,7 +26,7 @@ use crate::ui::progress::Progress;
 
 pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     interrupt::install();
-    let name = resolve::lab_name(args.lab.as_deref(), args.name.as_deref())?;
+    let name = lab_select::lab_name(args.lab.as_deref(), args.name.as_deref())?;
     let dir = LabDir::new(&name)?;
     if dir.has_leftovers() {
         let _lock = dir.lock("destroy")?;

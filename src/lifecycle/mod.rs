@@ -3,7 +3,6 @@
 
 pub mod destroy;
 pub mod node_shell;
-pub mod resolve;
 pub mod status;
 pub mod up;
 

@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
-use super::{resolve, ExecArgs, SshArgs};
+use super::{ExecArgs, SshArgs};
 use crate::exit::ExitError;
+use crate::lab_select;
 use crate::nodes;
 use crate::output::GlobalOpts;
 use crate::ssh::{HostKeyPolicy, Session};
 
 pub fn ssh(args: &SshArgs, _global: &GlobalOpts) -> Result<ExitCode> {
-    let name = resolve::lab_word(args.lab.as_deref())?;
-    let lab = resolve::existing(&name, "ssh")?;
+    let name = lab_select::lab_word(args.lab.as_deref())?;
+    let lab = lab_select::existing(&name, "ssh")?;
     let ep = nodes::endpoint(&lab.dir, &lab.state, &args.node)?;
     // The system ssh would refuse too, but labctl's own check says which
     // key it saw and what to do (exit 3 like every other command).
@@ -43,8 +44,8 @@ struct NodeOutput {
 }
 
 pub fn exec(args: &ExecArgs, _global: &GlobalOpts) -> Result<ExitCode> {
-    let name = resolve::lab_word(args.lab.as_deref())?;
-    let lab = resolve::existing(&name, "exec")?;
+    let name = lab_select::lab_word(args.lab.as_deref())?;
+    let lab = lab_select::existing(&name, "exec")?;
     let targets: Vec<String> = match (&args.node, args.all) {
         (_, true) => lab.state.nodes.keys().cloned().collect(),
         (Some(node), false) => {

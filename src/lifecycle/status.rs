@@ -10,7 +10,8 @@ use labctl_nodeplan::report::{self, CheckReport, Difference};
 use labctl_nodeplan::NodePlan;
 use serde::Serialize;
 
-use super::{resolve, ListArgs, StatusArgs};
+use super::{ListArgs, StatusArgs};
+use crate::lab_select;
 use crate::nodes;
 use crate::output::{table, GlobalOpts, OutputFormat};
 use crate::state::{self, LabDir};
@@ -40,8 +41,8 @@ pub struct PodStatus {
 }
 
 pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
-    let name = resolve::lab_name(args.lab.as_deref(), args.name.as_deref())?;
-    let lab = resolve::existing(&name, "status")?;
+    let name = lab_select::lab_name(args.lab.as_deref(), args.name.as_deref())?;
+    let lab = lab_select::existing(&name, "status")?;
     let names: Vec<String> = lab.state.nodes.keys().cloned().collect();
     let plans = node_plans(
         &names,

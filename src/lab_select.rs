@@ -1,4 +1,5 @@
-//! Which lab a command means. A lab is named by its file (`destroy`,
+//! Which lab a command means (every command that acts on a lab: the
+//! lifecycle commands, drills). A lab is named by its file (`destroy`,
 //! `status` take `[LAB]`), by its name (`destroy --name`), or either
 //! (`ssh`/`exec --lab FILE|NAME`). With nothing given: `./lab.yaml` if it
 //! exists, else the only lab on this host; with several, say which exist
