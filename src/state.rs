@@ -106,6 +106,24 @@ impl NodeState {
             known_hosts: dir.known_hosts(),
         }
     }
+
+    /// Drops every pin of node `name` (its tagged lines and its recorded
+    /// address), for a node removed or about to be re-created.
+    pub fn forget_pins(&self, name: &str, dir: &LabDir) -> Result<()> {
+        let address = [(self.ssh_host.as_str(), self.ssh_port)];
+        crate::ssh::forget_node(&dir.known_hosts(), name, &address)
+    }
+}
+
+impl LabState {
+    /// Forgets node `name`: its pins and its record.
+    pub fn forget_node(&mut self, name: &str, dir: &LabDir) -> Result<()> {
+        if let Some(rec) = self.nodes.get(name) {
+            rec.forget_pins(name, dir)?;
+        }
+        self.nodes.remove(name);
+        Ok(())
+    }
 }
 
 /// Host objects of a netns lab. Names are recorded BEFORE the objects are

@@ -152,6 +152,9 @@ fn a_host_route_to_the_underlay_fails_doctor_and_stops_up() {
     assert!(stdout.lines().any(|l| l == line), "{}", show(&out));
     assert_eq!(failed_ids(&stdout), ["route-overlap"], "{}", show(&out));
 
+    // Should a regression let `up` go ahead, the lab goes again (before the
+    // namespace guard: declared later, dropped first).
+    let _lab = support::ssh_lab::LabGuard(tag.clone());
     let out = in_ns(&["up", lab]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);

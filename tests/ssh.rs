@@ -393,19 +393,21 @@ fn a_login_that_gets_no_answer_is_not_a_refused_key() {
     let client = keygen(&dir.path().join("client"), KeyKind::Ed25519);
     // No authorized_keys entry: sshd goes on to the key command, which
     // hangs, so the login gets no answer at all within the deadline.
-    // An unusual duration names the hanging command, so the guard below
-    // can end exactly it (sshd's session process does not on its own).
-    struct EndSleep;
+    // A duration unique to this run names the hanging command, so the
+    // guard below ends exactly it (sshd's session process does not on its
+    // own), and nothing of another run.
+    let sleep = format!("/bin/sleep 7.{}", std::process::id() % 100_000);
+    struct EndSleep(String);
     impl Drop for EndSleep {
         fn drop(&mut self) {
             let _ = Command::new("pkill")
-                .args(["-f", "^/bin/sleep 7.25$"])
+                .args(["-f", &format!("^{}$", self.0)])
                 .status();
         }
     }
-    let _end_sleep = EndSleep;
+    let _end_sleep = EndSleep(sleep.clone());
     let sshd = Sshd::builder()
-        .config("AuthorizedKeysCommand /bin/sleep 7.25")
+        .config(&format!("AuthorizedKeysCommand {sleep}"))
         .config("AuthorizedKeysCommandUser root")
         .start();
     let endpoint = Endpoint {

@@ -22,7 +22,9 @@ use labctl_nodeplan::report::ApplyReport;
 use crate::exit::ExitError;
 use crate::output::GlobalOpts;
 use crate::ssh::{HostKeyPolicy, Session};
-use crate::state::{LabDir, LabState};
+// A lab on this host and its state.
+use crate::lab_select::ExistingLab as Lab;
+use crate::state::LabDir;
 use record::ActiveDrill;
 use table::Drill;
 
@@ -83,21 +85,11 @@ pub fn run(args: &DrillArgs, _global: &GlobalOpts) -> Result<ExitCode> {
     }
 }
 
-/// A lab on this host and its state.
-struct Lab {
-    dir: LabDir,
-    state: LabState,
-}
-
 /// `--lab FILE|NAME`: a lab that exists on this host (the name checked
 /// before any path is built from it).
 fn lab_named(word: &str) -> Result<Lab> {
     let name = crate::lab_select::lab_word(Some(word))?;
-    let found = crate::lab_select::existing(&name, "drill")?;
-    Ok(Lab {
-        dir: found.dir,
-        state: found.state,
-    })
+    crate::lab_select::existing(&name, "drill")
 }
 
 /// The lab `word` names, or else the only one (`start`) or the only one
@@ -132,6 +124,11 @@ fn active(lab: &Lab) -> Result<(ActiveDrill, &'static Drill)> {
             lab.state.name
         ))
     })?;
+    drill_of(lab, active)
+}
+
+/// The table's drill an active record names.
+fn drill_of(lab: &Lab, active: ActiveDrill) -> Result<(ActiveDrill, &'static Drill)> {
     let drill = table::find(&active.drill).ok_or_else(|| {
         anyhow!(
             "{} names drill {}, which this labctl does not know; remove it and run `labctl up`",
@@ -308,15 +305,15 @@ fn check(lab: Option<&str>) -> Result<ExitCode> {
 fn reset(lab: Option<&str>) -> Result<ExitCode> {
     let lab = lab_for(lab, true)?;
     let _lock = lab.dir.lock("drill reset")?;
-    if record::load(&lab.dir)?.is_none() {
+    let Some(record) = record::load(&lab.dir)? else {
         // Reset twice is fine.
         println!(
             "lab {} has no active drill: nothing to reset",
             lab.state.name
         );
         return Ok(ExitCode::SUCCESS);
-    }
-    let (a, drill) = active(&lab)?;
+    };
+    let (a, drill) = drill_of(&lab, record)?;
     let plan = lab.dir.saved_plan(&a.node)?;
     let v = values::values(&lab.state.name, &plan, Some(&a.peer))?;
     let session = connect(&lab, &a.node)?;

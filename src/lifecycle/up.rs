@@ -28,7 +28,7 @@ use crate::ui::interrupt;
 use crate::ui::phases::{Phase, PhaseClock};
 use crate::ui::progress::{Interrupted, Progress};
 
-pub use crate::nodes::{BUSYBOX_POD, DNS_POD};
+use crate::nodes::{BUSYBOX_POD, DNS_POD};
 
 /// What one node reported.
 struct NodeResult {

@@ -179,11 +179,6 @@ impl LabView {
     pub fn node(&self, name: &str) -> Option<&NodeView> {
         self.nodes.iter().find(|n| n.name == name)
     }
-
-    /// The node whose pod subnet holds `ip`.
-    pub fn node_of_pod_ip(&self, ip: Ipv4Addr) -> Option<&NodeView> {
-        self.nodes.iter().find(|n| n.subnet.contains(&ip))
-    }
 }
 
 /// One pod (netns labs: a namespace `<lab>-<node>-busybox`).

@@ -6,8 +6,6 @@
 use super::evidence::{neighbour_entries_needed, NeighbourTable};
 use super::parse;
 
-const SYSCTL_DIR: &str = "/proc/sys/net/ipv4/neigh/default";
-
 /// The table's `table_fulls` counter (entries refused since boot), read in
 /// this process's namespace: the statistics are global like the table.
 pub fn table_fulls() -> Option<u64> {
@@ -18,18 +16,8 @@ pub fn table_fulls() -> Option<u64> {
 /// gc_thresh1..3 as the host has them; None where the sysctls are not
 /// visible (they exist in the initial network namespace only).
 pub fn thresholds() -> Option<[u32; 3]> {
-    let read = |name: &str| -> Option<u32> {
-        std::fs::read_to_string(format!("{SYSCTL_DIR}/{name}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    Some([
-        read("gc_thresh1")?,
-        read("gc_thresh2")?,
-        read("gc_thresh3")?,
-    ])
+    // The same sysctls `up` raises for big netns labs.
+    crate::provider::netns::neighbour_sysctls::read().ok()
 }
 
 /// The evidence for a lab of `nodes` nodes, given `table_fulls` as read

@@ -219,15 +219,13 @@ impl Target {
     }
 
     /// Runs `labctl-agent check` on every reachable node (plan on stdin)
-    /// over the sessions [`Target::connect_all`] opened, closing each one
-    /// when its node is done unless `keep` (then they come back, in node
-    /// order, for the probes that follow); fills `ev.drift`,
+    /// over the sessions [`Target::connect_all`] opened, which come back in
+    /// node order for the probes that follow; fills `ev.drift`,
     /// `ev.checked_nodes` and `ev.firewall` (each node's `iptables -S`, run
     /// in the same command), returns per-node errors.
     pub fn agent_check(
         &self,
         sessions: Vec<Option<Session>>,
-        keep: bool,
         ev: &mut Evidence,
     ) -> (Vec<Option<Session>>, Vec<(String, String)>) {
         let mut sessions = sessions.into_iter();
@@ -246,7 +244,7 @@ impl Target {
             pool::WORKERS,
             |(node, session, plan)| {
                 let r = check_node(node, session.as_ref(), plan);
-                (if keep { session } else { None }, r)
+                (session, r)
             },
             |_| (None, Err("probe thread panicked".to_string())),
         );

@@ -10,10 +10,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use labctl_nodeplan::probe::{PingReport, PingResult};
-use labctl_nodeplan::report::REPORT_VERSION;
 use nix::libc;
 
-use crate::error::{AgentError, Result};
+use crate::error::{describe_io, failed, AgentError, Result};
 
 /// How to ping.
 #[derive(Clone, Debug)]
@@ -85,7 +84,6 @@ pub fn echo_request(id: u16, seq: u16, target: u32, round: u32, payload: usize) 
     for (i, b) in p.iter_mut().enumerate().skip(20) {
         *b = i as u8;
     }
-    p.truncate(8 + payload.max(12));
     let sum = checksum(&p);
     p[2..4].copy_from_slice(&sum.to_be_bytes());
     p
@@ -166,7 +164,7 @@ pub fn classify(packet: &[u8], id: u16) -> Received {
 }
 
 fn os_error(what: &str) -> AgentError {
-    AgentError::Failed(format!("{what}: {}", std::io::Error::last_os_error()))
+    failed(what, describe_io(&std::io::Error::last_os_error()))
 }
 
 fn raw_socket(dont_fragment: bool) -> Result<OwnedFd> {
@@ -357,9 +355,10 @@ pub fn run(
         };
         drain(Instant::now() + pause, &mut out, &mut sent_at);
     }
+    let (report_version, command) = crate::report::header::<PingReport>();
     Ok(PingReport {
-        report_version: REPORT_VERSION,
-        command: "ping".into(),
+        report_version,
+        command,
         node: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default(),

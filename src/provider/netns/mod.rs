@@ -80,11 +80,7 @@ impl Provider for NetnsProvider {
                     return Err(first);
                 }
                 let _ = std::fs::remove_dir_all(dir.node_dir(&node));
-                if let Some(rec) = state.nodes.get(&node) {
-                    let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
-                    crate::ssh::forget_node(&dir.known_hosts(), &node, &address)?;
-                }
-                state.nodes.remove(&node);
+                state.forget_node(&node, dir)?;
                 if let Some(ns) = state.netns.as_mut() {
                     ns.nodes.remove(&node);
                 }

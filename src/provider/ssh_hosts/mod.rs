@@ -74,11 +74,7 @@ impl Provider for SshProvider {
         for node in gone {
             progress.step(Some(&node), "Removing node", || {
                 node_removal::node(dir, state, &node)?;
-                if let Some(rec) = state.nodes.get(&node) {
-                    let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
-                    crate::ssh::forget_node(&dir.known_hosts(), &node, &address)?;
-                }
-                state.nodes.remove(&node);
+                state.forget_node(&node, dir)?;
                 let _ = std::fs::remove_dir_all(dir.node_dir(&node));
                 dir.save(state)
             })?;

@@ -69,7 +69,7 @@ pub fn nodes(dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow:
             return Ok(());
         }
         progress.step(Some(name), "Removing the lab from the node", || {
-            node(dir, state, name)
+            remove_reached(dir, state, name)
         })
     })
     .into_iter()
@@ -95,6 +95,11 @@ pub fn node(dir: &LabDir, state: &LabState, name: &str) -> Result<()> {
     if never_reached(dir, state, name)? {
         return Ok(());
     }
+    remove_reached(dir, state, name)
+}
+
+/// Tears down a node labctl reached (its pin already checked).
+fn remove_reached(dir: &LabDir, state: &LabState, name: &str) -> Result<()> {
     let session = nodes::connect(
         dir,
         state,

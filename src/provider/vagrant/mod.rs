@@ -75,11 +75,7 @@ impl Provider for VagrantProvider {
             })?;
         }
         for node in &gone {
-            if let Some(rec) = state.nodes.get(node) {
-                let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
-                crate::ssh::forget_node(&dir.known_hosts(), node, &address)?;
-            }
-            state.nodes.remove(node);
+            state.forget_node(node, dir)?;
             let _ = std::fs::remove_dir_all(dir.node_dir(node));
         }
         dir.save(state)?;
@@ -174,8 +170,7 @@ fn forget_machines_to_create(
     let machines = progress.step(None, "vagrant status", || vagrant.status())?;
     for (node, rec) in &state.nodes {
         if machines.get(node).is_some_and(|m| m.state == "not_created") {
-            let address = [(rec.ssh_host.as_str(), rec.ssh_port)];
-            crate::ssh::forget_node(&dir.known_hosts(), node, &address)?;
+            rec.forget_pins(node, dir)?;
         }
     }
     Ok(())

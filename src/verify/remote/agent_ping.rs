@@ -18,8 +18,6 @@ pub(crate) struct Ping {
     pub count: u32,
     pub interval_ms: u32,
     pub timeout_ms: u32,
-    /// Don't-fragment with this ICMP payload (the MTU check).
-    pub dont_fragment: Option<u32>,
 }
 
 /// The mesh's pings: two rounds, a second for the last replies (a
@@ -28,7 +26,6 @@ pub(crate) const MESH: Ping = Ping {
     count: 2,
     interval_ms: 40,
     timeout_ms: 1000,
-    dont_fragment: None,
 };
 
 impl Ping {
@@ -42,11 +39,6 @@ impl Ping {
         argv.push(self.interval_ms.to_string());
         argv.push("--timeout-ms".into());
         argv.push(self.timeout_ms.to_string());
-        if let Some(payload) = self.dont_fragment {
-            argv.push("--dont-fragment".into());
-            argv.push("--payload".into());
-            argv.push(payload.to_string());
-        }
         argv.extend(targets.iter().cloned());
         argv
     }

@@ -164,7 +164,7 @@ pub(super) fn node_checks(
     }
     if selected.contains(&CheckId::Dataplane) {
         let t = Instant::now();
-        let (kept, errors) = target.agent_check(sessions, true, ev);
+        let (kept, errors) = target.agent_check(sessions, ev);
         sessions = kept;
         results.push(checks::dataplane(view, ev, &errors).timed(t));
     }
