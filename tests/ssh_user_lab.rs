@@ -13,6 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use support::host_snapshot::snapshot;
 use support::netns::{labctl, show};
 use support::ssh_lab::{assert_passed, lab_file, three_hosts_or_skip, NETWORK_CHECKS};
 
@@ -103,6 +104,7 @@ fn a_normal_user_brings_up_verifies_and_destroys_an_ssh_lab() {
         name: name.clone(),
     };
 
+    let before = snapshot(&hosts);
     let out = home.labctl(&["up", file]);
     assert!(out.status.success(), "up as the user: {}", show(&out));
     let state_dir = home.path().join(".local/state/labctl/labs").join(&name);
@@ -160,6 +162,11 @@ fn a_normal_user_brings_up_verifies_and_destroys_an_ssh_lab() {
     let out = home.labctl(&["destroy", "--name", &name]);
     assert!(out.status.success(), "destroy as the user: {}", show(&out));
     assert!(!state_dir.exists(), "the user's lab folder is gone");
+    assert_eq!(
+        snapshot(&hosts),
+        before,
+        "destroy as the user left the hosts as before"
+    );
     for h in &hosts.hosts {
         let out = Command::new("ip")
             .args(["-n", &h.netns, "link", "show", "flannel.1"])

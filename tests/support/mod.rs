@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod fixtures;
+pub mod host_snapshot;
 pub mod hosts;
 pub mod netns;
 pub mod snapshot;
