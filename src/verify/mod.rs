@@ -5,11 +5,11 @@
 //!   record; [`parse`]: probe output parsers; [`checks`]: pass/fail from
 //!   evidence; [`diagnose`]: named causes with fixes; [`render`] and
 //!   [`junit`]: the outputs. All pure and unit-tested.
-//! - [`remote`]: the probes of every network-only lab (netns, ssh,
-//!   vagrant), run over one SSH session per node: the node's agent checks,
-//!   captures and pings from the pods; [`kube`]: the probes for kubeadm
-//!   labs (pods through kubectl on the control plane, node checks and
-//!   captures as in `remote`); [`neighbours`]: the host's neighbour table,
+//! - [`probe`]: the one probe path of every provider, over one SSH
+//!   session per node: the node's agent checks, captures and pings; the
+//!   pods are entered by `ip netns exec` on their node or, in kubeadm
+//!   labs, by `kubectl exec` ([`kube`]: creating those pods and the
+//!   `kubernetes` check); [`neighbours`]: the host's neighbour table,
 //!   which netns nodes share; `target` loads the lab and its state.
 //!
 //! Exit 0 when every selected check passes, 1 when one fails, 3 when verify
@@ -24,9 +24,9 @@ pub mod model;
 mod neighbours;
 pub mod parse;
 use crate::nodes::pool;
+pub mod probe;
 #[cfg(test)]
 mod recorded;
-pub mod remote;
 pub mod render;
 mod target;
 
@@ -95,11 +95,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             .filter(|c| args.checks.contains(c))
             .collect()
     };
-    let report = if target.state.kubernetes {
-        kube::verify(&target, &selected, started)
-    } else {
-        remote::verify(&target, &selected, started)
-    };
+    let report = probe::verify(&target, &selected, started);
     target.refused_host_keys()?;
     Ok(report)
 }

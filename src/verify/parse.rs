@@ -20,6 +20,18 @@ pub struct PingSummary {
     pub rtt_max_ms: Option<f64>,
 }
 
+/// The last three non-empty lines of a command's output, joined by ` | `
+/// (where an error usually is), or `no output`.
+pub fn last_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    if tail.is_empty() {
+        "no output".to_string()
+    } else {
+        tail.join(" | ")
+    }
+}
+
 /// Reads `N packets transmitted, M [packets] received, X% packet loss` and
 /// the `round-trip`/`rtt min/avg/max[/mdev] = a/b/c[/d] ms` line.
 pub fn parse_ping_summary(text: &str) -> Option<PingSummary> {

@@ -1,20 +1,15 @@
-//! Reading the network-only probe scripts' output ([`super::scripts`])
-//! into evidence, and the pairs the probes run between. Pure; the kubeadm
-//! probes ([`crate::verify::kube::probes`]) share it, their scripts print
-//! the same tagged lines.
+//! Reading the probe scripts' output ([`super::scripts`]) into evidence,
+//! and the pairs the probes run between. Pure.
 
 use std::net::Ipv4Addr;
 
+use labctl_nodeplan::probe::PingReport;
 use labctl_nodeplan::report::{self, AgentReport, CaptureReport};
 
-use crate::verify::evidence::{DnsProbe, LinkMtu, PingCell, VxlanPair};
-use crate::verify::model::{LabView, PodView};
-use crate::verify::parse::{self, PingSummary};
-
-/// A pod verify can probe: its index in the pods, what reaches it (its
-/// namespace on the node in network-only labs, its name in kubeadm labs)
-/// and its IP.
-pub(crate) type Usable = (usize, String, Ipv4Addr);
+use super::pod_exec::ProbePod;
+use crate::verify::evidence::{DnsProbe, LinkMtu, VxlanPair};
+use crate::verify::model::LabView;
+use crate::verify::parse;
 
 /// The first IPv4 address not on `lo` in `ip -j addr` output.
 pub fn parse_ip_addr_json(text: &str) -> Result<Option<Ipv4Addr>, String> {
@@ -45,49 +40,6 @@ pub fn parse_tagged(text: &str, keys: usize) -> Vec<(Vec<String>, String)> {
         .collect()
 }
 
-/// The ping's statistics, or the output as the reason it has none.
-pub(crate) fn ping_result(output: &str) -> (Option<PingSummary>, Option<String>) {
-    match parse::parse_ping_summary(output) {
-        Some(s) => (Some(s), None),
-        None => {
-            let why = output
-                .lines()
-                .last()
-                .unwrap_or("no output")
-                .trim()
-                .to_string();
-            (
-                None,
-                Some(if why.is_empty() {
-                    "no output".into()
-                } else {
-                    why
-                }),
-            )
-        }
-    }
-}
-
-/// The mesh cell of `from`'s pod pinging `to`'s pod at `to_ip`: the ping's
-/// statistics, or why it has none ([`ping_result`]).
-pub(crate) fn ping_cell(
-    from: &str,
-    to: &str,
-    to_ip: Ipv4Addr,
-    (summary, error): (Option<PingSummary>, Option<String>),
-) -> PingCell {
-    let received = summary.as_ref().map_or(0, |s| s.received);
-    PingCell {
-        from: from.to_string(),
-        to: to.to_string(),
-        to_ip,
-        sent: summary.as_ref().map_or(0, |s| s.transmitted),
-        received,
-        rtt_avg_ms: summary.as_ref().and_then(|s| s.rtt_avg_ms),
-        error: error.or_else(|| (received == 0).then(|| "no answer".to_string())),
-    }
-}
-
 /// Ring pairs over the usable pods: pod i sends to pod i+1.
 pub(crate) fn ring(n: usize) -> Vec<(usize, usize)> {
     if n < 2 {
@@ -110,24 +62,22 @@ pub(crate) fn mtu_pairs(n: usize) -> Vec<(usize, usize)> {
 /// pod IP, receiver pod IP).
 pub(crate) fn ring_pairs(
     pairs: &[(usize, usize)],
-    pods: &[PodView],
-    ok: &[Usable],
+    ok: &[ProbePod],
 ) -> Vec<(String, String, Ipv4Addr, Ipv4Addr)> {
     pairs
         .iter()
         .map(|(a, b)| {
-            let (pa, pb) = (&pods[ok[*a].0], &pods[ok[*b].0]);
-            (pa.node.clone(), pb.node.clone(), ok[*a].2, ok[*b].2)
+            let (pa, pb) = (&ok[*a], &ok[*b]);
+            (pa.node.clone(), pb.node.clone(), pa.ip, pb.ip)
         })
         .collect()
 }
 
-/// What one node's vxlan script printed.
+/// What one node's capture and its pod's ping gave for `vxlan`.
 #[derive(Debug, Default)]
 pub struct VxlanNodeOutput {
-    pub ping: Option<String>,
-    /// The agent's ping (`@agentping`): answered at all, or why not.
-    pub agent_ping: Option<Result<bool, String>>,
+    /// The node's pod's ping: answered at all, or why not.
+    pub ping: Option<Result<bool, String>>,
     pub capture: Option<CaptureReport>,
     pub capture_error: Option<String>,
     pub kernel_log: String,
@@ -154,26 +104,22 @@ pub(crate) fn tagged_report<T: AgentReport>(node: &str, tagged: &str) -> Result<
     report::decode(node, &rest[..end]).map_err(|e| e.to_string())
 }
 
-/// Whether any target answered the agent's ping in a script's
-/// `@agentping STATUS REPORT` line (`tagged`: what follows the tag).
-pub(crate) fn agent_ping_answered(node: &str, tagged: &str) -> Result<bool, String> {
-    let (status, rest) = tagged.split_once(' ').unwrap_or((tagged, ""));
-    let report = super::agent_ping::read_report(node, status.parse().unwrap_or(-1), rest, rest)?;
-    Ok(report.targets.iter().any(|t| t.received > 0))
+/// Whether any target answered a ping, or why it did not run.
+pub(crate) fn answered(report: &Result<PingReport, String>) -> Result<bool, String> {
+    report
+        .as_ref()
+        .map(|r| r.targets.iter().any(|t| t.received > 0))
+        .map_err(Clone::clone)
 }
 
-/// Reads node `node`'s vxlan script output (see
-/// [`super::scripts::VXLAN_SCRIPT`]).
+/// Reads node `node`'s capture output (see
+/// [`super::scripts::COLLECT_SCRIPT`]).
 pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
     let mut out = VxlanNodeOutput::default();
     let mut uptime: Option<f64> = None;
     let mut log = Vec::new();
     for line in text.lines() {
-        if let Some(p) = line.strip_prefix("@ping ") {
-            out.ping = Some(p.replace('|', "\n"));
-        } else if let Some(p) = line.strip_prefix("@agentping ") {
-            out.agent_ping = Some(agent_ping_answered(node, p));
-        } else if let Some(c) = line.strip_prefix("@capture ") {
+        if let Some(c) = line.strip_prefix("@capture ") {
             match tagged_report(node, c) {
                 Ok(r) => out.capture = Some(r),
                 Err(e) => out.capture_error = Some(e),
@@ -201,7 +147,7 @@ pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
 
 /// The vxlan evidence from every node's capture output (in view order):
 /// one [`VxlanPair`] per (sender node, receiver node, sender pod IP,
-/// receiver pod IP), its ping judged from the sender's `ping` output; and
+/// receiver pod IP), its ping judged from the sender's ping; and
 /// the bad VXLAN checksums in the kernel logs.
 pub(crate) fn vxlan_evidence(
     view: &LabView,
@@ -225,15 +171,8 @@ pub(crate) fn vxlan_evidence(
         let mut notes = Vec::new();
         match by_node(from) {
             Some(Ok(o)) => {
-                pair.ping_ok = match &o.agent_ping {
-                    Some(answered) => *answered == Ok(true),
-                    None => o
-                        .ping
-                        .as_deref()
-                        .and_then(parse::parse_ping_summary)
-                        .is_some_and(|s| s.received > 0),
-                };
-                if let Some(Err(e)) = &o.agent_ping {
+                pair.ping_ok = o.ping == Some(Ok(true));
+                if let Some(Err(e)) = &o.ping {
                     notes.push(e.clone());
                 }
                 if let Some(c) = &o.capture {
@@ -279,15 +218,15 @@ pub(crate) fn vxlan_evidence(
     (out, bad)
 }
 
-/// The `@mtu DEVICE VALUE` lines of node `node`'s MTU script (`eth0`:
-/// the node's busybox pod).
-pub(crate) fn link_mtus(node: &str, text: &str) -> Vec<LinkMtu> {
+/// The `@mtu DEVICE VALUE` lines of an MTU script on node `node` (`eth0`:
+/// the eth0 of its pod `pod`).
+pub(crate) fn link_mtus(node: &str, pod: &str, text: &str) -> Vec<LinkMtu> {
     text.lines()
         .filter_map(|line| {
             let (dev, value) = line.strip_prefix("@mtu ")?.split_once(' ')?;
             let mtu = value.trim().parse().ok()?;
             let device = if dev == "eth0" {
-                "pod busybox eth0".to_string()
+                format!("pod {pod} eth0")
             } else {
                 dev.to_string()
             };
@@ -355,19 +294,16 @@ mod tests {
         let t = parse_tagged(text, 2);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].0, ["10.0.0.2", "1422"]);
-        let (s, e) = ping_result(&t[0].1);
-        assert_eq!((s.map(|s| s.received), e), (Some(2), None));
+        assert!(t[0].1.ends_with("0% packet loss\n"), "{:?}", t[0].1);
     }
 
     #[test]
     fn vxlan_output_capture_flows_and_recent_kernel_log() {
         let text = concat!(
-            "@ping PING 10.71.2.2|3 packets transmitted, 3 packets received, 0% packet loss\n",
             r#"@capture 0 { "reportVersion": 1, "command": "capture", "node": "worker1", "interface": "eth1", "port": 8472, "vni": 1, "seconds": 4.0, "packets": 6, "otherVni": 0, "flows": [ {"outerSrc": "192.168.71.2", "outerDst": "192.168.71.3", "innerSrc": "10.71.1.2", "innerDst": "10.71.2.2", "innerProtocol": 1, "packets": 3} ] } labctl-agent: a warning "#,
             "\n@uptime 1000.5\n[  100.0] old line\n[  900.0] recent line\n"
         );
         let o = parse_vxlan_output("worker1", text);
-        assert!(o.ping.unwrap().contains("3 packets received"));
         assert_eq!(o.capture_error, None);
         let c = o.capture.unwrap();
         assert_eq!(

@@ -9,15 +9,18 @@ use std::net::Ipv4Addr;
 use labctl_nodeplan::probe::{PingReport, PingResult};
 use labctl_nodeplan::report::decode;
 
-use crate::ssh::Session;
 use crate::verify::evidence::{MtuProbe, PingCell};
 use crate::verify::target::AGENT_PATH;
 
 /// How a pod-side ping is sent.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Ping {
     pub count: u32,
     pub interval_ms: u32,
     pub timeout_ms: u32,
+    /// Bytes of payload (the agent's default, 56, when `None`).
+    pub payload: Option<u32>,
+    pub dont_fragment: bool,
 }
 
 /// The mesh's pings: two rounds, a second for the last replies (a
@@ -26,36 +29,53 @@ pub(crate) const MESH: Ping = Ping {
     count: 2,
     interval_ms: 40,
     timeout_ms: 1000,
+    payload: None,
+    dont_fragment: false,
 };
 
+/// The pings that cross a tunnel while the agents capture (vxlan, egress):
+/// three, quickly.
+pub(crate) const CAPTURED: Ping = Ping {
+    count: 3,
+    interval_ms: 20,
+    timeout_ms: 1000,
+    payload: None,
+    dont_fragment: false,
+};
+
+/// The `mtu` check's don't-fragment pings of `payload` bytes.
+pub(crate) fn dont_fragment(payload: u32) -> Ping {
+    Ping {
+        count: 2,
+        interval_ms: 20,
+        timeout_ms: 600,
+        payload: Some(payload),
+        dont_fragment: true,
+    }
+}
+
 impl Ping {
-    /// The agent's command line for pod namespace `ns` and `targets`.
-    pub(crate) fn argv(&self, ns: &str, targets: &[String]) -> Vec<String> {
-        let mut argv: Vec<String> = [AGENT_PATH, "--netns", ns, "ping", "--count"]
-            .map(String::from)
-            .to_vec();
+    /// The agent's command line from pod namespace `ns` (from the node
+    /// itself when `None`) to `targets`.
+    pub(crate) fn argv(&self, ns: Option<&str>, targets: &[String]) -> Vec<String> {
+        let mut argv = vec![AGENT_PATH.to_string()];
+        if let Some(ns) = ns {
+            argv.extend(["--netns".to_string(), ns.to_string()]);
+        }
+        argv.extend(["ping".to_string(), "--count".to_string()]);
         argv.push(self.count.to_string());
         argv.push("--interval-ms".into());
         argv.push(self.interval_ms.to_string());
         argv.push("--timeout-ms".into());
         argv.push(self.timeout_ms.to_string());
+        if self.dont_fragment {
+            argv.push("--dont-fragment".into());
+        }
+        if let Some(payload) = self.payload {
+            argv.extend(["--payload".to_string(), payload.to_string()]);
+        }
         argv.extend(targets.iter().cloned());
         argv
-    }
-
-    /// Runs the ping on the node of session `s`; the report, or a sentence
-    /// naming the node, the command and its stderr.
-    pub(crate) fn run(
-        &self,
-        s: &Session,
-        ns: &str,
-        targets: &[String],
-    ) -> Result<PingReport, String> {
-        let argv = self.argv(ns, targets);
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let node = &s.endpoint().node;
-        let out = s.run(&argv, None).map_err(|e| e.to_string())?;
-        read_report(node, out.status, &out.stdout_text(), &out.stderr_text())
     }
 }
 

@@ -1,5 +1,5 @@
-//! `egress` on VM labs (opt-in: `verify.egressTarget` in the lab file).
-//! verify cannot watch the far end, so the evidence is taken where
+//! `egress` (netns labs: the outside namespace; VM labs opt in with
+//! `verify.egressTarget` in the lab file). verify cannot watch the far end, so the evidence is taken where
 //! MASQUERADE acts: each node's agent captures the ICMP echo requests to
 //! the target that LEAVE the node (`capture --icmp-to`, AF_PACKET,
 //! outgoing packets, i.e. after POSTROUTING) while the node's pod pings
@@ -10,51 +10,30 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{Departure, IcmpCaptureReport};
 
-use super::output::{agent_ping_answered, ping_result, tagged_report};
+use super::output::tagged_report;
 use crate::verify::evidence::EgressProbe;
 
-/// Captures with the agent (`$1`, plan on stdin) for `$3` seconds the echo
-/// requests to `$4` leaving the node while pod namespace `$2` (when given;
-/// kubeadm labs ping through kubectl instead) pings `$4`. Prints `@route`
-/// (the source address the node's routing picks for `$4`, which is the
-/// address MASQUERADE uses), `@ping` and `@capture STATUS JSON`.
-pub(crate) const EGRESS_SCRIPT: &str = r#"agent=$1; ns=$2; secs=$3; target=$4
-dir=$(mktemp -d) || exit 1
-trap 'rm -rf "$dir"' EXIT
-cat > "$dir/plan.json"
-printf '@route %s\n' "$(ip -4 route get "$target" 2>&1 | tr '\n' ' ')"
-"$agent" --plan "$dir/plan.json" capture --icmp-to "$target" --seconds "$secs" > "$dir/capture.json" 2> "$dir/capture.err" &
-cap=$!
-sleep 1
-if [ -n "$ns" ]; then
-  out=$(ip netns exec "$ns" busybox ping -c 3 -W 1 -q "$target" 2>&1)
-  printf '@ping %s\n' "$(printf '%s' "$out" | tr '\n' '|')"
-fi
-wait "$cap"; rc=$?
-printf '@capture %s ' "$rc"; tr '\n' ' ' < "$dir/capture.json"; tr '\n' ' ' < "$dir/capture.err"; echo"#;
+/// How long each node's agent captures at least (a healthy node's capture
+/// ends after its pod's three echo requests).
+pub(crate) const EGRESS_CAPTURE_SECONDS: u32 = 5;
 
-/// How long each node's agent captures; the pings start one second in.
-pub(crate) const EGRESS_CAPTURE_SECONDS: &str = "5";
-
-/// What one node's [`EGRESS_SCRIPT`] printed.
+/// What one node's egress capture and its pod's ping gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EgressNodeOutput {
     /// The source `ip route get TARGET` names (MASQUERADE's choice).
     pub route_src: Option<Ipv4Addr>,
-    /// The pod's ping output (newlines restored), when it pinged here.
-    pub ping: Option<String>,
-    /// The agent's ping from the pod (`@agentping`): answered, or why not.
-    pub agent_ping: Option<Result<bool, String>>,
+    /// The pod's ping: answered, or why not.
+    pub ping: Option<Result<bool, String>>,
     /// What left the node, or why the capture gave nothing.
     pub departures: Result<Vec<Departure>, String>,
 }
 
-/// Reads the tagged lines node `node`'s [`EGRESS_SCRIPT`] printed.
+/// Reads the `@route` and `@capture` lines node `node`'s capture printed
+/// ([`super::scripts::ARM_SCRIPT`], [`super::scripts::COLLECT_SCRIPT`]).
 pub fn parse_egress_output(node: &str, text: &str) -> EgressNodeOutput {
     let mut out = EgressNodeOutput {
         route_src: None,
         ping: None,
-        agent_ping: None,
         departures: Err("the capture printed nothing".into()),
     };
     for line in text.lines() {
@@ -64,10 +43,6 @@ pub fn parse_egress_output(node: &str, text: &str) -> EgressNodeOutput {
                 .windows(2)
                 .find(|w| w[0] == "src")
                 .and_then(|w| w[1].parse().ok());
-        } else if let Some(rest) = line.strip_prefix("@ping ") {
-            out.ping = Some(rest.replace('|', "\n"));
-        } else if let Some(rest) = line.strip_prefix("@agentping ") {
-            out.agent_ping = Some(agent_ping_answered(node, rest));
         } else if let Some(rest) = line.strip_prefix("@capture ") {
             out.departures = tagged_report::<IcmpCaptureReport>(node, rest).map(|r| r.departures);
         }
@@ -94,14 +69,7 @@ pub fn egress_probe(
             observed.push(d.src);
         }
     }
-    let reply_received = match &out.agent_ping {
-        Some(answered) => *answered == Ok(true),
-        None => out
-            .ping
-            .as_deref()
-            .and_then(|p| ping_result(p).0)
-            .is_some_and(|s| s.received > 0),
-    };
+    let reply_received = out.ping == Some(Ok(true));
     EgressProbe {
         node: node.to_string(),
         pod_ip,
@@ -133,14 +101,14 @@ mod tests {
     }
 
     const MASQUERADED: &str = "@route 192.168.71.200 dev eth1 src 192.168.71.11 uid 0     cache  \n\
-        @ping PING 192.168.71.200 (192.168.71.200): 56 data bytes||--- 192.168.71.200 ping statistics ---|3 packets transmitted, 3 packets received, 0% packet loss|round-trip min/avg/max = 0.1/0.2/0.3 ms\n\
         @capture 0 {\"reportVersion\":1,\"command\":\"capture --icmp-to\",\"node\":\"worker1\",\"icmpTo\":\"192.168.71.200\",\"seconds\":5.0,\"packets\":3,\"departures\":[{\"interface\":\"eth1\",\"src\":\"192.168.71.11\",\"packets\":3}]} \n";
 
     #[test]
     fn reads_route_ping_and_departures() {
-        let out = parse_egress_output("worker1", MASQUERADED);
+        let mut out = parse_egress_output("worker1", MASQUERADED);
         assert_eq!(out.route_src, Some(Ipv4Addr::new(192, 168, 71, 11)));
-        assert!(out.ping.as_deref().unwrap().contains("3 packets received"));
+        assert_eq!(out.ping, None);
+        out.ping = Some(Ok(true));
         assert_eq!(
             out.departures,
             Ok(vec![Departure {
@@ -155,10 +123,9 @@ mod tests {
 
     #[test]
     fn the_pod_source_leaving_is_not_masqueraded() {
-        let text = MASQUERADED
-            .replace("\"src\":\"192.168.71.11\"", "\"src\":\"10.71.1.2\"")
-            .replace("3 packets received, 0%", "0 packets received, 100%");
-        let out = parse_egress_output("worker1", &text);
+        let text = MASQUERADED.replace("\"src\":\"192.168.71.11\"", "\"src\":\"10.71.1.2\"");
+        let mut out = parse_egress_output("worker1", &text);
+        out.ping = Some(Ok(false));
         let p = probe_of("worker1", 1, &out);
         assert_eq!(p.observed_sources, [Ipv4Addr::new(10, 71, 1, 2)]);
         assert!(!p.masqueraded() && !p.reply_received);

@@ -1,0 +1,198 @@
+//! The checks whose pings the agents capture: `vxlan` (a ring of
+//! cross-node pod pings, seen on the underlay as VXLAN) and `egress`
+//! (every pod pings the outside target; what leaves each node is seen
+//! after POSTROUTING). Both in three rounds: every node's agent starts
+//! capturing ([`ARM_SCRIPT`], returning once its socket is open), the pods
+//! ping ([`super::pod_exec::PodExec::ping`]), the captures are collected
+//! ([`COLLECT_SCRIPT`]).
+
+use std::net::Ipv4Addr;
+
+use labctl_nodeplan::probe::PingReport;
+
+use super::agent_ping::CAPTURED;
+use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS};
+use super::fanout::{on_nodes, run_jobs, script, Job};
+use super::output::{answered, parse_vxlan_output, ring, ring_pairs, vxlan_evidence};
+use super::pod_exec::{PingReader, ProbePod};
+use super::scripts::{ARM_SCRIPT, COLLECT_SCRIPT};
+use super::Probes;
+use crate::verify::evidence::{EgressProbe, VxlanPair};
+use crate::verify::parse::BadChecksum;
+use crate::verify::target::AGENT_PATH;
+
+/// VXLAN packets a node of a healthy ring sees: as sender, 3 requests out
+/// and 3 replies in; as receiver, 3 requests in and 3 replies out.
+const VXLAN_PACKETS: &str = "12";
+
+/// What arming a node gave: the capture's folder and what the script
+/// printed, or why it did not start.
+type Armed = Option<Result<(String, String), String>>;
+
+/// Starts the agents' captures (options `capture`) on the nodes `wanted`
+/// says, each with its plan; `route`: an address whose route to print.
+fn arm(
+    p: &mut Probes,
+    wanted: impl Fn(usize) -> bool + Sync,
+    route: &str,
+    capture: &[&str],
+) -> Vec<Armed> {
+    let view = &p.target.view;
+    let plans = &p.target.plans;
+    let mut args = vec![AGENT_PATH, route];
+    args.extend_from_slice(capture);
+    on_nodes(&mut p.sessions, |i, s| {
+        if !wanted(i) {
+            return None;
+        }
+        let node = &view.nodes.get(i)?.name;
+        let plan = plans.iter().find(|p| &p.node == node)?;
+        Some(
+            script(s, ARM_SCRIPT, &args, Some(plan.to_json().as_bytes())).and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("@dir "))
+                    .map(|dir| (dir.to_string(), t.clone()))
+                    .ok_or_else(|| format!("{node}: the capture did not start: {t}"))
+            }),
+        )
+    })
+    .into_iter()
+    .map(Option::flatten)
+    .collect()
+}
+
+/// Collects the captures [`arm`] started, waiting at most `seconds`;
+/// `log(i)`: whether node `i` also prints its kernel log. Each node's
+/// arming output and then its collected output, or why there is none.
+fn collect(
+    p: &mut Probes,
+    armed: &[Armed],
+    seconds: u32,
+    log: impl Fn(usize) -> bool + Sync,
+) -> Vec<Option<Result<String, String>>> {
+    let secs = seconds.to_string();
+    on_nodes(&mut p.sessions, |i, s| match armed.get(i)?.as_ref()? {
+        Ok((dir, text)) => {
+            let log = if log(i) { "log" } else { "" };
+            Some(script(s, COLLECT_SCRIPT, &[dir, &secs, log], None).map(|t| format!("{text}{t}")))
+        }
+        Err(e) => Some(Err(e.clone())),
+    })
+    .into_iter()
+    .map(Option::flatten)
+    .collect()
+}
+
+/// Runs one ping per `(pod, target)` (the [`CAPTURED`] pings); the reports
+/// in order.
+fn ping_each(p: &mut Probes, jobs: &[(ProbePod, Ipv4Addr)]) -> Vec<Result<PingReport, String>> {
+    let built: Vec<(Job, PingReader)> = jobs
+        .iter()
+        .map(|(pod, to)| p.exec.ping(pod, &CAPTURED, &[to.to_string()]))
+        .collect();
+    let runnable: Vec<Job> = built.iter().map(|(j, _)| j.clone()).collect();
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &runnable);
+    jobs.iter()
+        .zip(built)
+        .zip(outs)
+        .map(|(((pod, _), (_, reader)), out)| p.exec.read_ping(pod, reader, out))
+        .collect()
+}
+
+/// `vxlan`: every node's agent captures on its underlay while a ring of
+/// cross-node pings runs (pod i → pod i+1); the kernel logs are read for
+/// bad checksums.
+pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum)>) {
+    let ok = p.ok.clone();
+    let pairs = ring(ok.len());
+    let secs = p.exec.capture_seconds();
+    let armed = arm(
+        p,
+        |_| true,
+        "",
+        &["--seconds", &secs.to_string(), "--count", VXLAN_PACKETS],
+    );
+    let jobs: Vec<(ProbePod, Ipv4Addr)> = pairs
+        .iter()
+        .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
+        .collect();
+    let reports = ping_each(p, &jobs);
+    // netns nodes share this host's kernel: one node reads its log.
+    let netns = p.target.view.provider == "netns";
+    let texts = collect(p, &armed, secs, |i| !netns || i == 0);
+    let view = &p.target.view;
+    let outputs: Vec<_> = texts
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let node = &view.nodes.get(i)?.name;
+            let mut out = text?.map(|t| parse_vxlan_output(node, &t));
+            if let Ok(o) = &mut out {
+                // The ping that node's pod sent round the ring.
+                let sent = pairs.iter().position(|(a, _)| ok[*a].at == i);
+                o.ping = sent.map(|k| answered(&reports[k]));
+            }
+            Some(out)
+        })
+        .collect();
+    let method = format!(
+        "labctl-agent capture on the underlay interface (AF_PACKET) over SSH, {}",
+        p.exec.ping_method()
+    );
+    vxlan_evidence(view, &ring_pairs(&pairs, &ok), &outputs, &method)
+}
+
+/// `egress`: every node's agent captures the echo requests to `target`
+/// leaving the node while the node's pod pings `target`. One probe per
+/// usable pod, and a line per node whose probe could not run.
+pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec<String>) {
+    let ok = p.ok.clone();
+    let to = target.to_string();
+    let secs = EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds());
+    let capture = [
+        "--icmp-to",
+        &to,
+        "--seconds",
+        &secs.to_string(),
+        "--count",
+        "3",
+    ];
+    let armed = arm(p, |i| ok.iter().any(|pod| pod.at == i), &to, &capture);
+    let jobs: Vec<(ProbePod, Ipv4Addr)> = ok.iter().map(|pod| (pod.clone(), target)).collect();
+    let reports = ping_each(p, &jobs);
+    let texts = collect(p, &armed, secs, |_| false);
+    let view = &p.target.view;
+    let mut probes = Vec::new();
+    let mut errors = Vec::new();
+    for (pod, report) in ok.iter().zip(&reports) {
+        let Some(node) = view.nodes.get(pod.at) else {
+            continue;
+        };
+        let mut out = match texts.get(pod.at).cloned().flatten() {
+            Some(Ok(text)) => parse_egress_output(&node.name, &text),
+            Some(Err(e)) => {
+                errors.push(format!("✗ {}: {e}", node.name));
+                continue;
+            }
+            None => {
+                errors.push(format!("✗ {}: not reachable over SSH", node.name));
+                continue;
+            }
+        };
+        if let Err(e) = &out.departures {
+            errors.push(format!("✗ {}: {e}", node.name));
+        }
+        if let Err(e) = report {
+            errors.push(format!("✗ {}: ping: {e}", node.name));
+        }
+        out.ping = Some(answered(report));
+        probes.push(egress_probe(
+            &node.name,
+            pod.ip,
+            node.underlay_ip,
+            target,
+            &out,
+        ));
+    }
+    (probes, errors)
+}

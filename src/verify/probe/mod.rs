@@ -1,0 +1,248 @@
+//! The one probe path, for every provider: every check runs on the nodes
+//! over one SSH session per node, all nodes at once; the node's agent
+//! checks, captures and pings. The pods are what differs: network
+//! namespaces on the nodes (`<lab>-<node>-busybox`) in network-only labs
+//! (netns, and ssh and vagrant labs without Kubernetes), real Kubernetes
+//! pods verify creates in kubeadm labs ([`crate::verify::kube`]). How a
+//! command runs inside one is [`pod_exec::PodExec`]; nothing else knows.
+//! netns nodes are namespaces on this host with their own sshd, reached
+//! like VMs; what they share with this host (its kernel's neighbour table,
+//! its kernel log) is read once. Each script is constant ([`scripts`]);
+//! lab values travel only as its quoted arguments.
+//!
+//! - this module: the flow and the node checks;
+//! - [`fanout`]: jobs on the nodes, each node's in one command;
+//! - [`pod_exec`]: commands inside pods; [`agent_ping`]: the agent's
+//!   `ping` and its report;
+//! - [`pod_probes`]: pod-mesh, mtu, dns; [`captured`]: vxlan and egress,
+//!   whose pings the agents capture ([`egress`] reads that evidence);
+//! - [`output`]: reading the scripts' output into evidence (pure).
+
+mod agent_ping;
+mod captured;
+pub(super) mod egress;
+mod fanout;
+mod output;
+mod pod_exec;
+mod pod_probes;
+mod scripts;
+
+use std::time::Instant;
+
+use super::evidence::{Evidence, KubeEvidence};
+use super::kube::{self, Cleanup, Kubectl};
+use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
+use super::neighbours;
+use super::target::{self, Target};
+use super::{assemble, checks};
+use crate::ssh::Session;
+use pod_exec::{PodExec, ProbePod};
+
+pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput};
+
+/// What the pod probes share: the lab, how pods are entered, the usable
+/// pods, and the node sessions (in view order; `None`: unreachable).
+pub(crate) struct Probes<'a> {
+    pub target: &'a Target,
+    pub exec: PodExec,
+    pub ok: Vec<ProbePod>,
+    pub sessions: Vec<Option<Session>>,
+}
+
+/// Runs the selected checks on the lab.
+pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
+    let view = &target.view;
+    let wants = |id: CheckId| selected.contains(&id);
+    let kubernetes = target.state.kubernetes;
+    // netns nodes share this host's kernel: entries its neighbour table
+    // refused from here on count against the lab.
+    let host_table = (view.provider == "netns").then(neighbours::table_fulls);
+    let mut ev = Evidence::default();
+    let mut results: Vec<CheckResult> = Vec::new();
+    let sessions = node_checks(target, selected, &mut ev, &mut results);
+    let cp = view.nodes.iter().position(|n| n.control_plane).unwrap_or(0);
+    let exec = if kubernetes {
+        PodExec::Kubectl { control_plane: cp }
+    } else {
+        PodExec::Netns
+    };
+    let mut p = Probes {
+        target,
+        exec,
+        ok: Vec::new(),
+        sessions,
+    };
+    // egress needs a target: netns labs have their outside, VM labs opt in.
+    let egress_on = wants(CheckId::Egress) && view.outside.is_some();
+    let needs_pods =
+        wants(CheckId::Pods) || egress_on || CheckId::FROM_PODS.iter().any(|c| wants(*c));
+    // kubectl's own session to the control plane (creating pods, reading
+    // the API), opened only when a check needs it.
+    let kubectl_session = (kubernetes && (needs_pods || wants(CheckId::Kubernetes)))
+        .then(|| kube::connect(target, cp));
+    let k = kubectl_session.as_ref().map(|s| {
+        s.as_ref().map(|s| Kubectl {
+            session: s,
+            node: &view.nodes[cp].name,
+        })
+    });
+    if wants(CheckId::Kubernetes) {
+        results.push(match &k {
+            Some(k) => {
+                let t = Instant::now();
+                ev.kubernetes = Some(match k {
+                    Ok(k) => kube::evidence(k, view),
+                    Err(e) => KubeEvidence {
+                        errors: vec![(*e).clone()],
+                        ..Default::default()
+                    },
+                });
+                checks::kubernetes(view, &ev).timed(t)
+            }
+            None => not_kubernetes(view),
+        });
+    }
+    let _cleanup = k.as_ref().and_then(|k| k.as_ref().ok()).map(Cleanup);
+    if needs_pods {
+        let t = Instant::now();
+        ev.pods = match &k {
+            Some(Ok(k)) => kube::create_pods(k, view),
+            Some(Err(e)) => kube::failed_pods(view, e),
+            None => pod_probes::inspect_pods(&mut p, &target.pods),
+        };
+        if wants(CheckId::Pods) {
+            results.push(checks::pods(view, &ev).timed(t));
+        }
+        p.ok = exec.usable(view, &ev.pods);
+        pod_checks(&mut p, selected, egress_on, &mut ev, &mut results);
+    }
+    if wants(CheckId::Egress) && !egress_on {
+        results.push(egress_skip(view));
+    }
+    // Printed in check order, whatever order the work ran in.
+    results.sort_by_key(|r| r.id);
+    drop(_cleanup);
+    target::disconnect_all(p.sessions);
+    if let Some(before) = host_table {
+        ev.neighbour_table = neighbours::observe(view.nodes.len(), before);
+    }
+    assemble(view, ev, results, started)
+}
+
+/// The checks from the pods (`p.ok`), each when selected; without a
+/// usable pod each fails saying so.
+fn pod_checks(
+    p: &mut Probes,
+    selected: &[CheckId],
+    egress_on: bool,
+    ev: &mut Evidence,
+    results: &mut Vec<CheckResult>,
+) {
+    let view = &p.target.view;
+    let wants = |id: CheckId| selected.contains(&id);
+    if p.ok.is_empty() {
+        let ids = CheckId::FROM_PODS
+            .into_iter()
+            .chain(egress_on.then_some(CheckId::Egress));
+        for id in ids.filter(|id| wants(*id)) {
+            results.push(CheckResult::new(
+                id,
+                Outcome::Fail,
+                "no pod is running to probe from (see the pods check)",
+            ));
+        }
+        return;
+    }
+    if wants(CheckId::PodMesh) {
+        let t = Instant::now();
+        let mesh = pod_probes::mesh(p);
+        results.push(checks::pod_mesh(&mesh).timed(t));
+        ev.mesh = Some(mesh);
+    }
+    if wants(CheckId::Vxlan) {
+        let t = Instant::now();
+        (ev.vxlan, ev.bad_checksums) = captured::vxlan(p);
+        results.push(checks::vxlan(view, ev).timed(t));
+    }
+    if wants(CheckId::Mtu) {
+        let t = Instant::now();
+        (ev.mtu, ev.link_mtus) = pod_probes::mtu(p);
+        let mut r = checks::mtu(view, ev);
+        if let Some(note) = p.exec.mtu_note() {
+            r.summary.push_str("; ");
+            r.summary.push_str(note);
+        }
+        results.push(r.timed(t));
+    }
+    if wants(CheckId::Dns) {
+        let t = Instant::now();
+        // Where labctl runs the DNS pod (network-only labs), it also asks
+        // through the service that leads back to itself (hairpin).
+        let dns_pod = p
+            .target
+            .dns_pod
+            .as_ref()
+            .filter(|_| p.exec == PodExec::Netns);
+        ev.dns = pod_probes::dns(p, dns_pod);
+        results.push(checks::dns(view, ev).timed(t));
+    }
+    if let Some(outside) = view.outside.as_ref().filter(|_| egress_on) {
+        let t = Instant::now();
+        let (probes, errors) = captured::egress(p, outside.ip);
+        ev.egress = probes;
+        let mut r = checks::egress(view, ev);
+        r.summary.push_str("; ");
+        r.summary.push_str(egress::EGRESS_METHOD);
+        r.details.extend(errors);
+        results.push(r.timed(t));
+    }
+}
+
+/// `nodes` and `dataplane` (when selected): connects to every node, asks
+/// its agent for its version and to check the node against its plan, and
+/// reads its iptables rules. Returns the sessions, one per node in view
+/// order, for the probes that follow.
+fn node_checks(
+    target: &Target,
+    selected: &[CheckId],
+    ev: &mut Evidence,
+    results: &mut Vec<CheckResult>,
+) -> Vec<Option<Session>> {
+    let view = &target.view;
+    let t = Instant::now();
+    let (mut sessions, reach) = target.connect_all();
+    ev.reach = reach;
+    if selected.contains(&CheckId::Nodes) {
+        results.push(checks::nodes(ev, crate::embedded::AGENT_VERSION).timed(t));
+    }
+    if selected.contains(&CheckId::Dataplane) {
+        let t = Instant::now();
+        let (kept, errors) = target.agent_check(sessions, ev);
+        sessions = kept;
+        results.push(checks::dataplane(view, ev, &errors).timed(t));
+    }
+    sessions
+}
+
+/// `kubernetes` skipped on a lab that runs none.
+fn not_kubernetes(view: &LabView) -> CheckResult {
+    CheckResult::skip(
+        CheckId::Kubernetes,
+        if view.provider == "netns" {
+            "netns labs run no Kubernetes (kubeadm labs only)"
+        } else {
+            "network-only lab (kubernetes: {enabled: false}): no cluster to check"
+        },
+    )
+}
+
+/// `egress` skipped on a VM lab without a target, saying how to turn it on.
+fn egress_skip(view: &LabView) -> CheckResult {
+    CheckResult::skip(
+        CheckId::Egress,
+        format!(
+            "no egress target is configured ({} labs have no outside of their own, and none should depend on the internet by default); to run it, set `verify.egressTarget: ADDRESS` in the lab file, an address outside the cluster that answers ping",
+            view.provider
+        ),
+    )
+}

@@ -1,0 +1,187 @@
+//! The checks that run from the pods and need no capture: `pod-mesh`,
+//! `mtu` and `dns`, each one round of [`super::fanout::run_jobs`] with
+//! its pod commands built by [`super::pod_exec::PodExec`].
+
+use labctl_nodeplan::probe::PingReport;
+
+use super::agent_ping::{self, cell, mtu_probe, MESH};
+use super::fanout::{run_jobs, Job, JobOutput};
+use super::output::{dns_probe, link_mtus, mtu_pairs, parse_ip_addr_json, ring_pairs};
+use super::pod_exec::{PingReader, ProbePod};
+use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
+use super::Probes;
+use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix};
+use crate::verify::model::PodView;
+
+/// Runs ping jobs and reads each one's report, in job order.
+fn pings(
+    p: &mut Probes,
+    jobs: Vec<(&ProbePod, (Job, PingReader))>,
+) -> Vec<Result<PingReport, String>> {
+    let (pods, jobs): (Vec<&ProbePod>, Vec<(Job, PingReader)>) = jobs.into_iter().unzip();
+    let (jobs, readers): (Vec<Job>, Vec<PingReader>) = jobs.into_iter().unzip();
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    pods.into_iter()
+        .zip(readers)
+        .zip(outs)
+        .map(|((pod, reader), out)| p.exec.read_ping(pod, reader, out))
+        .collect()
+}
+
+/// The other pods' addresses, as ping targets.
+fn others(ok: &[ProbePod], me: &ProbePod) -> Vec<String> {
+    ok.iter()
+        .filter(|o| o.at != me.at)
+        .map(|o| o.ip.to_string())
+        .collect()
+}
+
+/// `pod-mesh`: every pod pings every other pod, all pods at once.
+pub(super) fn mesh(p: &mut Probes) -> PingMatrix {
+    let ok = p.ok.clone();
+    let jobs = ok
+        .iter()
+        .map(|pod| (pod, p.exec.ping(pod, &MESH, &others(&ok, pod))))
+        .collect();
+    let reports = pings(p, jobs);
+    let mut matrix = PingMatrix {
+        nodes: ok.iter().map(|pod| pod.node.clone()).collect(),
+        cells: Vec::new(),
+    };
+    for (from, report) in ok.iter().zip(&reports) {
+        for to in ok.iter().filter(|o| o.at != from.at) {
+            matrix.cells.push(cell(&from.node, &to.node, to.ip, report));
+        }
+    }
+    matrix
+}
+
+/// `mtu`: the node MTUs, every pod's eth0 MTU, and don't-fragment pings of
+/// pod MTU − 28 and one byte more both ways round the ring of the usable
+/// pods, all in one round.
+pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
+    let ok = p.ok.clone();
+    let view = &p.target.view;
+    let fits = view.pod_mtu.saturating_sub(28);
+    let pairs = mtu_pairs(ok.len());
+    let mut jobs: Vec<Job> = (0..view.nodes.len())
+        .map(|at| Job {
+            at,
+            argv: [
+                "sh",
+                "-c",
+                NODE_MTU_SCRIPT,
+                "sh",
+                view.vxlan_device.as_str(),
+            ]
+            .map(String::from)
+            .to_vec(),
+        })
+        .collect();
+    jobs.extend(ok.iter().map(|pod| p.exec.in_pod(pod, POD_MTU_SCRIPT, &[])));
+    let nodes = view.nodes.len();
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    let view = &p.target.view;
+    let mut links = Vec::new();
+    for (node, out) in view.nodes.iter().zip(&outs) {
+        if let Ok(o) = out {
+            links.extend(link_mtus(&node.name, "", &o.stdout));
+        }
+    }
+    for (pod, out) in ok.iter().zip(&outs[nodes..]) {
+        if let Ok(o) = out {
+            links.extend(link_mtus(&pod.node, &pod.name, &o.stdout));
+        }
+    }
+    let targets_of = |a: usize| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(x, _)| *x == a)
+            .map(|(_, b)| ok[*b].ip.to_string())
+            .collect()
+    };
+    let ping_jobs = ok
+        .iter()
+        .enumerate()
+        .flat_map(|(a, pod)| {
+            [fits, fits + 1].map(|size| {
+                let ping = agent_ping::dont_fragment(size);
+                (pod, p.exec.ping(pod, &ping, &targets_of(a)))
+            })
+        })
+        .collect();
+    let reports = pings(p, ping_jobs);
+    let probes = ring_pairs(&pairs, &ok)
+        .into_iter()
+        .zip(&pairs)
+        .map(|((from, to, _, target), (a, _))| {
+            let (fit, over) = (&reports[2 * a], &reports[2 * a + 1]);
+            mtu_probe((&from, &to, target), fits, fit, over)
+        })
+        .collect();
+    (probes, links)
+}
+
+/// `dns`: `busybox nslookup kubernetes.default` through each pod's own
+/// resolv.conf, in every usable pod and in `also` (the DNS pod asking
+/// through the service that leads back to itself: hairpin).
+pub(super) fn dns(p: &mut Probes, also: Option<&PodView>) -> Vec<DnsProbe> {
+    let mut pods = p.ok.clone();
+    pods.extend(p.exec.usable(
+        &p.target.view,
+        also.into_iter().cloned().collect::<Vec<_>>().as_slice(),
+    ));
+    let jobs: Vec<Job> = pods
+        .iter()
+        .map(|pod| p.exec.in_pod(pod, POD_DNS_SCRIPT, &[]))
+        .collect();
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    pods.iter()
+        .zip(outs)
+        .map(|(pod, out)| {
+            // nslookup exits 1 on NXDOMAIN: its output is the evidence.
+            let text = match out {
+                Ok(JobOutput { stdout, stderr, .. }) => stdout + &stderr,
+                Err(e) => e,
+            };
+            dns_probe(&pod.node, &pod.name, &text, &p.target.view)
+        })
+        .collect()
+}
+
+/// The pods of a network-only lab as they are: each pod namespace's first
+/// IPv4 address (`ip -j -n NS -4 addr`), on every node at once.
+pub(super) fn inspect_pods(p: &mut Probes, pods: &[PodView]) -> Vec<PodView> {
+    let view = &p.target.view;
+    let jobs: Vec<Option<Job>> = pods
+        .iter()
+        .map(|pod| {
+            let at = view.nodes.iter().position(|n| n.name == pod.node)?;
+            let ns = pod.namespace.clone()?;
+            Some(Job {
+                at,
+                argv: ["ip", "-j", "-n", &ns, "-4", "addr", "show"]
+                    .map(String::from)
+                    .to_vec(),
+            })
+        })
+        .collect();
+    let runnable: Vec<Job> = jobs.iter().flatten().cloned().collect();
+    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &runnable).into_iter();
+    pods.iter()
+        .zip(&jobs)
+        .map(|(pod, job)| {
+            let mut pod = pod.clone();
+            let ns = pod.namespace.clone().unwrap_or_default();
+            let found = match job.as_ref().and_then(|_| outs.next()) {
+                Some(Ok(out)) => out
+                    .success(&pod.node, &format!("ip -n {ns} addr"))
+                    .and_then(|t| parse_ip_addr_json(&t)),
+                Some(Err(e)) => Err(e),
+                None => Err(format!("{} has no namespace in the lab's state", pod.node)),
+            };
+            pod.record_address(found);
+            pod
+        })
+        .collect()
+}
