@@ -16,13 +16,15 @@
 //!   `ping` and its report;
 //! - [`pod_probes`]: pod-mesh, mtu, dns; [`captured`]: vxlan and egress,
 //!   whose pings the agents capture ([`egress`] reads that evidence);
-//! - [`output`]: reading the scripts' output into evidence (pure).
+//! - [`pairs`]: the pods probed and the pairs between them; [`output`]:
+//!   reading the scripts' output into evidence (both pure).
 
 mod agent_ping;
 mod captured;
 pub(super) mod egress;
 mod fanout;
 mod output;
+mod pairs;
 mod pod_exec;
 mod pod_probes;
 mod scripts;

@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use labctl_nodeplan::probe::PingReport;
 use labctl_nodeplan::report::{self, AgentReport, CaptureReport};
 
-use super::pod_exec::ProbePod;
 use crate::verify::evidence::{DnsProbe, LinkMtu, VxlanPair};
 use crate::verify::model::LabView;
 use crate::verify::parse;
@@ -36,39 +35,6 @@ pub fn parse_tagged(text: &str, keys: usize) -> Vec<(Vec<String>, String)> {
                 .map(|_| parts.next().unwrap_or("").to_string())
                 .collect();
             (k, parts.next().unwrap_or("").replace('|', "\n"))
-        })
-        .collect()
-}
-
-/// Ring pairs over the usable pods: pod i sends to pod i+1.
-pub(crate) fn ring(n: usize) -> Vec<(usize, usize)> {
-    if n < 2 {
-        return Vec::new();
-    }
-    (0..n).map(|i| (i, (i + 1) % n)).collect()
-}
-
-/// The pairs the DF pings of `mtu` run between: both ways round the ring
-/// (with two pods one way round is both ways already).
-pub(crate) fn mtu_pairs(n: usize) -> Vec<(usize, usize)> {
-    let mut pairs = ring(n);
-    if n > 2 {
-        pairs.extend(ring(n).into_iter().map(|(a, b)| (b, a)));
-    }
-    pairs
-}
-
-/// Each pair (of indexes in `ok`) as (sender node, receiver node, sender
-/// pod IP, receiver pod IP).
-pub(crate) fn ring_pairs(
-    pairs: &[(usize, usize)],
-    ok: &[ProbePod],
-) -> Vec<(String, String, Ipv4Addr, Ipv4Addr)> {
-    pairs
-        .iter()
-        .map(|(a, b)| {
-            let (pa, pb) = (&ok[*a], &ok[*b]);
-            (pa.node.clone(), pb.node.clone(), pa.ip, pb.ip)
         })
         .collect()
 }

@@ -14,6 +14,7 @@ use labctl_nodeplan::report::REPORT_VERSION;
 use super::agent_ping::{self, Ping};
 use super::fanout::{Job, JobOutput};
 use super::output::parse_tagged;
+pub(crate) use super::pairs::ProbePod;
 use super::scripts::POD_PING_SCRIPT;
 use crate::kubeadm::steps::ADMIN_CONF;
 use crate::verify::kube::manifest::NAMESPACE;
@@ -28,18 +29,6 @@ pub(crate) enum PodExec {
     /// The pod is a Kubernetes pod: `kubectl exec` on the control plane,
     /// the node at this index of the lab view.
     Kubectl { control_plane: usize },
-}
-
-/// A pod verify can probe: its node (index in the view, and name), its
-/// name, what reaches it (its namespace on the node, or its Kubernetes
-/// name), its IP.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ProbePod {
-    pub at: usize,
-    pub node: String,
-    pub name: String,
-    pub handle: String,
-    pub ip: Ipv4Addr,
 }
 
 /// How a ping job's output is read.

@@ -6,7 +6,8 @@ use labctl_nodeplan::probe::PingReport;
 
 use super::agent_ping::{self, cell, mtu_probe, MESH};
 use super::fanout::{run_jobs, Job, JobOutput};
-use super::output::{dns_probe, link_mtus, mtu_pairs, parse_ip_addr_json, ring_pairs};
+use super::output::{dns_probe, link_mtus, parse_ip_addr_json};
+use super::pairs::{mtu_pairs, ring_pairs};
 use super::pod_exec::{PingReader, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
 use super::Probes;
