@@ -134,6 +134,22 @@ pub fn have_program(program: &str) -> bool {
         .any(|dir| dir.join(program).is_file())
 }
 
+/// `program args...`'s stdout when it runs and exits 0; `None` otherwise
+/// (a tool that is missing, or too old for an option). Nothing on its
+/// stdin, its stderr dropped, Vagrant's version check off.
+pub fn stdout_if_ok(program: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

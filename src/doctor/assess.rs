@@ -187,7 +187,7 @@ fn vagrant(inputs: &Inputs, scope: Scope, provider: VagrantProvider, out: &mut V
 
 fn libvirt_plugin(inputs: &Inputs, scope: Scope, out: &mut Vec<Finding>) {
     out.push(match inputs.vagrant_plugins.as_deref() {
-        Some(list) if parse::plugin_listed(list, LIBVIRT_PLUGIN) => Finding::ok(
+        Some(list) if crate::wsl::detect::plugin_listed(list, LIBVIRT_PLUGIN) => Finding::ok(
             "vagrant-libvirt",
             format!("the {LIBVIRT_PLUGIN} plugin is installed"),
         ),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::hostcmd::stdout_if_ok;
 use labctl_lab::{Lab, VagrantProvider};
 
 use super::{Inputs, Module, Scope, MODULES, NETNS_TOOLS, SSH_TOOLS};
@@ -77,14 +78,13 @@ pub fn gather(
 
     if scope.netns() {
         inputs.modules = modules(sources);
-        inputs.iptables_version = stdout_of(&sources.iptables, &["-V"]);
+        inputs.iptables_version = stdout_if_ok(&sources.iptables, &["-V"]);
         let tables = std::fs::read_to_string(sources.proc.join("net/ip_tables_names"));
         // Only a loaded ip_tables has tables to save: nothing is loaded here.
         inputs.legacy_rules = match tables {
             Ok(names) if names.trim().is_empty() => Some(0),
-            Ok(_) => {
-                stdout_of(&sources.iptables_legacy_save, &[]).map(|s| super::parse::rule_count(&s))
-            }
+            Ok(_) => stdout_if_ok(&sources.iptables_legacy_save, &[])
+                .map(|s| super::parse::rule_count(&s)),
             Err(_) => None,
         };
         let nft_in_use = inputs
@@ -95,11 +95,11 @@ pub fn gather(
             || module_present(sources, "nf_tables");
         if nft_in_use {
             inputs.nft_rules =
-                stdout_of(&sources.iptables_nft_save, &[]).map(|s| super::parse::rule_count(&s));
+                stdout_if_ok(&sources.iptables_nft_save, &[]).map(|s| super::parse::rule_count(&s));
         }
     }
     if let Some(provider) = scope.vagrant() {
-        inputs.vagrant_version = stdout_of(&sources.vagrant, &["--version"]);
+        inputs.vagrant_version = stdout_if_ok(&sources.vagrant, &["--version"]);
         inputs.wsl = crate::wsl::gather(&sources.wsl, env, euid, lab_folder, provider);
         let on_wsl = inputs.wsl.kind() != crate::wsl::WslKind::NotWsl;
         let plugins_matter = scope == Scope::Host || provider == VagrantProvider::Libvirt;
@@ -108,10 +108,10 @@ pub fn gather(
                 .wsl
                 .vagrant_plugins
                 .clone()
-                .or_else(|| stdout_of(&sources.vagrant, &["plugin", "list"]));
+                .or_else(|| stdout_if_ok(&sources.vagrant, &["plugin", "list"]));
         }
         if provider == VagrantProvider::Virtualbox && !on_wsl {
-            inputs.virtualbox_version = stdout_of(&sources.vboxmanage, &["--version"]);
+            inputs.virtualbox_version = stdout_if_ok(&sources.vboxmanage, &["--version"]);
             inputs.vbox_networks = std::fs::read_to_string(&sources.vbox_networks).ok();
         }
         if !on_wsl {
@@ -120,7 +120,7 @@ pub fn gather(
         }
     }
     if lab.is_some() {
-        inputs.routes = stdout_of(&sources.ip, &["-4", "-j", "route", "show", "table", "all"])
+        inputs.routes = stdout_if_ok(&sources.ip, &["-4", "-j", "route", "show", "table", "all"])
             .and_then(|json| super::parse::routes(&json));
     }
     inputs
@@ -160,14 +160,6 @@ fn command(program: &Path, args: &[&str]) -> Command {
         .stdin(Stdio::null())
         .stderr(Stdio::null());
     cmd
-}
-
-/// A program's stdout when it runs and succeeds; None otherwise.
-fn stdout_of(program: &Path, args: &[&str]) -> Option<String> {
-    let out = command(program, args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn run_ok(program: &Path, args: &[&str]) -> bool {

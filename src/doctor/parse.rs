@@ -105,12 +105,6 @@ pub fn vagrant_version(text: &str) -> Option<&str> {
     text.trim().strip_prefix("Vagrant ").map(str::trim)
 }
 
-/// Whether `vagrant plugin list` lists `plugin` (`name (1.2.3, global)`).
-pub fn plugin_listed(list: &str, plugin: &str) -> bool {
-    list.lines()
-        .any(|l| l.split_whitespace().next() == Some(plugin))
-}
-
 /// `(major, minor, patch)` of a version like `7.0.20r163906`.
 pub fn version_triple(text: &str) -> Option<(u32, u32, u32)> {
     let mut parts = text.trim().split(|c: char| !c.is_ascii_digit());

@@ -54,14 +54,5 @@ fn recent_kernel_log() -> String {
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter(|l| {
-            let stamp = l
-                .strip_prefix('[')
-                .and_then(|r| r.split_once(']'))
-                .and_then(|(t, _)| t.trim().parse::<f64>().ok());
-            stamp.is_none_or(|t| uptime - t < 600.0)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
+    super::parse::recent_kernel_lines(text.lines(), uptime)
 }

@@ -20,6 +20,21 @@ pub struct PingSummary {
     pub rtt_max_ms: Option<f64>,
 }
 
+/// The lines of a kernel log (`dmesg`) from the last ten minutes before
+/// `uptime` (seconds since boot); lines without a time stamp are kept.
+pub fn recent_kernel_lines<'a>(lines: impl IntoIterator<Item = &'a str>, uptime: f64) -> String {
+    lines
+        .into_iter()
+        .filter(|l| {
+            l.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .and_then(|(t, _)| t.trim().parse::<f64>().ok())
+                .is_none_or(|t| uptime - t < 600.0)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// The last three non-empty lines of a command's output, joined by ` | `
 /// (where an error usually is), or `no output`.
 pub fn last_lines(text: &str) -> String {

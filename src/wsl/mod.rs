@@ -14,8 +14,8 @@ mod assess;
 pub mod detect;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use crate::hostcmd::stdout_if_ok;
 use labctl_lab::VagrantProvider;
 
 pub use assess::{assess, Finding, Severity, NO_SUDO, VIRTUALBOX_WSL2_PLUGIN, WINDOWS_ACCESS_VAR};
@@ -105,12 +105,12 @@ pub fn gather(
     }
     inputs.mounts = std::fs::read_to_string(&sources.mounts).ok();
     if kind == WslKind::Wsl2 {
-        inputs.wslinfo_mode = stdout_of(&sources.wslinfo, &["--networking-mode"]);
+        inputs.wslinfo_mode = stdout_if_ok(&sources.wslinfo, &["--networking-mode"]);
         let user = inputs.sudo_user.clone().or_else(|| env("USER"));
         inputs.wslconfig = find_wslconfig(&sources.windows_users, user.as_deref());
         let mirrored = inputs.networking_mode().0 == NetworkingMode::Mirrored;
         if provider == VagrantProvider::Virtualbox && !mirrored {
-            inputs.vagrant_plugins = stdout_of(&sources.vagrant, &["plugin", "list"]);
+            inputs.vagrant_plugins = stdout_if_ok(&sources.vagrant, &["plugin", "list"]);
         }
     }
     inputs
@@ -151,21 +151,6 @@ fn windows_text(bytes: &[u8]) -> String {
         }
         _ => String::from_utf8_lossy(bytes).into_owned(),
     }
-}
-
-/// A program's stdout when it runs and succeeds; None otherwise (an older
-/// `wslinfo` without `--networking-mode`, no Vagrant).
-fn stdout_of(program: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .env("VAGRANT_CHECKPOINT_DISABLE", "1")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

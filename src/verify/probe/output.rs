@@ -96,18 +96,7 @@ pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
             log.push(line);
         }
     }
-    // Only the last ten minutes of the kernel log count.
-    let now = uptime.unwrap_or(0.0);
-    out.kernel_log = log
-        .into_iter()
-        .filter(|l| {
-            l.strip_prefix('[')
-                .and_then(|r| r.split_once(']'))
-                .and_then(|(t, _)| t.trim().parse::<f64>().ok())
-                .is_none_or(|t| now - t < 600.0)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    out.kernel_log = parse::recent_kernel_lines(log, uptime.unwrap_or(0.0));
     out
 }
 
