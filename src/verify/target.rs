@@ -125,9 +125,9 @@ impl Target {
         ))
     }
 
-    /// Connects to every node (at most [`pool::WORKERS`] at a time) and
-    /// asks its agent for its version. The sessions stay open so that
-    /// [`Target::agent_check`] reuses them: one SSH connection per node.
+    /// Connects to every node (at most [`pool::WORKERS`] at a time). The
+    /// sessions stay open so that [`Target::agent_check`] and the probes
+    /// reuse them: one SSH connection per node.
     pub fn connect_all(&self) -> (Vec<Option<Session>>, Vec<NodeReach>) {
         let names: Vec<&str> = self.view.nodes.iter().map(|n| n.name.as_str()).collect();
         let results = pool::map(
@@ -202,31 +202,21 @@ impl Target {
             }
         };
         r.reachable = true;
-        match session.run(&[AGENT_PATH, "--version"], None) {
-            Ok(out) if out.success() => {
-                r.agent_version = Some(out.stdout_text().trim().to_string())
-            }
-            Ok(out) => {
-                r.error = Some(format!(
-                    "`{AGENT_PATH} --version` exited {}: {}",
-                    out.status,
-                    out.stderr_text().trim()
-                ))
-            }
-            Err(e) => r.error = Some(e.to_string()),
-        }
         (Some(session), r)
     }
 
-    /// Runs `labctl-agent check` on every reachable node (plan on stdin)
-    /// over the sessions [`Target::connect_all`] opened, which come back in
-    /// node order for the probes that follow; fills `ev.drift`,
-    /// `ev.checked_nodes` and `ev.firewall` (each node's `iptables -S`, run
-    /// in the same command), returns per-node errors.
+    /// Asks every reachable node's agent for its version (into
+    /// `ev.reach`) and, when `check`, to check the node against its plan
+    /// (plan on stdin), with the node's `iptables -S`: one command per
+    /// node, over the sessions [`Target::connect_all`] opened, which come
+    /// back in node order for the probes that follow. Fills `ev.drift`,
+    /// `ev.checked_nodes` and `ev.firewall`; returns the check's per-node
+    /// errors.
     pub fn agent_check(
         &self,
         sessions: Vec<Option<Session>>,
         ev: &mut Evidence,
+        check: bool,
     ) -> (Vec<Option<Session>>, Vec<(String, String)>) {
         let mut sessions = sessions.into_iter();
         let jobs: Vec<(&str, Option<Session>, Option<&NodePlan>)> = self
@@ -243,7 +233,7 @@ impl Target {
             jobs,
             pool::WORKERS,
             |(node, session, plan)| {
-                let r = check_node(node, session.as_ref(), plan);
+                let r = check_node(node, session.as_ref(), plan, check);
                 (session, r)
             },
             |_| (None, Err("probe thread panicked".to_string())),
@@ -251,6 +241,21 @@ impl Target {
         let (kept, results): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let mut errors = Vec::new();
         for (node, r) in names.into_iter().zip(results) {
+            let reach = ev.reach.iter_mut().find(|r| r.node == node);
+            let r = match (r, reach) {
+                (Ok((version, checked)), Some(reach)) => {
+                    match version {
+                        Ok(v) => reach.agent_version = Some(v),
+                        Err(e) => reach.error = Some(e),
+                    }
+                    checked
+                }
+                (Ok((_, checked)), None) => checked,
+                (Err(e), _) => Err(e),
+            };
+            if !check {
+                continue;
+            }
             match r {
                 Ok((drift, rules)) => {
                     ev.checked_nodes.push(node.to_string());
@@ -272,40 +277,81 @@ pub fn disconnect_all(sessions: Vec<Option<Session>>) {
     pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
 
-/// `labctl-agent check` (plan on stdin), then `iptables -S` (filter table)
-/// after an `@iptables` line when it runs: one command per node.
-const CHECK_SCRIPT: &str = r#""$1" check; rc=$?
+/// The agent's (`$1`) version as `@version VERSION` (or `@noversion
+/// STATUS OUTPUT`); then, when `$2` is `check`, `labctl-agent check` (plan
+/// on stdin) and `iptables -S` (filter table) after an `@iptables` line
+/// when it runs: one command per node.
+const CHECK_SCRIPT: &str = r#"v=$("$1" --version 2>&1); rc=$?
+if [ $rc -ne 0 ]; then printf '@noversion %s %s\n' "$rc" "$v"; exit 0; fi
+printf '@version %s\n' "$v"
+[ "$2" = check ] || exit 0
+"$1" check; rc=$?
 if rules=$(iptables -w -S 2>/dev/null); then printf '\n@iptables\n%s\n' "$rules"; fi
 exit $rc"#;
 
 /// The node's drift, and its iptables rules (`None`: iptables -S failed).
 type NodeCheck = (Vec<parse::Drift>, Option<String>);
 
+/// The agent's version (or why there is none), and the check's result.
+type NodeAnswer = (Result<String, String>, Result<NodeCheck, String>);
+
 fn check_node(
     node: &str,
     session: Option<&Session>,
     plan: Option<&NodePlan>,
-) -> Result<NodeCheck, String> {
+    check: bool,
+) -> Result<NodeAnswer, String> {
     let session = session.ok_or_else(|| "not reachable over SSH".to_string())?;
     let plan = plan.ok_or_else(|| "no plan for this node".to_string())?;
+    let what = if check { "check" } else { "" };
     let out = session
         .run(
-            &["sh", "-c", CHECK_SCRIPT, "sh", AGENT_PATH],
+            &["sh", "-c", CHECK_SCRIPT, "sh", AGENT_PATH, what],
             Some(plan.to_json().as_bytes()),
         )
         .map_err(|e| e.to_string())?;
-    // Exit 1 means "differences found" and still prints the report.
-    if out.status > 1 {
-        return Err(format!(
-            "`labctl-agent check` exited {}: {}",
-            out.status,
+    let text = out.stdout_text();
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let version = match (
+        first.strip_prefix("@version "),
+        first.strip_prefix("@noversion "),
+    ) {
+        (Some(v), _) => Ok(v.trim().to_string()),
+        (None, Some(failed)) => {
+            let (status, output) = failed.split_once(' ').unwrap_or((failed, ""));
+            let output = format!("{output}\n{rest}");
+            Err(format!(
+                "`{AGENT_PATH} --version` exited {status}: {}",
+                output.trim()
+            ))
+        }
+        (None, None) => Err(format!(
+            "the node's shell printed no agent version: {}",
             out.stderr_text().trim()
+        )),
+    };
+    if !check {
+        return Ok((version, Err("not asked to check".into())));
+    }
+    if let Err(e) = &version {
+        let e = e.clone();
+        return Ok((version, Err(e)));
+    }
+    Ok((version, checked(node, out.status, rest, &out.stderr_text())))
+}
+
+/// The check's report and rules from what followed the version line.
+fn checked(node: &str, status: i32, text: &str, stderr: &str) -> Result<NodeCheck, String> {
+    // Exit 1 means "differences found" and still prints the report.
+    if status > 1 {
+        return Err(format!(
+            "`labctl-agent check` exited {status}: {}",
+            stderr.trim()
         ));
     }
-    let text = out.stdout_text();
     let (report, rules) = match text.split_once("\n@iptables\n") {
         Some((report, rules)) => (report, Some(rules.to_string())),
-        None => (text.as_str(), None),
+        None => (text, None),
     };
     Ok((parse::parse_agent_check(node, report)?, rules))
 }

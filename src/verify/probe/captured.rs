@@ -1,21 +1,19 @@
 //! The checks whose pings the agents capture: `vxlan` (a ring of
 //! cross-node pod pings, seen on the underlay as VXLAN) and `egress`
 //! (every pod pings the outside target; what leaves each node is seen
-//! after POSTROUTING). Both in three rounds: every node's agent starts
-//! capturing ([`ARM_SCRIPT`], returning once its socket is open), the pods
-//! ping ([`super::pod_exec::PodExec::ping`]), the captures are collected
-//! ([`COLLECT_SCRIPT`]).
+//! after POSTROUTING). Both in two rounds: every node's agent starts
+//! capturing ([`ARM_SCRIPT`], returning once its socket is open); then the
+//! pods ping ([`super::pod_exec::PodExec::ping`]) while each node waits
+//! for its capture to end and prints it ([`COLLECT_SCRIPT`]).
 
 use std::net::Ipv4Addr;
-
-use labctl_nodeplan::probe::PingReport;
 
 use super::agent_ping::CAPTURED;
 use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS};
 use super::fanout::{on_nodes, run_jobs, script, Job};
 use super::output::{answered, parse_vxlan_output, vxlan_evidence};
 use super::pairs::{ring, ring_pairs};
-use super::pod_exec::{PingReader, ProbePod};
+use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{ARM_SCRIPT, COLLECT_SCRIPT};
 use super::Probes;
 use crate::verify::evidence::{EgressProbe, VxlanPair};
@@ -62,42 +60,75 @@ fn arm(
     .collect()
 }
 
-/// Collects the captures [`arm`] started, waiting at most `seconds`;
-/// `log(i)`: whether node `i` also prints its kernel log. Each node's
-/// arming output and then its collected output, or why there is none.
-fn collect(
-    p: &mut Probes,
-    armed: &[Armed],
-    seconds: u32,
-    log: impl Fn(usize) -> bool + Sync,
-) -> Vec<Option<Result<String, String>>> {
-    let secs = seconds.to_string();
-    on_nodes(&mut p.sessions, |i, s| match armed.get(i)?.as_ref()? {
-        Ok((dir, text)) => {
-            let log = if log(i) { "log" } else { "" };
-            Some(script(s, COLLECT_SCRIPT, &[dir, &secs, log], None).map(|t| format!("{text}{t}")))
-        }
-        Err(e) => Some(Err(e.clone())),
-    })
-    .into_iter()
-    .map(Option::flatten)
-    .collect()
+/// The job that collects the capture [`arm`] started on node `at`,
+/// waiting at most `seconds` (`log`: the kernel log too).
+fn collect_job(at: usize, dir: &str, seconds: u32, log: bool) -> Job {
+    let log = if log { "log" } else { "" };
+    Job {
+        at,
+        argv: [
+            "sh",
+            "-c",
+            COLLECT_SCRIPT,
+            "sh",
+            dir,
+            &seconds.to_string(),
+            log,
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
 }
 
-/// Runs one ping per `(pod, target)` (the [`CAPTURED`] pings); the reports
-/// in order.
-fn ping_each(p: &mut Probes, jobs: &[(ProbePod, Ipv4Addr)]) -> Vec<Result<PingReport, String>> {
-    let built: Vec<(Job, PingReader)> = jobs
+/// Pings (one per `(pod, target)`, [`CAPTURED`]) and collects the armed
+/// captures in one round: on each node the collection waits for its
+/// capture to end, which a healthy lab's pings end early. The reports in
+/// ping order, and each node's arming and collected output (or why none).
+fn ping_and_collect(
+    p: &mut Probes,
+    pings: &[(ProbePod, Ipv4Addr)],
+    armed: &[Armed],
+    seconds: u32,
+    log: impl Fn(usize) -> bool,
+) -> (Vec<Pinged>, Vec<Option<Result<String, String>>>) {
+    let built: Vec<(Job, PingReader)> = pings
         .iter()
         .map(|(pod, to)| p.exec.ping(pod, &CAPTURED, &[to.to_string()]))
         .collect();
-    let runnable: Vec<Job> = built.iter().map(|(j, _)| j.clone()).collect();
-    let outs = run_jobs(&mut p.sessions, &p.target.view, &runnable);
-    jobs.iter()
+    let mut jobs: Vec<Job> = built.iter().map(|(j, _)| j.clone()).collect();
+    let collecting: Vec<usize> = armed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let (dir, _) = a.as_ref()?.as_ref().ok()?;
+            jobs.push(collect_job(i, dir, seconds, log(i)));
+            Some(i)
+        })
+        .collect();
+    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs).into_iter();
+    let reports = pings
+        .iter()
         .zip(built)
-        .zip(outs)
+        .zip(outs.by_ref())
         .map(|(((pod, _), (_, reader)), out)| p.exec.read_ping(pod, reader, out))
-        .collect()
+        .collect();
+    // Nodes not armed keep why; armed ones get their output below.
+    let mut collected: Vec<Option<Result<String, String>>> = armed
+        .iter()
+        .map(|a| a.as_ref().map(|r| r.clone().map(|_| String::new())))
+        .collect();
+    for (i, out) in collecting.into_iter().zip(outs) {
+        let node = &p.target.view.nodes[i].name;
+        let armed_text = match &armed[i] {
+            Some(Ok((_, text))) => text.as_str(),
+            _ => "",
+        };
+        collected[i] = Some(
+            out.and_then(|o| o.success(node, "collect the capture"))
+                .map(|t| format!("{armed_text}{t}")),
+        );
+    }
+    (reports, collected)
 }
 
 /// `vxlan`: every node's agent captures on its underlay while a ring of
@@ -117,10 +148,9 @@ pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum
         .iter()
         .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
         .collect();
-    let reports = ping_each(p, &jobs);
     // netns nodes share this host's kernel: one node reads its log.
     let netns = p.target.view.provider == "netns";
-    let texts = collect(p, &armed, secs, |i| !netns || i == 0);
+    let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |i| !netns || i == 0);
     let view = &p.target.view;
     let outputs: Vec<_> = texts
         .into_iter()
@@ -160,8 +190,7 @@ pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec
     ];
     let armed = arm(p, |i| ok.iter().any(|pod| pod.at == i), &to, &capture);
     let jobs: Vec<(ProbePod, Ipv4Addr)> = ok.iter().map(|pod| (pod.clone(), target)).collect();
-    let reports = ping_each(p, &jobs);
-    let texts = collect(p, &armed, secs, |_| false);
+    let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |_| false);
     let view = &p.target.view;
     let mut probes = Vec::new();
     let mut errors = Vec::new();

@@ -201,8 +201,8 @@ fn pod_checks(
 }
 
 /// `nodes` and `dataplane` (when selected): connects to every node, asks
-/// its agent for its version and to check the node against its plan, and
-/// reads its iptables rules. Returns the sessions, one per node in view
+/// its agent for its version and (for `dataplane`) to check the node
+/// against its plan, and reads its iptables rules, in one command. Returns the sessions, one per node in view
 /// order, for the probes that follow.
 fn node_checks(
     target: &Target,
@@ -212,15 +212,16 @@ fn node_checks(
 ) -> Vec<Option<Session>> {
     let view = &target.view;
     let t = Instant::now();
-    let (mut sessions, reach) = target.connect_all();
+    let (sessions, reach) = target.connect_all();
     ev.reach = reach;
+    // One command per node: the agent's version, and its check when the
+    // dataplane check is selected.
+    let check = selected.contains(&CheckId::Dataplane);
+    let (sessions, errors) = target.agent_check(sessions, ev, check);
     if selected.contains(&CheckId::Nodes) {
         results.push(checks::nodes(ev, crate::embedded::AGENT_VERSION).timed(t));
     }
-    if selected.contains(&CheckId::Dataplane) {
-        let t = Instant::now();
-        let (kept, errors) = target.agent_check(sessions, ev);
-        sessions = kept;
+    if check {
         results.push(checks::dataplane(view, ev, &errors).timed(t));
     }
     sessions

@@ -31,6 +31,9 @@ pub(crate) enum PodExec {
     Kubectl { control_plane: usize },
 }
 
+/// A ping's report, or why there is none.
+pub(crate) type Pinged = Result<PingReport, String>;
+
 /// How a ping job's output is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PingReader {

@@ -2,31 +2,37 @@
 //! `mtu` and `dns`, each one round of [`super::fanout::run_jobs`] with
 //! its pod commands built by [`super::pod_exec::PodExec`].
 
-use labctl_nodeplan::probe::PingReport;
-
 use super::agent_ping::{self, cell, mtu_probe, MESH};
 use super::fanout::{run_jobs, Job, JobOutput};
 use super::output::{dns_probe, link_mtus, parse_ip_addr_json};
 use super::pairs::{mtu_pairs, ring_pairs};
-use super::pod_exec::{PingReader, ProbePod};
+use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
 use super::Probes;
 use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix};
 use crate::verify::model::PodView;
 
 /// Runs ping jobs and reads each one's report, in job order.
+/// Runs ping jobs and `other` jobs in one round; each ping's report in
+/// order, and the other jobs' outputs.
 fn pings(
     p: &mut Probes,
     jobs: Vec<(&ProbePod, (Job, PingReader))>,
-) -> Vec<Result<PingReport, String>> {
+    other: Vec<Job>,
+) -> (Vec<Pinged>, Vec<Result<JobOutput, String>>) {
     let (pods, jobs): (Vec<&ProbePod>, Vec<(Job, PingReader)>) = jobs.into_iter().unzip();
-    let (jobs, readers): (Vec<Job>, Vec<PingReader>) = jobs.into_iter().unzip();
-    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
-    pods.into_iter()
+    let (mut jobs, readers): (Vec<Job>, Vec<PingReader>) = jobs.into_iter().unzip();
+    let pinged = jobs.len();
+    jobs.extend(other);
+    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    let rest = outs.split_off(pinged);
+    let reports = pods
+        .into_iter()
         .zip(readers)
         .zip(outs)
         .map(|((pod, reader), out)| p.exec.read_ping(pod, reader, out))
-        .collect()
+        .collect();
+    (reports, rest)
 }
 
 /// The other pods' addresses, as ping targets.
@@ -44,7 +50,7 @@ pub(super) fn mesh(p: &mut Probes) -> PingMatrix {
         .iter()
         .map(|pod| (pod, p.exec.ping(pod, &MESH, &others(&ok, pod))))
         .collect();
-    let reports = pings(p, jobs);
+    let (reports, _) = pings(p, jobs, Vec::new());
     let mut matrix = PingMatrix {
         nodes: ok.iter().map(|pod| pod.node.clone()).collect(),
         cells: Vec::new(),
@@ -81,19 +87,6 @@ pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
         .collect();
     jobs.extend(ok.iter().map(|pod| p.exec.in_pod(pod, POD_MTU_SCRIPT, &[])));
     let nodes = view.nodes.len();
-    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
-    let view = &p.target.view;
-    let mut links = Vec::new();
-    for (node, out) in view.nodes.iter().zip(&outs) {
-        if let Ok(o) = out {
-            links.extend(link_mtus(&node.name, "", &o.stdout));
-        }
-    }
-    for (pod, out) in ok.iter().zip(&outs[nodes..]) {
-        if let Ok(o) = out {
-            links.extend(link_mtus(&pod.node, &pod.name, &o.stdout));
-        }
-    }
     let targets_of = |a: usize| -> Vec<String> {
         pairs
             .iter()
@@ -111,7 +104,19 @@ pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
             })
         })
         .collect();
-    let reports = pings(p, ping_jobs);
+    let (reports, outs) = pings(p, ping_jobs, jobs);
+    let view = &p.target.view;
+    let mut links = Vec::new();
+    for (node, out) in view.nodes.iter().zip(&outs) {
+        if let Ok(o) = out {
+            links.extend(link_mtus(&node.name, "", &o.stdout));
+        }
+    }
+    for (pod, out) in ok.iter().zip(&outs[nodes..]) {
+        if let Ok(o) = out {
+            links.extend(link_mtus(&pod.node, &pod.name, &o.stdout));
+        }
+    }
     let probes = ring_pairs(&pairs, &ok)
         .into_iter()
         .zip(&pairs)
