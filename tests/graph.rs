@@ -262,6 +262,62 @@ fn bad_output_paths_are_refused_before_anything_is_read() {
     );
 }
 
+/// A netns lab file with `nodes` nodes (the first the control plane).
+fn lab_file(dir: &Path, name: &str, nodes: usize) -> std::path::PathBuf {
+    let file = dir.join(format!("{name}.yaml"));
+    let mut text = format!("apiVersion: labctl/v1alpha1\nkind: Lab\nname: {name}\nnetwork:\n  underlay: 192.168.93.0/24\nnodes:\n  - {{name: cp, role: control-plane}}\n");
+    for i in 1..nodes {
+        text.push_str(&format!("  - {{name: w{i}}}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn graphviz_lays_out_the_dot_output_at_3_and_20_nodes() {
+    if Command::new("dot").arg("-V").output().is_err() {
+        support::skip(
+            "graphviz_lays_out_the_dot_output_at_3_and_20_nodes",
+            "graphviz (dot) is not installed (see .ci/run)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for nodes in [3, 20] {
+        let name = format!("gd{}n{nodes}", std::process::id() % 100000);
+        let text = graph(
+            &[
+                lab_file(dir.path(), &name, nodes).to_str().unwrap(),
+                "--format",
+                "dot",
+            ],
+            &dir.path().join("lab.dot"),
+        );
+        let out = Command::new("dot")
+            .args(["-Tsvg", dir.path().join("lab.dot").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "dot on {nodes} nodes: {}\n{text}",
+            show(&out)
+        );
+        // Graphviz writes `-` in ids as `&#45;`.
+        let svg = String::from_utf8_lossy(&out.stdout).replace("&#45;", "-");
+        let last = format!("w{}", nodes - 1);
+        for id in [
+            format!("tunnel-cp-{last}"),
+            format!("vtep-{last}"),
+            format!("pod-{last}-busybox"),
+        ] {
+            assert!(
+                svg.contains(&format!("<g id=\"{id}\"")),
+                "{id} in graphviz's SVG"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_lab_file_alone_gives_the_plan_in_every_format() {
     let dir = tempfile::tempdir().unwrap();

@@ -38,8 +38,9 @@ fn node(out: &mut String, n: &Node) {
     let title = with_problems(title, &n.problems);
     let _ = writeln!(
         out,
-        "  subgraph {} {{\n    label={};{}",
+        "  subgraph {} {{\n    id={};\n    label={};{}",
         quote(&format!("cluster_{}", ids::node(&n.name))),
+        quote(&ids::node(&n.name)),
         quote(&title),
         if n.broken() {
             " color=\"#c62828\"; style=\"dashed,bold\";"
@@ -55,7 +56,7 @@ fn node(out: &mut String, n: &Node) {
         let red = if v.problems.is_empty() { "" } else { RED };
         let _ = writeln!(
             out,
-            "    {} [label={}{red}];",
+            "    {0} [id={0}, label={1}{red}];",
             quote(&ids::vtep(&n.name)),
             quote(&text)
         );
@@ -67,7 +68,19 @@ fn node(out: &mut String, n: &Node) {
     );
     let red = if b.problems.is_empty() { "" } else { RED };
     let bridge = quote(&ids::bridge(&n.name));
-    let _ = writeln!(out, "    {bridge} [label={}{red}];", quote(&text));
+    let _ = writeln!(
+        out,
+        "    {bridge} [id={bridge}, label={}{red}];",
+        quote(&text)
+    );
+    if n.vtep.is_some() {
+        // Pod traffic to other nodes is routed from the bridge to the VTEP.
+        let _ = writeln!(
+            out,
+            "    {bridge} -- {} [label=\"routed\", style=dotted, constraint=false];",
+            quote(&ids::vtep(&n.name))
+        );
+    }
     for pod in &n.pods {
         let ip = pod
             .ip
@@ -75,7 +88,7 @@ fn node(out: &mut String, n: &Node) {
         let pid = quote(&ids::pod(&n.name, &pod.name));
         let _ = writeln!(
             out,
-            "    {pid} [shape=ellipse, label={}];\n    {pid} -- {bridge};",
+            "    {pid} [id={pid}, shape=ellipse, label={}];\n    {pid} -- {bridge};",
             quote(&format!("pod {} {ip}", pod.name))
         );
     }
@@ -136,7 +149,7 @@ pub fn render(graph: &Graph) -> String {
         };
         let _ = writeln!(
             out,
-            "  {} -- {} [id={}, style=dashed, label={}{red}];",
+            "  {} -- {} [id={}, constraint=false, style=dashed, label={}{red}];",
             quote(&ids::vtep(&t.a)),
             quote(&ids::vtep(&t.b)),
             quote(&ids::tunnel(&t.a, &t.b)),

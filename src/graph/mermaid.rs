@@ -32,7 +32,10 @@ pub fn label(text: &str) -> String {
     out
 }
 
-fn node(out: &mut String, n: &Node, broken: &mut Vec<String>) {
+/// Writes node `n`'s subgraph; returns how many links it drew (Mermaid
+/// numbers links in order for `linkStyle`).
+fn node(out: &mut String, n: &Node, broken: &mut Vec<String>) -> usize {
+    let mut links = 0;
     let role = n.role();
     let group = id(&ids::node(&n.name));
     let _ = writeln!(
@@ -69,6 +72,11 @@ fn node(out: &mut String, n: &Node, broken: &mut Vec<String>) {
     if !b.problems.is_empty() {
         broken.push(bid.clone());
     }
+    if n.vtep.is_some() {
+        // Pod traffic to other nodes is routed from the bridge to the VTEP.
+        let _ = writeln!(out, "    {bid} -. routed .- {}", id(&ids::vtep(&n.name)));
+        links += 1;
+    }
     for pod in &n.pods {
         let pid = id(&ids::pod(&n.name, &pod.name));
         let ip = pod
@@ -79,6 +87,7 @@ fn node(out: &mut String, n: &Node, broken: &mut Vec<String>) {
             "    {pid}([{}]) --- {bid}",
             label(&format!("pod {} {ip}", pod.name))
         );
+        links += 1;
     }
     if !n.problems.is_empty() {
         let text: Vec<String> = n.problems.iter().map(|p| format!("✗ {p}")).collect();
@@ -86,6 +95,7 @@ fn node(out: &mut String, n: &Node, broken: &mut Vec<String>) {
         broken.push(format!("{group}_problems"));
     }
     let _ = writeln!(out, "  end");
+    links
 }
 
 /// Renders the graph as a Mermaid flowchart.
@@ -105,10 +115,10 @@ pub fn render(graph: &Graph) -> String {
         );
     }
     let mut broken = Vec::new();
-    for n in &graph.nodes {
-        node(&mut out, n, &mut broken);
-    }
     let mut links = 0;
+    for n in &graph.nodes {
+        links += node(&mut out, n, &mut broken);
+    }
     for n in &graph.nodes {
         let _ = writeln!(out, "  {} --- {}", ids::UNDERLAY, id(&ids::node(&n.name)));
         links += 1;
@@ -172,6 +182,37 @@ mod tests {
         }
         assert_eq!(text.matches(" <-. ").count(), 3);
         assert!(!text.contains("linkStyle"), "nothing broken");
+    }
+
+    #[test]
+    fn link_style_counts_every_link_before_the_broken_tunnel() {
+        let mut g = graph(3, true);
+        g.tunnels[2]
+            .problems
+            .push("worker1: fdb: expected x, actual (absent)".into());
+        let text = render(&g);
+        let links: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.contains(" --- ")
+                    || l.contains(" -. ")
+                    || l.contains(" -.-> ")
+                    || l.contains(" <-. ")
+            })
+            .collect();
+        let styled: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("  linkStyle "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            links[styled].contains("vtep_worker1 <-. "),
+            "{}: {text}",
+            links[styled]
+        );
+        assert!(links[styled].contains("vtep_worker2"), "{text}");
     }
 
     #[test]
