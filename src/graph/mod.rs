@@ -10,6 +10,7 @@ pub mod dot;
 pub mod mermaid;
 pub mod model;
 pub mod svg;
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -9,6 +9,7 @@
 use std::fmt::Write;
 
 use super::model::{ids, Graph, Node, Source};
+use super::text::{fit, wrap};
 
 const MARGIN: u32 = 24;
 const NODE_W: u32 = 340;
@@ -35,47 +36,6 @@ const STYLE: &str = "text{font-family:monospace;font-size:12px;fill:#222}\
 
 /// XML escaping, as for verify's JUnit report.
 pub use crate::verify::junit::escape;
-
-/// `text` cut to `max` characters, with `…` when cut.
-fn fit(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-/// `text` broken at spaces into lines of at most `max` characters (a word
-/// longer than that is cut), at most `lines` of them, the last one cut
-/// with `…` when text is left.
-fn wrap(text: &str, max: usize, lines: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for word in text.split(' ') {
-        let len = current.chars().count();
-        if len > 0 && len + 1 + word.chars().count() > max {
-            out.push(std::mem::take(&mut current));
-            current.push_str("  ");
-        } else if len > 0 {
-            current.push(' ');
-        }
-        current.push_str(word);
-    }
-    out.push(current);
-    let cut = out.len() > lines;
-    out.truncate(lines);
-    if let Some(last) = out.last_mut() {
-        *last = fit(last, max);
-        if cut && !last.ends_with('…') {
-            if last.chars().count() >= max {
-                last.pop();
-            }
-            last.push('…');
-        }
-    }
-    out
-}
 
 /// The lines a node box shows, each with its class, and where the parts
 /// (VTEP, bridge, pods) start: (index of first line, number of lines, id).

@@ -119,12 +119,3 @@ fn twenty_nodes_sit_in_rows_of_four_without_overlapping() {
         "the underlay's spine runs left of every box"
     );
 }
-
-#[test]
-fn long_lines_are_wrapped_then_cut_to_the_box() {
-    assert_eq!(fit("abcdef", 4), "abc…");
-    assert_eq!(fit("abc", 4), "abc");
-    assert_eq!(wrap("ab cd ef", 5, 3), ["ab cd", "  ef"]);
-    assert_eq!(wrap("ab cd ef gh ij", 5, 2), ["ab cd", "  ef…"]);
-    assert_eq!(wrap("abcdefgh", 5, 2), ["abcd…"]);
-}
