@@ -231,6 +231,55 @@ fn graph_draws_plan_live_and_broken_lab_and_chromium_renders_it() {
         }
     }
 
+    // A normal user is sent to sudo: the lab is root's.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let lab_copy = home.path().join("lab.yaml");
+    std::fs::copy(lab.path(), &lab_copy).unwrap();
+    std::fs::set_permissions(
+        &lab_copy,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_labctl"))
+        .args(["graph", lab_copy.to_str().unwrap()])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "as a normal user: {}",
+        show(&out)
+    );
+    support::assert_mentions(&show(&out), &["run `sudo labctl graph`"]);
+
+    // A node that cannot be reached is drawn so, its tunnels unchecked.
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &format!("{}-worker2", lab.name),
+            "link",
+            "set",
+            "eth1",
+            "down",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let cut = graph(&[lab.path()], &pics.path().join("cut.svg"));
+    assert!(is_broken(&cut, "node-worker2"), "{cut}");
+    assert!(tooltip(&cut, "node-worker2").contains("worker2"), "{cut}");
+    assert!(tooltip(&cut, "tunnel-master-worker2").contains("worker2: not checked: unreachable"));
+
     let out = labctl(&["destroy", lab.path()]);
     assert!(out.status.success(), "destroy: {}", show(&out));
     let after = graph(&[lab.path()], &pics.path().join("after.svg"));
