@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::completions_cmd::CompletionsArgs;
 use crate::doctor_cmd::DoctorArgs;
 use crate::drill::DrillArgs;
+use crate::graph::GraphArgs;
 use crate::init_cmd::InitArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
 use crate::man_cmd::ManArgs;
@@ -120,6 +121,11 @@ pub enum Command {
         after_help = "Examples:\n  labctl drill list\n  sudo labctl drill start fdb-entry --lab labs/netns.yaml\n  sudo labctl drill hint\n  sudo labctl drill check\n  sudo labctl drill reset"
     )]
     Drill(DrillArgs),
+    /// Draw the lab: underlay, nodes, flannel.1, cni0, pods, DNS, VXLAN tunnels.
+    #[command(
+        after_help = "Examples:\n  sudo labctl graph labs/netns.yaml -o lab.svg\n  labctl graph labs/vagrant.yaml --format mermaid\n  labctl graph -o lab.dot\n\nLive state when the lab is up on this host (what differs from the plan is drawn broken, with the difference), the plan otherwise; the title says which."
+    )]
+    Graph(GraphArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -150,6 +156,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Man(args) => crate::man_cmd::man(args, Cli::command(), &global),
         Command::Doctor(args) => crate::doctor_cmd::doctor(args, &global),
         Command::Drill(args) => crate::drill::run(args, &global),
+        Command::Graph(args) => crate::graph::run(args, &global),
         Command::Version => version(&global),
     }
 }

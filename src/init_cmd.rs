@@ -131,23 +131,8 @@ fn node_names(workers: u16) -> Vec<String> {
 /// Writes `bytes` to `path`: a new file, or with `force` a replacement
 /// (written aside and renamed, so a failed write leaves the old file).
 fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    crate::paths::check_output_file(path, "lab.yaml")?;
     let shown = path.display();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(ExitError::usage(anyhow!(
-            "cannot write {shown}: the folder {} does not exist (create it first, or pick another -o)",
-            parent.display()
-        )));
-    }
-    if path.is_dir() {
-        return Err(ExitError::usage(anyhow!(
-            "cannot write {shown}: it is a folder (give a file name, e.g. -o {}/lab.yaml)",
-            shown
-        )));
-    }
     if force {
         return labctl_atomicfile::write(path, bytes, 0o644)
             .with_context(|| format!("cannot write {shown}"));

@@ -92,9 +92,14 @@ pub fn find_elsewhere(
     exists(&dir.join("state.json")).then_some(Elsewhere { dir, run_as, owner })
 }
 
-/// [`find_elsewhere`] for the running process, on the real filesystem.
+/// [`find_elsewhere`] for the running process, on the real filesystem. A
+/// state file that cannot be looked at for want of permission (root's lab
+/// folder is 0700) is there all the same: it is another user's lab.
 pub fn elsewhere(name: &str) -> Option<Elsewhere> {
-    find_elsewhere(name, &Caller::current(), |p| p.is_file())
+    find_elsewhere(name, &Caller::current(), |p| match std::fs::metadata(p) {
+        Ok(meta) => meta.is_file(),
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    })
 }
 
 /// For a lab not in this user's state folder: fails with `kind` (an

@@ -50,6 +50,29 @@ pub fn lab_dir_for(
     Ok(base.join("labs").join(name))
 }
 
+/// Refuses (exit 2) an output file named on the command line whose folder
+/// does not exist or that is a folder, before anything is written;
+/// `example` is a file name to suggest (`lab.yaml`).
+pub fn check_output_file(path: &Path, example: &str) -> anyhow::Result<()> {
+    let shown = path.display();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(ExitError::usage(anyhow!(
+            "cannot write {shown}: the folder {} does not exist (create it first, or pick another -o)",
+            parent.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(ExitError::usage(anyhow!(
+            "cannot write {shown}: it is a folder (give a file name, e.g. -o {shown}/{example})"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,22 @@ pub fn agent<T: AgentReport>(session: &Session, plan: &NodePlan, args: &[&str]) 
     Ok(report::decode(&plan.node, &out.stdout_text())?)
 }
 
+/// Runs the agent's `check` with the node's plan: every difference between
+/// the plan and the node. `check` exits 1 when there are some, still
+/// printing its report; any other failure is an error naming the node.
+pub fn check(session: &Session, plan: &NodePlan) -> Result<report::CheckReport> {
+    let out = session.run(&[AGENT_PATH, "check"], Some(plan.to_json().as_bytes()))?;
+    if out.status != 0 && out.status != 1 {
+        return Err(anyhow!(
+            "`labctl-agent check` on node {} failed with exit status {}: {}",
+            plan.node,
+            out.status,
+            out.stderr_text().trim()
+        ));
+    }
+    Ok(report::decode(&plan.node, &out.stdout_text())?)
+}
+
 /// Runs an agent command like [`agent`] but reads its report only when it
 /// fails: for `teardown`, which must work with whatever agent a node has.
 pub fn agent_run<T: AgentReport>(
