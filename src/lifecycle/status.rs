@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use labctl_nodeplan::report::{self, CheckReport, Difference};
+use labctl_nodeplan::report::Difference;
 use labctl_nodeplan::NodePlan;
 use serde::Serialize;
 
@@ -221,36 +221,18 @@ fn node_status(
         s.drift = "no plan (none saved, and the lab file copy is unreadable)".into();
         return s;
     };
-    // `check` exits 1 when the node drifted, still printing its report.
-    let argv = [nodes::AGENT_PATH, "check"];
-    match session.run(&argv, Some(plan.to_json().as_bytes())) {
-        Ok(out) if out.status == 0 || out.status == 1 => {
-            match report::decode::<CheckReport>(node, &out.stdout_text()) {
-                Ok(report) => {
-                    s.differences = report.differences;
-                    s.drift = match s.differences.len() {
-                        0 => "in sync".into(),
-                        1 => "1 difference".into(),
-                        n => format!("{n} differences"),
-                    };
-                }
-                Err(e) => {
-                    s.drift = "check failed".into();
-                    s.error = Some(e.to_string());
-                }
-            }
-        }
-        Ok(out) => {
-            s.drift = "check failed".into();
-            s.error = Some(format!(
-                "`labctl-agent check` on node {node} exited with status {}: {}",
-                out.status,
-                out.stderr_text().trim()
-            ));
+    match nodes::check(&session, plan) {
+        Ok(report) => {
+            s.differences = report.differences;
+            s.drift = match s.differences.len() {
+                0 => "in sync".into(),
+                1 => "1 difference".into(),
+                n => format!("{n} differences"),
+            };
         }
         Err(e) => {
             s.drift = "check failed".into();
-            s.error = Some(e.to_string());
+            s.error = Some(format!("{e:#}"));
         }
     }
     s
