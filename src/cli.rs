@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::completions_cmd::CompletionsArgs;
 use crate::doctor_cmd::DoctorArgs;
 use crate::drill::DrillArgs;
+use crate::explain::ExplainArgs;
 use crate::init_cmd::InitArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
 use crate::man_cmd::ManArgs;
@@ -120,6 +121,11 @@ pub enum Command {
         after_help = "Examples:\n  labctl drill list\n  sudo labctl drill start fdb-entry --lab labs/netns.yaml\n  sudo labctl drill hint\n  sudo labctl drill check\n  sudo labctl drill reset"
     )]
     Drill(DrillArgs),
+    /// Follow one packet hop by hop, with each hop's live values (--trace: send one).
+    #[command(
+        after_help = "Examples:\n  sudo labctl explain worker1/busybox worker2/busybox\n  sudo labctl explain worker1/busybox kube-dns labs/netns.yaml\n  sudo labctl explain --trace worker1/busybox 198.18.0.1\n  sudo labctl --output json explain master worker2/busybox\n\nExit status: 0 every hop agrees with the plan (and was seen), 1 a hop is broken (or not seen)."
+    )]
+    Explain(ExplainArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
 }
@@ -150,6 +156,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Man(args) => crate::man_cmd::man(args, Cli::command(), &global),
         Command::Doctor(args) => crate::doctor_cmd::doctor(args, &global),
         Command::Drill(args) => crate::drill::run(args, &global),
+        Command::Explain(args) => crate::explain::run(args, &global),
         Command::Version => version(&global),
     }
 }

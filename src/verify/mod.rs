@@ -28,7 +28,7 @@ use crate::nodes::pool;
 mod recorded;
 pub mod remote;
 pub mod render;
-mod target;
+pub mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

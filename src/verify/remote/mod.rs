@@ -34,6 +34,7 @@ use super::{assemble, checks, pool};
 use crate::ssh::Session;
 use probes::MtuSource;
 
+pub(crate) use output::tagged_report;
 pub(super) use output::{
     dns_probe, ping_cell, ping_result, ring, ring_pairs, vxlan_evidence, Usable,
 };
