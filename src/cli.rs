@@ -31,6 +31,8 @@ Examples:
   sudo labctl verify labs/netns.yaml       prove pod networking works
   sudo labctl destroy labs/netns.yaml      remove everything the lab created
   sudo labctl doctor labs/netns.yaml       what this host lacks for the lab, with fixes
+  sudo labctl explain --trace worker1/busybox worker2/busybox
+                                           follow one packet hop by hop, each hop seen or not
 
 LAB defaults to ./lab.yaml. Exit status: 0 success, 1 a check or step failed,
 2 invalid lab file or usage, 3 the environment is missing something.";
