@@ -140,7 +140,7 @@ impl Walker<'_> {
             PlaceKind::Pod { name, .. } => format!("pod {name} eth0 {to}"),
             PlaceKind::Service { name } => format!("service {name}'s endpoint {to}"),
             PlaceKind::Node => format!("node {} {to}", dst.word),
-            PlaceKind::Address => format!("{to} (outside the lab's pod network)"),
+            PlaceKind::Address => format!("{to} ({})", self.address_is(to)),
         };
         let hop = Hop::new(
             HopKind::Arrive,
@@ -156,6 +156,24 @@ impl Walker<'_> {
             hops: self.hops,
             to,
             notes: self.notes,
+        }
+    }
+
+    /// What an address that is no pod, node or service is to the lab.
+    fn address_is(&self, ip: Ipv4Addr) -> String {
+        let plans = self.live.plans;
+        for p in plans {
+            if p.bridge.address.addr() == ip {
+                return format!("{}'s {} address", p.node, p.bridge.name);
+            }
+            if let Some(vx) = super::walk::vxlan_of(p).filter(|v| v.address.addr() == ip) {
+                return format!("{}'s {} address", p.node, vx.name);
+            }
+        }
+        if plans.iter().any(|p| p.network.contains(&ip)) {
+            "in the pod network, no pod of the lab has it".into()
+        } else {
+            "outside the lab's pod network".into()
         }
     }
 }

@@ -452,3 +452,29 @@ fn flannels_postrouting_rules_meet_packets_as_the_kernel_would() {
     // Multicast leaves unmasqueraded; the kube-proxy mark rule needs a mark.
     assert_eq!(first(pod, ip("224.0.0.5")), None);
 }
+
+#[test]
+fn an_address_of_the_source_node_is_delivered_there() {
+    let f = fixture();
+    let w = f.walk("worker1/busybox", "worker1");
+    assert_eq!(kinds(&w), [PodEth0, Bridge, Route, Arrive]);
+    assert!(w.hops[2].summary.contains("local"), "{}", w.hops[2].summary);
+    let w = f.walk("worker1/busybox", "10.244.1.1");
+    assert_eq!(kinds(&w), [PodEth0, Bridge, Route, Arrive]);
+    let arrive = &w.hops[3].summary;
+    assert!(arrive.contains("worker1's cni0 address"), "{arrive}");
+    let w = f.walk("worker1/busybox", "10.244.2.9");
+    let arrive = &w.hops.last().unwrap().summary;
+    assert!(arrive.contains("no pod of the lab has it"), "{arrive}");
+    // Another node's address leaves by the underlay, masqueraded.
+    let w = f.walk("worker1/busybox", "worker2");
+    assert_eq!(
+        kinds(&w),
+        [PodEth0, Bridge, Route, Postrouting, Leave, Arrive]
+    );
+    assert!(
+        w.hops[5].summary.contains("node worker2 192.168.56.12"),
+        "{}",
+        w.hops[5].summary
+    );
+}

@@ -56,6 +56,13 @@ fn planned_route(plan: &NodePlan, dst: Ipv4Addr) -> Option<(String, Option<&Peer
     Some((text, Some(peer)))
 }
 
+/// The node's own addresses in the plan: underlay, bridge, VXLAN device.
+fn local_addresses(plan: &NodePlan) -> Vec<Ipv4Addr> {
+    let mut out = vec![plan.underlay_ip, plan.bridge.address.addr()];
+    out.extend(vxlan_of(plan).map(|v| v.address.addr()));
+    out
+}
+
 /// A live route without what the plan does not set (a metric).
 fn route_core(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -227,6 +234,16 @@ pub fn walk(live: &Live, src: &Place, dst: &Place) -> Result<Walk, String> {
     }
     if let PlaceKind::Service { name } = &dst.kind {
         to = w.dnat(plan, name, dst.ip);
+    }
+    if local_addresses(plan).contains(&to) {
+        // An address of the node itself: delivered there, it never leaves.
+        if pod_src {
+            let watch = Watch::Answered;
+            w.bridge(plan, "takes it in from the pod's veth", watch);
+        }
+        let summary = format!("route lookup for {to}: local, an address of {node} itself");
+        w.hops.push(Hop::new(HopKind::Route, Some(node), summary));
+        return Ok(w.arrive(dst, to));
     }
     let same_subnet = pod_src && plan.subnet.contains(&to) && to == dst.ip;
     if same_subnet {
