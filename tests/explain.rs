@@ -164,6 +164,11 @@ fn explain_walks_and_traces_a_packet_and_points_at_a_deleted_fdb_entry() {
     let (code, v) = explain_json(&lab, &["--trace", "worker1/busybox", "198.18.0.1"]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(ats(&v), "pod-eth0 bridge route postrouting leave arrive");
+    let route = hop(&v, "route")["summary"].as_str().unwrap().to_string();
+    assert!(
+        route.contains("dev eth1") && route.contains("the node's own route"),
+        "{route}"
+    );
     let masq = hop(&v, "postrouting")["summary"]
         .as_str()
         .unwrap()

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
-use labctl_nodeplan::report::ShowReport;
+use labctl_nodeplan::report::{RouteGetReport, ShowReport};
 
 use crate::exit::ExitError;
 use crate::output::{paint, GlobalOpts, OutputFormat, Style};
@@ -66,10 +66,11 @@ fn nodes_to_ask(target: &Target, src: &Place, dst: &Place) -> Vec<String> {
 /// The lab's service rules as a node has them (none when it has no chain).
 const SHOW_SERVICES: &str = "iptables -w -t nat -S LABCTL-SERVICES 2>/dev/null || true";
 
-/// Each node's session, `show` report and service rules.
-type NodeLive = (Session, ShowReport, Vec<String>);
+/// Each node's session, `show` report, service rules and route lookups.
+type NodeLive = (Session, ShowReport, Vec<String>, Option<RouteGetReport>);
 
-fn ask(target: &Target, node: &str) -> Result<NodeLive> {
+/// Asks `node`'s agent for its live state and the routes `addresses` match.
+fn ask(target: &Target, node: &str, addresses: &[String]) -> Result<NodeLive> {
     let plan = target
         .plans
         .iter()
@@ -88,7 +89,11 @@ fn ask(target: &Target, node: &str) -> Result<NodeLive> {
         .filter(|l| l.starts_with("-A "))
         .map(str::to_string)
         .collect();
-    Ok((session, show, services))
+    let mut argv = vec!["route", "get"];
+    argv.extend(addresses.iter().map(String::as_str));
+    // An agent from before `route get`: flannel's live routes stand in.
+    let lookups = crate::nodes::agent::<RouteGetReport>(&session, plan, &argv).ok();
+    Ok((session, show, services, lookups))
 }
 
 pub fn run(args: &ExplainArgs, global: &GlobalOpts) -> Result<ExitCode> {
@@ -127,14 +132,23 @@ pub fn run(args: &ExplainArgs, global: &GlobalOpts) -> Result<ExitCode> {
         )));
     }
     let nodes = nodes_to_ask(&target, &src, &dst);
-    let results = crate::nodes::parallel(&nodes, |n| ask(&target, n));
+    // The destination, and a service's endpoint: what the walk looks up.
+    let mut addresses = vec![dst.ip.to_string()];
+    if let (PlaceKind::Service { .. }, Some((_, pod))) = (&dst.kind, &names.dns) {
+        addresses.extend(pod.ip.map(|ip| ip.to_string()));
+    }
+    let results = crate::nodes::parallel(&nodes, |n| ask(&target, n, &addresses));
     let mut sessions = BTreeMap::new();
     let mut shows = BTreeMap::new();
     let mut services = BTreeMap::new();
+    let mut lookups = BTreeMap::new();
     let mut errors = Vec::new();
     for (node, r) in nodes.iter().zip(results) {
         match r {
-            Ok((session, show, rules)) => {
+            Ok((session, show, rules, looked_up)) => {
+                if let Some(r) = looked_up {
+                    lookups.insert(node.clone(), r);
+                }
                 sessions.insert(node.clone(), session);
                 shows.insert(node.clone(), show);
                 services.insert(node.clone(), rules);
@@ -152,6 +166,7 @@ pub fn run(args: &ExplainArgs, global: &GlobalOpts) -> Result<ExitCode> {
         shows: &shows,
         services: &services,
         planned_services: &planned_services,
+        lookups: &lookups,
     };
     let w = walk::walk(&live, &src, &dst).map_err(|e| anyhow!(e))?;
     let mut explanation = Explanation {

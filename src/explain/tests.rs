@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{
-    Departure, Flow, ShowBridge, ShowIptables, ShowReport, ShowVxlan, REPORT_VERSION,
+    Departure, Flow, RouteGetReport, RouteLookup, ShowBridge, ShowIptables, ShowReport, ShowVxlan,
+    REPORT_VERSION,
 };
 use labctl_nodeplan::NodePlan;
 
@@ -93,6 +94,7 @@ struct Fixture {
     shows: BTreeMap<String, ShowReport>,
     services: BTreeMap<String, Vec<String>>,
     planned_services: Vec<String>,
+    lookups: BTreeMap<String, RouteGetReport>,
     pods: Vec<PodView>,
 }
 
@@ -117,6 +119,7 @@ fn fixture() -> Fixture {
         shows,
         services,
         planned_services,
+        lookups: BTreeMap::new(),
         pods,
     }
 }
@@ -145,6 +148,7 @@ impl Fixture {
             shows: &self.shows,
             services: &self.services,
             planned_services: &self.planned_services,
+            lookups: &self.lookups,
         };
         let (s, d) = self.places(src, dst);
         walk(&live, &s, &d).unwrap()
@@ -476,5 +480,55 @@ fn an_address_of_the_source_node_is_delivered_there() {
         w.hops[5].summary.contains("node worker2 192.168.56.12"),
         "{}",
         w.hops[5].summary
+    );
+}
+
+#[test]
+fn the_kernels_own_lookup_names_the_route_that_matched() {
+    let mut f = fixture();
+    let lookup = |dst: &str, route: &str| RouteLookup {
+        dst: dst.parse().unwrap(),
+        route: Some(route.into()),
+        error: None,
+    };
+    let report = RouteGetReport {
+        report_version: REPORT_VERSION,
+        command: "route get".into(),
+        node: "worker1".into(),
+        lookups: vec![
+            lookup("198.18.0.1", "0.0.0.0/0 via 192.168.56.1 dev eth1"),
+            lookup(
+                "10.244.2.2",
+                "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink",
+            ),
+        ],
+    };
+    f.lookups.insert("worker1".into(), report.clone());
+    let w = f.walk("worker1/busybox", "198.18.0.1");
+    let route = &w.hops[2];
+    assert!(
+        route
+            .summary
+            .contains("default via 192.168.56.1 dev eth1 (the node's own route"),
+        "{}",
+        route.summary
+    );
+    assert_eq!(route.status, HopStatus::Ok);
+    let w = f.walk("worker1/busybox", "worker2/busybox");
+    assert!(
+        w.hops.iter().all(|h| h.status == HopStatus::Ok),
+        "{:#?}",
+        w.hops
+    );
+
+    // A stray route sending an outside address into flannel.1 is broken.
+    let mut stray = report;
+    stray.lookups[0].route = Some("198.18.0.0/15 dev flannel.1".into());
+    f.lookups.insert("worker1".into(), stray);
+    let w = f.walk("worker1/busybox", "198.18.0.1");
+    assert_eq!(w.hops[2].status, HopStatus::Broken);
+    assert_eq!(
+        w.hops[2].actual.as_deref(),
+        Some("198.18.0.0/15 dev flannel.1")
     );
 }

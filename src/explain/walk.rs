@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use labctl_nodeplan::report::ShowReport;
+use labctl_nodeplan::report::{RouteGetReport, ShowReport};
 use labctl_nodeplan::{NodePlan, PeerPlan, VxlanPlan};
 
 use super::model::{Hop, HopKind, Place, PlaceKind, Watch};
@@ -23,6 +23,9 @@ pub struct Live<'a> {
     pub services: &'a BTreeMap<String, Vec<String>>,
     /// The service rules the lab wants (empty: the lab runs none).
     pub planned_services: &'a [String],
+    /// Node → its agent's `route get` of the walk's addresses (none: an
+    /// agent without it; flannel's live routes then stand in).
+    pub lookups: &'a BTreeMap<String, RouteGetReport>,
 }
 
 /// The walk's hops (numbered), where the packet is really sent (a
@@ -76,7 +79,11 @@ fn route_core(line: &str) -> String {
         out.push(words[i]);
         i += 1;
     }
-    out.join(" ")
+    let line = out.join(" ");
+    match line.strip_prefix("0.0.0.0/0 ") {
+        Some(rest) => format!("default {rest}"),
+        None => line,
+    }
 }
 
 /// The walk so far.
@@ -97,31 +104,49 @@ impl<'a> Walker<'a> {
 
     /// The route lookup for `to` on `node`; the planned route.
     fn route(&mut self, plan: &'a NodePlan, to: Ipv4Addr, watch: Watch) -> Option<&'a PeerPlan> {
-        let live = self
-            .show(&plan.node)
-            .and_then(|s| rules::route_lookup(&s.routes, to))
-            .map(|r| route_core(r));
+        // The kernel's own answer (`route get`), else the longest prefix
+        // among flannel's live routes.
+        let looked_up = self.live.lookups.get(&plan.node).and_then(|r| r.route(to));
+        let live = looked_up
+            .or_else(|| {
+                let show = self.show(&plan.node)?;
+                rules::route_lookup(&show.routes, to).map(String::as_str)
+            })
+            .map(route_core);
         let planned = planned_route(plan, to);
+        let node = Some(plan.node.as_str());
         let hop = match &planned {
-            Some((text, _)) => Hop::new(
-                HopKind::Route,
-                Some(&plan.node),
-                format!(
-                    "route lookup for {to}: {}",
-                    live.as_deref().unwrap_or("no route of flannel's matches")
-                ),
-            )
-            .compare(text, live.as_deref()),
+            Some((text, _)) => {
+                let matched = live.as_deref().unwrap_or("no route matches");
+                Hop::new(
+                    HopKind::Route,
+                    node,
+                    format!("route lookup for {to}: {matched}"),
+                )
+                .compare(text, live.as_deref())
+            }
             None => {
+                let flannels = [
+                    Some(plan.bridge.name.as_str()),
+                    vxlan_of(plan).map(|v| v.name.as_str()),
+                ];
+                let matched = match &live {
+                    Some(l) => format!("{l} (the node's own route, not flannel's)"),
+                    None => "no route of flannel's matches; the node's own routes take it".into(),
+                };
                 let mut hop = Hop::new(
                     HopKind::Route,
-                    Some(&plan.node),
-                    format!(
-                        "route lookup for {to}: no route of flannel's matches; the node's own routes take it (underlay, default route)"
-                    ),
+                    node,
+                    format!("route lookup for {to}: {matched}"),
                 );
-                if let Some(l) = &live {
-                    hop.broken("no route of flannel's", Some(l));
+                if let Some(l) = live
+                    .as_deref()
+                    .filter(|l| flannels.contains(&rules::field(l, "dev")))
+                {
+                    hop.broken(
+                        "a route of the node's own (flannel routes only pod subnets)",
+                        Some(l),
+                    );
                 }
                 hop
             }
