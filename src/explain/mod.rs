@@ -207,7 +207,10 @@ fn run_trace(
     wanted.entry(src_node.clone()).or_insert(false);
     let mut extra = BTreeMap::new();
     for node in wanted.keys().filter(|n| !sessions.contains_key(*n)) {
-        extra.insert(node.clone(), target.connect_node(node)?);
+        let session = target
+            .connect_node(node)
+            .map_err(|e| ExitError::environment(anyhow!("{e:#}")))?;
+        extra.insert(node.clone(), session);
     }
     let pod_ns = match &e.src.kind {
         PlaceKind::Pod { namespace, .. } => Some(namespace.clone()),

@@ -1,8 +1,9 @@
 //! The walk: one packet from SRC to DST, hop by hop, from the nodes' plans
-//! and the live state their agents reported (`show`), each hop compared
-//! with what the plan wants. Pure: the command gathers the reports, this
-//! module decides the path the kernel takes (routes by longest prefix,
-//! the first FLANNEL-POSTRTG rule that matches) and what it meets.
+//! and the live state their agents reported (`show`, `route get`), each
+//! hop compared with what the plan wants. Pure: the command gathers the
+//! reports, this module follows the path the kernel takes (the route
+//! entry it matched, the first FLANNEL-POSTRTG rule that matches) and
+//! what the packet meets on it.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
