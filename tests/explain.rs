@@ -10,7 +10,7 @@ mod support;
 use serde_json::Value;
 use support::netns::{can_run, lab_name, labctl, show, TestLab};
 
-const UNDERLAY: &str = "192.168.93";
+const UNDERLAY: &str = "192.168.86";
 
 /// `labctl [--output json] explain ARGS... LAB`: exit status and stdout.
 fn explain(lab: &TestLab, json: bool, args: &[&str]) -> (i32, String) {
@@ -70,10 +70,10 @@ fn explain_walks_and_traces_a_packet_and_points_at_a_deleted_fdb_entry() {
     let lab = TestLab::new(
         &lab_name("ex"),
         &format!("{UNDERLAY}.0/24"),
-        "10.93.0.0/16",
+        "10.86.0.0/16",
         &["master", "worker1", "worker2"],
     )
-    .with_service_network("10.193.0.0/16");
+    .with_service_network("10.186.0.0/16");
 
     // Before the lab is up: exit 3 saying what to run.
     let out = labctl(&["explain", "worker1/busybox", "worker2/busybox", lab.path()]);
@@ -99,7 +99,7 @@ fn explain_walks_and_traces_a_packet_and_points_at_a_deleted_fdb_entry() {
             "worker1/busybox",
         ],
     );
-    let out = labctl(&["explain", "worker1/busybox", "10.93.1.300", lab.path()]);
+    let out = labctl(&["explain", "worker1/busybox", "10.86.1.300", lab.path()]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 
     // Pod to pod across nodes, as text: one numbered line per hop.
@@ -108,10 +108,10 @@ fn explain_walks_and_traces_a_packet_and_points_at_a_deleted_fdb_entry() {
     support::assert_mentions(
         &text,
         &[
-            " 3. worker1: route lookup for 10.93.2.2: 10.93.2.0/24 via 10.93.2.0 dev flannel.1 onlink",
-            "dev flannel.1 → dst 192.168.93.12 (worker2's underlay IP)",
-            &format!("outer {UNDERLAY}.11 → {UNDERLAY}.12 UDP 8472 VNI 1, inner 10.93.1.2 → 10.93.2.2"),
-            "12. worker2: pod busybox eth0 10.93.2.2 receives it",
+            " 3. worker1: route lookup for 10.86.2.2: 10.86.2.0/24 via 10.86.2.0 dev flannel.1 onlink",
+            "dev flannel.1 → dst 192.168.86.12 (worker2's underlay IP)",
+            &format!("outer {UNDERLAY}.11 → {UNDERLAY}.12 UDP 8472 VNI 1, inner 10.86.1.2 → 10.86.2.2"),
+            "12. worker2: pod busybox eth0 10.86.2.2 receives it",
         ],
     );
     assert!(!text.contains("broken"), "{text}");
@@ -146,9 +146,9 @@ fn explain_walks_and_traces_a_packet_and_points_at_a_deleted_fdb_entry() {
     // The DNS service: DNATed on the source node to the DNS pod.
     let (code, v) = explain_json(&lab, &["worker1/busybox", "kube-dns"]);
     assert_eq!(code, 0, "{v:#}");
-    assert_eq!(v["dst"]["ip"], "10.193.0.10");
+    assert_eq!(v["dst"]["ip"], "10.186.0.10");
     let endpoint = v["to"].as_str().unwrap().to_string();
-    assert!(endpoint.starts_with("10.93.0."), "{v:#}");
+    assert!(endpoint.starts_with("10.86.0."), "{v:#}");
     let dnat = hop(&v, "dnat");
     assert_eq!(dnat["node"], "worker1");
     assert!(
