@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::completions_cmd::CompletionsArgs;
 use crate::doctor_cmd::DoctorArgs;
 use crate::drill::DrillArgs;
+use crate::explain::ExplainArgs;
 use crate::graph::GraphArgs;
 use crate::init_cmd::InitArgs;
 use crate::lifecycle::{DestroyArgs, ExecArgs, ListArgs, SshArgs, StatusArgs, UpArgs};
@@ -31,6 +32,8 @@ Examples:
   sudo labctl verify labs/netns.yaml       prove pod networking works
   sudo labctl destroy labs/netns.yaml      remove everything the lab created
   sudo labctl doctor labs/netns.yaml       what this host lacks for the lab, with fixes
+  sudo labctl explain --trace worker1/busybox worker2/busybox
+                                           follow one packet hop by hop, each hop seen or not
 
 LAB defaults to ./lab.yaml. Exit status: 0 success, 1 a check or step failed,
 2 invalid lab file or usage, 3 the environment is missing something.";
@@ -121,6 +124,11 @@ pub enum Command {
         after_help = "Examples:\n  labctl drill list\n  sudo labctl drill start fdb-entry --lab labs/netns.yaml\n  sudo labctl drill hint\n  sudo labctl drill check\n  sudo labctl drill reset"
     )]
     Drill(DrillArgs),
+    /// Follow one packet hop by hop, with each hop's live values (--trace: send one).
+    #[command(
+        after_help = "Examples:\n  sudo labctl explain worker1/busybox worker2/busybox\n  sudo labctl explain worker1/busybox kube-dns labs/netns.yaml\n  sudo labctl explain --trace worker1/busybox 198.18.0.1\n  sudo labctl --output json explain master worker2/busybox\n\nExit status: 0 every hop agrees with the plan (and was seen), 1 a hop is broken (or not seen)."
+    )]
+    Explain(ExplainArgs),
     /// Draw the lab: underlay, nodes, flannel.1, cni0, pods, DNS, VXLAN tunnels.
     #[command(
         after_help = "Examples:\n  sudo labctl graph labs/netns.yaml -o lab.svg\n  labctl graph labs/vagrant.yaml --format mermaid\n  labctl graph -o lab.dot\n\nLive state when the lab is up on this host (what differs from the plan is drawn broken, with the difference), the plan otherwise; the title says which."
@@ -156,6 +164,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Man(args) => crate::man_cmd::man(args, Cli::command(), &global),
         Command::Doctor(args) => crate::doctor_cmd::doctor(args, &global),
         Command::Drill(args) => crate::drill::run(args, &global),
+        Command::Explain(args) => crate::explain::run(args, &global),
         Command::Graph(args) => crate::graph::run(args, &global),
         Command::Version => version(&global),
     }

@@ -20,7 +20,7 @@
 //!    ssh labs), Vagrant's command line on this host.
 //! 8. `provider`: make machines exist, say how to reach them, remove them.
 //! 9. `verify`: prove the lab works and name what does not.
-//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `init_cmd`, `schema_cmd`, `completions_cmd`, `man_cmd`, `doctor_cmd`, `drill`, `graph`:
+//! 10. `lifecycle`, `render_cmd`, `validate_cmd`, `init_cmd`, `schema_cmd`, `completions_cmd`, `man_cmd`, `doctor_cmd`, `drill`, `explain`, `graph`:
 //!     the commands (one line: tests/layers.rs reads the names from it).
 //! 11. `cli`: the command line.
 
@@ -31,6 +31,7 @@ pub mod doctor_cmd;
 pub mod drill;
 pub mod embedded;
 pub mod exit;
+pub mod explain;
 pub mod graph;
 pub mod hostcmd;
 pub mod init_cmd;

@@ -213,7 +213,7 @@ const MASQ_MARK: &str = "0x4000/0x4000";
 /// Per protocol: traffic from the DNS pod to its own service is marked for
 /// masquerade (hairpin: without it the reply would come from the pod's own
 /// address and be dropped), then everything to the service is DNATed.
-fn services_rules(dns_service: Ipv4Addr, dns_pod: Ipv4Addr) -> Vec<String> {
+pub fn services_rules(dns_service: Ipv4Addr, dns_pod: Ipv4Addr) -> Vec<String> {
     let comment = "-m comment --comment \"kube-system/kube-dns:dns cluster IP\"";
     ["udp", "tcp"]
         .iter()

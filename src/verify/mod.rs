@@ -28,7 +28,7 @@ pub mod probe;
 #[cfg(test)]
 mod recorded;
 pub mod render;
-mod target;
+pub mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -46,6 +46,9 @@ const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
 const RTNH_F_ONLINK: u32 = 4;
+/// `rtm_flags`: answer with the matched table entry, not the resulting
+/// route (`ip route get fibmatch`, Linux 4.13+).
+const RTM_F_FIB_MATCH: u32 = 0x2000;
 
 pub fn dump_links(socket: &mut DumpSocket) -> Result<Vec<Link>, NlError> {
     // struct ifinfomsg, all zero: every device.
@@ -93,6 +96,17 @@ pub fn dump_main_routes(socket: &mut DumpSocket) -> Result<Vec<Route>, NlError> 
         req[4] = MAIN_TABLE as u8;
     }
     socket.collect(RTM_GETROUTE, &req, parse_route)
+}
+
+/// The routing table entry `dst` matches (`ip route get fibmatch DST`).
+pub fn route_get(socket: &mut DumpSocket, dst: Ipv4Addr) -> Result<Option<Route>, NlError> {
+    // struct rtmsg: family, dst_len 32, rtm_flags at bytes 8..12.
+    let mut req = vec![0u8; 12];
+    req[0] = AF_INET;
+    req[1] = 32;
+    req[8..12].copy_from_slice(&RTM_F_FIB_MATCH.to_ne_bytes());
+    put_attr(&mut req, RTA_DST, &dst.octets());
+    socket.get(RTM_GETROUTE, &req, parse_route)
 }
 
 fn ipv4(v: &[u8]) -> Option<Ipv4Addr> {

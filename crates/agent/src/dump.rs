@@ -23,6 +23,8 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSG_OVERRUN: u16 = 4;
 const NLM_F_REQUEST: u16 = 0x01;
+/// Asks for an acknowledgement after the reply (ends a single request).
+const NLM_F_ACK: u16 = 0x04;
 const NLM_F_DUMP: u16 = 0x300;
 /// Set on a reply when the dumped table changed during the dump.
 const NLM_F_DUMP_INTR: u16 = 0x10;
@@ -120,7 +122,7 @@ impl DumpSocket {
         let mut out = Vec::new();
         for _ in 0..ATTEMPTS {
             out.clear();
-            let interrupted = self.dump(msg_type, payload, |p| {
+            let interrupted = self.exchange(msg_type, NLM_F_DUMP, payload, |p| {
                 if let Some(t) = parse(p) {
                     out.push(t);
                 }
@@ -132,11 +134,30 @@ impl DumpSocket {
         Ok(out)
     }
 
-    /// One dump; calls `each` with every reply payload and returns whether
-    /// the kernel flagged the dump as interrupted.
-    fn dump(
+    /// One request that is no dump (e.g. `RTM_GETROUTE` for one address):
+    /// what `parse` makes of the reply. A kernel error is returned as such.
+    pub fn get<T>(
         &mut self,
         msg_type: u16,
+        payload: &[u8],
+        parse: impl Fn(&[u8]) -> Option<T>,
+    ) -> Result<Option<T>, NlError> {
+        let mut out = None;
+        self.exchange(msg_type, NLM_F_ACK, payload, |p| {
+            if out.is_none() {
+                out = parse(p);
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// One request with `flags` besides NLM_F_REQUEST (a dump, or an
+    /// acknowledged request); calls `each` with every reply payload and
+    /// returns whether the kernel flagged a dump as interrupted.
+    fn exchange(
+        &mut self,
+        msg_type: u16,
+        flags: u16,
         payload: &[u8],
         mut each: impl FnMut(&[u8]),
     ) -> Result<bool, NlError> {
@@ -146,13 +167,12 @@ impl DumpSocket {
         let mut request = Vec::with_capacity(len);
         request.extend_from_slice(&(len as u32).to_ne_bytes());
         request.extend_from_slice(&msg_type.to_ne_bytes());
-        request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        request.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
         request.extend_from_slice(&seq.to_ne_bytes());
         request.extend_from_slice(&0u32.to_ne_bytes());
         request.extend_from_slice(payload);
-        send(self.fd.as_raw_fd(), &request, MsgFlags::empty()).map_err(|e| {
-            NlError::local(format!("cannot send a netlink dump request: {}", e.desc()))
-        })?;
+        send(self.fd.as_raw_fd(), &request, MsgFlags::empty())
+            .map_err(|e| NlError::local(format!("cannot send a netlink request: {}", e.desc())))?;
         let mut interrupted = false;
         loop {
             let n = self.receive()?;

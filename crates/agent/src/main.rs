@@ -15,6 +15,7 @@ mod error;
 mod files;
 mod iptables;
 mod links;
+mod lookup;
 mod netlink;
 mod netns;
 mod nlops;
@@ -43,6 +44,8 @@ commands:
   show               print the node's live flannel state
   pod add NAME       create pod NAME (namespace <lab>-<node>-NAME)
   pod del NAME       remove pod NAME
+  route get ADDR...  the routing table entry each address matches
+                     (ip route get fibmatch)
   capture [--seconds S] [--count N] [--ready-file PATH]
                      count VXLAN packets of the plan's VNI on the underlay
   capture --icmp-to ADDR [--seconds S] [--count N] [--ready-file PATH]
@@ -193,6 +196,7 @@ fn run(args: Args) -> Result<i32> {
             | ["pod", "add", _]
             | ["pod", "del", _]
             | ["capture"]
+            | ["route", "get", _, ..]
     );
     if !known {
         return Err(AgentError::Input(format!(
@@ -261,20 +265,31 @@ fn run(args: Args) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
+        ["route", "get", targets @ ..] => {
+            let targets = addresses(targets, "route get: address")?;
+            report::print(&lookup::run(&plan, &targets)?);
+            Ok(EXIT_OK)
+        }
         _ => Err(AgentError::Input(USAGE.into())),
     }
 }
 
-/// `ping TARGET...`: needs no plan, only root and the namespace.
-fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
-    let targets = targets
+/// The IPv4 addresses of `words`; the first that is none is named as
+/// `what` (exit 2).
+fn addresses(words: &[&str], what: &str) -> Result<Vec<std::net::Ipv4Addr>> {
+    words
         .iter()
         .map(|t| {
             t.parse().map_err(|_| {
-                AgentError::Input(format!("ping target {t:?} is not an IPv4 address\n{USAGE}"))
+                AgentError::Input(format!("{what} {t:?} is not an IPv4 address\n{USAGE}"))
             })
         })
-        .collect::<Result<Vec<std::net::Ipv4Addr>>>()?;
+        .collect()
+}
+
+/// `ping TARGET...`: needs no plan, only root and the namespace.
+fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
+    let targets = addresses(targets, "ping target")?;
     let defaults = ping::PingOptions::default();
     let ms = |v: Option<u64>, d: std::time::Duration| v.map_or(d, std::time::Duration::from_millis);
     let opts = ping::PingOptions {

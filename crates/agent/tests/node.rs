@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use labctl_nodeplan::report::{
-    Action, ObjectKind, PodAddReport, PodDelReport, ShowReport, TeardownReport,
+    Action, ObjectKind, PodAddReport, PodDelReport, RouteGetReport, ShowReport, TeardownReport,
 };
 
 fn lab(test: &str, peers: u32) -> (Netns, TempDir, labctl_nodeplan::NodePlan, Vec<NodeSpec>) {
@@ -511,4 +511,36 @@ fn bad_input_and_environment_errors_use_their_exit_codes() {
         "{line}"
     );
     assert_eq!(line.trim().rsplit(':').next().unwrap().len(), 64);
+}
+
+#[test]
+fn route_get_names_the_table_entry_each_address_matches() {
+    if !root_or_skip("route_get_names_the_table_entry_each_address_matches") {
+        return;
+    }
+    let (ns, _dir, plan, _) = lab("rg", 1);
+    let n = &ns.name;
+    let r = agent(n, &plan, &["apply"]);
+    assert_eq!(r.code, 0, "apply failed: {}\n{:#}", r.stderr, r.json);
+    let r = agent(
+        n,
+        &plan,
+        &["route", "get", "10.244.1.7", "192.168.56.99", "198.18.0.1"],
+    );
+    assert_eq!(r.code, 0, "route get failed: {}", r.stderr);
+    let report: RouteGetReport = r.report();
+    assert_eq!(report.node, "n0");
+    let route = |ip: &str| report.route(ip.parse().unwrap());
+    assert_eq!(
+        route("10.244.1.7"),
+        Some("10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink")
+    );
+    assert_eq!(route("192.168.56.99"), Some("192.168.56.0/24 dev eth1"));
+    // No default route in this namespace: the kernel's answer is the error.
+    assert_eq!(route("198.18.0.1"), None);
+    let unreachable = report.lookups[2].error.as_deref().unwrap_or("");
+    assert!(unreachable.contains("unreachable"), "{:#}", r.json);
+    let r = agent(n, &plan, &["route", "get", "10.244.1.300"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not an IPv4 address"), "{}", r.stderr);
 }

@@ -40,6 +40,7 @@ use super::{assemble, checks};
 use crate::ssh::Session;
 use pod_exec::{PodExec, ProbePod};
 
+pub(crate) use output::tagged_report;
 pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput};
 
 /// What the pod probes share: the lab, how pods are entered, the usable

@@ -13,10 +13,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod dataplane;
+mod lookup;
 mod objects;
 mod traffic;
 
 pub use dataplane::*;
+pub use lookup::*;
 pub use objects::*;
 pub use traffic::*;
 

@@ -199,3 +199,35 @@ fn other_commands_unknown_fields_and_nothing_are_refused() {
     let e = decode::<CheckReport>("master", "labctl-agent: not root").unwrap_err();
     assert!(matches!(e.problem, ReportProblem::Invalid(_)), "{e}");
 }
+
+#[test]
+fn a_route_lookup_round_trips_and_names_the_matched_route() {
+    let report = RouteGetReport {
+        report_version: REPORT_VERSION,
+        command: RouteGetReport::COMMAND.into(),
+        node: "worker1".into(),
+        lookups: vec![
+            RouteLookup {
+                dst: Ipv4Addr::new(10, 244, 2, 2),
+                route: Some("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink".into()),
+                error: None,
+            },
+            RouteLookup {
+                dst: Ipv4Addr::new(198, 18, 0, 1),
+                route: None,
+                error: Some("network unreachable".into()),
+            },
+        ],
+    };
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(text.contains("\"command\":\"route get\""), "{text}");
+    let back = decode::<RouteGetReport>("worker1", &text).unwrap();
+    assert_eq!(back, report);
+    assert_eq!(
+        back.route(Ipv4Addr::new(10, 244, 2, 2)),
+        Some("10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink")
+    );
+    assert_eq!(back.route(Ipv4Addr::new(198, 18, 0, 1)), None);
+    let err = decode::<ShowReport>("worker1", &text).unwrap_err();
+    assert_eq!(err.problem, ReportProblem::Command("route get".into()));
+}
