@@ -29,6 +29,7 @@ mod recorded;
 pub mod remote;
 pub mod render;
 mod target;
+pub mod underlay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

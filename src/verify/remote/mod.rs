@@ -23,8 +23,11 @@ pub(super) mod egress;
 mod output;
 pub(super) mod probes;
 pub(super) mod scripts;
+mod underlay;
 
 use std::time::Instant;
+
+use labctl_nodeplan::Backend;
 
 use super::evidence::Evidence;
 use super::model::{CheckId, CheckResult, LabView, PodView, Report};
@@ -78,7 +81,11 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
         results.push(checks::pod_mesh(&mesh).timed(t));
         ev.mesh = Some(mesh);
     }
-    if wants(CheckId::Vxlan) {
+    if wants(CheckId::Vxlan) && view.backend == Backend::HostGw {
+        let t = Instant::now();
+        ev.underlay = underlay::probe(&mut sessions, view, &target.plans, &pods);
+        results.push(crate::verify::underlay::check(view, &ev).timed(t));
+    } else if wants(CheckId::Vxlan) {
         let t = Instant::now();
         let (pairs, bad) = probes::vxlan(&mut sessions, view, &target.plans, &pods);
         ev.vxlan = pairs;
