@@ -23,6 +23,36 @@ pub const PROVES: &str = "cross-node pod traffic leaves the sender on the underl
 pub const METHOD: &str =
     "ip route get on the sender, labctl-agent capture --icmp-to (AF_PACKET, outgoing), over SSH";
 
+/// What `dataplane` proves on a host-gw lab.
+pub const DATAPLANE_PROVES: &str = "each node's cni0, one route per peer via its node IP (no flannel.1, no neighbour or FDB entries), iptables chains and files match the plan";
+
+/// `dataplane`'s summary on a host-gw lab whose nodes all match.
+pub fn dataplane_summary(lab: &LabView) -> String {
+    format!(
+        "{} nodes match their plan: no flannel.1, cni0 mtu {}, {} peers each (route via the peer's node IP), FLANNEL-POSTRTG/FLANNEL-FWD, subnet.env, CNI conflist",
+        lab.nodes.len(),
+        lab.pod_mtu,
+        lab.nodes.len().saturating_sub(1)
+    )
+}
+
+/// `dataplane`'s per-node lines on a host-gw lab: the routes each node
+/// holds to its peers' subnets.
+pub fn dataplane_details(lab: &LabView) -> Vec<String> {
+    lab.nodes
+        .iter()
+        .map(|n| {
+            let routes: Vec<String> = lab
+                .nodes
+                .iter()
+                .filter(|p| p.name != n.name)
+                .map(|p| format!("{} via {}", p.subnet, p.underlay_ip))
+                .collect();
+            format!("{}: subnet {}; {}", n.name, n.subnet, routes.join(", "))
+        })
+        .collect()
+}
+
 /// One cross-node pair: a pod on `from` pinging the pod on `to`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -203,5 +233,26 @@ mod tests {
         }
         // No evidence at all is no proof.
         assert_eq!(check(&lab(), &Evidence::default()).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_host_gw_dataplane_names_the_routes_and_no_tunnel() {
+        let lab = lab();
+        let ev = Evidence {
+            checked_nodes: lab.nodes.iter().map(|n| n.name.clone()).collect(),
+            ..Default::default()
+        };
+        let r = crate::verify::checks::dataplane(&lab, &ev, &[]);
+        assert_eq!(r.outcome, Outcome::Pass);
+        assert_eq!(r.proves, DATAPLANE_PROVES);
+        assert!(
+            r.summary.contains("no flannel.1, cni0 mtu 1500"),
+            "{}",
+            r.summary
+        );
+        assert_eq!(
+            r.details[1],
+            "worker1: subnet 10.244.1.0/24; 10.244.0.0/24 via 192.168.56.10, 10.244.2.0/24 via 192.168.56.12"
+        );
     }
 }

@@ -57,12 +57,14 @@ pub(super) fn probe(
         match i.and_then(|i| outputs.get(i)).cloned().flatten().flatten() {
             Some(Ok(text)) => {
                 let out = parse_egress_output(&from, &text);
+                // One line, single spaces (`ip route get` pads its cache line).
                 pair.route = text
                     .lines()
                     .find_map(|l| l.strip_prefix("@route "))
                     .unwrap_or_default()
-                    .trim()
-                    .to_string();
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 (pair.via, pair.dev) = route_via_dev(&pair.route);
                 pair.ping_ok = out.agent_ping.as_ref().is_some_and(|a| *a == Ok(true));
                 match out.departures {
