@@ -138,6 +138,13 @@ fn host_gw_lab_comes_up_verifies_repairs_and_switches_backend() {
     for node in NODES {
         lab.assert_host_gw(node);
     }
+    let status = labctl(&["status", "--name", &lab.0.name]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .contains("(netns provider, flannel backend host-gw)"),
+        "{}",
+        show(&status)
+    );
     let report = lab.green("on a fresh host-gw lab");
     for id in NETWORK_CHECKS.iter().chain(&["egress"]) {
         let check = report["checks"]
