@@ -8,6 +8,8 @@
 //! routes, neighbours and FDB entries go with them), and routes into the
 //! pod network on the underlay interface that no peer accounts for.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use ipnet::Ipv4Net;
 use labctl_nodeplan::{Backend, NodePlan, PeerPlan};
 
@@ -79,15 +81,19 @@ pub fn converge_routes(
         Backend::HostGw => plan.peers.as_slice(),
         Backend::Vxlan => &[],
     };
+    // Main-table routes by destination: one lookup per peer, not a scan
+    // (a 1,000-peer node has as many routes).
+    let mut by_dst: BTreeMap<Ipv4Net, Vec<&Route>> = BTreeMap::new();
+    if !peers.is_empty() {
+        for r in k.routes.iter().filter(|r| r.table == MAIN_TABLE) {
+            by_dst.entry(r.dst).or_default().push(r);
+        }
+    }
     for peer in peers {
         // Every main-table route to the subnet collides with ours: one
         // without a metric is overwritten by `replace`, others are deleted.
-        let found: Vec<&Route> = k
-            .routes
-            .iter()
-            .filter(|r| r.table == MAIN_TABLE && r.dst == peer.subnet)
-            .collect();
-        if route_matches(&found, peer, lower.index) {
+        let found: &[&Route] = by_dst.get(&peer.subnet).map_or(&[], Vec::as_slice);
+        if route_matches(found, peer, lower.index) {
             match out.verbose {
                 true => out.unchanged(ObjectKind::Route, format!("route {}", peer.subnet)),
                 false => unchanged += 1,
@@ -152,7 +158,7 @@ fn run_batch(nl: &Netlink, ops: Vec<(Op, String)>, out: &mut Collector) {
 /// node no longer uses (with vxlan a peer's old host-gw route is replaced
 /// by its onlink route instead).
 pub fn stale_underlay_routes<'k>(k: &'k Kernel, plan: &NodePlan, lower: &Link) -> Vec<&'k Route> {
-    let peer_subnets: Vec<Ipv4Net> = plan.peers.iter().map(|p| p.subnet).collect();
+    let peer_subnets: BTreeSet<Ipv4Net> = plan.peers.iter().map(|p| p.subnet).collect();
     k.routes
         .iter()
         .filter(|r| {
