@@ -45,6 +45,7 @@ pub fn render(args: &RenderArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         OutputFormat::Json => {
             let report = serde_json::json!({
                 "lab": lab.name,
+                "backend": lab.network.backend.name(),
                 "out": out.display().to_string(),
                 "files": files,
             });
@@ -57,8 +58,9 @@ pub fn render(args: &RenderArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
                     eprintln!("{}", paint(&warning.to_string(), Style::Yellow, color));
                 }
                 println!(
-                    "rendered lab {} into {} ({} files)",
+                    "rendered lab {} (flannel backend {}) into {} ({} files)",
                     lab.name,
+                    lab.network.backend.name(),
                     out.display(),
                     files.len()
                 );

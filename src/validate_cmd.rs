@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use labctl_lab::{Diagnostic, Lab, ProviderType, Role};
+use labctl_lab::{Backend, Diagnostic, Lab, ProviderType, Role};
 use labctl_nodeplan::NodePlan;
 use serde::Serialize;
 
@@ -66,14 +66,16 @@ pub fn text_report(report: &ValidateReport, global: &GlobalOpts) -> String {
     );
     out.push_str(&paint(&title, Style::Bold, global.color));
     out.push('\n');
+    let backend = match net.backend {
+        Backend::Vxlan { vni, port } => format!("backend vxlan (VNI {vni}, UDP {port})"),
+        Backend::HostGw => "backend host-gw (routes via the peers' node IPs, no tunnel)".into(),
+    };
     out.push_str(&format!(
-        "underlay {} (MTU {}), pod network {} (/{} per node), VXLAN VNI {} UDP {}, ipMasq {}\n\n",
+        "underlay {} (MTU {}), pod network {} (/{} per node), {backend}, ipMasq {}\n\n",
         net.underlay,
         net.underlay_mtu,
         net.pod_network,
         net.subnet_len,
-        net.backend.vni,
-        net.backend.port,
         if net.ip_masq { "on" } else { "off" },
     ));
     let rows: Vec<Vec<String>> = lab
@@ -89,8 +91,12 @@ pub fn text_report(report: &ValidateReport, global: &GlobalOpts) -> String {
                 },
                 node.ip.to_string(),
                 plan.subnet.to_string(),
-                plan.vxlan.mac.to_string(),
-                plan.vxlan.address.to_string(),
+                plan.vxlan
+                    .as_ref()
+                    .map_or("-".into(), |v| v.mac.to_string()),
+                plan.vxlan
+                    .as_ref()
+                    .map_or("-".into(), |v| v.address.to_string()),
                 plan.bridge.address.to_string(),
             ]
         })

@@ -26,8 +26,19 @@ fn validate_accepts_every_lab_and_prints_the_table() {
             );
         }
         assert!(run.stdout.contains("control-plane"), "{run}");
-        assert!(run.stdout.contains("10.244.0.0/24"), "{run}");
-        assert!(run.stdout.contains("10.244.0.1/24"), "{run}");
+        // The host-gw example has networks of its own, to run beside netns.yaml.
+        let pods = if lab.ends_with("netns-host-gw.yaml") {
+            assert!(run.stdout.contains("backend host-gw"), "{run}");
+            "10.248"
+        } else {
+            assert!(
+                run.stdout.contains("backend vxlan (VNI 1, UDP 8472)"),
+                "{run}"
+            );
+            "10.244"
+        };
+        assert!(run.stdout.contains(&format!("{pods}.0.0/24")), "{run}");
+        assert!(run.stdout.contains(&format!("{pods}.0.1/24")), "{run}");
         assert!(run.stdout.contains("kubernetes API 10.96.0.1,"), "{run}");
         assert!(run.stdout.contains("cluster DNS 10.96.0.10"), "{run}");
     }

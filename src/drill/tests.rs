@@ -97,6 +97,19 @@ fn values_come_from_the_named_peer_and_unknown_names_are_refused() {
 }
 
 #[test]
+fn a_host_gw_node_is_refused_naming_its_backend() {
+    let mut plan = plan();
+    plan.backend = labctl_nodeplan::Backend::HostGw;
+    plan.vxlan = None;
+    let err = values::values("d1", &plan, None).unwrap_err();
+    let text = format!("{err}");
+    assert!(
+        text.contains("uses flannel's host-gw backend") && text.contains("type: vxlan"),
+        "{text}"
+    );
+}
+
+#[test]
 fn shell_words_quote_what_a_shell_would_split() {
     let w = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     assert_eq!(table::shell_words(&w(&["ip", "route"])), "ip route");

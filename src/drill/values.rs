@@ -31,6 +31,14 @@ pub fn values(lab: &str, plan: &NodePlan, peer: Option<&str>) -> Result<Values> 
             peer.map(|n| format!(" {n}")).unwrap_or_default()
         )
     })?;
+    let vxlan = plan.vxlan.as_ref().ok_or_else(|| {
+        anyhow!(
+            "node {} uses flannel's {} backend: the drills break and check the vxlan data plane \
+             (flannel.1, its neighbour and FDB entries); drill on a lab with `backend: {{type: vxlan}}`",
+            plan.node,
+            plan.backend
+        )
+    })?;
     let subnet_env = plan
         .files
         .iter()
@@ -56,9 +64,9 @@ pub fn values(lab: &str, plan: &NodePlan, peer: Option<&str>) -> Result<Values> 
     v.insert("peer_mac", p.vtep_mac.to_string());
     v.insert("stale_mac", STALE_MAC.to_string());
     v.insert("nat_ip", NAT_IP.to_string());
-    v.insert("vxlan", plan.vxlan.name.clone());
-    v.insert("port", plan.vxlan.port.to_string());
-    v.insert("pod_mtu", plan.vxlan.mtu.to_string());
+    v.insert("vxlan", vxlan.name.clone());
+    v.insert("port", vxlan.port.to_string());
+    v.insert("pod_mtu", vxlan.mtu.to_string());
     v.insert("underlay_mtu", plan.underlay_mtu.to_string());
     v.insert("bridge", plan.bridge.name.clone());
     v.insert("dns_service", plan.dns_service_ip.to_string());

@@ -27,7 +27,7 @@ fn plans() -> Vec<NodePlan> {
 
 /// `show` as the agent reports a node that matches its plan.
 fn healthy(plan: &NodePlan) -> ShowReport {
-    let vx = &plan.vxlan;
+    let vx = plan.vxlan.as_ref().expect("a vxlan plan");
     let nat = plan.iptables.nat.as_ref().unwrap();
     let mut nat_lines = vec![nat.jump.clone(), format!("-N {}", nat.chain)];
     nat_lines.extend(nat.rules.iter().cloned());
@@ -213,7 +213,7 @@ fn pod_to_pod_across_nodes_goes_through_vxlan_with_the_live_values() {
     let worker2 = &f.plans[2];
     assert!(text(3).contains("RETURN, not masqueraded"), "{}", text(3));
     assert!(
-        text(5).contains(&format!("lladdr {}", worker2.vxlan.mac)),
+        text(5).contains(&format!("lladdr {}", worker2.vxlan.as_ref().unwrap().mac)),
         "{}",
         text(5)
     );

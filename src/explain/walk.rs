@@ -40,7 +40,7 @@ pub struct Walk {
 /// The VXLAN device the plan builds, if its backend has one: the VXLAN
 /// hops exist only then.
 pub fn vxlan_of(plan: &NodePlan) -> Option<&VxlanPlan> {
-    Some(&plan.vxlan)
+    plan.vxlan.as_ref()
 }
 
 /// The route the plan puts on `plan`'s node for `dst`: its own subnet

@@ -163,7 +163,7 @@ impl Graph {
 /// The plan's VXLAN device, if it has one: the one place the picture
 /// asks whether the backend tunnels.
 pub fn vxlan_of(plan: &NodePlan) -> Option<&VxlanPlan> {
-    Some(&plan.vxlan)
+    plan.vxlan.as_ref()
 }
 
 /// `node: object: expected X, actual Y`, one difference for people.

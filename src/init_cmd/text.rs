@@ -62,7 +62,8 @@ network:
   # Service IPs: .1 is the API server (kubernetes.default), .10 cluster DNS.
   serviceNetwork: 10.96.0.0/12
   dnsDomain: cluster.local
-  # flannel's VXLAN backend: the VNI and the UDP port of the tunnels.
+  # flannel's VXLAN backend: the VNI and the UDP port of the tunnels. Or
+  # {{type: host-gw}}: routes via the peers' node IPs, no tunnel (one L2 segment).
   backend: {{type: vxlan, vni: 1, port: 8472}}
   # Masquerade pod traffic that leaves the pod network (flannel's ipMasq).
   ipMasq: true

@@ -3,6 +3,7 @@
 
 pub mod destroy;
 pub mod node_shell;
+pub mod one_segment;
 pub mod status;
 pub mod up;
 

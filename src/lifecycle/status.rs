@@ -58,9 +58,10 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
         )
     });
     let healthy = statuses.iter().all(|s| s.reachable && s.drift == "in sync");
+    // flannel's backend, as the plans the nodes were built from say.
+    let backend = plans.first().map(|p| p.backend.name());
     if global.output == OutputFormat::Json {
-        let doc =
-            serde_json::json!({"lab": name, "provider": lab.state.provider, "nodes": statuses});
+        let doc = serde_json::json!({"lab": name, "provider": lab.state.provider, "backend": backend, "nodes": statuses});
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         let rows: Vec<Vec<String>> = statuses
@@ -87,7 +88,13 @@ pub fn status(args: &StatusArgs, global: &GlobalOpts) -> Result<ExitCode> {
                 ]
             })
             .collect();
-        println!("Lab {name} ({} provider)", lab.state.provider);
+        match backend {
+            Some(b) => println!(
+                "Lab {name} ({} provider, flannel backend {b})",
+                lab.state.provider
+            ),
+            None => println!("Lab {name} ({} provider)", lab.state.provider),
+        }
         print!(
             "{}",
             table(&["NODE", "IP", "SSH", "AGENT", "DRIFT", "PODS"], &rows)

@@ -100,8 +100,14 @@ pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
             name = lab.name
         ))),
         Err(e) => {
-            // A missing tool on a node stays an environment error (exit 3).
-            let environment = crate::exit::exit_code_for(&e) == crate::exit::ENVIRONMENT;
+            // A missing tool on a node stays an environment error (exit 3),
+            // a lab the nodes cannot carry (host-gw across a router) a
+            // lab-file error (exit 2).
+            let code = crate::exit::exit_code_for(&e);
+            if code == crate::exit::USAGE {
+                return Err(e);
+            }
+            let environment = code == crate::exit::ENVIRONMENT;
             let e = e.context(format!(
                 "lab {name} is not fully up; it stays for inspection (`labctl status`); remove it with `labctl destroy --name {name}`",
                 name = lab.name
@@ -182,6 +188,8 @@ fn converge(
     clock: &PhaseClock,
 ) -> Result<u64> {
     clock.time(Phase::Nodes, || provider.create(lab, dir, state, progress))?;
+    // host-gw: every node must reach every other without a router.
+    super::one_segment::check(lab, dir, state)?;
     // kubeadm labs: the cluster hands out the node subnets (podCIDRs).
     let kubernetes = lab.kubernetes.enabled;
     let plans = if kubernetes {

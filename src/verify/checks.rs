@@ -58,7 +58,10 @@ pub fn dataplane(lab: &LabView, ev: &Evidence, errors: &[(String, String)]) -> C
     let mut details: Vec<String> = ev.drift.iter().map(|d| format!("✗ {}", d.line())).collect();
     details.extend(errors.iter().map(|(n, e)| format!("✗ {n}: {e}")));
     let ok = ev.drift.is_empty() && errors.is_empty() && ev.checked_nodes.len() == lab.nodes.len();
-    let summary = if ok {
+    let host_gw = lab.backend == labctl_nodeplan::Backend::HostGw;
+    let summary = if ok && host_gw {
+        super::underlay::dataplane_summary(lab)
+    } else if ok {
         format!(
             "{} nodes match their plan: {} VNI {} port {}, cni0, {} peers each (route + neighbour + FDB), FLANNEL-POSTRTG/FLANNEL-FWD, subnet.env, CNI conflist",
             lab.nodes.len(),
@@ -81,7 +84,9 @@ pub fn dataplane(lab: &LabView, ev: &Evidence, errors: &[(String, String)]) -> C
             }
         )
     };
-    if ok {
+    if ok && host_gw {
+        details.extend(super::underlay::dataplane_details(lab));
+    } else if ok {
         for n in &lab.nodes {
             details.push(format!(
                 "{}: {} local {} subnet {}",
@@ -89,13 +94,17 @@ pub fn dataplane(lab: &LabView, ev: &Evidence, errors: &[(String, String)]) -> C
             ));
         }
     }
-    result(
+    let mut r = result(
         CheckId::Dataplane,
         ok,
         summary,
         details,
         json!({"checkedNodes": ev.checked_nodes, "differences": ev.drift, "errors": errors, "firewall": ev.firewall}),
-    )
+    );
+    if host_gw {
+        r.proves = super::underlay::DATAPLANE_PROVES;
+    }
+    r
 }
 
 /// `pods`: one usable pod per node, IP inside its node's subnet.

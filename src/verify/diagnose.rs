@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{ObjectKind, State};
+use labctl_nodeplan::Backend;
 use serde::Serialize;
 
 use super::evidence::Evidence;
@@ -308,7 +309,14 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         let peer = x.peer.as_deref().and_then(|p| lab.node(p));
         let peer_name = peer.map(|p| p.name.as_str());
         let name = &x.name;
+        let host_gw = lab.backend == Backend::HostGw;
         let by_hand = match (kind, state, peer) {
+            // host-gw: the route the agent reports as wanted is the fix.
+            (DriftKind::Route, "stale", _) if host_gw => format!("ip route del {name}"),
+            (DriftKind::Route, _, Some(_)) if host_gw => format!(
+                "ip route replace {}",
+                text(&x.expected).unwrap_or("SUBNET via PEER-NODE-IP dev UNDERLAY")
+            ),
             (DriftKind::Route, "stale", _) => format!("ip route del {name} dev {dev}"),
             (DriftKind::Neighbour, "stale", _) => format!("ip neigh del {name} dev {dev}"),
             (DriftKind::Fdb, "stale", _) => format!("bridge fdb del {name} dev {dev} self"),
@@ -349,7 +357,7 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         out.push(
             Diagnosis::new(
                 &format!("{state}-{what}"),
-                format!("{} on {}: {state} {what}{about} ({consequence})", what_long(kind), d.node),
+                format!("{} on {}: {state} {what}{about} ({consequence})", what_long(kind, lab.backend), d.node),
                 format!("labctl up (the agent converges every per-peer entry); by hand on {}: {by_hand}", d.node),
                 &[CheckId::Dataplane, CheckId::PodMesh, CheckId::Vxlan, CheckId::Mtu],
             )
@@ -361,8 +369,11 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
     }
 }
 
-fn what_long(kind: DriftKind) -> &'static str {
+fn what_long(kind: DriftKind, backend: Backend) -> &'static str {
     match kind {
+        DriftKind::Route if backend == Backend::HostGw => {
+            "host-gw route to a peer's pod subnet via its node IP"
+        }
         DriftKind::Route => "onlink route to a peer's pod subnet",
         DriftKind::Neighbour => "permanent neighbour (ARP) entry for a peer's VTEP",
         DriftKind::Fdb => "FDB entry mapping a peer's VTEP MAC to its underlay IP",
@@ -529,20 +540,29 @@ fn mtu_mismatch(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         )
     } else {
         format!(
-            "MTU mismatch: {} on {} differ from the lab's pod MTU {} (underlay {} − 50), so full-size packets are dropped one way",
+            "MTU mismatch: {} on {} differ from the lab's pod MTU {} ({}), so full-size packets are dropped one way",
             "interfaces",
             list.join(", "),
             lab.pod_mtu,
-            lab.underlay_mtu
+            match lab.backend {
+                Backend::Vxlan => format!("underlay {} − 50", lab.underlay_mtu),
+                Backend::HostGw => format!("host-gw: the underlay's {}", lab.underlay_mtu),
+            }
         )
     };
     let mut d = Diagnosis::new(
         "mtu-mismatch",
         message,
-        format!(
-            "labctl up (sets {} and cni0 to {}); by hand: ip link set {} mtu {} on each listed node",
-            lab.vxlan_device, lab.pod_mtu, lab.vxlan_device, lab.pod_mtu
-        ),
+        match lab.backend {
+            Backend::Vxlan => format!(
+                "labctl up (sets {} and cni0 to {}); by hand: ip link set {} mtu {} on each listed node",
+                lab.vxlan_device, lab.pod_mtu, lab.vxlan_device, lab.pod_mtu
+            ),
+            Backend::HostGw => format!(
+                "labctl up (sets cni0 to {}); by hand: ip link set cni0 mtu {} on each listed node",
+                lab.pod_mtu, lab.pod_mtu
+            ),
+        },
         &[CheckId::Dataplane, CheckId::Mtu, CheckId::PodMesh],
     )
     .by_up();

@@ -200,6 +200,8 @@ pub struct Evidence {
     pub pods: Vec<PodView>,
     pub mesh: Option<PingMatrix>,
     pub vxlan: Vec<VxlanPair>,
+    /// host-gw labs: what `vxlan` looks at instead (no tunnel).
+    pub underlay: Vec<super::underlay::UnderlayPair>,
     /// (node whose kernel log it is, the line).
     pub bad_checksums: Vec<(String, BadChecksum)>,
     pub mtu: Vec<MtuProbe>,

@@ -29,6 +29,7 @@ pub mod probe;
 mod recorded;
 pub mod render;
 pub mod target;
+pub mod underlay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use ipnet::Ipv4Net;
+use labctl_nodeplan::Backend;
 use serde::Serialize;
 
 /// The checks, in the order they run and print.
@@ -152,11 +153,14 @@ pub struct NodeView {
 pub struct LabView {
     pub name: String,
     pub provider: String,
+    /// flannel's backend: vxlan, or host-gw (no device, no VNI or port:
+    /// `vxlanDevice` empty, `vni` and `port` 0).
+    pub backend: Backend,
     pub vxlan_device: String,
     pub vni: u32,
     pub port: u16,
     pub underlay_mtu: u32,
-    /// flannel.1 / cni0 / pod MTU (underlay − 50).
+    /// flannel.1 / cni0 / pod MTU (vxlan: underlay − 50; host-gw: underlay).
     pub pod_mtu: u32,
     pub network: Ipv4Net,
     pub dns_service_ip: Ipv4Addr,

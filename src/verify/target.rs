@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
-use labctl_nodeplan::NodePlan;
+use labctl_nodeplan::{Backend, NodePlan};
 
 use super::evidence::{Evidence, NodeReach};
 use super::model::{LabView, NodeView, Outside, PodView};
@@ -367,7 +367,10 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
             name: p.node.clone(),
             underlay_ip: p.underlay_ip,
             subnet: p.subnet,
-            vtep_mac: p.vxlan.mac.to_string(),
+            vtep_mac: p
+                .vxlan
+                .as_ref()
+                .map_or(String::new(), |v| v.mac.to_string()),
             control_plane: p.node == cp,
             namespace: netns.map(|n| {
                 n.nodes
@@ -394,11 +397,26 @@ fn view(lab: &Lab, plans: &[NodePlan], state: &LabState) -> LabView {
     LabView {
         name: lab.name.clone(),
         provider: state.provider.clone(),
-        vxlan_device: first.map_or("flannel.1".into(), |p| p.vxlan.name.clone()),
-        vni: lab.network.backend.vni,
-        port: lab.network.backend.port,
+        backend: first.map_or(Backend::Vxlan, |p| p.backend),
+        // host-gw: no device (empty name: nothing to read).
+        vxlan_device: first.map_or("flannel.1".into(), |p| {
+            p.vxlan.as_ref().map_or(String::new(), |v| v.name.clone())
+        }),
+        vni: match lab.network.backend {
+            labctl_lab::Backend::Vxlan { vni, .. } => vni,
+            labctl_lab::Backend::HostGw => 0,
+        },
+        port: match lab.network.backend {
+            labctl_lab::Backend::Vxlan { port, .. } => port,
+            labctl_lab::Backend::HostGw => 0,
+        },
         underlay_mtu: lab.network.underlay_mtu,
-        pod_mtu: first.map_or(lab.network.underlay_mtu.saturating_sub(50), |p| p.vxlan.mtu),
+        pod_mtu: first.map_or(
+            lab.network
+                .underlay_mtu
+                .saturating_sub(lab.network.backend.overhead()),
+            |p| p.bridge.mtu,
+        ),
         network: lab.network.pod_network,
         dns_service_ip: lab.dns_service_ip(),
         api_service_ip: lab.api_service_ip(),

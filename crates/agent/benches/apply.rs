@@ -167,13 +167,13 @@ fn main() {
         writeln!(
             ip_cmds,
             "link add flannel.1 address {} mtu 1450 type vxlan id 1 local {} dev eth1 dstport 8472 nolearning ttl 0",
-            plan.vxlan.mac, plan.underlay_ip
+            plan.vxlan.as_ref().unwrap().mac, plan.underlay_ip
         )
         .unwrap();
         writeln!(
             ip_cmds,
             "addr add {} dev flannel.1\nlink set flannel.1 up",
-            plan.vxlan.address
+            plan.vxlan.as_ref().unwrap().address
         )
         .unwrap();
         writeln!(

@@ -134,6 +134,13 @@ pub fn run(
     max: Option<u64>,
     ready: Option<&str>,
 ) -> Result<CaptureReport> {
+    let Some(vx) = plan.vxlan.as_ref() else {
+        return Err(AgentError::Input(format!(
+            "node {} uses the {} backend: no VXLAN packets to capture (pod packets cross the \
+             underlay unencapsulated: watch them with `capture --icmp-to POD-IP`)",
+            plan.node, plan.backend
+        )));
+    };
     let k =
         Kernel::read_links().map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
     let link = underlay(&k, plan)?;
@@ -152,10 +159,10 @@ pub fn run(
         if n <= 0 {
             continue;
         }
-        let Some(p) = decode(&buf[..n as usize], plan.vxlan.port) else {
+        let Some(p) = decode(&buf[..n as usize], vx.port) else {
             continue;
         };
-        if p.vni != plan.vxlan.vni {
+        if p.vni != vx.vni {
             other_vni += 1;
             continue;
         }
@@ -172,8 +179,8 @@ pub fn run(
         command,
         node: plan.node.clone(),
         interface: link.name,
-        port: plan.vxlan.port,
-        vni: plan.vxlan.vni,
+        port: vx.port,
+        vni: vx.vni,
         seconds: start.elapsed().as_secs_f64(),
         packets,
         other_vni,

@@ -1,11 +1,11 @@
 //! Converges the two devices the agent owns: the `flannel.<VNI>` VXLAN
-//! device and the `cni0` bridge, with their addresses. Settings the kernel
+//! device (vxlan backend only) and the `cni0` bridge, with their addresses. Settings the kernel
 //! cannot change on a live device (VNI, port, local address, lower device,
 //! kind) make the agent recreate the device; everything else is fixed in
 //! place.
 
 use ipnet::Ipv4Net;
-use labctl_nodeplan::NodePlan;
+use labctl_nodeplan::{NodePlan, VxlanPlan};
 
 use crate::netlink::{Netlink, Op};
 use crate::nlops;
@@ -20,10 +20,10 @@ pub enum Mode {
 }
 
 /// The VXLAN device text the plan asks for, in [`vxlan_text`] form.
-pub fn desired_vxlan_text(plan: &NodePlan, lower: &str) -> String {
+pub fn desired_vxlan_text(plan: &NodePlan, vx: &VxlanPlan, lower: &str) -> String {
     format!(
         "vxlan id {} local {} dev {} dstport {} nolearning ttl auto mtu {} address {} up",
-        plan.vxlan.vni, plan.underlay_ip, lower, plan.vxlan.port, plan.vxlan.mtu, plan.vxlan.mac
+        vx.vni, plan.underlay_ip, lower, vx.port, vx.mtu, vx.mac
     )
 }
 
@@ -46,8 +46,14 @@ fn link_diff(
 }
 
 /// Differences that can only be fixed by recreating the VXLAN device.
-fn vxlan_identity_diffs(plan: &NodePlan, link: &Link, k: &Kernel, lower: &Link) -> Vec<Difference> {
-    let dev = plan.vxlan.name.as_str();
+fn vxlan_identity_diffs(
+    plan: &NodePlan,
+    vx: &VxlanPlan,
+    link: &Link,
+    k: &Kernel,
+    lower: &Link,
+) -> Vec<Difference> {
+    let dev = vx.name.as_str();
     let obj = format!("vxlan {dev}");
     let mut d = Vec::new();
     if link.kind != "vxlan" {
@@ -61,21 +67,21 @@ fn vxlan_identity_diffs(plan: &NodePlan, link: &Link, k: &Kernel, lower: &Link) 
         return d;
     }
     let v = link.vxlan.clone().unwrap_or_default();
-    if v.id != Some(plan.vxlan.vni) {
+    if v.id != Some(vx.vni) {
         d.push(link_diff(
             &obj,
             dev,
             "id",
-            Some(plan.vxlan.vni.to_string()),
+            Some(vx.vni.to_string()),
             opt(v.id),
         ));
     }
-    if v.port != Some(plan.vxlan.port) {
+    if v.port != Some(vx.port) {
         d.push(link_diff(
             &obj,
             dev,
             "dstport",
-            Some(plan.vxlan.port.to_string()),
+            Some(vx.port.to_string()),
             opt(v.port),
         ));
     }
@@ -104,26 +110,26 @@ fn vxlan_identity_diffs(plan: &NodePlan, link: &Link, k: &Kernel, lower: &Link) 
 }
 
 /// Differences that can be fixed on the live VXLAN device.
-fn vxlan_inplace_diffs(plan: &NodePlan, link: &Link) -> Vec<Difference> {
-    let dev = plan.vxlan.name.as_str();
+fn vxlan_inplace_diffs(vx: &VxlanPlan, link: &Link) -> Vec<Difference> {
+    let dev = vx.name.as_str();
     let obj = format!("vxlan {dev}");
     let v = link.vxlan.clone().unwrap_or_default();
     let mut d = Vec::new();
-    if link.mtu != plan.vxlan.mtu {
+    if link.mtu != vx.mtu {
         d.push(link_diff(
             &obj,
             dev,
             "mtu",
-            Some(plan.vxlan.mtu.to_string()),
+            Some(vx.mtu.to_string()),
             Some(link.mtu.to_string()),
         ));
     }
-    if link.mac != Some(plan.vxlan.mac) {
+    if link.mac != Some(vx.mac) {
         d.push(link_diff(
             &obj,
             dev,
             "address",
-            Some(plan.vxlan.mac.to_string()),
+            Some(vx.mac.to_string()),
             opt(link.mac),
         ));
     }
@@ -151,8 +157,9 @@ fn vxlan_inplace_diffs(plan: &NodePlan, link: &Link) -> Vec<Difference> {
     d
 }
 
-/// Converges `flannel.<VNI>`. Returns true when the device was created or
-/// recreated (its neighbours, FDB entries and routes are then gone).
+/// Converges `flannel.<VNI>` (nothing without one: host-gw). Returns true
+/// when the device was created or recreated (its neighbours, FDB entries
+/// and routes are then gone).
 pub fn converge_vxlan(
     nl: &Netlink,
     k: &Kernel,
@@ -161,22 +168,25 @@ pub fn converge_vxlan(
     mode: Mode,
     out: &mut Collector,
 ) -> bool {
-    let name = &plan.vxlan.name;
+    let Some(vx) = plan.vxlan.as_ref() else {
+        return false;
+    };
+    let name = &vx.name;
     let obj = format!("vxlan {name}");
     let spec = nlops::VxlanSpec {
         name: name.clone(),
-        vni: plan.vxlan.vni,
-        port: plan.vxlan.port,
+        vni: vx.vni,
+        port: vx.port,
         local: plan.underlay_ip,
         lower_index: lower.index,
-        mtu: plan.vxlan.mtu,
-        mac: plan.vxlan.mac,
+        mtu: vx.mtu,
+        mac: vx.mac,
     };
     let existing = k.link(name);
     let (action, changes, ops, fresh) = match existing {
         None => {
             let d = Difference::new(ObjectKind::Link, obj.clone(), name)
-                .expected(Some(desired_vxlan_text(plan, &lower.name)));
+                .expected(Some(desired_vxlan_text(plan, vx, &lower.name)));
             (
                 Action::Created,
                 vec![d],
@@ -185,20 +195,20 @@ pub fn converge_vxlan(
             )
         }
         Some(link) => {
-            let identity = vxlan_identity_diffs(plan, link, k, lower);
+            let identity = vxlan_identity_diffs(plan, vx, link, k, lower);
             if !identity.is_empty() {
                 let ops = vec![nlops::delete_link(link.index), nlops::create_vxlan(&spec)];
                 (Action::Updated, identity, ops, true)
             } else {
-                let d = vxlan_inplace_diffs(plan, link);
+                let d = vxlan_inplace_diffs(vx, link);
                 let mut ops = Vec::new();
                 let vxlan_only = |x: &Difference| {
                     matches!(x.attribute.as_deref(), Some("learning") | Some("ttl"))
                 };
                 let fix_link = d.iter().any(|x| !vxlan_only(x));
                 if fix_link {
-                    let mtu = (link.mtu != plan.vxlan.mtu).then_some(plan.vxlan.mtu);
-                    let mac = (link.mac != Some(plan.vxlan.mac)).then_some(plan.vxlan.mac);
+                    let mtu = (link.mtu != vx.mtu).then_some(vx.mtu);
+                    let mac = (link.mac != Some(vx.mac)).then_some(vx.mac);
                     ops.push(nlops::set_link(link.index, mtu, mac, true));
                 }
                 if d.iter().any(vxlan_only) {
@@ -216,7 +226,7 @@ pub fn converge_vxlan(
         ops,
         fresh,
     };
-    finish_link(nl, k, existing, change, plan.vxlan.address, mode, out);
+    finish_link(nl, k, existing, change, vx.address, mode, out);
     fresh
 }
 

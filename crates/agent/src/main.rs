@@ -13,6 +13,7 @@ mod decode;
 mod dump;
 mod error;
 mod files;
+mod hostgw;
 mod iptables;
 mod links;
 mod lookup;

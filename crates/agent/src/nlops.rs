@@ -274,6 +274,16 @@ pub fn replace_onlink_route(dst: Ipv4Net, gateway: Ipv4Addr, oif: u32) -> Op {
     replace(RouteNetlinkMessage::NewRoute(msg))
 }
 
+/// `ip route replace DST via GW dev INDEX` (host-gw: the gateway is on
+/// the device's own network, so no onlink flag).
+pub fn replace_route(dst: Ipv4Net, gateway: Ipv4Addr, oif: u32) -> Op {
+    replace(RouteNetlinkMessage::NewRoute(route_message(
+        dst,
+        Some(gateway),
+        Some(oif),
+    )))
+}
+
 /// `ip route add default via GW`.
 pub fn add_default_route(gateway: Ipv4Addr) -> Op {
     let msg = route_message("0.0.0.0/0".parse().expect("literal"), Some(gateway), None);

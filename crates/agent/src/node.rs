@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use labctl_nodeplan::report::{ShowBridge, ShowIptables, ShowReport, ShowVxlan, TeardownReport};
-use labctl_nodeplan::NodePlan;
+use labctl_nodeplan::{Backend, NodePlan};
 
 use crate::error::{failed, AgentError, Result};
 use crate::iptables::{self, Iptables};
@@ -12,16 +12,16 @@ use crate::links::{self, Mode};
 use crate::netlink::Netlink;
 use crate::observe::{fdb_text, neighbour_text, route_text, Kernel, Link, MAIN_TABLE};
 use crate::report::{header, Collector};
-use crate::{bridge_nf, files, nlops, peers, pod, ruleset, sysctl};
+use crate::{bridge_nf, files, hostgw, nlops, peers, pod, ruleset, sysctl};
 
 fn open_netlink() -> Result<Netlink> {
     Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))
 }
 
 /// Links, addresses, main-table routes and the VXLAN device's neighbours
-/// and FDB entries.
+/// and FDB entries (none with host-gw).
 fn read_kernel(plan: &NodePlan) -> Result<Kernel> {
-    Kernel::read_with_peers(&plan.vxlan.name)
+    Kernel::read_with_peers(plan.vxlan.as_ref().map(|v| v.name.as_str()))
         .map_err(|e| failed("cannot read the network state over netlink", e))
 }
 
@@ -59,7 +59,11 @@ pub fn converge(plan: &NodePlan, mode: Mode, verbose: bool) -> Result<Collector>
         files::ensure_state_dir(Path::new(&plan.state_dir))?;
     }
     let mut out = Collector::new(verbose);
-    links::converge_vxlan(&nl, &k, plan, &lower, mode, &mut out);
+    // Another backend's (or VNI's) device first: its routes go with it.
+    hostgw::remove_other_vxlan(&nl, &k, plan, mode, &mut out);
+    if plan.vxlan.is_some() {
+        links::converge_vxlan(&nl, &k, plan, &lower, mode, &mut out);
+    }
     links::converge_bridge(&nl, &k, plan, mode, &mut out);
     let links_changed = out.changed();
     let k = if mode == Mode::Apply && links_changed {
@@ -68,7 +72,10 @@ pub fn converge(plan: &NodePlan, mode: Mode, verbose: bool) -> Result<Collector>
         k
     };
     lap("links");
-    peers::converge_peers(&nl, &k, plan, mode, &mut out);
+    if plan.backend == Backend::Vxlan {
+        peers::converge_peers(&nl, &k, plan, mode, &mut out);
+    }
+    hostgw::converge_routes(&nl, &k, plan, &lower, mode, &mut out);
     lap("peers");
     // The module first: it makes the bridge sysctl exist.
     bridge_nf::converge(plan, mode, &mut out);
@@ -97,7 +104,19 @@ pub fn teardown(plan: &NodePlan) -> TeardownReport {
         Kernel::read_links().map_err(|e| failed("cannot read the network state over netlink", e));
     match open_netlink().and_then(|nl| links.map(|k| (nl, k))) {
         Ok((nl, k)) => {
-            for (name, kind) in [(&plan.vxlan.name, "vxlan"), (&plan.bridge.name, "bridge")] {
+            // host-gw's routes (any backend's: a node may have switched).
+            if let Some(lower) = k.link_with_address(plan.underlay_ip) {
+                match read_kernel(plan) {
+                    Ok(full) => {
+                        let (removed, errors) = hostgw::teardown_routes(&nl, &full, plan, lower);
+                        r.removed.extend(removed);
+                        r.errors.extend(errors);
+                    }
+                    Err(e) => r.errors.push(e.to_string()),
+                }
+            }
+            let vxlan = plan.vxlan.as_ref().map(|v| (&v.name, "vxlan"));
+            for (name, kind) in vxlan.into_iter().chain([(&plan.bridge.name, "bridge")]) {
                 let Some(link) = k.link(name) else { continue };
                 if link.kind != kind {
                     r.errors.push(format!(
@@ -128,10 +147,12 @@ pub fn teardown(plan: &NodePlan) -> TeardownReport {
 /// The node's live flannel state, for people.
 pub fn show(plan: &NodePlan) -> Result<ShowReport> {
     let k = read_kernel(plan)?;
-    let dev = plan.vxlan.name.as_str();
-    let vx = k.link(dev);
+    let dev = plan.vxlan.as_ref().map_or("", |v| v.name.as_str());
+    let vx = plan.vxlan.as_ref().and_then(|v| k.link(&v.name));
     let br = k.link(&plan.bridge.name);
     let vx_index = vx.map(|l| l.index);
+    // host-gw's routes are on the underlay; only those into the pod network.
+    let lower = k.link_with_address(plan.underlay_ip).map(|l| l.index);
     let addresses = |l: &Link| -> Vec<String> {
         k.addresses_of(l.index)
             .iter()
@@ -144,8 +165,11 @@ pub fn show(plan: &NodePlan) -> Result<ShowReport> {
         .iter()
         .filter(|r| {
             r.table == MAIN_TABLE
-                && r.oif
-                    .is_some_and(|o| on(o) || Some(o) == br.map(|b| b.index))
+                && r.oif.is_some_and(|o| {
+                    on(o)
+                        || Some(o) == br.map(|b| b.index)
+                        || (Some(o) == lower && plan.network.contains(&r.dst))
+                })
         })
         .map(|r| route_text(r, &k.link_name(r.oif.unwrap_or(0))))
         .collect();

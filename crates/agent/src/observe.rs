@@ -106,11 +106,11 @@ impl Kernel {
 
     /// Dumps links, IPv4 addresses, the main routing table and the
     /// neighbours and forwarding entries of device `dev` (none when it does
-    /// not exist). The kernel filters by device and table where it can.
+    /// not exist or there is none: host-gw). The kernel filters by device and table where it can.
     /// One socket, one dump after the other: rtnetlink dumps largely
     /// serialise in the kernel anyway, and a second thread for the routes
     /// measured slower (thread start and exit cost more than it overlapped).
-    pub fn read_with_peers(dev: &str) -> Result<Kernel, NlError> {
+    pub fn read_with_peers(dev: Option<&str>) -> Result<Kernel, NlError> {
         let lap = crate::timing::lap;
         let mut socket = DumpSocket::open()?;
         let mut k = Kernel {
@@ -119,7 +119,7 @@ impl Kernel {
             ..Kernel::default()
         };
         lap("  links and addresses dumped");
-        if let Some(index) = k.link(dev).map(|l| l.index) {
+        if let Some(index) = dev.and_then(|d| k.link(d)).map(|l| l.index) {
             k.neighbours = dump_neighbours(&mut socket, AF_INET, index, parse_neighbour)?;
             k.neighbours.retain(|n| n.index == index);
             lap("  neighbours dumped");

@@ -121,7 +121,10 @@ struct Unchanged {
 
 /// Converges neighbours, FDB entries and routes of every peer.
 pub fn converge_peers(nl: &Netlink, k: &Kernel, plan: &NodePlan, mode: Mode, out: &mut Collector) {
-    let dev = plan.vxlan.name.as_str();
+    // Validation guarantees the device with the vxlan backend.
+    let Some(dev) = plan.vxlan.as_ref().map(|v| v.name.as_str()) else {
+        return;
+    };
     let index = k.link(dev).map(|l| l.index);
     let live = Live::new(k, index);
     let idx = index.unwrap_or(0);
@@ -261,8 +264,10 @@ fn stale(
     ops: &mut Vec<(Op, String)>,
     out: &mut Collector,
 ) {
-    let Some(idx) = index else { return };
-    let dev = plan.vxlan.name.as_str();
+    let (Some(idx), Some(vx)) = (index, plan.vxlan.as_ref()) else {
+        return;
+    };
+    let dev = vx.name.as_str();
     // Sorted lists and binary search: cheaper than hashing for a few
     // thousand entries.
     let gws = sorted(plan.peers.iter().map(|p| ip_key(p.subnet.network())));

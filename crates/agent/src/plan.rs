@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use ipnet::Ipv4Net;
-use labctl_nodeplan::{ChainPlan, NodePlan};
+use labctl_nodeplan::{Backend, ChainPlan, NodePlan, VxlanPlan};
 
 use crate::error::{AgentError, Result};
 
@@ -118,26 +118,44 @@ fn check_subnets_disjoint(plan: &NodePlan) -> Result<()> {
     Ok(())
 }
 
+/// Checks the VXLAN device of a vxlan plan.
+fn check_vxlan(vx: &VxlanPlan) -> Result<()> {
+    check_ifname("vxlan device name", &vx.name)?;
+    if vx.vni == 0 || vx.vni > 0x00ff_ffff {
+        return Err(bad(format!("VNI {} is outside 1..16777215", vx.vni)));
+    }
+    if vx.mtu < 68 {
+        return Err(bad("MTUs must be at least 68".into()));
+    }
+    if !vx.mac.is_local_unicast() {
+        return Err(bad(format!(
+            "VTEP MAC {} must be unicast and locally administered",
+            vx.mac
+        )));
+    }
+    Ok(())
+}
+
 /// Checks what the agent relies on.
 pub fn validate(plan: &NodePlan) -> Result<()> {
     check_label("lab name", &plan.lab)?;
     check_label("node name", &plan.node)?;
-    check_ifname("vxlan device name", &plan.vxlan.name)?;
     check_ifname("bridge name", &plan.bridge.name)?;
-    if plan.vxlan.vni == 0 || plan.vxlan.vni > 0x00ff_ffff {
-        return Err(bad(format!(
-            "VNI {} is outside 1..16777215",
-            plan.vxlan.vni
-        )));
+    match (plan.backend, &plan.vxlan) {
+        (Backend::Vxlan, Some(vx)) => check_vxlan(vx)?,
+        (Backend::HostGw, None) => {}
+        (Backend::Vxlan, None) => {
+            return Err(bad("the vxlan backend needs a `vxlan` device".into()));
+        }
+        (Backend::HostGw, Some(vx)) => {
+            return Err(bad(format!(
+                "the host-gw backend has no VXLAN device, but the plan holds {}",
+                vx.name
+            )));
+        }
     }
-    if plan.vxlan.mtu < 68 || plan.bridge.mtu < 68 {
+    if plan.bridge.mtu < 68 {
         return Err(bad("MTUs must be at least 68".into()));
-    }
-    if !plan.vxlan.mac.is_local_unicast() {
-        return Err(bad(format!(
-            "VTEP MAC {} must be unicast and locally administered",
-            plan.vxlan.mac
-        )));
     }
     if !plan.subnet.contains(&plan.bridge.address.addr())
         || plan.bridge.address.prefix_len() != plan.subnet.prefix_len()
@@ -233,5 +251,24 @@ mod tests {
             validate(&far).is_err(),
             "a wide block overlapping a later one"
         );
+    }
+
+    #[test]
+    fn the_backend_and_the_vxlan_device_must_agree() {
+        let vxlan = plan_with("10.244.0.0/24", &["10.244.1.0/24"]);
+        assert!(validate(&vxlan).is_ok());
+        let mut host_gw = vxlan.clone();
+        host_gw.backend = Backend::HostGw;
+        let e = validate(&host_gw).unwrap_err().to_string();
+        assert!(
+            e.contains("host-gw backend has no VXLAN device") && e.contains("flannel.1"),
+            "{e}"
+        );
+        host_gw.vxlan = None;
+        assert!(validate(&host_gw).is_ok());
+        let mut headless = host_gw.clone();
+        headless.backend = Backend::Vxlan;
+        let e = validate(&headless).unwrap_err().to_string();
+        assert!(e.contains("vxlan backend needs"), "{e}");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
@@ -176,10 +177,14 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let veth = host_veth(&ns);
     let existing = read_lease(&lease_path(plan, name));
     if let Some(pod) = &existing {
-        if let (Some(_), Some(port)) = (netns::open(&ns), k.link(&veth)) {
+        if let (Some(fd), Some(port)) = (netns::open(&ns), k.link(&veth)) {
             // The pod stands; its port's hairpin flag and its resolv.conf
-            // are things anyone may change.
+            // are things anyone may change, and its MTU follows the plan's
+            // (a node switched between vxlan and host-gw changes it).
             set_hairpin(&nl, port.index, name)?;
+            if port.mtu != plan.bridge.mtu {
+                set_pod_mtu(&nl, &fd, port.index, plan.bridge.mtu, name)?;
+            }
             ensure_resolv_conf(plan, &ns)?;
             return Ok(pod.clone());
         }
@@ -230,6 +235,23 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     let json = serde_json::to_string_pretty(&pod).map_err(|e| failed("cannot encode lease", e))?;
     files::write_atomic(&lease_path(plan, name), &json, 0o644)?;
     Ok(pod)
+}
+
+/// Sets the MTU of both ends of a standing pod's veth pair: the bridge
+/// port here and eth0 inside the pod.
+fn set_pod_mtu(nl: &Netlink, fd: &OwnedFd, port: u32, mtu: u32, pod: &str) -> Result<()> {
+    nl.run(nlops::set_link(port, Some(mtu), None, true))
+        .map_err(|e| failed(format!("cannot set the MTU of pod {pod}'s bridge port"), e))?;
+    let pod = pod.to_string();
+    netns::run_in(fd, move || {
+        let nl = Netlink::open().map_err(|e| failed("cannot open netlink inside the pod", e))?;
+        let k = Kernel::read_links().map_err(|e| failed("cannot read the pod's links", e))?;
+        let eth0 = k
+            .link("eth0")
+            .ok_or_else(|| AgentError::Failed(format!("pod {pod} has no eth0")))?;
+        nl.run(nlops::set_link(eth0.index, Some(mtu), None, true))
+            .map_err(|e| failed(format!("cannot set the MTU of pod {pod}'s eth0"), e))
+    })
 }
 
 /// Hairpin on the pod's bridge port, as the CNI bridge plugin sets it.

@@ -490,7 +490,7 @@ fn bad_input_and_environment_errors_use_their_exit_codes() {
     bad.schema = 99;
     assert_eq!(agent(n, &bad, &["apply"]).code, 2);
     let mut bad = plan.clone();
-    bad.vxlan.mac = "01:00:5e:00:00:01".parse().unwrap();
+    bad.vxlan.as_mut().unwrap().mac = "01:00:5e:00:00:01".parse().unwrap();
     assert_eq!(agent(n, &bad, &["apply"]).code, 2);
     assert_eq!(agent(n, &plan, &["frobnicate"]).code, 2);
     let mut elsewhere = plan.clone();

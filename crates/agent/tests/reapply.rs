@@ -13,13 +13,7 @@ fn lab(test: &str) -> (Netns, TempDir, labctl_nodeplan::NodePlan) {
     let p = prefix(test);
     let ns = node_ns(&p, "192.168.56.10".parse().unwrap());
     let dir = TempDir::new(&p);
-    let nodes: Vec<NodeSpec> = (0..=2)
-        .map(|i| NodeSpec {
-            name: format!("n{i}"),
-            number: i,
-            ip: format!("192.168.56.{}", 10 + i).parse().unwrap(),
-        })
-        .collect();
+    let nodes = nodes_up_to(2);
     let plan = plan(&p, &nodes[0], &nodes, &dir.path());
     (ns, dir, plan)
 }

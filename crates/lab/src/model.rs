@@ -78,14 +78,35 @@ pub struct Network {
     pub ip_masq: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Backend {
-    /// Only `vxlan` exists today.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub vni: u32,
-    pub port: u16,
+/// flannel's backend: how pod traffic crosses from node to node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Backend {
+    /// `flannel.<VNI>`, a VXLAN device: pod packets travel inside UDP
+    /// between node IPs, so the nodes only need to reach each other.
+    Vxlan { vni: u32, port: u16 },
+    /// One route per peer subnet via the peer's node IP on the underlay
+    /// device: pod packets travel unencapsulated, so every node must be on
+    /// one L2 segment.
+    HostGw,
+}
+
+impl Backend {
+    /// The name the lab file uses (`network.backend.type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Vxlan { .. } => "vxlan",
+            Backend::HostGw => "host-gw",
+        }
+    }
+
+    /// Bytes the backend adds to every pod packet on the underlay.
+    pub fn overhead(&self) -> u32 {
+        match self {
+            Backend::Vxlan { .. } => crate::validate::network::VXLAN_OVERHEAD,
+            Backend::HostGw => 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

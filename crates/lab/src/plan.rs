@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use ipnet::Ipv4Net;
 use labctl_nodeplan::{BridgePlan, MacAddr, NodePlan, PeerPlan, VxlanPlan, PLAN_SCHEMA};
 
+use crate::model::Backend;
+
 use crate::flannel;
 use crate::model::{Lab, ProviderType};
-use crate::validate::network::VXLAN_OVERHEAD;
 
 /// Where the agent keeps its own state on a node.
 pub const STATE_DIR: &str = "/run/labctl-agent";
@@ -75,7 +76,8 @@ pub fn vtep_mac(subnet: Ipv4Net) -> MacAddr {
 
 fn build(lab: &Lab, subnets: &[Ipv4Net]) -> Vec<NodePlan> {
     let net = &lab.network;
-    let mtu = net.underlay_mtu.saturating_sub(VXLAN_OVERHEAD);
+    // The pod MTU: VXLAN's 50 bytes less than the underlay, host-gw's none.
+    let mtu = net.underlay_mtu.saturating_sub(net.backend.overhead());
     let placed: Vec<_> = lab.nodes.iter().zip(subnets.iter().copied()).collect();
     placed
         .iter()
@@ -88,14 +90,21 @@ fn build(lab: &Lab, subnets: &[Ipv4Net]) -> Vec<NodePlan> {
             underlay_mtu: net.underlay_mtu,
             network: net.pod_network,
             subnet,
-            vxlan: VxlanPlan {
-                name: format!("flannel.{}", net.backend.vni),
-                vni: net.backend.vni,
-                port: net.backend.port,
-                mtu,
-                mac: vtep_mac(subnet),
-                // A /32 is always a valid prefix.
-                address: Ipv4Net::new(subnet.network(), 32).unwrap_or(subnet),
+            backend: match net.backend {
+                Backend::Vxlan { .. } => labctl_nodeplan::Backend::Vxlan,
+                Backend::HostGw => labctl_nodeplan::Backend::HostGw,
+            },
+            vxlan: match net.backend {
+                Backend::Vxlan { vni, port } => Some(VxlanPlan {
+                    name: format!("flannel.{vni}"),
+                    vni,
+                    port,
+                    mtu,
+                    mac: vtep_mac(subnet),
+                    // A /32 is always a valid prefix.
+                    address: Ipv4Net::new(subnet.network(), 32).unwrap_or(subnet),
+                }),
+                Backend::HostGw => None,
             },
             bridge: BridgePlan {
                 name: flannel::BRIDGE_NAME.to_string(),

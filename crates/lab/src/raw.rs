@@ -60,7 +60,7 @@ pub struct RawProvider {
 pub struct RawNetwork {
     /// The network the nodes share, e.g. 192.168.56.0/24 (the default).
     pub underlay: Option<String>,
-    /// The underlay's MTU (default 1500); pods get 50 bytes less (VXLAN).
+    /// The underlay's MTU (default 1500); with vxlan pods get 50 bytes less, with host-gw the same.
     #[serde(rename = "underlayMTU")]
     pub underlay_mtu: Option<u64>,
     /// flannel's Network and kubeadm's podSubnet (default 10.244.0.0/16).
@@ -71,7 +71,7 @@ pub struct RawNetwork {
     pub service_network: Option<String>,
     /// The cluster DNS domain (default cluster.local).
     pub dns_domain: Option<String>,
-    /// flannel's backend (default vxlan, VNI 1, port 8472).
+    /// flannel's backend (default vxlan, VNI 1, port 8472; or host-gw).
     pub backend: Option<RawBackend>,
     /// Masquerade pod traffic leaving the pod network (default true).
     pub ip_masq: Option<bool>,
@@ -82,12 +82,12 @@ pub struct RawNetwork {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schemars(rename = "Backend")]
 pub struct RawBackend {
-    /// vxlan (the default; the only backend labctl builds).
+    /// vxlan (the default: a VXLAN tunnel between node IPs) or host-gw (routes via the peers' node IPs; every node on one L2 segment).
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// VXLAN network identifier (default 1).
+    /// vxlan only: VXLAN network identifier (default 1).
     pub vni: Option<u64>,
-    /// VXLAN UDP port (default 8472).
+    /// vxlan only: VXLAN UDP port (default 8472).
     pub port: Option<u64>,
 }
 

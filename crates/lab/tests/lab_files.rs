@@ -48,9 +48,22 @@ const INVALID: &[(&str, &[&str])] = &[
         "backend.yaml",
         &[
             "5:16: error: network.underlayMTU: 1300 is too small: VXLAN takes 50 bytes and pods need at least 1280 (hint: use 1330 or more (1500 on most networks))",
-            "7:11: error: network.backend.type: backend `host-gw` is not supported: labctl builds flannel's VXLAN backend (hint: use `type: vxlan`)",
+            "7:11: error: network.backend.type: `udp` is not one of: vxlan, host-gw (flannel's backends labctl builds) (hint: use `type: vxlan` (works across routed networks) or `type: host-gw` (every node on one L2 segment))",
             "8:10: error: network.backend.vni: VNI 16777216 is outside 1..16777215 (VXLAN IDs have 24 bits) (hint: flannel uses 1)",
             "9:11: error: network.backend.port: port 70000 is outside 1..65535 (hint: flannel and Linux use 8472)",
+        ],
+    ),
+    (
+        "host-gw-vxlan-settings.yaml",
+        &[
+            "6:33: error: network.backend.vni: `vni` is a VXLAN setting; the host-gw backend has no tunnel (hint: remove `vni`, or use `type: vxlan`)",
+            "6:42: error: network.backend.port: `port` is a VXLAN setting; the host-gw backend has no tunnel (hint: remove `port`, or use `type: vxlan`)",
+        ],
+    ),
+    (
+        "host-gw-two-prefixes.yaml",
+        &[
+            "11:9: error: nodes[1].ip: 192.168.96.11 is outside the underlay 192.168.95.0/24: the host-gw backend needs every node on that one L2 segment (its routes go via the peers' node IPs), or use backend vxlan (hint: use a free address from 192.168.95.2 to 192.168.95.254)",
         ],
     ),
     (
@@ -418,8 +431,11 @@ fn node_ips_default_by_position_and_custom_values_are_kept() {
     assert_eq!(lab.kubernetes.version, "1.30");
     assert_eq!(lab.network.dns_domain, "lab.example");
     assert_eq!(
-        (lab.network.backend.vni, lab.network.backend.port),
-        (42, 4789)
+        lab.network.backend,
+        labctl_lab::Backend::Vxlan {
+            vni: 42,
+            port: 4789
+        }
     );
     assert!(!lab.network.ip_masq);
     assert_eq!(lab.dns_service_ip().to_string(), "10.9.0.10");

@@ -114,13 +114,12 @@ fn netns_lab_plan_is_the_reference_node() {
     assert_eq!(master.underlay_mtu, 1500);
     assert_eq!(master.network, net("10.244.0.0/16"));
     assert_eq!(master.subnet, net("10.244.0.0/24"));
-    assert_eq!(master.vxlan.name, "flannel.1");
-    assert_eq!(
-        (master.vxlan.vni, master.vxlan.port, master.vxlan.mtu),
-        (1, 8472, 1450)
-    );
-    assert_eq!(master.vxlan.mac.to_string(), "0e:fa:0a:f4:00:00");
-    assert_eq!(master.vxlan.address, net("10.244.0.0/32"));
+    assert_eq!(master.backend, labctl_nodeplan::Backend::Vxlan);
+    let vxlan = master.vxlan.as_ref().expect("a vxlan plan has the device");
+    assert_eq!(vxlan.name, "flannel.1");
+    assert_eq!((vxlan.vni, vxlan.port, vxlan.mtu), (1, 8472, 1450));
+    assert_eq!(vxlan.mac.to_string(), "0e:fa:0a:f4:00:00");
+    assert_eq!(vxlan.address, net("10.244.0.0/32"));
     assert_eq!(master.bridge.name, "cni0");
     assert_eq!(master.bridge.address.to_string(), "10.244.0.1/24");
     assert_eq!(master.bridge.mtu, 1450);
@@ -250,7 +249,10 @@ fn plan_with_subnets_uses_the_assigned_subnets() {
     let plans = plan_with_subnets(&lab, &subnets).unwrap();
     assert_eq!(plans[0].subnet, net("10.244.2.0/24"));
     assert_eq!(plans[0].bridge.address.to_string(), "10.244.2.1/24");
-    assert_eq!(plans[0].vxlan.mac, vtep_mac(net("10.244.2.0/24")));
+    assert_eq!(
+        plans[0].vxlan.as_ref().map(|v| v.mac),
+        Some(vtep_mac(net("10.244.2.0/24")))
+    );
     assert_eq!(plans[1].peers[0].subnet, net("10.244.2.0/24"));
     assert_eq!(plans[1].peers[0].vtep_mac.to_string(), "0e:fa:0a:f4:02:00");
     // Same subnets as the default assignment give the default plan.
@@ -295,4 +297,46 @@ fn bridge_netfilter_is_wanted_on_machines_of_their_own_only() {
             assert_eq!(p.bridge_netfilter, wanted, "{file} node {}", p.node);
         }
     }
+}
+
+/// labs/netns-host-gw.yaml: labs/netns.yaml with flannel's host-gw backend.
+fn host_gw_lab() -> Lab {
+    lab_from(
+        &manifest_dir().join("../../labs/netns-host-gw.yaml"),
+        "labs/netns-host-gw.yaml",
+    )
+}
+
+#[test]
+fn host_gw_lab_plans_match_the_golden_files() {
+    check_golden("netns-host-gw", &plan(&host_gw_lab()));
+}
+
+#[test]
+fn host_gw_plans_have_no_vxlan_device_and_the_underlay_mtu() {
+    let lab = host_gw_lab();
+    let netns = netns_lab();
+    assert_eq!(lab.nodes.len(), netns.nodes.len());
+    for p in plan(&lab) {
+        assert_eq!(p.backend, labctl_nodeplan::Backend::HostGw, "{}", p.node);
+        assert!(p.vxlan.is_none(), "{}: {:?}", p.node, p.vxlan);
+        // No VXLAN overhead: cni0, pods and subnet.env use the underlay MTU.
+        assert_eq!((p.underlay_mtu, p.bridge.mtu), (1500, 1500), "{}", p.node);
+        let env = &p.files[0];
+        assert_eq!(env.path, "/run/flannel/subnet.env");
+        assert!(
+            env.contents.contains("\nFLANNEL_MTU=1500\n"),
+            "{}",
+            env.contents
+        );
+        let conflist = &p.files[1].contents;
+        assert!(conflist.contains("\"mtu\": 1500"), "{conflist}");
+        // FLANNEL-POSTRTG / FLANNEL-FWD do not depend on the backend.
+        assert!(p.iptables.nat.is_some());
+        assert_eq!(p.peers.len(), 2);
+    }
+    let master = &plan(&lab)[0];
+    assert!(master.to_json().contains("\"backend\": \"host-gw\""));
+    assert_eq!(master.files[0].contents,
+        "FLANNEL_NETWORK=10.248.0.0/16\nFLANNEL_SUBNET=10.248.0.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n");
 }

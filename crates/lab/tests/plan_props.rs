@@ -60,6 +60,11 @@ fn lab_text(spec: &LabSpec) -> String {
     text
 }
 
+/// The VXLAN device of a plan (every lab here uses the vxlan backend).
+fn vx(p: &labctl_nodeplan::NodePlan) -> &labctl_nodeplan::VxlanPlan {
+    p.vxlan.as_ref().expect("a vxlan plan has its device")
+}
+
 fn parsed(spec: &LabSpec) -> Lab {
     parse("prop.yaml", &lab_text(spec)).unwrap_or_else(|e| panic!("{e}\n{}", lab_text(spec)))
 }
@@ -73,7 +78,7 @@ proptest! {
         prop_assert_eq!(plans.len(), spec.nodes);
         let subnets: HashSet<_> = plans.iter().map(|p| p.subnet).collect();
         let ips: HashSet<_> = plans.iter().map(|p| p.underlay_ip).collect();
-        let macs: HashSet<_> = plans.iter().map(|p| p.vxlan.mac).collect();
+        let macs: HashSet<_> = plans.iter().map(|p| vx(p).mac).collect();
         prop_assert_eq!(subnets.len(), spec.nodes);
         prop_assert_eq!(ips.len(), spec.nodes);
         prop_assert_eq!(macs.len(), spec.nodes);
@@ -90,14 +95,14 @@ proptest! {
             prop_assert!(spec.pod_network.contains(&p.subnet), "{} not in {}", p.subnet, spec.pod_network);
             prop_assert_eq!(p.subnet.prefix_len(), spec.subnet_len);
             prop_assert!(p.subnet.contains(&p.bridge.address.addr()));
-            prop_assert_eq!(p.vxlan.address.addr(), p.subnet.network());
+            prop_assert_eq!(vx(&p).address.addr(), p.subnet.network());
         }
     }
 
     #[test]
     fn every_mac_is_local_unicast(spec in lab_spec()) {
         for p in plan(&parsed(&spec)) {
-            prop_assert!(p.vxlan.mac.is_local_unicast(), "{}", p.vxlan.mac);
+            prop_assert!(vx(&p).mac.is_local_unicast(), "{}", vx(&p).mac);
             for peer in &p.peers {
                 prop_assert!(peer.vtep_mac.is_local_unicast());
             }
@@ -112,7 +117,7 @@ proptest! {
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
-                .map(|(_, o)| (o.node.clone(), o.underlay_ip, o.subnet, o.vxlan.mac))
+                .map(|(_, o)| (o.node.clone(), o.underlay_ip, o.subnet, vx(o).mac))
                 .collect();
             let got: Vec<_> = p
                 .peers
@@ -121,7 +126,7 @@ proptest! {
                 .collect();
             prop_assert_eq!(got, expected);
             prop_assert_eq!(p.iptables.nat.is_some(), spec.ip_masq);
-            prop_assert_eq!(&p.vxlan.name, &format!("flannel.{}", spec.vni));
+            prop_assert_eq!(&vx(p).name, &format!("flannel.{}", spec.vni));
         }
     }
 

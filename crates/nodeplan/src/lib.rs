@@ -1,5 +1,6 @@
 //! The per-node plan: everything the node agent needs to converge one node to
-//! flannel's VXLAN data plane, and nothing it would have to compute itself.
+//! flannel's data plane (the VXLAN or the host-gw backend), and nothing it
+//! would have to compute itself.
 //!
 //! labctl (the CLI) computes one `NodePlan` per node from the lab file and
 //! ships it to the node as JSON; the agent (a static binary running as root
@@ -106,8 +107,14 @@ pub struct NodePlan {
     pub network: Ipv4Net,
     /// This node's pod subnet (e.g. 10.244.0.0/24).
     pub subnet: Ipv4Net,
-    /// The flannel.<VNI> VXLAN device.
-    pub vxlan: VxlanPlan,
+    /// flannel's backend. Plans written before host-gw existed have no
+    /// such field and decode as vxlan.
+    #[serde(default)]
+    pub backend: Backend,
+    /// The flannel.<VNI> VXLAN device: present exactly when the backend is
+    /// vxlan (host-gw has no device of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<VxlanPlan>,
     /// The cni0 bridge the pods attach to.
     pub bridge: BridgePlan,
     /// One entry per other node in the lab, in node order.
@@ -136,6 +143,36 @@ pub struct NodePlan {
     /// existed decode as false.
     #[serde(default)]
     pub bridge_netfilter: bool,
+}
+
+/// How pod packets cross from node to node, as upstream flannel's
+/// net-conf `Backend.Type` names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// `flannel.<VNI>`; per peer a neighbour, an FDB entry and an onlink
+    /// route on it; pod MTU = underlay MTU − 50.
+    #[default]
+    Vxlan,
+    /// Per peer one route `SUBNET via PEER-NODE-IP dev UNDERLAY`; no
+    /// device; pod MTU = underlay MTU.
+    HostGw,
+}
+
+impl Backend {
+    /// The name flannel and the lab file use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Vxlan => "vxlan",
+            Backend::HostGw => "host-gw",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The VXLAN device (`flannel.<VNI>`).
@@ -168,8 +205,9 @@ pub struct BridgePlan {
     pub mtu: u32,
 }
 
-/// Another node, as this node must know it: one neighbour, one FDB entry and
-/// one onlink route each.
+/// Another node, as this node must know it: with vxlan one neighbour, one
+/// FDB entry and one onlink route each; with host-gw one route via its
+/// underlay IP.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PeerPlan {
@@ -179,7 +217,8 @@ pub struct PeerPlan {
     pub underlay_ip: Ipv4Addr,
     /// The peer's pod subnet (route destination; its .0 is the gateway).
     pub subnet: Ipv4Net,
-    /// The peer's VTEP MAC (neighbour lladdr and FDB key).
+    /// The peer's VTEP MAC (neighbour lladdr and FDB key; unused by
+    /// host-gw).
     pub vtep_mac: MacAddr,
 }
 
@@ -272,6 +311,26 @@ mod tests {
         let json = new.to_json();
         assert!(json.contains("\"bridgeNetfilter\": true"), "{json}");
         assert_eq!(NodePlan::from_json(&json).unwrap(), new);
+    }
+
+    #[test]
+    fn a_plan_without_backend_decodes_as_vxlan_and_host_gw_drops_the_device() {
+        let old = NodePlan::from_json(OLD_PLAN).unwrap();
+        assert_eq!(old.backend, Backend::Vxlan);
+        assert_eq!(
+            old.vxlan.as_ref().map(|v| v.name.as_str()),
+            Some("flannel.1")
+        );
+        let mut host_gw = old.clone();
+        host_gw.backend = Backend::HostGw;
+        host_gw.vxlan = None;
+        let json = host_gw.to_json();
+        assert!(json.contains("\"backend\": \"host-gw\""), "{json}");
+        assert!(!json.contains("vxlan"), "{json}");
+        assert_eq!(NodePlan::from_json(&json).unwrap(), host_gw);
+        let unknown = json.replace("\"host-gw\"", "\"udp\"");
+        let err = NodePlan::from_json(&unknown).unwrap_err();
+        assert!(err.contains("unknown variant `udp`"), "{err}");
     }
 
     #[test]

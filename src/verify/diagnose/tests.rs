@@ -20,6 +20,7 @@ pub(crate) fn lab3() -> LabView {
     LabView {
         name: "flannel".into(),
         provider: "netns".into(),
+        backend: labctl_nodeplan::Backend::Vxlan,
         vxlan_device: "flannel.1".into(),
         vni: 1,
         port: 8472,

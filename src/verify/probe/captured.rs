@@ -1,5 +1,6 @@
 //! The checks whose pings the agents capture: `vxlan` (a ring of
-//! cross-node pod pings, seen on the underlay as VXLAN) and `egress`
+//! cross-node pod pings, seen on the underlay as VXLAN; on a host-gw lab
+//! seen leaving unencapsulated, [`underlay`]) and `egress`
 //! (every pod pings the outside target; what leaves each node is seen
 //! after POSTROUTING). Both in two rounds: every node's agent starts
 //! capturing ([`ARM_SCRIPT`], returning once its socket is open); then the
@@ -19,6 +20,7 @@ use super::Probes;
 use crate::verify::evidence::{EgressProbe, VxlanPair};
 use crate::verify::parse::BadChecksum;
 use crate::verify::target::AGENT_PATH;
+use crate::verify::underlay::{route_via_dev, UnderlayPair};
 
 /// VXLAN packets a node of a healthy ring sees: as sender, 3 requests out
 /// and 3 replies in; as receiver, 3 requests in and 3 replies out.
@@ -28,24 +30,18 @@ const VXLAN_PACKETS: &str = "12";
 /// printed, or why it did not start.
 type Armed = Option<Result<(String, String), String>>;
 
-/// Starts the agents' captures (options `capture`) on the nodes `wanted`
-/// says, each with its plan; `route`: an address whose route to print.
-fn arm(
-    p: &mut Probes,
-    wanted: impl Fn(usize) -> bool + Sync,
-    route: &str,
-    capture: &[&str],
-) -> Vec<Armed> {
+/// Starts the agents' captures on the nodes `options` gives options for:
+/// an address whose route to print (or ""), then the capture's options;
+/// each with its plan.
+fn arm(p: &mut Probes, options: impl Fn(usize) -> Option<Vec<String>> + Sync) -> Vec<Armed> {
     let view = &p.target.view;
     let plans = &p.target.plans;
-    let mut args = vec![AGENT_PATH, route];
-    args.extend_from_slice(capture);
     on_nodes(&mut p.sessions, |i, s| {
-        if !wanted(i) {
-            return None;
-        }
+        let opts = options(i)?;
         let node = &view.nodes.get(i)?.name;
         let plan = plans.iter().find(|p| &p.node == node)?;
+        let mut args = vec![AGENT_PATH];
+        args.extend(opts.iter().map(String::as_str));
         Some(
             script(s, ARM_SCRIPT, &args, Some(plan.to_json().as_bytes())).and_then(|t| {
                 t.lines()
@@ -58,6 +54,23 @@ fn arm(
     .into_iter()
     .map(Option::flatten)
     .collect()
+}
+
+/// The options of [`arm`] for a capture of the echo requests to `target`
+/// leaving the node (`--icmp-to`), with `target`'s route printed.
+fn icmp_to(target: Ipv4Addr, seconds: u32) -> Vec<String> {
+    let to = target.to_string();
+    [
+        &to,
+        "--icmp-to",
+        &to,
+        "--seconds",
+        &seconds.to_string(),
+        "--count",
+        "3",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// The job that collects the capture [`arm`] started on node `at`,
@@ -138,12 +151,10 @@ pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum
     let ok = p.ok.clone();
     let pairs = ring(ok.len());
     let secs = p.exec.capture_seconds();
-    let armed = arm(
-        p,
-        |_| true,
-        "",
-        &["--seconds", &secs.to_string(), "--count", VXLAN_PACKETS],
-    );
+    let options = ["", "--seconds", &secs.to_string(), "--count", VXLAN_PACKETS]
+        .map(String::from)
+        .to_vec();
+    let armed = arm(p, |_| Some(options.clone()));
     let jobs: Vec<(ProbePod, Ipv4Addr)> = pairs
         .iter()
         .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
@@ -178,17 +189,12 @@ pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum
 /// usable pod, and a line per node whose probe could not run.
 pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec<String>) {
     let ok = p.ok.clone();
-    let to = target.to_string();
     let secs = EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds());
-    let capture = [
-        "--icmp-to",
-        &to,
-        "--seconds",
-        &secs.to_string(),
-        "--count",
-        "3",
-    ];
-    let armed = arm(p, |i| ok.iter().any(|pod| pod.at == i), &to, &capture);
+    let armed = arm(p, |i| {
+        ok.iter()
+            .any(|pod| pod.at == i)
+            .then(|| icmp_to(target, secs))
+    });
     let jobs: Vec<(ProbePod, Ipv4Addr)> = ok.iter().map(|pod| (pod.clone(), target)).collect();
     let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |_| false);
     let view = &p.target.view;
@@ -225,4 +231,67 @@ pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec
         ));
     }
     (probes, errors)
+}
+
+/// `vxlan` on a host-gw lab: round the ring, each pod pings the next
+/// node's pod while its node's agent captures the echo requests to that
+/// pod leaving the node, after `ip route get` names the route the kernel
+/// picks. One [`UnderlayPair`] per ring pair.
+pub(super) fn underlay(p: &mut Probes) -> Vec<UnderlayPair> {
+    let ok = p.ok.clone();
+    let pairs = ring(ok.len());
+    let secs = EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds());
+    let next = |i: usize| -> Option<Ipv4Addr> {
+        let a = ok.iter().position(|pod| pod.at == i)?;
+        pairs.iter().find(|(x, _)| *x == a).map(|(_, b)| ok[*b].ip)
+    };
+    let armed = arm(p, |i| next(i).map(|to| icmp_to(to, secs)));
+    let jobs: Vec<(ProbePod, Ipv4Addr)> = pairs
+        .iter()
+        .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
+        .collect();
+    let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |_| false);
+    let view = &p.target.view;
+    pairs
+        .iter()
+        .zip(&reports)
+        .map(|((a, b), report)| {
+            let (from, to) = (&ok[*a], &ok[*b]);
+            let mut pair = UnderlayPair {
+                from: from.node.clone(),
+                to: to.node.clone(),
+                src: Some(from.ip),
+                dst: Some(to.ip),
+                expected_via: view.node(&to.node).map(|n| n.underlay_ip),
+                ..Default::default()
+            };
+            match texts.get(from.at).cloned().flatten() {
+                Some(Ok(text)) => {
+                    let out = parse_egress_output(&from.node, &text);
+                    // One line, single spaces (`ip route get` pads its cache line).
+                    pair.route = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("@route "))
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    (pair.via, pair.dev) = route_via_dev(&pair.route);
+                    match out.departures {
+                        Ok(d) => pair.departures = d,
+                        Err(e) => pair.error = Some(e),
+                    }
+                }
+                Some(Err(e)) => pair.error = Some(e),
+                None => pair.error = Some(format!("{} is not reachable over SSH", from.node)),
+            }
+            match answered(report) {
+                Ok(ok) => pair.ping_ok = ok,
+                Err(e) => {
+                    pair.error.get_or_insert(e);
+                }
+            }
+            pair
+        })
+        .collect()
 }

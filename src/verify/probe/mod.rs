@@ -31,6 +31,8 @@ mod scripts;
 
 use std::time::Instant;
 
+use labctl_nodeplan::Backend;
+
 use super::evidence::{Evidence, KubeEvidence};
 use super::kube::{self, Cleanup, Kubectl};
 use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
@@ -162,7 +164,11 @@ fn pod_checks(
         results.push(checks::pod_mesh(&mesh).timed(t));
         ev.mesh = Some(mesh);
     }
-    if wants(CheckId::Vxlan) {
+    if wants(CheckId::Vxlan) && view.backend == Backend::HostGw {
+        let t = Instant::now();
+        ev.underlay = captured::underlay(p);
+        results.push(crate::verify::underlay::check(view, ev).timed(t));
+    } else if wants(CheckId::Vxlan) {
         let t = Instant::now();
         (ev.vxlan, ev.bad_checksums) = captured::vxlan(p);
         results.push(checks::vxlan(view, ev).timed(t));

@@ -169,11 +169,12 @@ impl PodExec {
     }
 
     /// How long the agents capture at most while pods ping across: the
-    /// pings of a healthy lab end the captures early. `kubectl exec` takes
-    /// a moment to start in every pod.
+    /// pings of a healthy lab end the captures early, so only a broken
+    /// pair waits it out; it covers the next round's start on a loaded
+    /// host. `kubectl exec` takes a moment to start in every pod.
     pub(crate) fn capture_seconds(self) -> u32 {
         match self {
-            PodExec::Netns => 2,
+            PodExec::Netns => 3,
             PodExec::Kubectl { .. } => 8,
         }
     }

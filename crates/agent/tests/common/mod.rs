@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use labctl_nodeplan::report::{self, AgentReport, ApplyReport, CheckReport, ObjectKind};
 use labctl_nodeplan::{
-    BridgePlan, ChainPlan, FilePlan, IptablesPlan, MacAddr, NodePlan, PeerPlan, VxlanPlan,
+    Backend, BridgePlan, ChainPlan, FilePlan, IptablesPlan, MacAddr, NodePlan, PeerPlan, VxlanPlan,
     PLAN_SCHEMA,
 };
 use serde_json::Value;
@@ -138,6 +138,17 @@ pub struct NodeSpec {
     pub ip: Ipv4Addr,
 }
 
+/// Nodes n0..=n`last`, node i on 192.168.56.(10 + i) with subnet i.
+pub fn nodes_up_to(last: u32) -> Vec<NodeSpec> {
+    (0..=last)
+        .map(|i| NodeSpec {
+            name: format!("n{i}"),
+            number: i,
+            ip: format!("192.168.56.{}", 10 + i).parse().unwrap(),
+        })
+        .collect()
+}
+
 pub fn subnet(n: u32) -> ipnet::Ipv4Net {
     format!("10.{}.{}.0/24", 244 + (n >> 8), n & 255)
         .parse()
@@ -168,14 +179,15 @@ pub fn plan(lab: &str, me: &NodeSpec, all: &[NodeSpec], dir: &str) -> NodePlan {
         underlay_mtu: 1500,
         network,
         subnet: sub,
-        vxlan: VxlanPlan {
+        backend: Backend::Vxlan,
+        vxlan: Some(VxlanPlan {
             name: "flannel.1".into(),
             vni: 1,
             port: 8472,
             mtu: 1450,
             mac: vtep_mac(me.number),
             address: format!("{}/32", sub.network()).parse().unwrap(),
-        },
+        }),
         bridge: BridgePlan {
             name: "cni0".into(),
             address: format!("{}/24", Ipv4Addr::from(u32::from(sub.network()) + 1)).parse().unwrap(),

@@ -1,5 +1,5 @@
 //! Defaults and checks for the `network` block: the three IPv4 networks,
-//! MTU, per-node subnet length and the VXLAN backend.
+//! MTU, per-node subnet length and flannel's backend (vxlan or host-gw).
 
 use std::net::Ipv4Addr;
 
@@ -19,8 +19,12 @@ pub const DEFAULT_VNI: u32 = 1;
 pub const DEFAULT_VXLAN_PORT: u16 = 8472;
 /// VXLAN encapsulation (outer IPv4 + UDP + VXLAN + inner Ethernet) costs this.
 pub const VXLAN_OVERHEAD: u32 = 50;
-/// Pods need at least 1280 bytes (the IPv6 minimum) after VXLAN's 50.
-pub const MIN_UNDERLAY_MTU: u32 = 1280 + VXLAN_OVERHEAD;
+/// Pods need at least 1280 bytes (the IPv6 minimum).
+pub const MIN_POD_MTU: u32 = 1280;
+/// ... after VXLAN's 50 (host-gw adds nothing).
+pub const MIN_UNDERLAY_MTU: u32 = MIN_POD_MTU + VXLAN_OVERHEAD;
+/// The backends `network.backend.type` accepts.
+pub const BACKEND_TYPES: [&str; 2] = ["vxlan", "host-gw"];
 /// Jumbo frames.
 pub const MAX_UNDERLAY_MTU: u32 = 9000;
 /// A /30 holds the bridge gateway and one pod.
@@ -41,6 +45,11 @@ pub(crate) struct NetworkDraft {
 }
 
 impl NetworkDraft {
+    /// True for flannel's host-gw backend (every node on one L2 segment).
+    pub fn host_gw(&self) -> bool {
+        self.backend == Backend::HostGw
+    }
+
     /// The final network (only used when no error was found, so the
     /// fallbacks never show).
     pub fn into_network(self) -> Network {
@@ -72,14 +81,20 @@ pub(crate) fn network(check: &mut Checker, raw: RawNetwork, node_count: usize) -
         DEFAULT_SERVICE_NETWORK,
     );
 
+    let backend = backend(check, raw.backend.unwrap_or_default());
     let mtu = raw.underlay_mtu.unwrap_or(u64::from(DEFAULT_UNDERLAY_MTU));
-    if mtu < u64::from(MIN_UNDERLAY_MTU) {
+    let min_mtu = MIN_POD_MTU + backend.overhead();
+    if mtu < u64::from(min_mtu) {
+        let why = match backend {
+            Backend::Vxlan { .. } => {
+                format!("VXLAN takes {VXLAN_OVERHEAD} bytes and pods need at least {MIN_POD_MTU}")
+            }
+            Backend::HostGw => format!("pods need at least {MIN_POD_MTU}"),
+        };
         check.error(
             "network.underlayMTU",
-            format!(
-                "{mtu} is too small: VXLAN takes {VXLAN_OVERHEAD} bytes and pods need at least 1280"
-            ),
-            format!("use {MIN_UNDERLAY_MTU} or more (1500 on most networks)"),
+            format!("{mtu} is too small: {why}"),
+            format!("use {min_mtu} or more (1500 on most networks)"),
         );
     } else if mtu > u64::from(MAX_UNDERLAY_MTU) {
         check.error(
@@ -146,7 +161,7 @@ pub(crate) fn network(check: &mut Checker, raw: RawNetwork, node_count: usize) -
         underlay_mtu: u32::try_from(mtu).unwrap_or(DEFAULT_UNDERLAY_MTU),
         subnet_len: u8::try_from(subnet_len).unwrap_or(DEFAULT_SUBNET_LEN),
         dns_domain,
-        backend: backend(check, raw.backend.unwrap_or_default()),
+        backend,
         ip_masq: raw.ip_masq.unwrap_or(true),
     }
 }
@@ -186,14 +201,38 @@ fn subnet_len_checks(check: &mut Checker, len: u64, pod: Option<Ipv4Net>, node_c
 
 fn backend(check: &mut Checker, raw: RawBackend) -> Backend {
     let kind = raw.kind.unwrap_or_else(|| "vxlan".to_string());
-    if kind != "vxlan" {
-        check.error(
-            "network.backend.type",
-            format!("backend `{kind}` is not supported: labctl builds flannel's VXLAN backend"),
-            "use `type: vxlan`",
-        );
+    match kind.as_str() {
+        "vxlan" => vxlan_backend(check, raw.vni, raw.port),
+        "host-gw" => {
+            // Settings of the VXLAN device mean nothing here: refused, so
+            // nobody believes they changed something.
+            for (field, given) in [("vni", raw.vni.is_some()), ("port", raw.port.is_some())] {
+                if given {
+                    check.error(
+                        &format!("network.backend.{field}"),
+                        format!("`{field}` is a VXLAN setting; the host-gw backend has no tunnel"),
+                        format!("remove `{field}`, or use `type: vxlan`"),
+                    );
+                }
+            }
+            Backend::HostGw
+        }
+        other => {
+            check.error(
+                "network.backend.type",
+                format!(
+                    "`{other}` is not one of: {} (flannel's backends labctl builds)",
+                    BACKEND_TYPES.join(", ")
+                ),
+                "use `type: vxlan` (works across routed networks) or `type: host-gw` (every node on one L2 segment)",
+            );
+            vxlan_backend(check, raw.vni, raw.port)
+        }
     }
-    let vni = raw.vni.unwrap_or(u64::from(DEFAULT_VNI));
+}
+
+fn vxlan_backend(check: &mut Checker, vni: Option<u64>, port: Option<u64>) -> Backend {
+    let vni = vni.unwrap_or(u64::from(DEFAULT_VNI));
     if !(1..=MAX_VNI).contains(&vni) {
         check.error(
             "network.backend.vni",
@@ -201,7 +240,7 @@ fn backend(check: &mut Checker, raw: RawBackend) -> Backend {
             "flannel uses 1",
         );
     }
-    let port = raw.port.unwrap_or(u64::from(DEFAULT_VXLAN_PORT));
+    let port = port.unwrap_or(u64::from(DEFAULT_VXLAN_PORT));
     if !(1..=65535).contains(&port) {
         check.error(
             "network.backend.port",
@@ -209,8 +248,7 @@ fn backend(check: &mut Checker, raw: RawBackend) -> Backend {
             "flannel and Linux use 8472",
         );
     }
-    Backend {
-        kind,
+    Backend::Vxlan {
         vni: u32::try_from(vni).unwrap_or(DEFAULT_VNI),
         port: u16::try_from(port).unwrap_or(DEFAULT_VXLAN_PORT),
     }

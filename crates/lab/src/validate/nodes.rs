@@ -184,7 +184,12 @@ fn node_ip(
     let Some(underlay) = network.underlay else {
         return Some(ip);
     };
-    let problem = if !underlay.contains(&ip) {
+    let problem = if !underlay.contains(&ip) && network.host_gw() {
+        Some(format!(
+            "{ip} is outside the underlay {underlay}: the host-gw backend needs every node on \
+             that one L2 segment (its routes go via the peers' node IPs), or use backend vxlan"
+        ))
+    } else if !underlay.contains(&ip) {
         Some(format!("{ip} is outside the underlay {underlay}"))
     } else if ip == underlay.network() {
         Some(format!("{ip} is the underlay's network address"))
