@@ -182,6 +182,25 @@ fn host_gw_lab_comes_up_verifies_repairs_and_switches_backend() {
         "{mtu:#}"
     );
 
+    // explain walks host-gw's path: no VXLAN, out on the underlay for the
+    // peer's node IP; traced, every hop is seen.
+    let out = labctl(&[
+        "explain",
+        "--trace",
+        "worker1/busybox",
+        "worker2/busybox",
+        lab.0.path(),
+    ]);
+    let walk = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        walk.contains("10.95.2.0/24 via 192.168.95.12 dev eth1")
+            && walk.contains("unencapsulated")
+            && !walk.contains("flannel.1")
+            && !walk.contains('✗'),
+        "{walk}"
+    );
+
     // Converged: a second `up` changes nothing.
     let again = lab.up();
     assert!(again.contains("no changes"), "{again}");

@@ -532,3 +532,83 @@ fn the_kernels_own_lookup_names_the_route_that_matched() {
         Some("198.18.0.0/15 dev flannel.1")
     );
 }
+
+/// The quick-start lab on flannel's host-gw backend, every node as planned.
+fn host_gw_fixture() -> Fixture {
+    let lab = labctl_lab::parse(
+        "lab.yaml",
+        "apiVersion: labctl/v1alpha1\nkind: Lab\nname: flannel\nnetwork:\n  backend: {type: host-gw}\nnodes:\n  - name: master\n    role: control-plane\n  - name: worker1\n  - name: worker2\n",
+    )
+    .unwrap();
+    let mut f = fixture();
+    f.plans = labctl_lab::plan(&lab);
+    f.shows = f
+        .plans
+        .iter()
+        .map(|plan| {
+            let mut show = healthy(&fixture().plans[0]);
+            show.node = plan.node.clone();
+            show.vxlan = None;
+            show.neighbours.clear();
+            show.fdb.clear();
+            show.routes = std::iter::once(format!("{} dev cni0", plan.subnet))
+                .chain(
+                    plan.peers
+                        .iter()
+                        .map(|p| format!("{} via {} dev eth1", p.subnet, p.underlay_ip)),
+                )
+                .collect();
+            show.bridge.as_mut().unwrap().addresses = vec![plan.bridge.address.to_string()];
+            show.iptables.nat = {
+                let nat = plan.iptables.nat.as_ref().unwrap();
+                let mut lines = vec![nat.jump.clone(), format!("-N {}", nat.chain)];
+                lines.extend(nat.rules.iter().cloned());
+                lines
+            };
+            (plan.node.clone(), show)
+        })
+        .collect();
+    f
+}
+
+#[test]
+fn host_gw_leaves_unencapsulated_for_the_peers_node_ip() {
+    let f = host_gw_fixture();
+    assert!(f.plans.iter().all(|p| p.vxlan.is_none()));
+    let w = f.walk("worker1/busybox", "worker2/busybox");
+    assert_eq!(
+        kinds(&w),
+        [
+            PodEth0,
+            Bridge,
+            Route,
+            Postrouting,
+            Leave,
+            Route,
+            Bridge,
+            Arrive
+        ]
+    );
+    let text: Vec<&str> = w.hops.iter().map(|h| h.summary.as_str()).collect();
+    let worker2_ip = f.plans[2].underlay_ip;
+    assert!(
+        text[2].contains(&format!("via {worker2_ip} dev eth1")),
+        "{text:?}"
+    );
+    assert!(text[4].contains("unencapsulated"), "{text:?}");
+    assert!(
+        w.hops.iter().all(|h| h.status == HopStatus::Ok),
+        "{:#?}",
+        w.hops
+    );
+    // The peer route gone: the route lookup is the broken hop.
+    let mut f = f;
+    let worker2_subnet = f.plans[2].subnet.to_string();
+    f.shows
+        .get_mut("worker1")
+        .unwrap()
+        .routes
+        .retain(|r| !r.starts_with(&worker2_subnet));
+    let w = f.walk("worker1/busybox", "worker2/busybox");
+    assert_eq!(w.hops[2].status, HopStatus::Broken, "{:#?}", w.hops[2]);
+}

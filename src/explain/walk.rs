@@ -44,19 +44,26 @@ pub fn vxlan_of(plan: &NodePlan) -> Option<&VxlanPlan> {
 }
 
 /// The route the plan puts on `plan`'s node for `dst`: its own subnet
-/// on the bridge, or a peer's subnet by the VXLAN device.
-fn planned_route(plan: &NodePlan, dst: Ipv4Addr) -> Option<(String, Option<&PeerPlan>)> {
+/// on the bridge, or a peer's subnet by the VXLAN device (host-gw: via the
+/// peer's node IP on the `underlay` device).
+fn planned_route<'p>(
+    plan: &'p NodePlan,
+    dst: Ipv4Addr,
+    underlay: &str,
+) -> Option<(String, Option<&'p PeerPlan>)> {
     if plan.subnet.contains(&dst) {
         return Some((format!("{} dev {}", plan.subnet, plan.bridge.name), None));
     }
     let peer = plan.peers.iter().find(|p| p.subnet.contains(&dst))?;
-    let vx = vxlan_of(plan)?;
-    let text = format!(
-        "{} via {} dev {} onlink",
-        peer.subnet,
-        peer.subnet.network(),
-        vx.name
-    );
+    let text = match vxlan_of(plan) {
+        Some(vx) => format!(
+            "{} via {} dev {} onlink",
+            peer.subnet,
+            peer.subnet.network(),
+            vx.name
+        ),
+        None => format!("{} via {} dev {underlay}", peer.subnet, peer.underlay_ip),
+    };
     Some((text, Some(peer)))
 }
 
@@ -114,7 +121,7 @@ impl<'a> Walker<'a> {
                 rules::route_lookup(&show.routes, to).map(String::as_str)
             })
             .map(route_core);
-        let planned = planned_route(plan, to);
+        let planned = planned_route(plan, to, &self.underlay(plan));
         let node = Some(plan.node.as_str());
         let hop = match &planned {
             Some((text, _)) => {
@@ -282,10 +289,11 @@ pub fn walk(live: &Live, src: &Place, dst: &Place) -> Result<Walk, String> {
         return Ok(w.arrive(dst, to));
     }
     // Where the route sends it decides the watch of the hops before it.
-    let device = match planned_route(plan, to) {
+    let underlay = w.underlay(plan);
+    let device = match planned_route(plan, to, &underlay) {
         Some((_, None)) => plan.bridge.name.clone(),
-        Some((_, Some(_))) => vxlan_of(plan).map_or(String::new(), |v| v.name.clone()),
-        None => w.underlay(plan),
+        Some((_, Some(_))) => vxlan_of(plan).map_or(underlay.clone(), |v| v.name.clone()),
+        None => underlay.clone(),
     };
     let left = Watch::NodeLeft {
         node: node.into(),
@@ -301,7 +309,7 @@ pub fn walk(live: &Live, src: &Place, dst: &Place) -> Result<Walk, String> {
     }
     if !pod_src && from == plan.underlay_ip {
         // A node sends with the address of the device the route picks.
-        from = match planned_route(plan, to) {
+        from = match planned_route(plan, to, &underlay) {
             Some((_, None)) => plan.bridge.address.addr(),
             Some((_, Some(_))) => vxlan_of(plan).map_or(from, |v| v.address.addr()),
             None => from,
@@ -325,6 +333,32 @@ pub fn walk(live: &Live, src: &Place, dst: &Place) -> Result<Walk, String> {
                 src: None,
             });
             w.hops.push(hop);
+        }
+        Some(peer) if vxlan_of(plan).is_none() => {
+            // host-gw: the packet leaves as it is, pod IP to pod IP, for
+            // the peer's node as the next hop.
+            from = w.postrouting(plan, from, to, &underlay);
+            let summary = format!(
+                "leaves {node} by {underlay} unencapsulated, {from} → {to}, next hop {} ({}'s underlay IP; host-gw: no VXLAN)",
+                peer.underlay_ip, peer.node
+            );
+            w.hops.push(
+                Hop::new(HopKind::Leave, Some(node), summary).watch(Watch::NodeLeft {
+                    node: node.into(),
+                    device: underlay,
+                    src: Some(from),
+                }),
+            );
+            let far = w
+                .plan(&peer.node)
+                .ok_or(format!("node {} has no plan", peer.node))?;
+            let far_left = Watch::NodeLeft {
+                node: far.node.clone(),
+                device: far.bridge.name.clone(),
+                src: Some(from),
+            };
+            w.route(far, to, far_left.clone());
+            w.bridge(far, "forwards it to the destination pod's veth", far_left);
         }
         Some(peer) => {
             let vx = vxlan_of(plan).ok_or("a peer route without a VXLAN device")?;
