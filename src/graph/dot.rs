@@ -143,15 +143,15 @@ pub fn render(graph: &Graph) -> String {
     }
     for t in &graph.tunnels {
         let (label, red) = if t.problems.is_empty() {
-            ("VXLAN".to_string(), "")
+            (graph.tunnel_label().to_string(), "")
         } else {
             (format!("✗ {}", t.problems.join("\n")), RED)
         };
         let _ = writeln!(
             out,
             "  {} -- {} [id={}, constraint=false, style=dashed, label={}{red}];",
-            quote(&ids::vtep(&t.a)),
-            quote(&ids::vtep(&t.b)),
+            quote(&graph.tunnel_end(&t.a)),
+            quote(&graph.tunnel_end(&t.b)),
             quote(&ids::tunnel(&t.a, &t.b)),
             quote(&label)
         );

@@ -131,16 +131,16 @@ pub fn render(graph: &Graph) -> String {
     let mut red = Vec::new();
     for t in &graph.tunnels {
         let text = if t.problems.is_empty() {
-            "VXLAN".to_string()
+            graph.tunnel_label().to_string()
         } else {
             format!("✗ {}", t.problems.join("\n"))
         };
         let _ = writeln!(
             out,
             "  {} <-. {} .-> {}",
-            id(&ids::vtep(&t.a)),
+            id(&graph.tunnel_end(&t.a)),
             label(&text),
-            id(&ids::vtep(&t.b))
+            id(&graph.tunnel_end(&t.b))
         );
         if !t.problems.is_empty() {
             red.push(links.to_string());

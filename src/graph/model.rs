@@ -128,10 +128,33 @@ pub struct Graph {
     pub pod_network: Option<Ipv4Net>,
     pub dns: Option<Dns>,
     pub nodes: Vec<Node>,
+    /// One per pair of nodes: a VXLAN tunnel, or on host-gw the pair's
+    /// routes via each other's node IP.
     pub tunnels: Vec<Tunnel>,
+    /// flannel's host-gw backend: no VTEPs, the tunnels are routes.
+    pub host_gw: bool,
 }
 
 impl Graph {
+    /// What a tunnel is called on its edge: VXLAN, or host-gw's route.
+    pub fn tunnel_label(&self) -> &'static str {
+        if self.host_gw {
+            "host-gw route"
+        } else {
+            "VXLAN"
+        }
+    }
+
+    /// The element a tunnel's edge ends at on `node`: its VTEP, or on
+    /// host-gw (no VTEP) its bridge, where the routed pod traffic starts.
+    pub fn tunnel_end(&self, node: &str) -> String {
+        if self.host_gw {
+            ids::bridge(node)
+        } else {
+            ids::vtep(node)
+        }
+    }
+
     /// The title line: the lab and where its state comes from.
     pub fn title(&self) -> String {
         match self.source {
@@ -188,7 +211,8 @@ pub fn build(lab: &str, underlay: Option<Ipv4Net>, inputs: &[NodeInput]) -> Grap
     let mut tunnels = Vec::new();
     for (i, a) in inputs.iter().enumerate() {
         for b in &inputs[i + 1..] {
-            if vxlan_of(&a.plan).is_some() && vxlan_of(&b.plan).is_some() {
+            // Both tunnel, or both route via each other (host-gw).
+            if vxlan_of(&a.plan).is_some() == vxlan_of(&b.plan).is_some() {
                 tunnels.push(Tunnel {
                     a: a.plan.node.clone(),
                     b: b.plan.node.clone(),
@@ -217,6 +241,7 @@ pub fn build(lab: &str, underlay: Option<Ipv4Net>, inputs: &[NodeInput]) -> Grap
         dns,
         nodes,
         tunnels,
+        host_gw: first.is_some_and(|p| p.backend == labctl_nodeplan::Backend::HostGw),
     }
 }
 

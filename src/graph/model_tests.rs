@@ -155,3 +155,51 @@ fn bridge_address_and_other_differences_land_on_the_bridge_and_the_node() {
         .count();
     assert_eq!(unchecked, 2, "both tunnels of the unreachable node");
 }
+
+/// A host-gw lab: no VTEPs; each pair of nodes is joined by its routes,
+/// drawn bridge to bridge, and a missing route breaks that pair.
+#[test]
+fn host_gw_pairs_are_routes_between_bridges() {
+    let text = LAB.replace(
+        "name: pic\n",
+        "name: pic\nnetwork: {backend: {type: host-gw}}\n",
+    );
+    let lab = labctl_lab::parse("lab.yaml", &text).unwrap();
+    let inputs: Vec<NodeInput> = labctl_lab::plan(&lab)
+        .into_iter()
+        .enumerate()
+        .map(|(i, plan)| NodeInput {
+            pods: Vec::new(),
+            live: Some(NodeLive::Checked(if i == 1 {
+                let mut d =
+                    Difference::new(ObjectKind::Route, "route 10.244.2.0/24", "10.244.2.0/24");
+                d.peer = Some("worker2".into());
+                vec![d]
+            } else {
+                Vec::new()
+            })),
+            plan,
+            control_plane: i == 0,
+        })
+        .collect();
+    let g = build("pic", None, &inputs);
+    assert!(g.host_gw && g.nodes.iter().all(|n| n.vtep.is_none()));
+    assert_eq!(g.tunnels.len(), 3);
+    let broken: Vec<(&str, &str)> = g
+        .tunnels
+        .iter()
+        .filter(|t| !t.problems.is_empty())
+        .map(|t| (t.a.as_str(), t.b.as_str()))
+        .collect();
+    assert_eq!(broken, [("worker1", "worker2")]);
+    let mermaid = super::super::mermaid::render(&g);
+    assert!(
+        mermaid.contains("bridge_master <-. \"host-gw route\" .-> bridge_worker1"),
+        "{mermaid}"
+    );
+    let svg = super::super::svg::render(&g);
+    assert!(
+        svg.contains("host-gw routes (one cell per pair of nodes"),
+        "{svg}"
+    );
+}

@@ -199,6 +199,7 @@ fn header(graph: &Graph, out: &mut String, width: u32) -> u32 {
     );
     let tunnels = match graph.nodes.iter().find_map(|n| n.vtep.as_ref()) {
         Some(v) => format!("VXLAN VNI {} over UDP {}", v.vni, v.port),
+        None if graph.host_gw => "host-gw: routes via the peers' node IPs, no VXLAN".to_string(),
         None => "no VXLAN device in the plan".to_string(),
     };
     let legend = match graph.source {
@@ -304,9 +305,14 @@ fn tunnel_matrix(graph: &Graph, out: &mut String, y: u32, label_w: u32, width: u
         return y + 20;
     }
     let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
+    let heading = if graph.host_gw {
+        "host-gw routes (one cell per pair of nodes: each routes the other's pod subnet via its node IP)"
+    } else {
+        "VXLAN tunnels (one cell per pair of VTEPs)"
+    };
     let _ = write!(
         out,
-        "<text class=\"name\" x=\"{MARGIN}\" y=\"{}\">VXLAN tunnels (one cell per pair of VTEPs)</text>",
+        "<text class=\"name\" x=\"{MARGIN}\" y=\"{}\">{heading}</text>",
         y + 12
     );
     let x0 = MARGIN + label_w;
