@@ -132,6 +132,7 @@ pub fn assemble(
         }
     }
     let passed = results.iter().all(|r| r.outcome != Outcome::Fail);
+    let warnings = neighbours::warnings(view, &ev);
     Report {
         lab: view.name.clone(),
         provider: view.provider.clone(),
@@ -139,6 +140,7 @@ pub fn assemble(
         pods: ev.pods,
         mesh: ev.mesh,
         diagnoses,
+        warnings,
         total_ms: started.elapsed().as_millis() as u64,
         passed,
     }

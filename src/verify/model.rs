@@ -222,8 +222,22 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mesh: Option<super::evidence::PingMatrix>,
     pub diagnoses: Vec<super::diagnose::Diagnosis>,
+    /// What will go wrong soon though no check failed yet (verify still
+    /// passes): e.g. a neighbour table about to evict the lab's entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
     pub total_ms: u64,
     pub passed: bool,
+}
+
+/// A warning: which nodes, what is coming, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Stable id (e.g. `neighbour-table-limits`).
+    pub id: &'static str,
+    pub nodes: Vec<String>,
+    pub message: String,
+    pub fix: String,
 }
 
 impl Report {

@@ -138,6 +138,9 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
             },
         ));
     }
+    if view.provider != "netns" {
+        ev.node_gc_thresh = neighbours::read_on_nodes(&mut sessions, view);
+    }
     target::disconnect_all(sessions);
     if let Some(before) = host_table {
         ev.neighbour_table = neighbours::observe(view.nodes.len(), before);
