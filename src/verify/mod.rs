@@ -1,7 +1,7 @@
 //! `labctl verify [LAB]`: proves the lab's pod network works end to end,
 //! shows the evidence, and names the cause when it does not.
 //!
-//! - [`model`]: the nine checks and the report; [`evidence`]: what probes
+//! - [`model`]: the checks and the report; [`evidence`]: what probes
 //!   record; [`parse`]: probe output parsers; [`checks`]: pass/fail from
 //!   evidence; [`diagnose`]: named causes with fixes; [`render`] and
 //!   [`junit`]: the outputs. All pure and unit-tested.
@@ -29,6 +29,7 @@ mod recorded;
 pub mod remote;
 pub mod render;
 mod target;
+pub mod throughput;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +48,8 @@ pub struct VerifyArgs {
     /// The lab file (default: ./lab.yaml, else the only lab on this host).
     pub lab: Option<PathBuf>,
     /// Run only these checks (repeatable): nodes, dataplane, pods, pod-mesh,
-    /// vxlan, mtu, dns, egress, kubernetes.
+    /// vxlan, mtu, dns, egress, kubernetes; and throughput, which only runs
+    /// when named.
     #[arg(long = "check", value_name = "ID", value_enum)]
     pub checks: Vec<CheckId>,
     /// Also write the results as a JUnit XML report to FILE.
@@ -87,7 +89,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     let started = Instant::now();
     let target = target::Target::load(args.lab.as_deref())?;
     let selected: Vec<CheckId> = if args.checks.is_empty() {
-        CheckId::ALL.to_vec()
+        CheckId::DEFAULT.to_vec()
     } else {
         CheckId::ALL
             .iter()

@@ -128,6 +128,9 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
         };
         results.push(r.timed(t));
     }
+    if wants(CheckId::Throughput) {
+        results.push(super::throughput::check(&mut sessions, view, &pods));
+    }
     if wants(CheckId::Kubernetes) {
         results.push(CheckResult::skip(
             CheckId::Kubernetes,
