@@ -89,7 +89,25 @@ fn remove_nodes(
     );
     delete_namespaces(&namespaces, &existing, errors);
     let veths: Vec<String> = nodes.iter().map(|n| n.host_veth.clone()).collect();
+    wait_for_links_gone(&veths);
     delete_links(&veths, errors);
+}
+
+/// The kernel removes a deleted namespace's devices, and with them the
+/// host ends of their veths, in batches (one RCU grace period for many);
+/// deleting each host veth ourselves costs one each. Waits up to 10 s for
+/// the kernel, and leaves what is still there to [`delete_links`].
+fn wait_for_links_gone(names: &[String]) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        let Ok(existing) = network::link_list() else {
+            return;
+        };
+        if !names.iter().any(|n| existing.contains(n)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn delete_namespaces(
