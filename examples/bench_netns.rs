@@ -1,16 +1,30 @@
-//! Benchmark of netns labs: wall time and peak memory (max RSS of the
-//! labctl process) of `labctl up` (fresh), `labctl up` again (converged, no
-//! changes) and `labctl destroy` for labs of 3, 10 and 50 nodes. Verify
-//! belongs to another command and is not measured here.
+//! Benchmark of netns labs, one lab size after another, every figure from
+//! the same run: `labctl up` (cold), `labctl up` again (converged, no
+//! changes), `labctl verify` (every default check, full pod mesh),
+//! `labctl destroy`; labctl's peak RSS over the four, and the lab's memory
+//! per node (the host's MemAvailable drop while the lab is up, and the
+//! proportional set size of the lab's own processes: sshd per node,
+//! dnsmasq), with the load average before each lab.
 //!
-//! Needs root. Build labctl in release first, then:
-//!   cargo build --release -p labctl && cargo run --release --example bench_netns [SIZES...]
-//! Targets: 3 nodes up < 2 s, 50 nodes up < 20 s on a 2-core machine.
+//! Needs root; not a test (nothing here runs in `cargo test`). Build labctl
+//! in release first, then:
+//!   cargo build --release -p labctl --bin labctl --examples
+//!   target/release/examples/bench_netns [SIZES...]   (default: 20 200 1000)
+//! (`LABCTL=/path/to/labctl` measures another build.)
+//! One pod per node; underlay 192.168.64.0/22, podNetwork 10.240.0.0/13.
+//! Targets (2-core machine): 200 nodes up ≤ 6 s, verify ≤ 5 s, destroy
+//! ≤ 3 s; 1,000 nodes up ≤ 60 s, verify ≤ 60 s, destroy ≤ 20 s, peak RSS
+//! ≤ 300 MiB; no-op up ≥ 3× faster than cold.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// The labctl binary measured: `$LABCTL` (e.g. another build, for a
+/// before/after), else the one built next to this example.
 fn labctl_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("LABCTL") {
+        return path.into();
+    }
     let exe = std::env::current_exe().expect("current exe");
     // target/release/examples/bench_netns -> target/release/labctl
     exe.parent()
@@ -19,13 +33,24 @@ fn labctl_path() -> std::path::PathBuf {
         .expect("target dir")
 }
 
-/// Runs labctl with args; returns (seconds, max RSS in MiB, success).
+/// One labctl run: seconds, max RSS in MiB, success, stdout.
+struct Run {
+    secs: f64,
+    rss_mib: f64,
+    ok: bool,
+    stdout: String,
+}
+
+/// Runs labctl with args, stdout captured to a file (so a big JSON
+/// report cannot block the pipe while we wait4).
 #[allow(clippy::zombie_processes)] // reaped by wait4 below, which std does not see
-fn timed(args: &[&str]) -> (f64, f64, bool) {
+fn timed(args: &[&str]) -> Run {
+    let out_path = std::env::temp_dir().join(format!("labctl-bench-out-{}", std::process::id()));
+    let out_file = std::fs::File::create(&out_path).expect("output file");
     let started = Instant::now();
     let child = Command::new(labctl_path())
         .args(args)
-        .arg("-q")
+        .stdout(Stdio::from(out_file))
         .spawn()
         .expect("labctl runs");
     let mut status = 0;
@@ -34,7 +59,60 @@ fn timed(args: &[&str]) -> (f64, f64, bool) {
     unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     let secs = started.elapsed().as_secs_f64();
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (secs, usage.ru_maxrss as f64 / 1024.0, ok)
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    Run {
+        secs,
+        rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        ok,
+        stdout,
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// MemAvailable in KiB.
+fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Total Pss (KiB) of processes whose command line mentions `needle`
+/// (the lab's state folder: every sshd config and the dnsmasq config).
+fn lab_pss_kib(needle: &str) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        total += rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
 }
 
 fn main() {
@@ -44,19 +122,21 @@ fn main() {
             .filter_map(|a| a.parse().ok())
             .collect();
         if given.is_empty() {
-            vec![3, 10, 50]
+            vec![20, 200, 1000]
         } else {
             given
         }
     };
     let dir = std::env::temp_dir().join(format!("labctl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    println!("| nodes | up (fresh) | up (again) | destroy | peak RSS (labctl) |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| nodes | up (cold) | up (no-op) | cold ÷ no-op | verify | mesh pairs | destroy | peak RSS (labctl) | memory per node (MemAvailable drop / lab processes' Pss) | load before |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let name = format!("bench{n}");
         let mut text = format!(
-            "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {name}\nnetwork:\n  underlay: 192.168.240.0/24\n  podNetwork: 10.240.0.0/16\nnodes:\n"
+            "apiVersion: labctl/v1alpha1\nkind: Lab\nname: {name}\nnetwork:\n  underlay: 192.168.64.0/22\n  podNetwork: 10.240.0.0/13\nnodes:\n"
         );
         for i in 0..n {
             let role = if i == 0 { "control-plane" } else { "worker" };
@@ -65,22 +145,46 @@ fn main() {
         let file = dir.join(format!("{name}.yaml"));
         std::fs::write(&file, text).expect("lab file");
         let file = file.to_string_lossy().into_owned();
-        let up = timed(&["up", &file]);
-        let again = timed(&["up", &file]);
-        let destroy = timed(&["destroy", "--name", &name]);
-        if !(up.2 && again.2 && destroy.2) {
+        let load = loadavg();
+        let mem_before = mem_available_kib();
+        let up = timed(&["up", "-q", &file]);
+        let again = timed(&["up", "-q", &file]);
+        let mem_up = mem_available_kib();
+        let pss = lab_pss_kib(&format!("/labctl/labs/{name}/"));
+        let verify = timed(&["verify", &file, "--output", "json"]);
+        let destroy = timed(&["destroy", "-q", "--name", &name]);
+        let report: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap_or_default();
+        let pairs = report["mesh"]["cells"].as_array().map_or(0, Vec::len);
+        let failed: Vec<String> = report["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["outcome"] == "fail")
+            .map(|c| format!("{}: {}", c["id"], c["summary"]))
+            .collect();
+        if !(up.ok && again.ok && verify.ok && destroy.ok) {
             eprintln!(
-                "bench {n}: a command failed (up {}, up again {}, destroy {})",
-                up.2, again.2, destroy.2
+                "bench {n}: a command failed (up {}, up again {}, verify {} {failed:?}, destroy {})",
+                up.ok, again.ok, verify.ok, destroy.ok
             );
         }
+        let per_node = |kib: u64| kib as f64 / 1024.0 / n as f64;
         println!(
-            "| {n} | {:.2} s | {:.2} s | {:.2} s | {:.0} MiB |",
-            up.0,
-            again.0,
-            destroy.0,
-            up.1.max(again.1).max(destroy.1)
+            "| {n} | {:.2} s | {:.2} s | {:.1}× | {:.2} s{} | {pairs} | {:.2} s | {:.0} MiB | {:.2} / {:.2} MiB | {load} |",
+            up.secs,
+            again.secs,
+            up.secs / again.secs,
+            verify.secs,
+            if verify.ok { "" } else { " (failed)" },
+            destroy.secs,
+            up.rss_mib
+                .max(again.rss_mib)
+                .max(verify.rss_mib)
+                .max(destroy.rss_mib),
+            per_node(mem_before.saturating_sub(mem_up)),
+            per_node(pss),
         );
     }
+    println!("load after: {}", loadavg());
     let _ = std::fs::remove_dir_all(&dir);
 }

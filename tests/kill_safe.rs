@@ -192,12 +192,12 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
     let started = Instant::now();
 
     // up, killed while starting the nodes' sshds (one may run unrecorded),
-    // while nodes install the agent, apply their plans and add pods, and
+    // while nodes apply their plans and add pods (one command each), and
     // as the DNS server starts.
     let up = ["up", lab.path()];
     for at in [
         KillAt::Running("sshd", NODES.len() / 2),
-        KillAt::AfterStep("Installing the agent", 3),
+        KillAt::AfterStep("Converging data plane and pods", 3),
         KillAt::Running("dnsmasq", 1),
     ] {
         run_and_kill(&name, &up, at);

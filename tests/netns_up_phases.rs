@@ -7,7 +7,8 @@ mod support;
 use support::netns::{can_run, lab_name, labctl, serial, show, TestLab};
 
 /// The phases a netns lab goes through, in table order (no kubeadm).
-const NETNS_PHASES: [&str; 6] = ["nodes", "ssh", "agent", "data plane", "pods", "dns"];
+/// ("data plane" is the node's one agent command: apply and the pods.)
+const NETNS_PHASES: [&str; 5] = ["nodes", "ssh", "agent", "data plane", "dns"];
 
 /// `(phase, seconds)` rows of the table under the `phase  time` header.
 fn table_rows(stdout: &str) -> Vec<(String, f64)> {

@@ -1,9 +1,12 @@
 //! `labctl up [LAB]`: bring a lab up, or converge an existing one.
 //!
 //! Order: preflight (nothing created on failure), lock, provider `create`
-//! (machines answer SSH), then per node in parallel: connect, agent upload,
-//! `apply` of the node's plan, the busybox pod (and on the control plane the
-//! DNS pod); then the DNS server and each node's LABCTL-SERVICES chain.
+//! (machines answer SSH), then per node (an adaptive number at once):
+//! connect, and one command that runs the agent's `apply` of the node's
+//! plan, adds the busybox pod (and on the control plane the DNS pod) and
+//! reads the service chains (the agent is uploaded first only when the node
+//! lacks it); then the DNS server and each node's LABCTL-SERVICES chain,
+//! written only where it differs. A converged node costs one SSH command.
 //! Everything is idempotent: a second run reports no changes. The run ends
 //! with the wall time of each phase (text: a table; JSON: `phases`).
 
@@ -14,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use labctl_lab::Lab;
-use labctl_nodeplan::report::{ApplyReport, PodAddReport};
 use labctl_nodeplan::NodePlan;
 
 use super::UpArgs;
@@ -35,6 +37,8 @@ struct NodeResult {
     session: Session,
     changes: u64,
     pods: BTreeMap<String, Ipv4Addr>,
+    /// The node's service chains as its converge command read them.
+    services_shown: String,
 }
 
 pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
@@ -168,10 +172,13 @@ fn phase_table(phases: &[(Phase, Duration)], total: Duration) -> String {
     crate::output::table(&["phase", "time"], &rows)
 }
 
-/// `0.42s` / `12.3s`: finer than the step lines, short phases are common.
+/// `0.004s` / `0.42s` / `12.3s`: finer than the step lines, short phases
+/// are common (staging a netns lab's agent is a few hard links).
 fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s < 10.0 {
+    if s < 0.1 {
+        format!("{s:.3}s")
+    } else if s < 10.0 {
         format!("{s:.2}s")
     } else {
         format!("{s:.1}s")
@@ -208,12 +215,12 @@ fn converge(
     if state.netns.is_some() {
         clock.time(Phase::Agent, || {
             progress.step(None, "Staging the agent", || {
-                for node in &lab.nodes {
-                    let folder =
-                        crate::provider::netns::sshd::node_folder(dir, &node.name, "agent");
-                    nodes::stage_agent(dir, &folder)?;
-                }
-                Ok(())
+                let folders: Vec<std::path::PathBuf> = lab
+                    .nodes
+                    .iter()
+                    .map(|n| crate::provider::netns::sshd::node_folder(dir, &n.name, "agent"))
+                    .collect();
+                nodes::stage_agent(dir, folders.iter().map(|f| f.as_path()))
             })
         })?;
     }
@@ -248,7 +255,7 @@ fn converge(
                         }
                     }
                 }
-                sessions.insert(node.clone(), r.session);
+                sessions.insert(node.clone(), (r.session, r.services_shown));
             }
             Err(e) => errors.push(e),
         }
@@ -272,12 +279,12 @@ fn converge(
         changes += 1;
     }
     let results = nodes::parallel(&names, |node| {
-        let session = sessions
+        let (session, shown) = sessions
             .get(node)
             .ok_or_else(|| anyhow!("no session to node {node}"))?;
         clock.time(Phase::Dns, || {
             progress.step(Some(node), "DNS service rules", || {
-                nodes::ensure_services(session, lab.dns_service_ip(), dns_pod)
+                nodes::ensure_services_shown(session, shown, lab.dns_service_ip(), dns_pod)
             })
         })
     });
@@ -315,39 +322,50 @@ fn node_up(
             )
         })
     })?;
+    // One command does the node's whole part when it has this agent: on a
+    // converged lab that is the node's only round trip.
+    let converge = || {
+        clock.time(Phase::DataPlane, || {
+            progress.step(Some(node), "Converging data plane and pods", || {
+                nodes::converge::converge(&session, plan, wanted)
+            })
+        })
+    };
     let mut changes = 0;
-    if clock.time(Phase::Agent, || {
-        progress.step(Some(node), "Installing the agent", || {
-            nodes::ensure_agent(&session)
-        })
-    })? {
-        changes += 1;
-    }
-    let report: ApplyReport = clock.time(Phase::DataPlane, || {
-        progress.step(Some(node), "Applying the flannel plan", || {
-            nodes::agent(&session, plan, &["apply"])
-        })
-    })?;
-    changes += report.changes() as u64;
+    let converged = match converge()? {
+        Some(c) => c,
+        None => {
+            clock.time(Phase::Agent, || {
+                progress.step(Some(node), "Installing the agent", || {
+                    nodes::ensure_agent(&session)
+                })
+            })?;
+            changes += 1;
+            converge()?.ok_or_else(|| {
+                anyhow!(
+                    "node {node}: {} is not the agent labctl just put there (SHA-256 differs)",
+                    nodes::AGENT_PATH
+                )
+            })?
+        }
+    };
+    changes += converged.apply.changes() as u64;
     let mut pods = BTreeMap::new();
-    for &pod in wanted {
-        let ip = clock.time(Phase::Pods, || progress.step(Some(node), &format!("Pod {pod}"), || {
-            let report: PodAddReport = nodes::agent(&session, plan, &["pod", "add", pod])?;
-            if !plan.subnet.contains(&report.ip) {
-                anyhow::bail!(
-                    "`labctl-agent pod add {pod}` on node {node} gave the pod {}, outside the node's subnet {}",
-                    report.ip,
-                    plan.subnet
-                );
-            }
-            Ok(report.ip)
-        }))?;
-        pods.insert(pod.to_string(), ip);
+    for (pod, report) in &converged.pods {
+        if !plan.subnet.contains(&report.ip) {
+            anyhow::bail!(
+                "`labctl-agent pod add {pod}` on node {node} gave the pod {}, outside the node's subnet {}",
+                report.ip,
+                plan.subnet
+            );
+        }
+        pods.insert(pod.clone(), report.ip);
     }
     Ok(NodeResult {
         session,
         changes,
         pods,
+        services_shown: converged.services_shown,
     })
 }
 

@@ -1,10 +1,11 @@
 //! The node layer, which lifecycle, providers and verify stand on: talking
 //! to a lab's nodes over SSH (endpoints from the lab state, host keys
-//! under a policy), running things on all nodes in parallel (one thread
-//! and one SSH session per node, or a bounded [`pool`] of workers) with
+//! under a policy), running things on all nodes in parallel (one SSH
+//! session per node, an adaptive number of nodes at once: [`pool`]) with
 //! every failure reported at once ([`fail_with_all`]), and the agent
 //! operations (`apply`, `check`, `pod add`) with their typed reports.
 
+pub mod converge;
 pub mod pool;
 
 use std::net::Ipv4Addr;
@@ -59,70 +60,73 @@ pub fn connect(
     deadline: Duration,
 ) -> Result<Session> {
     let ep = endpoint(dir, state, node)?;
-    let mut session = Session::connect(&ep, policy, deadline).map_err(|e| {
-        let log = dir.logs().join(format!("sshd-{node}.log"));
-        let tail = std::fs::read_to_string(&log)
-            .ok()
-            .map(|t| {
-                t.lines()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            })
-            .filter(|t| !t.trim().is_empty());
-        match tail {
-            Some(t) => anyhow::Error::new(e).context(format!("sshd log {}: {t}", log.display())),
-            None => anyhow::Error::new(e),
-        }
-    })?;
+    // A handshake that timed out means this host or the nodes are too busy:
+    // the fan-out works on fewer nodes at once.
+    let on_timeout = || pool::throttle().overloaded();
+    let mut session =
+        Session::connect_observed(&ep, policy, deadline, &on_timeout).map_err(|e| {
+            let log = dir.logs().join(format!("sshd-{node}.log"));
+            let tail = std::fs::read_to_string(&log)
+                .ok()
+                .map(|t| {
+                    t.lines()
+                        .rev()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .filter(|t| !t.trim().is_empty());
+            match tail {
+                Some(t) => {
+                    anyhow::Error::new(e).context(format!("sshd log {}: {t}", log.display()))
+                }
+                None => anyhow::Error::new(e),
+            }
+        })?;
     // Everything labctl does on a node needs root (sudo -n for a VM's or
     // cloud image's user).
     session.run_as_root();
     Ok(session)
 }
 
-/// Runs `f` for every node at once (one thread each), results in input
-/// order.
+/// Runs `f` for every node, a bounded and adaptive number at a time
+/// ([`pool::fan_out`] under [`pool::throttle`]), results in input order.
 pub fn parallel<T: Send>(nodes: &[String], f: impl Fn(&str) -> T + Sync) -> Vec<T> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = nodes.iter().map(|n| scope.spawn(|| f(n))).collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(v) => v,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+    let items: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    pool::fan_out(pool::throttle(), items, f)
 }
 
-/// Stages the embedded agent where a netns node will find it (its own
-/// /run/labctl-agent folder in the lab's state folder), hard-linked from
-/// one copy per lab: `ensure_file` then finds the right binary and sends
-/// nothing.
-pub fn stage_agent(dir: &LabDir, node_agent_folder: &Path) -> Result<()> {
+/// Stages the embedded agent where netns nodes will find it (each node's
+/// own /run/labctl-agent folder in the lab's state folder), hard-linked
+/// from one copy per lab, written only when it differs: the nodes'
+/// converge command then finds the right binary and nothing is sent.
+pub fn stage_agent<'a>(
+    dir: &LabDir,
+    node_agent_folders: impl Iterator<Item = &'a Path>,
+) -> Result<()> {
     let copy = dir.path.join("labctl-agent");
     let bytes = crate::embedded::agent_bytes();
     if std::fs::read(&copy).map(|b| b != bytes).unwrap_or(true) {
         crate::state::write_mode(&copy, bytes, 0o755)?;
     }
-    let bin = node_agent_folder.join("bin");
-    std::fs::create_dir_all(&bin).with_context(|| format!("cannot create {}", bin.display()))?;
-    let target = bin.join("labctl-agent");
-    let same = match (std::fs::metadata(&copy), std::fs::metadata(&target)) {
-        (Ok(a), Ok(b)) => {
-            std::os::unix::fs::MetadataExt::ino(&a) == std::os::unix::fs::MetadataExt::ino(&b)
+    let copy_inode = std::fs::metadata(&copy)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .with_context(|| format!("cannot read {}", copy.display()))?;
+    for folder in node_agent_folders {
+        let bin = folder.join("bin");
+        std::fs::create_dir_all(&bin)
+            .with_context(|| format!("cannot create {}", bin.display()))?;
+        let target = bin.join("labctl-agent");
+        let same = std::fs::metadata(&target)
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == copy_inode);
+        if !same {
+            let _ = std::fs::remove_file(&target);
+            std::fs::hard_link(&copy, &target)
+                .with_context(|| format!("cannot link {}", target.display()))?;
         }
-        _ => false,
-    };
-    if !same {
-        let _ = std::fs::remove_file(&target);
-        std::fs::hard_link(&copy, &target)
-            .with_context(|| format!("cannot link {}", target.display()))?;
     }
     Ok(())
 }
@@ -235,10 +239,9 @@ fn hairpin_rules() -> Vec<String> {
     )]
 }
 
-const SHOW_SERVICES: &str = "iptables -w -t nat -S LABCTL-SERVICES 2>/dev/null; echo ---; \
-     iptables -w -t nat -S LABCTL-POSTROUTING 2>/dev/null; echo ---; \
-     iptables -w -t nat -S PREROUTING; echo ---; iptables -w -t nat -S OUTPUT; echo ---; \
-     iptables -w -t nat -S POSTROUTING";
+/// The nat table in `iptables -S` form, one process (five `iptables -S`
+/// cost five: at hundreds of nodes that is most of a converged node's work).
+const SHOW_SERVICES: &str = "iptables-save -t nat";
 
 const APPLY_SERVICES: &str = "set -e; iptables-restore -w --noflush; \
      for c in PREROUTING OUTPUT; do \
@@ -246,25 +249,22 @@ const APPLY_SERVICES: &str = "set -e; iptables-restore -w --noflush; \
      done; \
      iptables -w -t nat -C POSTROUTING -j LABCTL-POSTROUTING 2>/dev/null || iptables -w -t nat -A POSTROUTING -j LABCTL-POSTROUTING";
 
-/// Whether `iptables -S` output (SHOW_SERVICES's five parts) already holds
-/// these chains and every jump to them.
+/// Whether the nat table (SHOW_SERVICES's output) already holds these
+/// chains and every jump to them.
 fn services_in_place(shown: &str, services: &[String], hairpin: &[String]) -> bool {
-    let parts: Vec<&str> = shown.split("---\n").collect();
-    let rules = |i: usize| -> Vec<&str> {
-        parts
-            .get(i)
-            .map(|p| p.lines().filter(|l| l.starts_with("-A ")).collect())
-            .unwrap_or_default()
+    let rules = |chain: &str| -> Vec<&str> {
+        let prefix = format!("-A {chain} ");
+        shown.lines().filter(|l| l.starts_with(&prefix)).collect()
     };
-    let jumps = |i: usize, chain: &str| {
-        let jump = format!("-j {chain}");
-        rules(i).iter().any(|l| l.ends_with(&jump))
+    let jumps = |chain: &str, to: &str| {
+        let jump = format!("-j {to}");
+        rules(chain).iter().any(|l| l.ends_with(&jump))
     };
-    rules(0) == services.iter().map(String::as_str).collect::<Vec<_>>()
-        && rules(1) == hairpin.iter().map(String::as_str).collect::<Vec<_>>()
-        && jumps(2, SERVICES_CHAIN)
-        && jumps(3, SERVICES_CHAIN)
-        && jumps(4, HAIRPIN_CHAIN)
+    rules(SERVICES_CHAIN) == services.iter().map(String::as_str).collect::<Vec<_>>()
+        && rules(HAIRPIN_CHAIN) == hairpin.iter().map(String::as_str).collect::<Vec<_>>()
+        && jumps("PREROUTING", SERVICES_CHAIN)
+        && jumps("OUTPUT", SERVICES_CHAIN)
+        && jumps("POSTROUTING", HAIRPIN_CHAIN)
 }
 
 /// Makes the node's LABCTL-SERVICES chain DNAT the DNS service IP (udp and
@@ -275,10 +275,22 @@ pub fn ensure_services(
     dns_service: Ipv4Addr,
     dns_pod: Ipv4Addr,
 ) -> Result<bool> {
+    let shown = session.run_shell(SHOW_SERVICES)?.stdout_text();
+    ensure_services_shown(session, &shown, dns_service, dns_pod)
+}
+
+/// [`ensure_services`] with the chains as read earlier (`shown`: the
+/// output of SHOW_SERVICES, as [`converge::converge`] returns it): writes
+/// only when they differ. Returns true when it changed something.
+pub fn ensure_services_shown(
+    session: &Session,
+    shown: &str,
+    dns_service: Ipv4Addr,
+    dns_pod: Ipv4Addr,
+) -> Result<bool> {
     let services = services_rules(dns_service, dns_pod);
     let hairpin = hairpin_rules();
-    let shown = session.run_shell(SHOW_SERVICES)?.stdout_text();
-    if services_in_place(&shown, &services, &hairpin) {
+    if services_in_place(shown, &services, &hairpin) {
         return Ok(false);
     }
     let payload = format!(

@@ -95,8 +95,9 @@ impl Output {
 pub enum SshError {
     #[error(
         "could not reach node {node} over SSH at {address}: kept trying for {:.1} s \
-         ({attempts} attempts); last error: {last_error}",
-        waited.as_secs_f64()
+         ({attempts} attempts); last error: {last_error}{}",
+        waited.as_secs_f64(),
+        unreachable_hint(last_error)
     )]
     Unreachable {
         node: String,
@@ -214,6 +215,22 @@ pub enum SshError {
     },
 }
 
+/// What the last attempt's error means: a timeout (the node is there
+/// but too slow), a refused connection (nothing listens), or no route.
+fn unreachable_hint(last_error: &str) -> &'static str {
+    let e = last_error.to_ascii_lowercase();
+    if session::timed_out(&e) {
+        " (timed out: the node did not answer in time; it or this host is too busy, or \
+         something drops its packets; nothing refused the connection or the key)"
+    } else if e.contains("refused") {
+        " (connection refused: nothing listens on that port; is the node's sshd running?)"
+    } else if e.contains("no route") || e.contains("unreachable") {
+        " (no route to the node: check its address and this host's routes)"
+    } else {
+        ""
+    }
+}
+
 /// What to do about a changed host key.
 fn changed_hint(during_up: bool, address: &str, known_hosts: &std::path::Path) -> String {
     if during_up {
@@ -322,6 +339,27 @@ mod tests {
         assert_eq!(quote("A=b"), "'A=b'");
         assert_eq!(quote("~"), "'~'");
         assert_eq!(quote("$(id)"), "'$(id)'");
+    }
+
+    #[test]
+    fn unreachable_says_timeout_or_refused() {
+        let error = |last: &str| {
+            SshError::Unreachable {
+                node: "w7".into(),
+                address: "192.168.1.8:22".into(),
+                waited: Duration::from_secs(20),
+                attempts: 9,
+                last_error: last.into(),
+            }
+            .to_string()
+        };
+        let timeout = error("SSH handshake with 192.168.1.8:22: [Session(-9)] API timeout expired");
+        assert!(timeout.contains("timed out") && timeout.contains("nothing refused"));
+        let tcp = error("TCP connect to 192.168.1.8:22: connection timed out");
+        assert!(tcp.contains("(timed out"));
+        let refused = error("TCP connect to 192.168.1.8:22: Connection refused (os error 111)");
+        assert!(refused.contains("connection refused: nothing listens"));
+        assert!(!refused.contains("timed out"));
     }
 
     #[test]

@@ -57,6 +57,19 @@ impl Session {
         policy: &HostKeyPolicy,
         deadline: Duration,
     ) -> Result<Session, SshError> {
+        Session::connect_observed(ep, policy, deadline, &|| {})
+    }
+
+    /// [`Session::connect`], calling `on_timeout` each time a handshake or
+    /// login attempt times out (the caller may then work on fewer nodes at
+    /// once): the node is there but too slow to answer, which is worth
+    /// another try, unlike a refused connection or key.
+    pub fn connect_observed(
+        ep: &Endpoint,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+        on_timeout: &(dyn Fn() + Sync),
+    ) -> Result<Session, SshError> {
         // A login that times out or loses its socket under load is tried
         // again from the handshake until the deadline: only a key the node
         // answered "no" to is a refusal.
@@ -68,12 +81,13 @@ impl Session {
         let (ssh, new_pin) = loop {
             attempts += 1;
             let left = deadline.saturating_sub(started.elapsed());
-            let (ssh, new_pin) = handshake_checked(ep, policy, left)?;
+            let (ssh, new_pin) = handshake_checked(ep, policy, left, on_timeout)?;
             pinned = pinned.or(new_pin);
             match authenticate(ep, &ssh) {
                 Ok(()) => break (ssh, pinned),
                 Err(Login::Refused(e)) => return Err(e),
                 Err(Login::Interrupted(cause)) => {
+                    on_timeout();
                     let left = deadline.saturating_sub(started.elapsed());
                     if left.is_zero() {
                         return Err(SshError::LoginIncomplete {
@@ -109,7 +123,7 @@ impl Session {
         policy: &HostKeyPolicy,
         deadline: Duration,
     ) -> Result<(), SshError> {
-        let (ssh, _) = handshake_checked(ep, policy, deadline)?;
+        let (ssh, _) = handshake_checked(ep, policy, deadline, &|| {})?;
         ssh.set_timeout(2000);
         let _ = ssh.disconnect(None, "host key checked", None);
         Ok(())
@@ -156,6 +170,7 @@ fn handshake_checked(
     ep: &Endpoint,
     policy: &HostKeyPolicy,
     deadline: Duration,
+    on_timeout: &(dyn Fn() + Sync),
 ) -> Result<(ssh2::Session, Option<NewPin>), SshError> {
     let started = Instant::now();
     let wanted = host_key::wanted_key_types(ep, policy)?;
@@ -168,6 +183,9 @@ fn handshake_checked(
         match handshake(ep, &wanted, limit) {
             Ok(ssh) => break ssh,
             Err(last_error) => {
+                if timed_out(&last_error) {
+                    on_timeout();
+                }
                 let left = deadline.saturating_sub(started.elapsed());
                 if left.is_zero() {
                     return Err(SshError::Unreachable {
@@ -220,6 +238,13 @@ fn handshake(ep: &Endpoint, pinned: &[String], limit: Duration) -> Result<ssh2::
         }
     }
     Err(last)
+}
+
+/// Whether a failed attempt's message (from [`handshake`]) says the node
+/// did not answer in time, rather than refused or was not there.
+pub(super) fn timed_out(attempt_error: &str) -> bool {
+    let e = attempt_error.to_ascii_lowercase();
+    e.contains("timed out") || e.contains("timeout")
 }
 
 /// Asks for a host key of a type labctl will check against (pinned, or

@@ -1,4 +1,4 @@
-//! Wall time per phase of `labctl up` (nodes, SSH, agent, data plane, pods,
+//! Wall time per phase of `labctl up` (nodes, SSH, agent, data plane (with the pods),
 //! DNS, kubeadm), for the table `up` ends with.
 //!
 //! Nodes work in parallel, so a phase is timed as the union of the intervals
@@ -20,10 +20,9 @@ pub enum Phase {
     Ssh,
     /// The agent staged and uploaded.
     Agent,
-    /// `labctl-agent apply`: flannel.1, cni0, routes, FDB, iptables.
+    /// The node's one agent command: `apply` (flannel.1, cni0, routes,
+    /// FDB, iptables), the busybox pods (and the DNS pod).
     DataPlane,
-    /// The busybox pods (and the DNS pod).
-    Pods,
     /// The DNS server and each node's service rules.
     Dns,
 }
@@ -37,7 +36,6 @@ impl Phase {
             Phase::Ssh => "ssh",
             Phase::Agent => "agent",
             Phase::DataPlane => "data plane",
-            Phase::Pods => "pods",
             Phase::Dns => "dns",
         }
     }

@@ -209,6 +209,8 @@ pub struct Evidence {
     pub egress: Vec<EgressProbe>,
     /// The host's neighbour table (netns labs: shared by all nodes).
     pub neighbour_table: Option<NeighbourTable>,
+    /// Labs on machines of their own: each node's gc_thresh1/2/3.
+    pub node_gc_thresh: BTreeMap<String, [u32; 3]>,
     /// kubeadm labs: the cluster as the API server sees it.
     pub kubernetes: Option<KubeEvidence>,
 }

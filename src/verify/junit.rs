@@ -136,6 +136,7 @@ mod tests {
             pods: vec![],
             mesh: None,
             diagnoses: vec![],
+            warnings: vec![],
             total_ms: 1500,
             passed: false,
         };

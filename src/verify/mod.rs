@@ -1,7 +1,7 @@
 //! `labctl verify [LAB]`: proves the lab's pod network works end to end,
 //! shows the evidence, and names the cause when it does not.
 //!
-//! - [`model`]: the nine checks and the report; [`evidence`]: what probes
+//! - [`model`]: the checks and the report; [`evidence`]: what probes
 //!   record; [`parse`]: probe output parsers; [`checks`]: pass/fail from
 //!   evidence; [`diagnose`]: named causes with fixes; [`render`] and
 //!   [`junit`]: the outputs. All pure and unit-tested.
@@ -48,7 +48,8 @@ pub struct VerifyArgs {
     /// The lab file (default: ./lab.yaml, else the only lab on this host).
     pub lab: Option<PathBuf>,
     /// Run only these checks (repeatable): nodes, dataplane, pods, pod-mesh,
-    /// vxlan, mtu, dns, egress, kubernetes.
+    /// vxlan, mtu, dns, egress, kubernetes; and throughput, which only runs
+    /// when named.
     #[arg(long = "check", value_name = "ID", value_enum)]
     pub checks: Vec<CheckId>,
     /// Also write the results as a JUnit XML report to FILE.
@@ -88,7 +89,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
     let started = Instant::now();
     let target = target::Target::load(args.lab.as_deref())?;
     let selected: Vec<CheckId> = if args.checks.is_empty() {
-        CheckId::ALL.to_vec()
+        CheckId::DEFAULT.to_vec()
     } else {
         CheckId::ALL
             .iter()
@@ -129,6 +130,7 @@ pub fn assemble(
         }
     }
     let passed = results.iter().all(|r| r.outcome != Outcome::Fail);
+    let warnings = neighbours::warnings(view, &ev);
     Report {
         lab: view.name.clone(),
         provider: view.provider.clone(),
@@ -136,6 +138,7 @@ pub fn assemble(
         pods: ev.pods,
         mesh: ev.mesh,
         diagnoses,
+        warnings,
         total_ms: started.elapsed().as_millis() as u64,
         passed,
     }

@@ -1,4 +1,4 @@
-//! The check model: the nine checks, their results and the report that holds
+//! The check model: the nine default checks and the opt-in throughput, their results and the report that holds
 //! them. Pure data, no I/O: probes fill it, `diagnose` explains it, `render`
 //! and `junit` print it.
 
@@ -22,10 +22,25 @@ pub enum CheckId {
     Dns,
     Egress,
     Kubernetes,
+    /// Opt-in (`--check throughput`): not in [`CheckId::DEFAULT`].
+    Throughput,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 9] = [
+    /// Every check, in run order: the default ones, then throughput.
+    pub const ALL: [CheckId; 10] = {
+        let mut all = [CheckId::Throughput; 10];
+        let mut i = 0;
+        while i < CheckId::DEFAULT.len() {
+            all[i] = CheckId::DEFAULT[i];
+            i += 1;
+        }
+        all
+    };
+
+    /// What `verify` runs without `--check`: all but the throughput
+    /// measurement (seconds of full-speed traffic, asked for by name).
+    pub const DEFAULT: [CheckId; 9] = [
         CheckId::Nodes,
         CheckId::Dataplane,
         CheckId::Pods,
@@ -54,6 +69,7 @@ impl CheckId {
             CheckId::Dns => "dns",
             CheckId::Egress => "egress",
             CheckId::Kubernetes => "kubernetes",
+            CheckId::Throughput => "throughput",
         }
     }
 
@@ -73,6 +89,9 @@ impl CheckId {
             CheckId::Dns => "every pod resolves kubernetes.default to the API service IP through the cluster DNS service IP",
             CheckId::Egress => "a pod reaches the outside with its node's IP as source, not its own (MASQUERADE)",
             CheckId::Kubernetes => "nodes are Ready with their lab IP as InternalIP, podCIDR = cni0 = subnet.env, CoreDNS runs",
+            CheckId::Throughput => {
+                "a short TCP transfer pod to pod across two nodes and node to node on the underlay, with the ratio of the two (the price of VXLAN)"
+            }
         }
     }
 }
@@ -226,8 +245,22 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mesh: Option<super::evidence::PingMatrix>,
     pub diagnoses: Vec<super::diagnose::Diagnosis>,
+    /// What will go wrong soon though no check failed yet (verify still
+    /// passes): e.g. a neighbour table about to evict the lab's entries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
     pub total_ms: u64,
     pub passed: bool,
+}
+
+/// A warning: which nodes, what is coming, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Stable id (e.g. `neighbour-table-limits`).
+    pub id: &'static str,
+    pub nodes: Vec<String>,
+    pub message: String,
+    pub fix: String,
 }
 
 impl Report {

@@ -106,6 +106,17 @@ pub fn render(report: &Report, color: bool) -> String {
             out.push_str(&render_diagnosis(d, &p));
         }
     }
+    for w in &report.warnings {
+        let _ = writeln!(
+            out,
+            "\n{} {} on {}: {}\n  fix: {}",
+            p.wrap("33", "!"),
+            p.bold(&format!("warning {}", w.id)),
+            w.nodes.join(", "),
+            w.message,
+            w.fix
+        );
+    }
     let failed = report.count(Outcome::Fail);
     let passed = report.count(Outcome::Pass);
     let skipped = report.count(Outcome::Skip);
@@ -270,6 +281,7 @@ mod tests {
             pods: vec![],
             mesh: Some(mesh()),
             diagnoses: vec![],
+            warnings: vec![],
             total_ms: 1234,
             passed: false,
         };

@@ -30,6 +30,7 @@ mod report;
 mod ruleset;
 mod sysctl;
 mod timing;
+mod transfer;
 
 use std::io::Read;
 
@@ -56,6 +57,12 @@ commands:
        [--dont-fragment] TARGET...
                      ICMP echo to every TARGET at once from this namespace
                      (a pod's with --netns); needs no plan
+  transfer listen ADDRESS PORT [--seconds S]
+                     accept one TCP connection on ADDRESS:PORT and read it
+                     to the end; report bytes and rate (no plan)
+  transfer send ADDRESS PORT [--seconds S]
+                     connect to ADDRESS:PORT and write for S seconds
+                     (default 1); report bytes and rate (no plan)
 options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
@@ -188,6 +195,9 @@ fn run(args: Args) -> Result<i32> {
     if words.first() == Some(&"ping") {
         return run_ping(&args, &words[1..]);
     }
+    if words.first() == Some(&"transfer") {
+        return run_transfer(&args, &words[1..]);
+    }
     let known = matches!(
         words.as_slice(),
         ["apply"]
@@ -307,6 +317,47 @@ fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
         netns::enter(ns)?;
     }
     report::print(&ping::run(args.netns.as_deref(), &targets, &opts)?);
+    Ok(EXIT_OK)
+}
+
+/// `transfer listen|send ADDRESS PORT`: needs no plan, only the namespace.
+fn run_transfer(args: &Args, words: &[&str]) -> Result<i32> {
+    let [role, address, port] = words else {
+        return Err(AgentError::Input(format!(
+            "transfer needs listen|send ADDRESS PORT\n{USAGE}"
+        )));
+    };
+    let address: std::net::Ipv4Addr = address.parse().map_err(|_| {
+        AgentError::Input(format!(
+            "transfer address {address:?} is not an IPv4 address"
+        ))
+    })?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| AgentError::Input(format!("transfer port {port:?} is not 1-65535")))?;
+    let seconds = args.seconds.unwrap_or(1.0);
+    if !(0.01..=60.0).contains(&seconds) {
+        return Err(AgentError::Input(format!(
+            "--seconds {seconds} is outside 0.01-60"
+        )));
+    }
+    if let Some(ns) = &args.netns {
+        require_root()?;
+        netns::enter(ns)?;
+    }
+    let node = args.netns.clone().unwrap_or_else(|| "node".into());
+    let r = match *role {
+        "listen" => transfer::listen(&node, address, port, seconds)?,
+        "send" => transfer::send(&node, address, port, seconds)?,
+        other => {
+            return Err(AgentError::Input(format!(
+                "transfer {other:?}: use listen or send\n{USAGE}"
+            )))
+        }
+    };
+    report::print(&r);
     Ok(EXIT_OK)
 }
 

@@ -12,6 +12,13 @@ pub fn neighbour_entries_needed(nodes: usize) -> u32 {
     u32::try_from(n * n.saturating_sub(1) + 6 * n).unwrap_or(u32::MAX)
 }
 
+/// Dynamic neighbour entries one node of a lab of `nodes` nodes holds
+/// when it is a machine of its own (its own table): its peers' underlay
+/// addresses plus its pods' and neighbours' few.
+pub fn neighbour_entries_per_node(nodes: usize) -> u32 {
+    neighbour_entries_needed(nodes) / (nodes.max(1) as u32)
+}
+
 /// Limits (gc_thresh1, 2, 3) that hold `needed` dynamic entries with room
 /// to spare: gc_thresh2 (above which the kernel evicts hard) at or above
 /// the need, gc_thresh3 (the hard cap) twice that, powers of two, never

@@ -123,12 +123,25 @@ impl Provider for NetnsProvider {
         dir.save(state)?;
 
         progress.step(None, "Generating node host keys", || {
+            // ssh-keygen is a process per node: several at once.
+            let made = crate::nodes::pool::map(
+                lab.nodes.iter().collect(),
+                crate::nodes::pool::WORKERS,
+                |node| {
+                    std::fs::create_dir_all(dir.node_dir(&node.name))?;
+                    crate::ssh::keygen::ensure_key(
+                        &sshd::host_key(dir, &node.name),
+                        &format!("{}-{}", lab.name, node.name),
+                    )
+                },
+                |i| {
+                    Err(anyhow::anyhow!(
+                        "generating node {i}'s host key stopped early"
+                    ))
+                },
+            );
+            made.into_iter().collect::<Result<Vec<bool>>>()?;
             for node in &lab.nodes {
-                std::fs::create_dir_all(dir.node_dir(&node.name))?;
-                crate::ssh::keygen::ensure_key(
-                    &sshd::host_key(dir, &node.name),
-                    &format!("{}-{}", lab.name, node.name),
-                )?;
                 // Before "Starting node SSH servers": never trusted on first use.
                 sshd::pin_host_key(dir, &node.name, node.ip)?;
             }

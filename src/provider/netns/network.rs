@@ -137,18 +137,29 @@ pub fn ensure(net: &LabNet) -> Result<()> {
     }
     hostcmd::ip_batch(Some(net.ext_netns), &ext)
         .context("configuring the outside-world namespace")?;
-    for node in &net.nodes {
-        let mut lines = vec![
-            "link set lo up".to_string(),
-            format!("link set eth1 mtu {mtu} up"),
-            format!("addr replace {}/{prefix} dev eth1", node.ip),
-            format!("route replace default via {EXT_GATEWAY} dev eth1 onlink"),
-        ];
-        if net.flush_neighbours {
-            lines.push("neigh flush dev eth1".to_string());
-        }
-        hostcmd::ip_batch(Some(node.netns), &lines)
-            .with_context(|| format!("configuring namespace {}", node.netns))?;
-    }
+    // One `ip -n NODE -batch` per node, several at once (a process each).
+    let configured = crate::nodes::pool::map(
+        net.nodes.iter().collect(),
+        crate::nodes::pool::WORKERS,
+        |node| {
+            let mut lines = vec![
+                "link set lo up".to_string(),
+                format!("link set eth1 mtu {mtu} up"),
+                format!("addr replace {}/{prefix} dev eth1", node.ip),
+                format!("route replace default via {EXT_GATEWAY} dev eth1 onlink"),
+            ];
+            if net.flush_neighbours {
+                lines.push("neigh flush dev eth1".to_string());
+            }
+            hostcmd::ip_batch(Some(node.netns), &lines)
+                .with_context(|| format!("configuring namespace {}", node.netns))
+        },
+        |i| {
+            Err(anyhow::anyhow!(
+                "configuring node {i}'s namespace stopped early"
+            ))
+        },
+    );
+    configured.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(())
 }

@@ -28,7 +28,9 @@ mod pairs;
 mod pod_exec;
 mod pod_probes;
 mod scripts;
+pub mod throughput;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use labctl_nodeplan::Backend;
@@ -123,6 +125,26 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
     }
     if wants(CheckId::Egress) && !egress_on {
         results.push(egress_skip(view));
+    }
+    if wants(CheckId::Throughput) {
+        results.push(match exec {
+            PodExec::Netns => {
+                let pods = if ev.pods.is_empty() {
+                    &target.pods
+                } else {
+                    &ev.pods
+                };
+                throughput::check(&mut p.sessions, view, pods)
+            }
+            PodExec::Kubectl { .. } => CheckResult::skip(
+                CheckId::Throughput,
+                "measured on network-only labs only (netns, ssh and vagrant without Kubernetes)",
+            ),
+        });
+    }
+    // Machines of their own each have their own neighbour table limits.
+    if view.provider != "netns" {
+        ev.node_gc_thresh = read_gc_thresh(&mut p.sessions, view);
     }
     // Printed in check order, whatever order the work ran in.
     results.sort_by_key(|r| r.id);
@@ -232,6 +254,25 @@ fn node_checks(
         results.push(checks::dataplane(view, ev, &errors).timed(t));
     }
     sessions
+}
+
+/// Reads gc_thresh1/2/3 on every node with a session (labs whose nodes
+/// are machines of their own, each with its own table).
+fn read_gc_thresh(
+    sessions: &mut [Option<crate::ssh::Session>],
+    view: &LabView,
+) -> BTreeMap<String, [u32; 3]> {
+    const SCRIPT: &str = "cat /proc/sys/net/ipv4/neigh/default/gc_thresh1 \
+         /proc/sys/net/ipv4/neigh/default/gc_thresh2 /proc/sys/net/ipv4/neigh/default/gc_thresh3";
+    fanout::on_nodes(sessions, |i, s| {
+        let node = view.nodes.get(i)?.name.clone();
+        let out = s.run_shell(SCRIPT).ok()?;
+        Some((node, neighbours::parse_gc_thresh(&out.stdout_text())?))
+    })
+    .into_iter()
+    .flatten()
+    .flatten()
+    .collect()
 }
 
 /// `kubernetes` skipped on a lab that runs none.

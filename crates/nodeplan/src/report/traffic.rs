@@ -123,3 +123,26 @@ pub struct IcmpCaptureReport {
 impl AgentReport for IcmpCaptureReport {
     const COMMAND: &'static str = "capture --icmp-to";
 }
+
+/// `transfer listen` / `transfer send`: one TCP transfer of the agent's
+/// own, measured at this end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TransferReport {
+    pub report_version: u32,
+    pub command: String,
+    /// The node's name, or the namespace the agent ran in (no plan needed).
+    pub node: String,
+    /// `listen` or `send`.
+    pub role: String,
+    /// The other end, `IP:PORT`.
+    pub peer: String,
+    pub bytes: u64,
+    /// From the first to the last byte at this end.
+    pub seconds: f64,
+    pub bits_per_second: f64,
+}
+
+impl AgentReport for TransferReport {
+    const COMMAND: &'static str = "transfer";
+}
