@@ -73,6 +73,15 @@ fn icmp_to(target: Ipv4Addr, seconds: u32) -> Vec<String> {
     .to_vec()
 }
 
+/// How long the captures may run: `base` seconds, and one more per 25
+/// nodes. The first node's capture starts when it is armed, the pings only
+/// once every node is: on a large lab the arming round alone takes
+/// seconds, and a window shorter than that sees nothing. A healthy lab's
+/// captures end early all the same (their packet counts are reached).
+fn window(p: &Probes, base: u32) -> u32 {
+    base + (p.target.view.nodes.len() / 25) as u32
+}
+
 /// The job that collects the capture [`arm`] started on node `at`,
 /// waiting at most `seconds` (`log`: the kernel log too).
 fn collect_job(at: usize, dir: &str, seconds: u32, log: bool) -> Job {
@@ -150,7 +159,7 @@ fn ping_and_collect(
 pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum)>) {
     let ok = p.ok.clone();
     let pairs = ring(ok.len());
-    let secs = p.exec.capture_seconds();
+    let secs = window(p, p.exec.capture_seconds());
     let options = ["", "--seconds", &secs.to_string(), "--count", VXLAN_PACKETS]
         .map(String::from)
         .to_vec();
@@ -189,7 +198,7 @@ pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum
 /// usable pod, and a line per node whose probe could not run.
 pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec<String>) {
     let ok = p.ok.clone();
-    let secs = EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds());
+    let secs = window(p, EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds()));
     let armed = arm(p, |i| {
         ok.iter()
             .any(|pod| pod.at == i)
@@ -240,7 +249,7 @@ pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec
 pub(super) fn underlay(p: &mut Probes) -> Vec<UnderlayPair> {
     let ok = p.ok.clone();
     let pairs = ring(ok.len());
-    let secs = EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds());
+    let secs = window(p, EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds()));
     let next = |i: usize| -> Option<Ipv4Addr> {
         let a = ok.iter().position(|pod| pod.at == i)?;
         pairs.iter().find(|(x, _)| *x == a).map(|(_, b)| ok[*b].ip)

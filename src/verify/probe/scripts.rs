@@ -11,11 +11,9 @@
 /// returns once its socket is open, printing `@dir FOLDER` for
 /// [`COLLECT_SCRIPT`] and, when `$2` is an address, `@route` (the source
 /// the node's routing picks for it: MASQUERADE's). Every node's capture is
-/// open before any pod pings, so no packet crosses unseen. Folders an
-/// interrupted verify left behind (older than ten minutes) go first.
+/// open before any pod pings, so no packet crosses unseen.
 pub(super) const ARM_SCRIPT: &str = r#"agent=$1; route=$2; shift 2
 oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
-find /tmp -maxdepth 1 -name 'labctl-verify.*' -mmin +10 -exec rm -rf {} + 2>/dev/null
 dir=$(mktemp -d /tmp/labctl-verify.XXXXXX) || exit 1
 cat > "$dir/plan.json"
 if [ -n "$route" ]; then
@@ -28,17 +26,19 @@ i=0
 while [ ! -e "$dir/ready" ] && [ ! -e "$dir/rc" ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
 printf '@dir %s\n' "$dir""#;
 
-/// Waits (at most `$2` seconds) for the capture [`ARM_SCRIPT`] started in
-/// folder `$1` and prints `@capture STATUS JSON`, removes the folder, and,
+/// Waits (at most `$2` seconds and one more, polling every 50 ms: at 50
+/// nodes a finer poll's processes slow the pings it waits for) for the
+/// capture [`ARM_SCRIPT`] started in folder `$1` and prints `@capture STATUS JSON`, removes the folder, and,
 /// when `$3` is `log`, prints `@uptime` and the kernel log's tail.
 pub(super) const COLLECT_SCRIPT: &str = r#"dir=$1; secs=$2; log=$3
 oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
 case "$dir" in /tmp/labctl-verify.*) ;; *) echo "not a verify folder: $dir" >&2; exit 2 ;; esac
 trap 'rm -rf "$dir"' EXIT
 i=0
-while [ ! -e "$dir/rc" ] && [ $i -lt $((secs * 100 + 100)) ]; do sleep 0.01; i=$((i + 1)); done
+while [ ! -e "$dir/rc" ] && [ $i -lt $((secs * 20 + 20)) ]; do sleep 0.05; i=$((i + 1)); done
 rc=no-status; [ -e "$dir/rc" ] && read -r rc < "$dir/rc"
 printf '@capture %s ' "$rc"; oneline "$dir/capture.json"; oneline "$dir/capture.err"; echo
+find /tmp -maxdepth 1 -name 'labctl-verify.*' -mmin +10 -exec rm -rf {} + 2>/dev/null
 [ "$log" = log ] || exit 0
 read -r up _ < /proc/uptime
 printf '@uptime %s\n' "$up"
