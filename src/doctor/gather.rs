@@ -77,7 +77,7 @@ pub fn gather(
         .collect();
 
     if scope.netns() {
-        inputs.modules = modules(sources);
+        inputs.modules = modules(sources, lab);
         inputs.iptables_version = stdout_if_ok(&sources.iptables, &["-V"]);
         let tables = std::fs::read_to_string(sources.proc.join("net/ip_tables_names"));
         // Only a loaded ip_tables has tables to save: nothing is loaded here.
@@ -126,11 +126,14 @@ pub fn gather(
     inputs
 }
 
-/// Each of [`MODULES`]: loaded or built in, else whether `modprobe -n`
-/// (a dry run: it loads nothing) finds it.
-fn modules(sources: &Sources) -> Vec<Module> {
+/// Each of [`MODULES`] the lab uses (a host-gw lab has no VXLAN device):
+/// loaded or built in, else whether `modprobe -n` (a dry run: it loads
+/// nothing) finds it.
+fn modules(sources: &Sources, lab: Option<&Lab>) -> Vec<Module> {
+    let host_gw = lab.is_some_and(|l| l.network.backend == labctl_lab::Backend::HostGw);
     MODULES
         .iter()
+        .filter(|&&name| !(host_gw && name == "vxlan"))
         .map(|&name| {
             let present = module_present(sources, name);
             let loadable = !present && run_ok(&sources.modprobe, &["-n", "-q", name]);

@@ -147,6 +147,23 @@ fn a_netns_lab_reads_modules_iptables_and_routes_and_loads_nothing() {
         .any(|f| f.id == "kernel-module-br_netfilter" && f.severity == Severity::Warn));
 }
 
+/// A host-gw lab makes no VXLAN device: doctor does not ask for vxlan.
+#[test]
+fn a_host_gw_lab_does_not_need_the_vxlan_module() {
+    let host = Host::new();
+    let text = "apiVersion: labctl/v1alpha1\nkind: Lab\nname: dg\n\
+         network:\n  underlay: 192.168.56.0/24\n  backend: {type: host-gw}\n\
+         nodes:\n  - name: master\n    role: control-plane\n";
+    let lab = labctl_lab::parse("lab.yaml", text).unwrap();
+    let names: Vec<&str> = host
+        .gather(Some(&lab))
+        .modules
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["bridge", "br_netfilter"]);
+}
+
 #[test]
 fn an_empty_legacy_table_list_runs_no_legacy_save() {
     let host = Host::new();

@@ -315,22 +315,44 @@ pub fn mtu(lab: &LabView, ev: &Evidence) -> CheckResult {
             }
         ));
     }
+    let mut other_mtus = 0;
     for m in ev.link_mtus.iter().filter(|m| m.mtu != lab.pod_mtu) {
         ok = false;
+        other_mtus += 1;
         details.push(format!(
             "✗ {}: {} mtu {} (expected {})",
             m.node, m.device, m.mtu, lab.pod_mtu
         ));
     }
+    let fits = lab.pod_mtu.saturating_sub(28);
+    // A failure's summary counts what failed: the passing sentence would
+    // claim what the probes did not see.
+    let summary = if ok {
+        format!(
+            "pod MTU {} end to end: {fits} bytes + 28 header bytes fit, one more does not ({} node pairs)",
+            lab.pod_mtu,
+            ev.mtu.len()
+        )
+    } else {
+        let good = ev
+            .mtu
+            .iter()
+            .filter(|p| p.fits_passed && p.over_failed)
+            .count();
+        let mut text = format!(
+            "pod MTU {}: {good}/{} node pairs carry {fits} bytes + 28 header bytes and refuse one more",
+            lab.pod_mtu,
+            ev.mtu.len()
+        );
+        if other_mtus > 0 {
+            text.push_str(&format!("; {other_mtus} interface(s) with another MTU"));
+        }
+        text
+    };
     result(
         CheckId::Mtu,
         ok,
-        format!(
-            "pod MTU {} end to end: {} bytes + 28 header bytes fit, one more does not ({} node pairs)",
-            lab.pod_mtu,
-            lab.pod_mtu.saturating_sub(28),
-            ev.mtu.len()
-        ),
+        summary,
         details,
         json!({"probes": ev.mtu, "links": ev.link_mtus}),
     )
@@ -651,6 +673,38 @@ mod tests {
         assert_eq!(mtu(&lab, &ev).outcome, Outcome::Fail);
         assert_eq!(dns(&lab, &ev).outcome, Outcome::Fail);
         assert_eq!(pods(&lab, &ev).outcome, Outcome::Fail);
+    }
+
+    /// A failed `mtu` says what failed, never the passing sentence.
+    #[test]
+    fn a_failed_mtu_summary_counts_the_failures() {
+        let lab = crate::verify::diagnose::tests::lab3();
+        let probe = |fits_passed| MtuProbe {
+            from: "worker1".into(),
+            to: "master".into(),
+            payload: 1422,
+            fits_passed,
+            over_failed: true,
+            detail: String::new(),
+        };
+        let mut ev = Evidence {
+            mtu: vec![probe(true), probe(false)],
+            link_mtus: vec![LinkMtu {
+                node: "worker2".into(),
+                device: "flannel.1".into(),
+                mtu: 1400,
+            }],
+            ..Default::default()
+        };
+        let r = mtu(&lab, &ev);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(
+            r.summary,
+            "pod MTU 1450: 1/2 node pairs carry 1422 bytes + 28 header bytes and refuse one more; 1 interface(s) with another MTU"
+        );
+        ev.mtu = vec![probe(true)];
+        ev.link_mtus.clear();
+        assert!(mtu(&lab, &ev).summary.contains("end to end"));
     }
 
     /// lab3 with the subnets the cluster handed out in the recorded node
