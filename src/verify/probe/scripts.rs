@@ -28,15 +28,16 @@ printf '@dir %s\n' "$dir""#;
 
 /// Waits (at most `$2` seconds and one more, polling every 50 ms: at 50
 /// nodes a finer poll's processes slow the pings it waits for) for the
-/// capture [`ARM_SCRIPT`] started in folder `$1` and prints `@capture STATUS JSON`, removes the folder, and,
+/// capture [`ARM_SCRIPT`] started (its status file written, not just
+/// created: the shell creates it before it writes) in folder `$1` and prints `@capture STATUS JSON`, removes the folder, and,
 /// when `$3` is `log`, prints `@uptime` and the kernel log's tail.
 pub(super) const COLLECT_SCRIPT: &str = r#"dir=$1; secs=$2; log=$3
 oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
 case "$dir" in /tmp/labctl-verify.*) ;; *) echo "not a verify folder: $dir" >&2; exit 2 ;; esac
 trap 'rm -rf "$dir"' EXIT
 i=0
-while [ ! -e "$dir/rc" ] && [ $i -lt $((secs * 20 + 20)) ]; do sleep 0.05; i=$((i + 1)); done
-rc=no-status; [ -e "$dir/rc" ] && read -r rc < "$dir/rc"
+while [ ! -s "$dir/rc" ] && [ $i -lt $((secs * 20 + 20)) ]; do sleep 0.05; i=$((i + 1)); done
+rc=no-status; [ -s "$dir/rc" ] && read -r rc < "$dir/rc"
 printf '@capture %s ' "$rc"; oneline "$dir/capture.json"; oneline "$dir/capture.err"; echo
 find /tmp -maxdepth 1 -name 'labctl-verify.*' -mmin +10 -exec rm -rf {} + 2>/dev/null
 [ "$log" = log ] || exit 0
