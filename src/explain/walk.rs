@@ -229,6 +229,18 @@ impl<'a> Walker<'a> {
         leaves_with
     }
 
+    /// The far node's hops: its route lookup for `to`, then its bridge to
+    /// the destination pod, both watched for the packet from `from`.
+    fn far_node(&mut self, far: &'a NodePlan, from: Ipv4Addr, to: Ipv4Addr) {
+        let far_left = Watch::NodeLeft {
+            node: far.node.clone(),
+            device: far.bridge.name.clone(),
+            src: Some(from),
+        };
+        self.route(far, to, far_left.clone());
+        self.bridge(far, "forwards it to the destination pod's veth", far_left);
+    }
+
     pub(super) fn underlay(&self, plan: &NodePlan) -> String {
         self.show(&plan.node)
             .and_then(|s| s.underlay.clone())
@@ -352,13 +364,7 @@ pub fn walk(live: &Live, src: &Place, dst: &Place) -> Result<Walk, String> {
             let far = w
                 .plan(&peer.node)
                 .ok_or(format!("node {} has no plan", peer.node))?;
-            let far_left = Watch::NodeLeft {
-                node: far.node.clone(),
-                device: far.bridge.name.clone(),
-                src: Some(from),
-            };
-            w.route(far, to, far_left.clone());
-            w.bridge(far, "forwards it to the destination pod's veth", far_left);
+            w.far_node(far, from, to);
         }
         Some(peer) => {
             let vx = vxlan_of(plan).ok_or("a peer route without a VXLAN device")?;
@@ -385,13 +391,7 @@ pub fn walk(live: &Live, src: &Place, dst: &Place) -> Result<Walk, String> {
             if let Some(far_vx) = vxlan_of(far) {
                 w.vxlan_device(far, far_vx, "decapsulates it", on_wire(&far.node));
             }
-            let far_left = Watch::NodeLeft {
-                node: far.node.clone(),
-                device: far.bridge.name.clone(),
-                src: Some(from),
-            };
-            w.route(far, to, far_left.clone());
-            w.bridge(far, "forwards it to the destination pod's veth", far_left);
+            w.far_node(far, from, to);
         }
     }
     set_inner(&mut w.hops, from, to);
