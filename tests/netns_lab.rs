@@ -47,6 +47,14 @@ fn three_node_lab_lifecycle() {
     let out = lab.up();
     assert!(out.status.success(), "up: {}", show(&out));
 
+    // The host's one lab route: connected, acknowledging at once (SSH to
+    // the nodes would otherwise wait out delayed ACKs).
+    let route = host("ip", &["route", "show", "192.168.66.0/24"]);
+    assert!(
+        route.contains("src 192.168.66.1") && route.contains("quickack 1"),
+        "host route to the underlay: {route}"
+    );
+
     // status: every node reachable and in sync, pods listed.
     let out = labctl(&["status", "--output", "json", "--name", &name]);
     assert!(out.status.success(), "status: {}", show(&out));

@@ -1,8 +1,8 @@
 //! The lab network on this host, built with `ip -batch`:
 //!
 //! - a bridge holding the underlay's first address (.1), the only thing the
-//!   host's root namespace gets (its connected route; no forwarding, no
-//!   other route);
+//!   host's root namespace gets (its connected route, with `quickack`; no
+//!   forwarding, no other route);
 //! - per node a namespace `<lab>-<node>` whose `eth1` (veth, host end on the
 //!   bridge) holds the node IP, MTU = underlay MTU, lo up, and
 //!   `default via 198.18.0.1 dev eth1 onlink`;
@@ -66,14 +66,21 @@ pub struct LabNet<'a> {
 }
 
 impl LabNet<'_> {
-    /// The bridge's address: the underlay's first host, with its prefix.
-    pub fn bridge_address(&self) -> Result<String> {
-        let first = self
-            .underlay
+    /// The bridge's IP: the underlay's first host.
+    pub fn bridge_ip(&self) -> Result<Ipv4Addr> {
+        self.underlay
             .hosts()
             .next()
-            .with_context(|| format!("underlay {} has no host addresses", self.underlay))?;
-        Ok(format!("{first}/{}", self.underlay.prefix_len()))
+            .with_context(|| format!("underlay {} has no host addresses", self.underlay))
+    }
+
+    /// The bridge's address: its IP with the underlay's prefix.
+    pub fn bridge_address(&self) -> Result<String> {
+        Ok(format!(
+            "{}/{}",
+            self.bridge_ip()?,
+            self.underlay.prefix_len()
+        ))
     }
 }
 
@@ -104,6 +111,17 @@ pub fn ensure(net: &LabNet) -> Result<()> {
         "addr replace {} dev {}",
         net.bridge_address()?,
         net.bridge
+    ));
+    // The connected route again, with `quickack`: labctl's SSH sessions to
+    // the nodes go this way, and sshd does not turn Nagle off for commands
+    // without a terminal. A small reply then waits for the ACK of the
+    // previous one, which this host would delay by 40 ms: once per command
+    // and handshake step, for every node.
+    host.push(format!(
+        "route replace {} dev {} proto kernel scope link src {} quickack 1",
+        net.underlay.trunc(),
+        net.bridge,
+        net.bridge_ip()?
     ));
     if net.flush_neighbours {
         host.push(format!("neigh flush dev {}", net.bridge));
