@@ -6,7 +6,7 @@ use labctl_lab::flannel::SUBNET_ENV_PATH;
 use labctl_nodeplan::report::ObjectKind;
 use serde_json::json;
 
-use super::evidence::{Evidence, PingMatrix};
+use super::evidence::{Evidence, MeshCoverage, PingMatrix};
 use super::model::{CheckId, CheckResult, LabView, Outcome};
 
 fn result(
@@ -197,10 +197,17 @@ pub fn pod_mesh(mesh: &PingMatrix) -> CheckResult {
     result(
         CheckId::PodMesh,
         total > 0 && ok == total,
-        format!(
-            "{ok}/{total} pod pairs answered ({} pods; avg RTT {avg:.3} ms)",
-            mesh.nodes.len()
-        ),
+        match &mesh.coverage {
+            MeshCoverage::Full => format!(
+                "{ok}/{total} pod pairs answered ({} pods; avg RTT {avg:.3} ms)",
+                mesh.nodes.len()
+            ),
+            sampled => format!(
+                "{ok}/{total} pod pairs answered ({} pods; avg RTT {avg:.3} ms; {})",
+                mesh.nodes.len(),
+                sampled.describe()
+            ),
+        },
         details,
         json!(mesh),
     )

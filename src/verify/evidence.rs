@@ -51,6 +51,68 @@ pub struct PingMatrix {
     /// Row/column order (node names of the pods).
     pub nodes: Vec<String>,
     pub cells: Vec<PingCell>,
+    /// Which pairs were pinged.
+    pub coverage: MeshCoverage,
+}
+
+/// Which pod pairs the mesh pinged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum MeshCoverage {
+    /// Every pod pinged every other pod.
+    #[default]
+    Full,
+    /// Each pod pinged the pods `offsets` places after it (in pod order,
+    /// wrapping round): every pod sends and receives over its node's
+    /// tunnel, `of` is the number of pairs in the full mesh.
+    Sampled { offsets: Vec<usize>, of: usize },
+}
+
+impl MeshCoverage {
+    /// The largest lab whose mesh is pinged in full unless asked otherwise:
+    /// 200 pods are 39,800 pairs.
+    pub const FULL_UP_TO: usize = 200;
+
+    /// The coverage for `pods` pods: `full` asks for every pair, `None`
+    /// chooses by size.
+    pub fn for_pods(pods: usize, full: Option<bool>) -> MeshCoverage {
+        if full.unwrap_or(pods <= Self::FULL_UP_TO) || pods < 3 {
+            return MeshCoverage::Full;
+        }
+        let offsets = std::iter::successors(Some(1usize), |d| d.checked_mul(2))
+            .take_while(|d| *d < pods)
+            .collect();
+        MeshCoverage::Sampled {
+            offsets,
+            of: pods * (pods - 1),
+        }
+    }
+
+    /// The indexes pod `from` of `pods` pings.
+    pub fn targets(&self, from: usize, pods: usize) -> Vec<usize> {
+        match self {
+            MeshCoverage::Full => (0..pods).filter(|&to| to != from).collect(),
+            MeshCoverage::Sampled { offsets, .. } => {
+                offsets.iter().map(|d| (from + d) % pods).collect()
+            }
+        }
+    }
+
+    /// What was pinged, for the summary: empty for the full mesh.
+    pub fn describe(&self) -> String {
+        match self {
+            MeshCoverage::Full => String::new(),
+            MeshCoverage::Sampled { offsets, of } => {
+                let shown: Vec<String> = offsets.iter().take(3).map(|d| d.to_string()).collect();
+                let last = offsets.last().copied().unwrap_or(1);
+                format!(
+                    "sampled from {of} pairs: each pod pings the pods {}{} places after it, so every node sends and receives through its tunnel; every pair's route, neighbour and FDB entry is the dataplane check's; --mesh full pings every pair",
+                    shown.join(", "),
+                    if offsets.len() > 3 { format!(", … {last}") } else { String::new() }
+                )
+            }
+        }
+    }
 }
 
 impl PingMatrix {
@@ -255,4 +317,46 @@ pub struct KubeEvidence {
     pub coredns: Vec<KubePod>,
     /// kubectl commands that failed: node, command and stderr.
     pub errors: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MeshCoverage;
+
+    #[test]
+    fn small_labs_ping_every_pair_unless_told() {
+        assert_eq!(MeshCoverage::for_pods(200, None), MeshCoverage::Full);
+        assert_eq!(MeshCoverage::for_pods(3, Some(false)).targets(0, 3), [1, 2]);
+        let full = MeshCoverage::for_pods(5, None);
+        assert_eq!(full.targets(2, 5), [0, 1, 3, 4]);
+        assert_eq!(full.describe(), "");
+    }
+
+    #[test]
+    fn a_sample_has_every_pod_send_and_receive_at_doubling_offsets() {
+        let pods = 1000;
+        let sample = MeshCoverage::for_pods(pods, None);
+        let MeshCoverage::Sampled { offsets, of } = &sample else {
+            panic!("1000 pods are sampled: {sample:?}");
+        };
+        assert_eq!(offsets, &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+        assert_eq!(*of, 999_000);
+        let mut received = vec![0; pods];
+        for from in 0..pods {
+            let to = sample.targets(from, pods);
+            assert_eq!(to.len(), 10);
+            assert!(!to.contains(&from), "pod {from} pings itself");
+            for t in to {
+                received[t] += 1;
+            }
+        }
+        assert!(received.iter().all(|&n| n == 10), "{received:?}");
+        assert!(
+            sample.describe().contains("1, 2, 4, … 512 places after it"),
+            "{}",
+            sample.describe()
+        );
+        // Asked for in full, even a big lab pings every pair.
+        assert_eq!(MeshCoverage::for_pods(pods, Some(true)), MeshCoverage::Full);
+    }
 }

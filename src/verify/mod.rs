@@ -55,6 +55,31 @@ pub struct VerifyArgs {
     /// Also write the results as a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Which pod pairs pod-mesh pings: every pair, a sample (each pod to
+    /// the pods 1, 2, 4, … places after it), or auto: every pair up to 200
+    /// pods, a sample above.
+    #[arg(long, value_enum, default_value_t = MeshMode::Auto)]
+    pub mesh: MeshMode,
+}
+
+/// `--mesh`: which pod pairs pod-mesh pings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MeshMode {
+    #[default]
+    Auto,
+    Full,
+    Sampled,
+}
+
+impl MeshMode {
+    /// Every pair (`Some(true)`), a sample (`Some(false)`), or by size.
+    fn full(self) -> Option<bool> {
+        match self {
+            MeshMode::Auto => None,
+            MeshMode::Full => Some(true),
+            MeshMode::Sampled => Some(false),
+        }
+    }
 }
 
 /// Runs verify and prints the report; the exit code says how it went.
@@ -97,7 +122,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Report> {
             .filter(|c| args.checks.contains(c))
             .collect()
     };
-    let report = probe::verify(&target, &selected, started);
+    let report = probe::verify(&target, &selected, args.mesh.full(), started);
     target.refused_host_keys()?;
     Ok(report)
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::diagnose::Diagnosis;
-use super::evidence::PingMatrix;
+use super::evidence::{MeshCoverage, PingMatrix};
 use super::model::{Outcome, Report};
 
 /// Evidence lines shown per check before "… N more" (JSON has them all).
@@ -184,10 +184,14 @@ pub fn render_matrix(mesh: &PingMatrix) -> String {
         };
         let _ = writeln!(
             out,
-            "pod mesh: {}×{} pods, {ok}/{} pairs answered, RTT min/avg/max {:.2}/{avg:.2}/{:.2} ms",
+            "pod mesh: {}×{} pods, {ok}/{} {}pairs answered, RTT min/avg/max {:.2}/{avg:.2}/{:.2} ms",
             mesh.nodes.len(),
             mesh.nodes.len(),
             mesh.cells.len(),
+            match mesh.coverage {
+                MeshCoverage::Full => "",
+                MeshCoverage::Sampled { .. } => "sampled ",
+            },
             if rtts.is_empty() { 0.0 } else { min },
             max
         );
@@ -262,6 +266,7 @@ mod tests {
         PingMatrix {
             cells: vec![cell("master", "worker1", 2), cell("worker1", "master", 0)],
             nodes,
+            ..Default::default()
         }
     }
 

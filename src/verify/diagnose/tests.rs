@@ -321,6 +321,7 @@ fn a_missing_route_is_not_also_an_mtu_mismatch() {
                 cell("worker1", "worker2", "10.244.2.2", 0),
                 cell("worker2", "worker1", "10.244.1.2", 2),
             ],
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -389,6 +390,7 @@ fn blocking_rule_with_failed_mesh_without_capture() {
             rtt_avg_ms: None,
             error: None,
         }],
+        ..Default::default()
     });
     assert_eq!(causes(&diagnose(&lab3(), &ev)), ["vxlan-port-blocked"]);
 }

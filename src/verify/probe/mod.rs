@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use labctl_nodeplan::Backend;
 
-use super::evidence::{Evidence, KubeEvidence};
+use super::evidence::{Evidence, KubeEvidence, MeshCoverage};
 use super::kube::{self, Cleanup, Kubectl};
 use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
 use super::neighbours;
@@ -54,10 +54,17 @@ pub(crate) struct Probes<'a> {
     pub exec: PodExec,
     pub ok: Vec<ProbePod>,
     pub sessions: Vec<Option<Session>>,
+    /// `--mesh`: every pair (`Some(true)`), a sample, or by size (`None`).
+    pub mesh_full: Option<bool>,
 }
 
 /// Runs the selected checks on the lab.
-pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report {
+pub fn verify(
+    target: &Target,
+    selected: &[CheckId],
+    mesh_full: Option<bool>,
+    started: Instant,
+) -> Report {
     let view = &target.view;
     let wants = |id: CheckId| selected.contains(&id);
     let kubernetes = target.state.kubernetes;
@@ -78,6 +85,7 @@ pub fn verify(target: &Target, selected: &[CheckId], started: Instant) -> Report
         exec,
         ok: Vec::new(),
         sessions,
+        mesh_full,
     };
     // egress needs a target: netns labs have their outside, VM labs opt in.
     let egress_on = wants(CheckId::Egress) && view.outside.is_some();
@@ -182,7 +190,8 @@ fn pod_checks(
     }
     if wants(CheckId::PodMesh) {
         let t = Instant::now();
-        let mesh = pod_probes::mesh(p);
+        let coverage = MeshCoverage::for_pods(p.ok.len(), p.mesh_full);
+        let mesh = pod_probes::mesh(p, coverage);
         results.push(checks::pod_mesh(&mesh).timed(t));
         ev.mesh = Some(mesh);
     }

@@ -9,10 +9,9 @@ use super::pairs::{mtu_pairs, ring_pairs};
 use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
 use super::Probes;
-use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix};
+use crate::verify::evidence::{DnsProbe, LinkMtu, MeshCoverage, MtuProbe, PingMatrix};
 use crate::verify::model::PodView;
 
-/// Runs ping jobs and reads each one's report, in job order.
 /// Runs ping jobs and `other` jobs in one round; each ping's report in
 /// order, and the other jobs' outputs.
 fn pings(
@@ -35,28 +34,36 @@ fn pings(
     (reports, rest)
 }
 
-/// The other pods' addresses, as ping targets.
-fn others(ok: &[ProbePod], me: &ProbePod) -> Vec<String> {
-    ok.iter()
-        .filter(|o| o.at != me.at)
-        .map(|o| o.ip.to_string())
-        .collect()
-}
-
-/// `pod-mesh`: every pod pings every other pod, all pods at once.
-pub(super) fn mesh(p: &mut Probes) -> PingMatrix {
+/// `pod-mesh`: every pod pings the pods `coverage` gives it (on other
+/// nodes), all pods at once.
+pub(super) fn mesh(p: &mut Probes, coverage: MeshCoverage) -> PingMatrix {
     let ok = p.ok.clone();
+    let targets: Vec<Vec<&ProbePod>> = (0..ok.len())
+        .map(|from| {
+            coverage
+                .targets(from, ok.len())
+                .into_iter()
+                .map(|to| &ok[to])
+                .filter(|to| to.at != ok[from].at)
+                .collect()
+        })
+        .collect();
     let jobs = ok
         .iter()
-        .map(|pod| (pod, p.exec.ping(pod, &MESH, &others(&ok, pod))))
+        .zip(&targets)
+        .map(|(pod, to)| {
+            let ips: Vec<String> = to.iter().map(|o| o.ip.to_string()).collect();
+            (pod, p.exec.ping(pod, &MESH, &ips))
+        })
         .collect();
     let (reports, _) = pings(p, jobs, Vec::new());
     let mut matrix = PingMatrix {
         nodes: ok.iter().map(|pod| pod.node.clone()).collect(),
         cells: Vec::new(),
+        coverage,
     };
-    for (from, report) in ok.iter().zip(&reports) {
-        for to in ok.iter().filter(|o| o.at != from.at) {
+    for ((from, report), to) in ok.iter().zip(&reports).zip(&targets) {
+        for to in to {
             matrix.cells.push(cell(&from.node, &to.node, to.ip, report));
         }
     }
