@@ -6,7 +6,7 @@
 //! command refuses an unknown or changed key with exit 3 naming the node
 //! and the fingerprint it saw; `up` refuses a changed key on a machine it
 //! did not create; removing a node and `destroy` leave no pin. netns nodes
-//! are pinned from the host keys labctl generated, never on first use.
+//! are pinned from the host key labctl generated for the lab, never on first use.
 //! Needs root.
 
 mod support;
@@ -280,8 +280,8 @@ fn up_pins_everything_else_refuses_and_nothing_is_left() {
 }
 
 #[test]
-fn netns_nodes_are_pinned_from_their_own_keys_and_unpinned_when_removed() {
-    let test = "netns_nodes_are_pinned_from_their_own_keys_and_unpinned_when_removed";
+fn netns_nodes_are_pinned_from_the_labs_host_key_and_unpinned_when_removed() {
+    let test = "netns_nodes_are_pinned_from_the_labs_host_key_and_unpinned_when_removed";
     if !can_run(test) {
         return;
     }
@@ -292,13 +292,13 @@ fn netns_nodes_are_pinned_from_their_own_keys_and_unpinned_when_removed() {
     let dir = labctl::state::LabDir::new(&lab.name).unwrap();
     let known_hosts = dir.known_hosts();
     // One line per node: its address and the public half of the host key
-    // labctl generated for its sshd.
+    // labctl generated for the lab's sshds.
     let wanted = |nodes: &[&str]| -> Vec<String> {
         nodes
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let key = dir.node_dir(n).join("ssh_host_ed25519_key");
+                let key = dir.path.join("ssh_host_ed25519_key");
                 format!(
                     "192.168.94.{} {} labctl-node={n}",
                     10 + i,
@@ -316,7 +316,7 @@ fn netns_nodes_are_pinned_from_their_own_keys_and_unpinned_when_removed() {
     assert!(!stderr(&out).contains(") pinned ("), "{}", show(&out));
     assert_eq!(pins(), wanted(&nodes));
 
-    // Pins lost: nothing trusts the nodes until `up` pins their own keys
+    // Pins lost: nothing trusts the nodes until `up` pins the lab's key
     // again (from the key files, not from what the nodes present).
     fs::remove_file(&known_hosts).unwrap();
     let out = lab.exec("master", &["true"]);

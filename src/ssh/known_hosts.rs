@@ -184,6 +184,29 @@ pub(super) fn without_node(text: &str, node: &str, patterns: &[String]) -> Strin
         .collect()
 }
 
+/// `text` without the lines of any node in `nodes` (by their comment) or
+/// naming one of `patterns` exactly: [`without_node`] for many nodes in one
+/// pass.
+pub(super) fn without_nodes(
+    text: &str,
+    nodes: &std::collections::BTreeSet<&str>,
+    patterns: &std::collections::BTreeSet<String>,
+) -> String {
+    text.lines()
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            let hosts = fields.next().unwrap_or("");
+            let names_it = hosts.split(',').any(|h| patterns.contains(h));
+            let tagged = fields
+                .nth(2)
+                .and_then(|c| c.strip_prefix(NODE_TAG))
+                .is_some_and(|n| nodes.contains(n));
+            !(names_it || tagged)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

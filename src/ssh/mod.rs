@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use host_key::{fingerprint, is_host_key_refusal, HostKeyPolicy, NewPin, PinSource};
-pub use pins::{forget_node, is_pinned, move_pins, pin_own_key};
+pub use pins::{forget_node, is_pinned, move_pins, pin_own_key, pin_own_keys, OwnKey};
 pub use session::Session;
 
 /// Seconds between keepalive messages while a session waits on a node.

@@ -17,23 +17,60 @@ pub fn pin_own_key(
     port: u16,
     public_line: &str,
 ) -> anyhow::Result<()> {
-    let mut fields = public_line.split_whitespace();
-    let (Some(key_type), Some(data)) = (fields.next(), fields.next()) else {
-        anyhow::bail!("node {node}: `{public_line}` is not an OpenSSH public key line");
-    };
-    let pattern = known_hosts::host_pattern(host, port);
+    pin_own_keys(
+        known_hosts,
+        &[OwnKey {
+            node,
+            host,
+            port,
+            public_line,
+        }],
+    )
+}
+
+/// A node's key that labctl made, and where the node answers.
+pub struct OwnKey<'a> {
+    pub node: &'a str,
+    pub host: &'a str,
+    pub port: u16,
+    /// The public key as `ssh-keygen` wrote it (`TYPE BASE64 [COMMENT]`).
+    pub public_line: &'a str,
+}
+
+/// [`pin_own_key`] for many nodes: one read and at most one write of the
+/// file, however many nodes (a lab of 1,000 nodes would otherwise rewrite
+/// it 1,000 times).
+pub fn pin_own_keys(known_hosts: &Path, keys: &[OwnKey]) -> anyhow::Result<()> {
+    let mut lines = String::new();
+    let mut nodes = std::collections::BTreeSet::new();
+    let mut patterns = std::collections::BTreeSet::new();
+    for key in keys {
+        let mut fields = key.public_line.split_whitespace();
+        let (Some(key_type), Some(data)) = (fields.next(), fields.next()) else {
+            anyhow::bail!(
+                "node {}: `{}` is not an OpenSSH public key line",
+                key.node,
+                key.public_line
+            );
+        };
+        let pattern = known_hosts::host_pattern(key.host, key.port);
+        lines.push_str(&known_hosts::pin_line(&pattern, key.node, key_type, data));
+        nodes.insert(key.node);
+        patterns.insert(pattern);
+    }
     let _guard = FILE_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let text = known_hosts::read_or_empty(known_hosts)?;
-    let line = known_hosts::pin_line(&pattern, node, key_type, data);
-    let kept = known_hosts::without_node(&text, node, std::slice::from_ref(&pattern));
-    // Already pinned: the only line of the node is this one.
-    let removed = text.len() - kept.len();
-    if removed == line.len() && text.lines().any(|l| format!("{l}\n") == line) {
-        return Ok(());
+    let kept = known_hosts::without_nodes(&text, &nodes, &patterns);
+    // Already pinned: the nodes' only lines are these.
+    if text.len() - kept.len() == lines.len() {
+        let have: std::collections::HashSet<&str> = text.lines().collect();
+        if lines.lines().all(|l| have.contains(l)) {
+            return Ok(());
+        }
     }
-    write_pins(known_hosts, (kept + &line).as_bytes())
+    write_pins(known_hosts, (kept + &lines).as_bytes())
 }
 
 /// Drops every pin of `node` (its tagged lines and any line naming one of
@@ -127,6 +164,24 @@ mod tests {
         );
         pin_own_key(&path, "w1", "10.0.0.11", 22, LINE).unwrap();
         assert_eq!(read(), both, "pinning the same key again changes nothing");
+        let key = |node, host| OwnKey {
+            node,
+            host,
+            port: 22,
+            public_line: LINE,
+        };
+        pin_own_keys(&path, &[key("w2", "10.0.0.12"), key("w1", "10.0.0.11")]).unwrap();
+        assert_eq!(read(), both, "pinning both again at once changes nothing");
+        pin_own_keys(&path, &[key("w1", "10.0.0.21"), key("w3", "10.0.0.13")]).unwrap();
+        assert_eq!(
+            read(),
+            format!(
+                "10.0.0.12 {LINE} labctl-node=w2\n10.0.0.21 {LINE} labctl-node=w1\n10.0.0.13 {LINE} labctl-node=w3\n"
+            ),
+            "a batch replaces its nodes' pins and keeps the others'"
+        );
+        pin_own_keys(&path, &[key("w1", "10.0.0.11")]).unwrap();
+        std::fs::write(&path, &both).unwrap();
         assert!(is_pinned(&path, "10.0.0.11", 22).unwrap());
         assert!(!is_pinned(&path, "10.0.0.11", 2222).unwrap());
 

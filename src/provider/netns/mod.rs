@@ -122,30 +122,18 @@ impl Provider for NetnsProvider {
         }
         dir.save(state)?;
 
-        progress.step(None, "Generating node host keys", || {
-            // ssh-keygen is a process per node: several at once.
-            let made = crate::nodes::pool::map(
-                lab.nodes.iter().collect(),
-                crate::nodes::pool::WORKERS,
-                |node| {
-                    std::fs::create_dir_all(dir.node_dir(&node.name))?;
-                    crate::ssh::keygen::ensure_key(
-                        &sshd::host_key(dir, &node.name),
-                        &format!("{}-{}", lab.name, node.name),
-                    )
-                },
-                |i| {
-                    Err(anyhow::anyhow!(
-                        "generating node {i}'s host key stopped early"
-                    ))
-                },
-            );
-            made.into_iter().collect::<Result<Vec<bool>>>()?;
+        progress.step(None, "Generating the nodes' host key", || {
             for node in &lab.nodes {
-                // Before "Starting node SSH servers": never trusted on first use.
-                sshd::pin_host_key(dir, &node.name, node.ip)?;
+                std::fs::create_dir_all(dir.node_dir(&node.name))?;
             }
-            Ok(())
+            crate::ssh::keygen::ensure_key(
+                &sshd::host_key(dir),
+                &format!("labctl-{}-nodes", lab.name),
+            )?;
+            // Before "Starting node SSH servers": never trusted on first use.
+            let nodes: Vec<(&str, std::net::Ipv4Addr)> =
+                lab.nodes.iter().map(|n| (n.name.as_str(), n.ip)).collect();
+            sshd::pin_host_keys(dir, &nodes)
         })?;
 
         let ns = state.netns.clone().unwrap_or_default();

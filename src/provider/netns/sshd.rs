@@ -1,4 +1,4 @@
-//! Each netns node's OpenSSH server: a per-node host key, a config listening
+//! Each netns node's OpenSSH server: the lab's host key, a config listening
 //! on the node IP only, the lab's client key authorized for root, started
 //! in the node's network namespace and its own mount namespace (see
 //! [`super::launch`]).
@@ -26,9 +26,11 @@ pub const NODE_FOLDERS: &[(&str, &str)] = &[
     ("/run/labctl-agent", "agent"),
 ];
 
-/// A node's host key file.
-pub fn host_key(dir: &LabDir, node: &str) -> PathBuf {
-    dir.node_dir(node).join("ssh_host_ed25519_key")
+/// The lab's host key file, which every node's sshd serves. The nodes are
+/// namespaces of this host, all root's: a key each would add nothing but
+/// an `ssh-keygen` per node. Pinned per node address all the same.
+pub fn host_key(dir: &LabDir) -> PathBuf {
+    dir.path.join("ssh_host_ed25519_key")
 }
 
 /// The per-node folder bound over `node_path`.
@@ -36,15 +38,26 @@ pub fn node_folder(dir: &LabDir, node: &str, name: &str) -> PathBuf {
     dir.node_dir(node).join("root").join(name)
 }
 
-/// Pins the node's host key (from its key file, which labctl generated) in
-/// the lab's known_hosts for `ip`, replacing the node's older pins. Done
-/// before the node's sshd starts, and on every `up`: netns nodes are never
-/// trusted on first use.
-pub fn pin_host_key(dir: &LabDir, node: &str, ip: Ipv4Addr) -> Result<()> {
-    let pubkey_path = host_key(dir, node).with_extension("pub");
+/// Pins the lab's host key (labctl generated it) in the lab's known_hosts
+/// for every node's address, replacing the nodes' older pins, in one write.
+/// Done before the nodes' sshd start, and on every `up`: netns nodes are
+/// never trusted on first use.
+pub fn pin_host_keys(dir: &LabDir, nodes: &[(&str, Ipv4Addr)]) -> Result<()> {
+    let pubkey_path = host_key(dir).with_extension("pub");
     let pubkey = fs::read_to_string(&pubkey_path)
         .with_context(|| format!("cannot read {}", pubkey_path.display()))?;
-    crate::ssh::pin_own_key(&dir.known_hosts(), node, &ip.to_string(), 22, &pubkey)
+    let hosts: Vec<String> = nodes.iter().map(|(_, ip)| ip.to_string()).collect();
+    let keys: Vec<crate::ssh::OwnKey> = nodes
+        .iter()
+        .zip(&hosts)
+        .map(|((node, _), host)| crate::ssh::OwnKey {
+            node,
+            host,
+            port: 22,
+            public_line: &pubkey,
+        })
+        .collect();
+    crate::ssh::pin_own_keys(&dir.known_hosts(), &keys)
 }
 
 /// Writes the node's sshd_config.
@@ -67,7 +80,7 @@ fn write_config(dir: &LabDir, node: &str, ip: Ipv4Addr) -> Result<PathBuf> {
          LogLevel ERROR\n\
          MaxStartups 100:30:200\n\
          Subsystem sftp internal-sftp\n",
-        host_key = host_key(dir, node).display(),
+        host_key = host_key(dir).display(),
         authorized = authorized.display(),
     );
     let path = node_dir.join("sshd_config");
