@@ -101,8 +101,9 @@ pub fn parallel<T: Send>(nodes: &[String], f: impl Fn(&str) -> T + Sync) -> Vec<
 
 /// Stages the embedded agent where netns nodes will find it (each node's
 /// own /run/labctl-agent folder in the lab's state folder), hard-linked
-/// from one copy per lab, written only when it differs: the nodes'
-/// converge command then finds the right binary and nothing is sent.
+/// from one copy per lab, written only when it differs, with the stamp
+/// that vouches for it: the nodes' converge command then finds the right
+/// binary, hashes nothing, and nothing is sent.
 pub fn stage_agent<'a>(
     dir: &LabDir,
     node_agent_folders: impl Iterator<Item = &'a Path>,
@@ -112,9 +113,18 @@ pub fn stage_agent<'a>(
     if std::fs::read(&copy).map(|b| b != bytes).unwrap_or(true) {
         crate::state::write_mode(&copy, bytes, 0o755)?;
     }
-    let copy_inode = std::fs::metadata(&copy)
-        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        .with_context(|| format!("cannot read {}", copy.display()))?;
+    let meta =
+        std::fs::metadata(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
+    let copy_inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    // The stamp `converge` keeps next to the agent (hash, then `stat -c
+    // '%s %Y %i'`), written here once instead of each node hashing the
+    // same file.
+    let stamp = format!(
+        "{} {} {} {copy_inode}\n",
+        crate::embedded::agent_sha256(),
+        std::os::unix::fs::MetadataExt::size(&meta),
+        std::os::unix::fs::MetadataExt::mtime(&meta),
+    );
     for folder in node_agent_folders {
         let bin = folder.join("bin");
         std::fs::create_dir_all(&bin)
@@ -126,6 +136,10 @@ pub fn stage_agent<'a>(
             let _ = std::fs::remove_file(&target);
             std::fs::hard_link(&copy, &target)
                 .with_context(|| format!("cannot link {}", target.display()))?;
+        }
+        let stamp_path = bin.join("labctl-agent.stamp");
+        if std::fs::read_to_string(&stamp_path).ok().as_deref() != Some(stamp.as_str()) {
+            crate::state::write_mode(&stamp_path, stamp.as_bytes(), 0o644)?;
         }
     }
     Ok(())
