@@ -368,13 +368,47 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
 /// Writes a file atomically with the given mode (`labctl_atomicfile`:
 /// temporary file, fsync, rename, fsync of the folder).
 pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    // An `up` that changes nothing rewrites nothing: a file that already
+    // holds these bytes with this mode stays as it is (1,000 nodes' plans
+    // and configs would otherwise be written and synced on every `up`).
+    if unchanged(path, data, mode) {
+        return Ok(());
+    }
     labctl_atomicfile::write(path, data, mode)
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Whether `path` is a regular file holding exactly `data` with `mode`.
+fn unchanged(path: &Path, data: &[u8], mode: u32) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    meta.is_file()
+        && meta.len() == data.len() as u64
+        && meta.permissions().mode() & 0o7777 == mode
+        && fs::read(path).is_ok_and(|have| have == data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writing_the_same_bytes_leaves_the_file_alone() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        write_mode(&path, b"{}", 0o644).unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        write_mode(&path, b"{}", 0o644).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode, "rewritten");
+        write_mode(&path, b"{}", 0o600).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "mode kept");
+        write_mode(&path, b"[]", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"[]");
+    }
 
     #[test]
     fn state_round_trips_and_lock_is_exclusive() {
