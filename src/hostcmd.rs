@@ -97,6 +97,15 @@ pub fn failure(command_line: &str, out: &Output) -> anyhow::Error {
 /// is an `ip` command without the leading `ip`. On failure the message names
 /// the failing line (iproute2 reports `Command failed -:N`).
 pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
+    batch("ip", netns, lines)
+}
+
+/// [`ip_batch`] for `bridge -batch` (FDB entries).
+pub fn bridge_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
+    batch("bridge", netns, lines)
+}
+
+fn batch(program: &str, netns: Option<&str>, lines: &[String]) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -106,7 +115,7 @@ pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
     }
     args.extend(["-batch", "-"]);
     let script = lines.join("\n") + "\n";
-    let out = output("ip", &args, Some(script.as_bytes()))?;
+    let out = output(program, &args, Some(script.as_bytes()))?;
     if out.status.success() {
         return Ok(());
     }
@@ -116,9 +125,9 @@ pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
         .find_map(|l| l.strip_prefix("Command failed -:"))
         .and_then(|n| n.trim().parse::<usize>().ok())
         .and_then(|n| lines.get(n.wrapping_sub(1)));
-    let err = failure(&display("ip", &args), &out);
+    let err = failure(&display(program, &args), &out);
     match failed_line {
-        Some(line) => Err(err.context(format!("`ip {line}` failed"))),
+        Some(line) => Err(err.context(format!("`{program} {line}` failed"))),
         None => Err(err),
     }
 }

@@ -4,8 +4,9 @@
 //!   host's root namespace gets (its connected route, with `quickack`; no
 //!   forwarding, no other route);
 //! - per node a namespace `<lab>-<node>` whose `eth1` (veth, host end on the
-//!   bridge) holds the node IP, MTU = underlay MTU, lo up, and
-//!   `default via 198.18.0.1 dev eth1 onlink`;
+//!   bridge) holds the node IP and a MAC made from it, MTU = underlay MTU,
+//!   lo up, and `default via 198.18.0.1 dev eth1 onlink`; the bridge answers
+//!   ARP for every node and the outside world (`proxy_arp` ports);
 //! - the outside world: namespace `<lab>-ext` on the bridge holding
 //!   198.18.0.1/15 and a link route back to the underlay, so node egress
 //!   (and flannel's masquerade) can be exercised without a real network.
@@ -84,6 +85,14 @@ impl LabNet<'_> {
     }
 }
 
+/// The MAC of the `eth1` holding `ip`: locally administered, `02:4c:` and
+/// the address's four bytes, so the bridge can answer ARP for it from the
+/// start (see [`ensure`]).
+pub fn eth1_mac(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("02:4c:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// Creates what is missing and (re)applies addresses and routes inside every
 /// namespace (cheap, and repairs a node whose eth1 address or default route
 /// was removed by hand).
@@ -124,20 +133,38 @@ pub fn ensure(net: &LabNet) -> Result<()> {
         net.bridge_ip()?
     ));
     if net.flush_neighbours {
-        host.push(format!("neigh flush dev {}", net.bridge));
+        host.push(format!("neigh flush dev {} nud all", net.bridge));
     }
-    let veths = std::iter::once((net.ext_veth, net.ext_netns))
-        .chain(net.nodes.iter().map(|n| (n.host_veth, n.netns)));
-    for (veth, ns) in veths {
+    let ext_ip: Ipv4Addr = EXT_GATEWAY.parse().context("the outside world's address")?;
+    let veths = std::iter::once((net.ext_veth, net.ext_netns, ext_ip))
+        .chain(net.nodes.iter().map(|n| (n.host_veth, n.netns, n.ip)));
+    // The underlay answers ARP itself, as a cloud network does: every node
+    // would otherwise resolve every peer by a broadcast copied to every
+    // port (n² requests to n ports: a billion frames at 1,000 nodes). Each
+    // port is `proxy_arp` (the bridge replies from its neighbour table and
+    // floods nothing to the port), with the node's MAC pinned on it. The
+    // nodes still send and see ARP on eth1.
+    let mut fdb = Vec::new();
+    for (veth, ns, ip) in veths {
+        let mac = eth1_mac(ip);
         if !have_links.contains(veth) {
             host.push(format!(
-                "link add {veth} mtu {mtu} type veth peer name eth1 mtu {mtu} netns {ns}"
+                "link add {veth} mtu {mtu} type veth peer name eth1 mtu {mtu} address {mac} netns {ns}"
             ));
             new_devices.push(veth.to_string());
         }
         host.push(format!("link set {veth} master {} up", net.bridge));
+        host.push(format!(
+            "link set dev {veth} type bridge_slave proxy_arp on"
+        ));
+        host.push(format!(
+            "neigh replace {ip} lladdr {mac} dev {} nud permanent",
+            net.bridge
+        ));
+        fdb.push(format!("fdb replace {mac} dev {veth} master static"));
     }
     hostcmd::ip_batch(None, &host).context("building the lab network on the host")?;
+    hostcmd::bridge_batch(None, &fdb).context("pinning the nodes' MACs on the lab bridge")?;
     for dev in &new_devices {
         // The lab's host side speaks IPv4 only: no IPv6 link-local chatter.
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
@@ -147,6 +174,7 @@ pub fn ensure(net: &LabNet) -> Result<()> {
     let mut ext = vec![
         "link set lo up".to_string(),
         format!("link set eth1 mtu {mtu} up"),
+        format!("link set eth1 address {}", eth1_mac(ext_ip)),
         format!("addr replace {EXT_ADDRESS} dev eth1"),
         format!("route replace {} dev eth1 scope link", net.underlay.trunc()),
     ];
@@ -163,6 +191,7 @@ pub fn ensure(net: &LabNet) -> Result<()> {
             let mut lines = vec![
                 "link set lo up".to_string(),
                 format!("link set eth1 mtu {mtu} up"),
+                format!("link set eth1 address {}", eth1_mac(node.ip)),
                 format!("addr replace {}/{prefix} dev eth1", node.ip),
                 format!("route replace default via {EXT_GATEWAY} dev eth1 onlink"),
             ];
