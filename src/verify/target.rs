@@ -150,9 +150,7 @@ impl Target {
     }
 
     /// An SSH session to `node`, as root (VM users reach it by sudo -n),
-    /// commands bounded in time so a hung node cannot hang verify. Also
-    /// kubeadm labs' second session to the control plane, for kubectl
-    /// while the node sessions capture.
+    /// commands bounded in time so a hung node cannot hang verify.
     pub fn connect_node(&self, node: &str) -> Result<Session> {
         self.known(node)?;
         // The node layer's connect: as root, the sshd log's tail on failure.
