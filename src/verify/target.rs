@@ -11,8 +11,8 @@ use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
 use labctl_nodeplan::{Backend, NodePlan};
 
-use super::evidence::{Evidence, NodeReach};
-use super::model::{LabView, NodeView, Outside, PodView};
+use super::evidence::{Evidence, NodeReach, PodView};
+use super::model::{LabView, NodeView, Outside};
 use super::parse;
 use super::pool;
 use crate::exit::ExitError;

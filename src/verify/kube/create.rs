@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::kubectl::Kubectl;
 use super::{manifest, pods};
-use crate::verify::evidence::KubePod;
-use crate::verify::model::{LabView, PodView};
+use crate::verify::evidence::{KubePod, PodView};
+use crate::verify::model::LabView;
 
 /// How long `kubectl apply` may keep failing (a namespace still being
 /// deleted by the last verify, its default service account not there yet).

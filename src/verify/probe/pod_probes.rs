@@ -9,8 +9,8 @@ use super::pairs::{mtu_pairs, ring_pairs};
 use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
 use super::Probes;
+use crate::verify::evidence::PodView;
 use crate::verify::evidence::{DnsProbe, LinkMtu, MtuProbe, PingMatrix};
-use crate::verify::model::PodView;
 
 /// Runs ping jobs and reads each one's report, in job order.
 /// Runs ping jobs and `other` jobs in one round; each ping's report in
