@@ -205,7 +205,16 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     let file = file.as_str();
     set_kubernetes(&tag, true);
 
-    // Everything passes; egress is skipped with its reason.
+    // Everything passes; egress is skipped with its reason. kubectl runs
+    // over the control plane's node session: one SSH login there.
+    let sshd_log = hosts.by_name("master").folder.join("sshd.log");
+    let logins = || {
+        std::fs::read_to_string(&sshd_log)
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    };
+    let logins_before = logins();
     let started = std::time::Instant::now();
     let (code, report, text) = verify_json(file, &[]);
     eprintln!(
@@ -216,6 +225,11 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
         eprintln!("  {} {} ms: {}", c["id"], c["duration_ms"], c["summary"]);
     }
     assert_eq!(code, Some(0), "verify: {text}");
+    assert_eq!(
+        logins() - logins_before,
+        1,
+        "verify logs in to the control plane once, kubectl included"
+    );
     assert_passed(&report, &NETWORK_CHECKS);
     assert_passed(&report, &["kubernetes"]);
     assert_eq!(check(&report, "egress")["outcome"], "skip");

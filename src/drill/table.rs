@@ -78,24 +78,23 @@ const FDB: &[&str] = &[
     "permanent",
 ];
 /// flannel's jump from nat POSTROUTING to FLANNEL-POSTRTG, added (`-A`)
-/// or deleted (`-D`).
-macro_rules! masq_jump {
-    ($op:literal) => {
-        &[
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            $op,
-            "POSTROUTING",
-            "-m",
-            "comment",
-            "--comment",
-            "flanneld masq",
-            "-j",
-            "FLANNEL-POSTRTG",
-        ]
-    };
+/// or deleted (`-D`): the argv the `postrouting-jump` drill runs, also
+/// the tests' way to inject that fault.
+pub const fn masq_jump(op: &'static str) -> [&'static str; 12] {
+    [
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        op,
+        "POSTROUTING",
+        "-m",
+        "comment",
+        "--comment",
+        "flanneld masq",
+        "-j",
+        "FLANNEL-POSTRTG",
+    ]
 }
 const VXLAN_DROP_CHECK: &[&str] = &[
     "iptables", "-w", "-C", "INPUT", "-p", "udp", "--dport", "{port}", "-j", "DROP",
@@ -180,8 +179,8 @@ pub const DRILLS: &[Drill] = &[
         title: "pod traffic leaves the cluster unmasqueraded",
         symptom: "the pod on {node} cannot reach the outside address; pods on the other nodes can, and pod-to-pod works",
         cause: "postrouting-jump-missing",
-        fault: &[masq_jump!("-D")],
-        fix: &[masq_jump!("-A")],
+        fault: &[&masq_jump("-D")],
+        fix: &[&masq_jump("-A")],
         undo: &[],
         needs_pod: false,
         hints: &[

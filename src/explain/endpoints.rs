@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use labctl_nodeplan::NodePlan;
 
 use super::model::{Place, PlaceKind};
-use crate::verify::model::PodView;
+use crate::verify::evidence::PodView;
 
 /// The DNS service's names.
 const DNS_SERVICE: [&str; 3] = ["kube-dns", "kube-dns.kube-system", "dns"];

@@ -14,7 +14,7 @@ use super::endpoints::Names;
 use super::model::{Explanation, HopKind, HopStatus, Place};
 use super::seen::{mark, Observed};
 use super::walk::{walk, Live, Walk};
-use crate::verify::model::PodView;
+use crate::verify::evidence::PodView;
 
 fn plans() -> Vec<NodePlan> {
     let lab = labctl_lab::parse(

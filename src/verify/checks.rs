@@ -470,10 +470,6 @@ pub fn egress(lab: &LabView, ev: &Evidence) -> CheckResult {
     )
 }
 
-/// The address the kubelet registers when the NAT NIC wins (VirtualBox's
-/// first NIC, the default route).
-pub const NAT_NIC_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
-
 /// `kubernetes`: every lab node registered and Ready, its InternalIP its
 /// lab IP, its podCIDR its planned subnet (and subnet.env the plan, as
 /// the agent found), CoreDNS running.
@@ -494,7 +490,7 @@ pub fn kubernetes(lab: &LabView, ev: &Evidence) -> CheckResult {
         }
         match kn.internal_ip {
             Some(ip) if ip == n.underlay_ip => {}
-            Some(ip) if ip == NAT_NIC_IP => wrong.push(format!(
+            Some(ip) if ip == super::kube::nodes::NAT_NIC_IP => wrong.push(format!(
                 "InternalIP {ip} is the NAT NIC, not its lab IP {}",
                 n.underlay_ip
             )),

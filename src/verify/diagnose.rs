@@ -1,5 +1,6 @@
-//! The diagnosis engine: from evidence to named causes, each with the node
-//! (and peer) it is about, the evidence that points at it, and the fix.
+//! The diagnosis engine: from evidence to named causes ([`Diagnosis`]),
+//! each with the node (and peer) it is about, the evidence that points at
+//! it, and the fix.
 //! Pure: tested with hand-written evidence.
 
 use std::collections::BTreeSet;
@@ -7,33 +8,14 @@ use std::net::Ipv4Addr;
 
 use labctl_nodeplan::report::{ObjectKind, State};
 use labctl_nodeplan::Backend;
-use serde::Serialize;
 
 use super::evidence::Evidence;
-use super::model::{CheckId, LabView};
+use super::kube::nodes::NAT_NIC_IP;
+use super::model::{CheckId, Diagnosis, LabView};
 use super::parse::Drift;
 
-/// One named cause.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Diagnosis {
-    /// Stable id, e.g. `missing-route`, `nat-nic`, `vxlan-port-blocked`.
-    pub cause: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
-    /// What is wrong, one sentence.
-    pub message: String,
-    /// The evidence lines that point at it.
-    pub evidence: Vec<String>,
-    /// What to do.
-    pub fix: String,
-    /// Whether `labctl up` puts it right.
-    pub repaired_by_up: bool,
-    /// The checks this explains.
-    pub checks: Vec<CheckId>,
-}
-
+// The builder the causes below are written with (the record is the
+// model's: the report holds it).
 impl Diagnosis {
     fn new(cause: &str, message: String, fix: String, checks: &[CheckId]) -> Diagnosis {
         Diagnosis {
@@ -262,7 +244,7 @@ fn kubelet_node_ip(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
         if ip == node.underlay_ip {
             continue;
         }
-        let why = if ip == super::checks::NAT_NIC_IP {
+        let why = if ip == NAT_NIC_IP {
             "the NAT NIC (the interface of the default route) won"
         } else {
             "the wrong interface was chosen"

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use labctl_nodeplan::report::Departure;
 use serde::Serialize;
 
-use super::model::PodView;
 use super::parse::{BadChecksum, Drift, FirewallFacts};
 
 /// `nodes`: one node's reachability.
@@ -17,6 +17,38 @@ pub struct NodeReach {
     pub reachable: bool,
     pub agent_version: Option<String>,
     pub error: Option<String>,
+}
+
+/// `pods`: one pod as verify found it (netns labs: a namespace
+/// `<lab>-<node>-busybox`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PodView {
+    pub node: String,
+    pub name: String,
+    pub ip: Option<Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Empty when the pod is fine; else why it is not usable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl PodView {
+    /// Records what looking up the pod's IPv4 address found: the address
+    /// (a problem when it differs from the one the lab recorded), none, or
+    /// why the lookup failed.
+    pub fn record_address(&mut self, found: Result<Option<Ipv4Addr>, String>) {
+        match found {
+            Ok(Some(ip)) => {
+                if let Some(recorded) = self.ip.filter(|recorded| *recorded != ip) {
+                    self.problem = Some(format!("has {ip}, but the lab recorded {recorded}"));
+                }
+                self.ip = Some(ip);
+            }
+            Ok(None) => self.problem = Some("has no IPv4 address".into()),
+            Err(e) => self.problem = Some(e),
+        }
+    }
 }
 
 /// One ping from one pod to another.
@@ -147,6 +179,51 @@ pub struct VxlanPair {
     pub method: String,
 }
 
+/// `vxlan` on a host-gw lab (`super::underlay`): a pod on `from` pinging
+/// the pod on `to`, and how its packets left the sender.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnderlayPair {
+    pub from: String,
+    pub to: String,
+    pub src: Option<Ipv4Addr>,
+    pub dst: Option<Ipv4Addr>,
+    pub ping_ok: bool,
+    /// What `ip route get DST` printed on the sender (one line).
+    pub route: String,
+    /// The gateway and device of that route.
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<String>,
+    /// The peer's node IP: the gateway host-gw's route must name.
+    pub expected_via: Option<Ipv4Addr>,
+    /// Echo requests to DST seen leaving the sender.
+    pub departures: Vec<Departure>,
+    /// Why the probe gave no evidence (capture or SSH failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl UnderlayPair {
+    /// Echo requests that left by the route's device with the pod's own
+    /// address: pod IP to pod IP, unencapsulated, on the underlay.
+    pub fn unencapsulated(&self) -> u64 {
+        self.departures
+            .iter()
+            .filter(|d| Some(&d.interface) == self.dev.as_ref() && Some(d.src) == self.src)
+            .map(|d| d.packets)
+            .sum()
+    }
+
+    /// Every piece of evidence as host-gw wants it.
+    pub fn good(&self) -> bool {
+        self.error.is_none()
+            && self.ping_ok
+            && self.via.is_some()
+            && self.via == self.expected_via
+            && self.unencapsulated() > 0
+    }
+}
+
 /// `mtu`: a DF ping of the pod MTU − 28 and of one byte more.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MtuProbe {
@@ -263,7 +340,7 @@ pub struct Evidence {
     pub mesh: Option<PingMatrix>,
     pub vxlan: Vec<VxlanPair>,
     /// host-gw labs: what `vxlan` looks at instead (no tunnel).
-    pub underlay: Vec<super::underlay::UnderlayPair>,
+    pub underlay: Vec<UnderlayPair>,
     /// (node whose kernel log it is, the line).
     pub bad_checksums: Vec<(String, BadChecksum)>,
     pub mtu: Vec<MtuProbe>,

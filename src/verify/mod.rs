@@ -143,7 +143,7 @@ pub fn assemble(
         .collect();
     // Show only what explains a failure (a diagnosis about a check that was
     // not run or passed is noise).
-    let diagnoses: Vec<diagnose::Diagnosis> = found
+    let diagnoses: Vec<model::Diagnosis> = found
         .into_iter()
         .filter(|d| d.checks.iter().any(|c| failed.contains(c)))
         .collect();

@@ -1,6 +1,7 @@
-//! The check model: the nine default checks and the opt-in throughput, their results and the report that holds
-//! them. Pure data, no I/O: probes fill it, `diagnose` explains it, `render`
-//! and `junit` print it.
+//! The check model: the nine default checks and the opt-in throughput,
+//! their results, the diagnoses that explain failures, and the report that
+//! holds them. Pure data, no I/O: probes fill it, `diagnose` explains it,
+//! `render` and `junit` print it.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -8,6 +9,8 @@ use std::time::Instant;
 use ipnet::Ipv4Net;
 use labctl_nodeplan::Backend;
 use serde::Serialize;
+
+use super::evidence::{PingMatrix, PodView};
 
 /// The checks, in the order they run and print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -204,37 +207,6 @@ impl LabView {
     }
 }
 
-/// One pod (netns labs: a namespace `<lab>-<node>-busybox`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PodView {
-    pub node: String,
-    pub name: String,
-    pub ip: Option<Ipv4Addr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Empty when the pod is fine; else why it is not usable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
-}
-
-impl PodView {
-    /// Records what looking up the pod's IPv4 address found: the address
-    /// (a problem when it differs from the one the lab recorded), none, or
-    /// why the lookup failed.
-    pub fn record_address(&mut self, found: Result<Option<Ipv4Addr>, String>) {
-        match found {
-            Ok(Some(ip)) => {
-                if let Some(recorded) = self.ip.filter(|recorded| *recorded != ip) {
-                    self.problem = Some(format!("has {ip}, but the lab recorded {recorded}"));
-                }
-                self.ip = Some(ip);
-            }
-            Ok(None) => self.problem = Some("has no IPv4 address".into()),
-            Err(e) => self.problem = Some(e),
-        }
-    }
-}
-
 /// A whole verify run: what `--output json` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -243,14 +215,35 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     pub pods: Vec<PodView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh: Option<super::evidence::PingMatrix>,
-    pub diagnoses: Vec<super::diagnose::Diagnosis>,
+    pub mesh: Option<PingMatrix>,
+    pub diagnoses: Vec<Diagnosis>,
     /// What will go wrong soon though no check failed yet (verify still
     /// passes): e.g. a neighbour table about to evict the lab's entries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     pub total_ms: u64,
     pub passed: bool,
+}
+
+/// One named cause (`diagnose` finds them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    /// Stable id, e.g. `missing-route`, `nat-nic`, `vxlan-port-blocked`.
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// What is wrong, one sentence.
+    pub message: String,
+    /// The evidence lines that point at it.
+    pub evidence: Vec<String>,
+    /// What to do.
+    pub fix: String,
+    /// Whether `labctl up` puts it right.
+    pub repaired_by_up: bool,
+    /// The checks this explains.
+    pub checks: Vec<CheckId>,
 }
 
 /// A warning: which nodes, what is coming, and what to do.

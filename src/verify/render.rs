@@ -4,9 +4,8 @@
 
 use std::fmt::Write;
 
-use super::diagnose::Diagnosis;
 use super::evidence::{MeshCoverage, PingMatrix};
-use super::model::{Outcome, Report};
+use super::model::{Diagnosis, Outcome, Report};
 
 /// Evidence lines shown per check before "… N more" (JSON has them all).
 const DETAIL_LINES: usize = 12;

@@ -11,8 +11,8 @@ use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
 use labctl_nodeplan::{Backend, NodePlan};
 
-use super::evidence::{Evidence, NodeReach};
-use super::model::{LabView, NodeView, Outside, PodView};
+use super::evidence::{Evidence, NodeReach, PodView};
+use super::model::{LabView, NodeView, Outside};
 use super::parse;
 use super::pool;
 use crate::exit::ExitError;
@@ -150,9 +150,7 @@ impl Target {
     }
 
     /// An SSH session to `node`, as root (VM users reach it by sudo -n),
-    /// commands bounded in time so a hung node cannot hang verify. Also
-    /// kubeadm labs' second session to the control plane, for kubectl
-    /// while the node sessions capture.
+    /// commands bounded in time so a hung node cannot hang verify.
     pub fn connect_node(&self, node: &str) -> Result<Session> {
         self.known(node)?;
         // The node layer's connect: as root, the sshd log's tail on failure.
@@ -233,30 +231,25 @@ impl Target {
             jobs,
             pool::WORKERS,
             |(node, session, plan)| {
-                let r = check_node(node, session.as_ref(), plan, check);
-                (session, r)
+                let answer = check_node(node, session.as_ref(), plan, check)
+                    .unwrap_or_else(NodeAnswer::not_asked);
+                (session, answer)
             },
-            |_| (None, Err("probe thread panicked".to_string())),
+            |_| (None, NodeAnswer::not_asked("probe thread panicked".into())),
         );
-        let (kept, results): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let (kept, answers): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let mut errors = Vec::new();
-        for (node, r) in names.into_iter().zip(results) {
+        for (node, answer) in names.into_iter().zip(answers) {
             let reach = ev.reach.iter_mut().find(|r| r.node == node);
-            let r = match (r, reach) {
-                (Ok((version, checked)), Some(reach)) => {
-                    match version {
-                        Ok(v) => reach.agent_version = Some(v),
-                        Err(e) => reach.error = Some(e),
-                    }
-                    checked
-                }
-                (Ok((_, checked)), None) => checked,
-                (Err(e), _) => Err(e),
-            };
+            match (answer.version, reach) {
+                (Some(Ok(version)), Some(reach)) => reach.agent_version = Some(version),
+                (Some(Err(e)), Some(reach)) => reach.error = Some(e),
+                _ => {}
+            }
             if !check {
                 continue;
             }
-            match r {
+            match answer.check {
                 Ok((drift, rules)) => {
                     ev.checked_nodes.push(node.to_string());
                     ev.drift.extend(drift);
@@ -292,8 +285,24 @@ exit $rc"#;
 /// The node's drift, and its iptables rules (`None`: iptables -S failed).
 type NodeCheck = (Vec<parse::Drift>, Option<String>);
 
-/// The agent's version (or why there is none), and the check's result.
-type NodeAnswer = (Result<String, String>, Result<NodeCheck, String>);
+/// What one node answered.
+struct NodeAnswer {
+    /// The agent's version, or why there is none; `None` when the node
+    /// was not asked (no session, no plan, or the command failed to run).
+    version: Option<Result<String, String>>,
+    /// The check's result, or why there is none.
+    check: Result<NodeCheck, String>,
+}
+
+impl NodeAnswer {
+    /// A node not asked, for reason `why`.
+    fn not_asked(why: String) -> NodeAnswer {
+        NodeAnswer {
+            version: None,
+            check: Err(why),
+        }
+    }
+}
 
 fn check_node(
     node: &str,
@@ -330,14 +339,15 @@ fn check_node(
             out.stderr_text().trim()
         )),
     };
-    if !check {
-        return Ok((version, Err("not asked to check".into())));
-    }
-    if let Err(e) = &version {
-        let e = e.clone();
-        return Ok((version, Err(e)));
-    }
-    Ok((version, checked(node, out.status, rest, &out.stderr_text())))
+    let result = match (check, &version) {
+        (false, _) => Err("not asked to check".into()),
+        (true, Err(e)) => Err(e.clone()),
+        (true, Ok(_)) => checked(node, out.status, rest, &out.stderr_text()),
+    };
+    Ok(NodeAnswer {
+        version: Some(version),
+        check: result,
+    })
 }
 
 /// The check's report and rules from what followed the version line.

@@ -5,12 +5,11 @@
 //! on the underlay interface) and the echo requests seen leaving the
 //! sender on that interface with the pod's own address as source
 //! (`labctl-agent capture --icmp-to`, AF_PACKET, after POSTROUTING), while
-//! the pod pings the far pod and gets answers. Pure: no I/O.
+//! the pod pings the far pod and gets answers (one
+//! [`UnderlayPair`](super::evidence::UnderlayPair) per pair). Pure: no I/O.
 
 use std::net::Ipv4Addr;
 
-use labctl_nodeplan::report::Departure;
-use serde::Serialize;
 use serde_json::json;
 
 use super::evidence::Evidence;
@@ -51,50 +50,6 @@ pub fn dataplane_details(lab: &LabView) -> Vec<String> {
             format!("{}: subnet {}; {}", n.name, n.subnet, routes.join(", "))
         })
         .collect()
-}
-
-/// One cross-node pair: a pod on `from` pinging the pod on `to`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UnderlayPair {
-    pub from: String,
-    pub to: String,
-    pub src: Option<Ipv4Addr>,
-    pub dst: Option<Ipv4Addr>,
-    pub ping_ok: bool,
-    /// What `ip route get DST` printed on the sender (one line).
-    pub route: String,
-    /// The gateway and device of that route.
-    pub via: Option<Ipv4Addr>,
-    pub dev: Option<String>,
-    /// The peer's node IP: the gateway host-gw's route must name.
-    pub expected_via: Option<Ipv4Addr>,
-    /// Echo requests to DST seen leaving the sender.
-    pub departures: Vec<Departure>,
-    /// Why the probe gave no evidence (capture or SSH failure).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl UnderlayPair {
-    /// Echo requests that left by the route's device with the pod's own
-    /// address: pod IP to pod IP, unencapsulated, on the underlay.
-    pub fn unencapsulated(&self) -> u64 {
-        self.departures
-            .iter()
-            .filter(|d| Some(&d.interface) == self.dev.as_ref() && Some(d.src) == self.src)
-            .map(|d| d.packets)
-            .sum()
-    }
-
-    /// Every piece of evidence as host-gw wants it.
-    pub fn good(&self) -> bool {
-        self.error.is_none()
-            && self.ping_ok
-            && self.via.is_some()
-            && self.via == self.expected_via
-            && self.unencapsulated() > 0
-    }
 }
 
 /// The `via` gateway and `dev` of an `ip route get` line, e.g.
@@ -155,6 +110,8 @@ pub fn check(lab: &LabView, ev: &Evidence) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::evidence::UnderlayPair;
+    use labctl_nodeplan::report::Departure;
 
     fn pair() -> UnderlayPair {
         let (via, dev) =

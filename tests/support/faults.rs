@@ -20,22 +20,10 @@ pub fn forward_jump(op: &'static str) -> Vec<&'static str> {
     ]
 }
 
-/// flannel's jump from nat POSTROUTING to FLANNEL-POSTRTG.
+/// flannel's jump from nat POSTROUTING to FLANNEL-POSTRTG, as the
+/// `postrouting-jump` drill spells it.
 pub fn postrouting_jump(op: &'static str) -> Vec<&'static str> {
-    vec![
-        "iptables",
-        "-w",
-        "-t",
-        "nat",
-        op,
-        "POSTROUTING",
-        "-m",
-        "comment",
-        "--comment",
-        "flanneld masq",
-        "-j",
-        "FLANNEL-POSTRTG",
-    ]
+    labctl::drill::table::masq_jump(op).to_vec()
 }
 
 /// A rule dropping VXLAN (UDP 8472) arriving at the node.

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::verify::evidence::*;
-use crate::verify::model::{LabView, NodeView, PodView};
+use crate::verify::model::{LabView, NodeView};
 use crate::verify::parse::{parse_bad_checksums, parse_iptables, Drift};
 use labctl_nodeplan::report::{Difference, ObjectKind};
 

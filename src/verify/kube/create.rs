@@ -1,14 +1,15 @@
 //! Creating verify's pods in a kubeadm lab and removing them: apply the
 //! [`super::manifest`] on the control plane, wait (bounded) until every
-//! pod runs with an IP, and delete the namespace, without waiting, when
-//! verify is done ([`Cleanup`]), whatever happened in between.
+//! pod runs with an IP, and delete the namespace, without waiting
+//! ([`delete_namespace`]: verify does so when it is done, whatever
+//! happened in between).
 
 use std::time::{Duration, Instant};
 
 use super::kubectl::Kubectl;
 use super::{manifest, pods};
-use crate::verify::evidence::KubePod;
-use crate::verify::model::{LabView, PodView};
+use crate::verify::evidence::{KubePod, PodView};
+use crate::verify::model::LabView;
 
 /// How long `kubectl apply` may keep failing (a namespace still being
 /// deleted by the last verify, its default service account not there yet).
@@ -16,16 +17,6 @@ const APPLY_DEADLINE: Duration = Duration::from_secs(90);
 /// How long the pods may take to run (image pull included).
 const POD_DEADLINE: Duration = Duration::from_secs(180);
 const POLL_PAUSE: Duration = Duration::from_secs(2);
-
-/// Deletes verify's namespace (without waiting) when dropped: at the end,
-/// and on the way out of a probe that failed or panicked.
-pub struct Cleanup<'a>(pub &'a Kubectl<'a>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(&delete_namespace(), None);
-    }
-}
 
 /// `kubectl delete namespace labctl-verify`, not waiting for the pods to go.
 pub fn delete_namespace() -> [&'static str; 5] {

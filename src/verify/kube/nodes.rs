@@ -6,6 +6,10 @@ use crate::kubeadm;
 use crate::verify::evidence::KubeNode;
 use crate::verify::model::LabView;
 
+/// The address the kubelet registers when the NAT NIC wins (VirtualBox's
+/// first NIC, the default route).
+pub const NAT_NIC_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
+
 /// One [`KubeNode`] per lab node (in lab order), and what could not be
 /// read (each sentence names the node).
 pub fn kube_nodes(view: &LabView, json: &str) -> (Vec<KubeNode>, Vec<String>) {

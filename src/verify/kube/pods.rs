@@ -7,8 +7,7 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 
 use crate::kubeadm::list::{self, Condition};
-use crate::verify::evidence::KubePod;
-use crate::verify::model::PodView;
+use crate::verify::evidence::{KubePod, PodView};
 
 type Item = list::Item<Spec, Status>;
 

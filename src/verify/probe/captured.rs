@@ -17,10 +17,11 @@ use super::pairs::{ring, ring_pairs};
 use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{ARM_SCRIPT, COLLECT_SCRIPT};
 use super::Probes;
+use crate::verify::evidence::UnderlayPair;
 use crate::verify::evidence::{EgressProbe, VxlanPair};
 use crate::verify::parse::BadChecksum;
 use crate::verify::target::AGENT_PATH;
-use crate::verify::underlay::{route_via_dev, UnderlayPair};
+use crate::verify::underlay::route_via_dev;
 
 /// VXLAN packets a node of a healthy ring sees: as sender, 3 requests out
 /// and 3 replies in; as receiver, 3 requests in and 3 replies out.

@@ -36,7 +36,7 @@ use std::time::Instant;
 use labctl_nodeplan::Backend;
 
 use super::evidence::{Evidence, KubeEvidence, MeshCoverage};
-use super::kube::{self, Cleanup, Kubectl};
+use super::kube;
 use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
 use super::neighbours;
 use super::target::{self, Target};
@@ -56,6 +56,28 @@ pub(crate) struct Probes<'a> {
     pub sessions: Vec<Option<Session>>,
     /// `--mesh`: every pair (`Some(true)`), a sample, or by size (`None`).
     pub mesh_full: Option<bool>,
+}
+
+/// Deletes verify's namespace in a kubeadm lab (without waiting) when
+/// dropped, if kubectl ran: at the end, and on the way out of a probe that
+/// failed or panicked. It holds the probes meanwhile: kubectl runs over
+/// the control plane's node session, which they use too.
+struct Cleanup<'p, 'a> {
+    probes: &'p mut Probes<'a>,
+    /// The control plane (index in the view), when kubectl ran there.
+    kubectl_ran: Option<usize>,
+}
+
+impl Drop for Cleanup<'_, '_> {
+    fn drop(&mut self) {
+        let Some(cp) = self.kubectl_ran else {
+            return;
+        };
+        let p = &*self.probes;
+        if let Ok(k) = kube::on_control_plane(&p.sessions, &p.target.view, cp, &[]) {
+            let _ = k.run(&kube::delete_namespace(), None);
+        }
+    }
 }
 
 /// Runs the selected checks on the lab.
@@ -91,45 +113,46 @@ pub fn verify(
     let egress_on = wants(CheckId::Egress) && view.outside.is_some();
     let needs_pods =
         wants(CheckId::Pods) || egress_on || CheckId::FROM_PODS.iter().any(|c| wants(*c));
-    // kubectl's own session to the control plane (creating pods, reading
-    // the API), opened only when a check needs it.
-    let kubectl_session = (kubernetes && (needs_pods || wants(CheckId::Kubernetes)))
-        .then(|| kube::connect(target, cp));
-    let k = kubectl_session.as_ref().map(|s| {
-        s.as_ref().map(|s| Kubectl {
-            session: s,
-            node: &view.nodes[cp].name,
-        })
-    });
     if wants(CheckId::Kubernetes) {
-        results.push(match &k {
-            Some(k) => {
-                let t = Instant::now();
-                ev.kubernetes = Some(match k {
-                    Ok(k) => kube::evidence(k, view),
+        results.push(if kubernetes {
+            let t = Instant::now();
+            ev.kubernetes = Some(
+                match kube::on_control_plane(&p.sessions, view, cp, &ev.reach) {
+                    Ok(k) => kube::evidence(&k, view),
                     Err(e) => KubeEvidence {
-                        errors: vec![(*e).clone()],
+                        errors: vec![e],
                         ..Default::default()
                     },
-                });
-                checks::kubernetes(view, &ev).timed(t)
-            }
-            None => not_kubernetes(view),
+                },
+            );
+            checks::kubernetes(view, &ev).timed(t)
+        } else {
+            not_kubernetes(view)
         });
     }
-    let _cleanup = k.as_ref().and_then(|k| k.as_ref().ok()).map(Cleanup);
+    // kubectl (creating pods, reading the API) may leave verify's
+    // namespace from here on: deleted when `cleanup` is dropped.
+    let kubectl_ran = kubernetes && (needs_pods || wants(CheckId::Kubernetes));
+    let cleanup = Cleanup {
+        probes: &mut p,
+        kubectl_ran: kubectl_ran.then_some(cp),
+    };
+    let probes = &mut *cleanup.probes;
     if needs_pods {
         let t = Instant::now();
-        ev.pods = match &k {
-            Some(Ok(k)) => kube::create_pods(k, view),
-            Some(Err(e)) => kube::failed_pods(view, e),
-            None => pod_probes::inspect_pods(&mut p, &target.pods),
+        ev.pods = if kubernetes {
+            match kube::on_control_plane(&probes.sessions, view, cp, &ev.reach) {
+                Ok(k) => kube::create_pods(&k, view),
+                Err(e) => kube::failed_pods(view, &e),
+            }
+        } else {
+            pod_probes::inspect_pods(probes, &target.pods)
         };
         if wants(CheckId::Pods) {
             results.push(checks::pods(view, &ev).timed(t));
         }
-        p.ok = exec.usable(view, &ev.pods);
-        pod_checks(&mut p, selected, egress_on, &mut ev, &mut results);
+        probes.ok = exec.usable(view, &ev.pods);
+        pod_checks(probes, selected, egress_on, &mut ev, &mut results);
     }
     if wants(CheckId::Egress) && !egress_on {
         results.push(egress_skip(view));
@@ -142,7 +165,7 @@ pub fn verify(
                 } else {
                     &ev.pods
                 };
-                throughput::check(&mut p.sessions, view, pods)
+                throughput::check(&mut probes.sessions, view, pods)
             }
             PodExec::Kubectl { .. } => CheckResult::skip(
                 CheckId::Throughput,
@@ -152,11 +175,11 @@ pub fn verify(
     }
     // Machines of their own each have their own neighbour table limits.
     if view.provider != "netns" {
-        ev.node_gc_thresh = read_gc_thresh(&mut p.sessions, view);
+        ev.node_gc_thresh = read_gc_thresh(&mut probes.sessions, view);
     }
     // Printed in check order, whatever order the work ran in.
     results.sort_by_key(|r| r.id);
-    drop(_cleanup);
+    drop(cleanup);
     target::disconnect_all(p.sessions);
     if let Some(before) = host_table {
         ev.neighbour_table = neighbours::observe(view.nodes.len(), before);

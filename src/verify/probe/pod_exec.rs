@@ -17,8 +17,9 @@ use super::output::parse_tagged;
 pub(crate) use super::pairs::ProbePod;
 use super::scripts::POD_PING_SCRIPT;
 use crate::kubeadm::steps::ADMIN_CONF;
+use crate::verify::evidence::PodView;
 use crate::verify::kube::manifest::NAMESPACE;
-use crate::verify::model::{LabView, PodView};
+use crate::verify::model::LabView;
 use crate::verify::parse;
 
 /// How commands reach the inside of a pod.

@@ -10,8 +10,7 @@ use super::pairs::{mtu_pairs, ring_pairs};
 use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
 use super::Probes;
-use crate::verify::evidence::{DnsProbe, LinkMtu, MeshCoverage, MtuProbe, PingMatrix};
-use crate::verify::model::PodView;
+use crate::verify::evidence::{DnsProbe, LinkMtu, MeshCoverage, MtuProbe, PingMatrix, PodView};
 
 /// Runs ping jobs and `other` jobs in one round; each ping's report in
 /// order, and the other jobs' outputs.

@@ -15,7 +15,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::ssh::Session;
-use crate::verify::model::{CheckId, CheckResult, LabView, Outcome, PodView};
+use crate::verify::evidence::PodView;
+use crate::verify::model::{CheckId, CheckResult, LabView, Outcome};
 
 /// Seconds each transfer runs.
 const SECONDS: &str = "2";
