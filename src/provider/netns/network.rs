@@ -85,9 +85,9 @@ impl LabNet<'_> {
     }
 }
 
-/// The MAC of the `eth1` holding `ip`: locally administered, `02:4c:` and
-/// the address's four bytes, so the bridge can answer ARP for it from the
-/// start (see [`ensure`]).
+/// The MAC of the `eth1` (or the bridge) holding `ip`: locally
+/// administered, `02:4c:` and the address's four bytes, so the bridge can
+/// answer ARP for it from the start (see [`ensure`]).
 pub fn eth1_mac(ip: Ipv4Addr) -> String {
     let [a, b, c, d] = ip.octets();
     format!("02:4c:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
@@ -115,7 +115,14 @@ pub fn ensure(net: &LabNet) -> Result<()> {
         host.push(format!("link add {} mtu {mtu} type bridge", net.bridge));
         new_devices.push(net.bridge.to_string());
     }
-    host.push(format!("link set {} mtu {mtu} up", net.bridge));
+    // A bridge without an address of its own takes its ports' lowest MAC,
+    // and every change flushes its neighbour table (the pinned entries
+    // below included): it gets a fixed one, made from its IP.
+    host.push(format!(
+        "link set {} mtu {mtu} address {} up",
+        net.bridge,
+        eth1_mac(net.bridge_ip()?)
+    ));
     host.push(format!(
         "addr replace {} dev {}",
         net.bridge_address()?,
@@ -145,6 +152,7 @@ pub fn ensure(net: &LabNet) -> Result<()> {
     // floods nothing to the port), with the node's MAC pinned on it. The
     // nodes still send and see ARP on eth1.
     let mut fdb = Vec::new();
+    let mut neighbours = Vec::new();
     for (veth, ns, ip) in veths {
         let mac = eth1_mac(ip);
         if !have_links.contains(veth) {
@@ -157,12 +165,13 @@ pub fn ensure(net: &LabNet) -> Result<()> {
         host.push(format!(
             "link set dev {veth} type bridge_slave proxy_arp on"
         ));
-        host.push(format!(
+        neighbours.push(format!(
             "neigh replace {ip} lladdr {mac} dev {} nud permanent",
             net.bridge
         ));
         fdb.push(format!("fdb replace {mac} dev {veth} master static"));
     }
+    host.extend(neighbours);
     hostcmd::ip_batch(None, &host).context("building the lab network on the host")?;
     hostcmd::bridge_batch(None, &fdb).context("pinning the nodes' MACs on the lab bridge")?;
     for dev in &new_devices {
