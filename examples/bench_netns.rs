@@ -168,6 +168,22 @@ fn main() {
                 up.ok, again.ok, verify.ok, destroy.ok
             );
         }
+        // Where verify's time went, and each command's peak RSS.
+        let took: Vec<String> = report["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["outcome"] != "skip")
+            .map(|c| {
+                let ms = c["duration_ms"].as_f64().unwrap_or(0.0);
+                format!("{} {:.2} s", c["id"].as_str().unwrap_or("?"), ms / 1000.0)
+            })
+            .collect();
+        eprintln!("bench {n}: verify checks: {}", took.join(", "));
+        eprintln!(
+            "bench {n}: peak RSS: up {:.0} MiB, up again {:.0} MiB, verify {:.0} MiB, destroy {:.0} MiB",
+            up.rss_mib, again.rss_mib, verify.rss_mib, destroy.rss_mib
+        );
         let per_node = |kib: u64| kib as f64 / 1024.0 / n as f64;
         println!(
             "| {n} | {:.2} s | {:.2} s | {:.1}× | {:.2} s{} | {pairs} | {:.2} s | {:.0} MiB | {:.2} / {:.2} MiB | {load} |",

@@ -2,19 +2,20 @@
 //! cross-node pod pings, seen on the underlay as VXLAN; on a host-gw lab
 //! seen leaving unencapsulated, [`underlay`]) and `egress`
 //! (every pod pings the outside target; what leaves each node is seen
-//! after POSTROUTING). Both in two rounds: every node's agent starts
-//! capturing ([`ARM_SCRIPT`], returning once its socket is open); then the
-//! pods ping ([`super::pod_exec::PodExec::ping`]) while each node waits
-//! for its capture to end and prints it ([`COLLECT_SCRIPT`]).
+//! after POSTROUTING). Two rounds for all of them together
+//! ([`run_captures`]): every node's agents start capturing ([`ARM_SCRIPT`],
+//! returning once their sockets are open); then the pods ping
+//! ([`super::pod_exec::PodExec::ping`]) while each node waits for its
+//! captures to end and prints them ([`COLLECT_SCRIPT`]).
 
 use std::net::Ipv4Addr;
 
 use super::agent_ping::CAPTURED;
 use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS};
-use super::fanout::{on_nodes, run_jobs, script, Job};
+use super::fanout::{run_jobs, Job};
 use super::output::{answered, parse_vxlan_output, vxlan_evidence};
 use super::pairs::{ring, ring_pairs};
-use super::pod_exec::{PingReader, Pinged, ProbePod};
+use super::pod_exec::{Pinged, ProbePod};
 use super::scripts::{ARM_SCRIPT, COLLECT_SCRIPT};
 use super::Probes;
 use crate::verify::evidence::UnderlayPair;
@@ -28,39 +29,46 @@ use crate::verify::underlay::route_via_dev;
 const VXLAN_PACKETS: &str = "12";
 
 /// What arming a node gave: the capture's folder and what the script
-/// printed, or why it did not start.
+/// printed, or why it did not start (`None`: not armed, or no session).
 type Armed = Option<Result<(String, String), String>>;
 
-/// Starts the agents' captures on the nodes `options` gives options for:
-/// an address whose route to print (or ""), then the capture's options;
-/// each with its plan.
-fn arm(p: &mut Probes, options: impl Fn(usize) -> Option<Vec<String>> + Sync) -> Vec<Armed> {
-    let view = &p.target.view;
-    let plans = &p.target.plans;
-    on_nodes(&mut p.sessions, |i, s| {
-        let opts = options(i)?;
-        let node = &view.nodes.get(i)?.name;
-        // The capture reads the node's VXLAN port and VNI and its underlay
-        // address, never its peers: at 1,000 nodes they are 170 KB a node.
-        let mut plan = plans.iter().find(|p| &p.node == node)?.clone();
-        plan.peers.clear();
-        let mut args = vec![AGENT_PATH];
-        args.extend(opts.iter().map(String::as_str));
-        Some(
-            script(s, ARM_SCRIPT, &args, Some(plan.to_json().as_bytes())).and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("@dir "))
-                    .map(|dir| (dir.to_string(), t.clone()))
-                    .ok_or_else(|| format!("{node}: the capture did not start: {t}"))
-            }),
-        )
-    })
-    .into_iter()
-    .map(Option::flatten)
-    .collect()
+/// The job that starts a capture on node `at` with `opts`: an address
+/// whose route to print (or ""), then the capture's options; with the
+/// node's plan, less its peers (the capture reads the VXLAN port and VNI
+/// and the underlay address; at 1,000 nodes the peers are 170 KB a node).
+fn arm_job(p: &Probes, at: usize, opts: &[String]) -> Option<Job> {
+    let node = &p.target.view.nodes.get(at)?.name;
+    let mut plan = p.target.plans.iter().find(|pl| &pl.node == node)?.clone();
+    plan.peers.clear();
+    let mut argv = ["sh", "-c", ARM_SCRIPT, "sh", AGENT_PATH]
+        .map(String::from)
+        .to_vec();
+    let (route, rest) = opts.split_first()?;
+    argv.push(route.clone());
+    argv.push(plan.to_json());
+    argv.extend(rest.iter().cloned());
+    Some(Job { at, argv })
 }
 
-/// The options of [`arm`] for a capture of the echo requests to `target`
+/// One capture among those [`run_captures`] runs together: the options to
+/// arm each node with (by node index; `None`: not armed), the pings it
+/// must see, how long it may run, and which nodes' collection also reads
+/// the kernel log.
+struct Capture {
+    options: Vec<Option<Vec<String>>>,
+    pings: Vec<(ProbePod, Ipv4Addr)>,
+    seconds: u32,
+    log: Vec<bool>,
+}
+
+/// What a capture gave: its ping reports in order, and each node's arming
+/// and collected output (or why none).
+struct Captured {
+    reports: Vec<Pinged>,
+    texts: Vec<Option<Result<String, String>>>,
+}
+
+/// The options of [`arm_job`] for a capture of the echo requests to `target`
 /// leaving the node (`--icmp-to`), with `target`'s route printed.
 fn icmp_to(target: Ipv4Addr, seconds: u32) -> Vec<String> {
     let to = target.to_string();
@@ -106,77 +114,132 @@ fn collect_job(at: usize, dir: &str, seconds: u32, log: bool) -> Job {
     }
 }
 
-/// Pings (one per `(pod, target)`, [`CAPTURED`]) and collects the armed
-/// captures in one round: on each node the collection waits for its
-/// capture to end, which a healthy lab's pings end early. The reports in
-/// ping order, and each node's arming and collected output (or why none).
-fn ping_and_collect(
-    p: &mut Probes,
-    pings: &[(ProbePod, Ipv4Addr)],
-    armed: &[Armed],
-    seconds: u32,
-    log: impl Fn(usize) -> bool,
-) -> (Vec<Pinged>, Vec<Option<Result<String, String>>>) {
-    let built: Vec<(Job, PingReader)> = pings
+/// Runs `captures` in two rounds for all of them: every node arms its
+/// captures (one command per node), then every pod pings while each node
+/// collects its captures (again one command per node): a collection waits
+/// for its capture to end, which a healthy lab's pings end early.
+fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
+    let nodes = p.target.view.nodes.len();
+    let mut arm_jobs = Vec::new();
+    let mut armed_at = Vec::new();
+    for (c, cap) in captures.iter().enumerate() {
+        for (i, opts) in cap.options.iter().enumerate() {
+            let reachable = p.sessions.get(i).is_some_and(Option::is_some);
+            if let Some(job) = opts
+                .as_ref()
+                .filter(|_| reachable)
+                .and_then(|o| arm_job(p, i, o))
+            {
+                arm_jobs.push(job);
+                armed_at.push((c, i));
+            }
+        }
+    }
+    let mut armed: Vec<Vec<Armed>> = vec![vec![None; nodes]; captures.len()];
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &arm_jobs);
+    for ((c, i), out) in armed_at.into_iter().zip(outs) {
+        let node = &p.target.view.nodes[i].name;
+        armed[c][i] = Some(
+            out.and_then(|o| o.success(node, "start the capture"))
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("@dir "))
+                        .map(|dir| (dir.to_string(), t.clone()))
+                        .ok_or_else(|| format!("{node}: the capture did not start: {t}"))
+                }),
+        );
+    }
+
+    let mut jobs = Vec::new();
+    let mut readers = Vec::new();
+    let mut collecting = Vec::new();
+    for (c, cap) in captures.iter().enumerate() {
+        for (pod, to) in &cap.pings {
+            let (job, reader) = p.exec.ping(pod, &CAPTURED, &[to.to_string()]);
+            jobs.push(job);
+            readers.push((c, pod.clone(), reader));
+        }
+    }
+    for (c, cap) in captures.iter().enumerate() {
+        for (i, a) in armed[c].iter().enumerate() {
+            if let Some(Ok((dir, _))) = a {
+                let log = cap.log.get(i).copied().unwrap_or(false);
+                jobs.push(collect_job(i, dir, cap.seconds, log));
+                collecting.push((c, i));
+            }
+        }
+    }
+    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs).into_iter();
+    let mut results: Vec<Captured> = armed
         .iter()
-        .map(|(pod, to)| p.exec.ping(pod, &CAPTURED, &[to.to_string()]))
-        .collect();
-    let mut jobs: Vec<Job> = built.iter().map(|(j, _)| j.clone()).collect();
-    let collecting: Vec<usize> = armed
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| {
-            let (dir, _) = a.as_ref()?.as_ref().ok()?;
-            jobs.push(collect_job(i, dir, seconds, log(i)));
-            Some(i)
+        .map(|per_node| Captured {
+            reports: Vec::new(),
+            // Nodes not armed keep why; armed ones get their output below.
+            texts: per_node
+                .iter()
+                .map(|a| a.as_ref().map(|r| r.clone().map(|_| String::new())))
+                .collect(),
         })
         .collect();
-    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs).into_iter();
-    let reports = pings
-        .iter()
-        .zip(built)
-        .zip(outs.by_ref())
-        .map(|(((pod, _), (_, reader)), out)| p.exec.read_ping(pod, reader, out))
-        .collect();
-    // Nodes not armed keep why; armed ones get their output below.
-    let mut collected: Vec<Option<Result<String, String>>> = armed
-        .iter()
-        .map(|a| a.as_ref().map(|r| r.clone().map(|_| String::new())))
-        .collect();
-    for (i, out) in collecting.into_iter().zip(outs) {
+    for ((c, pod, reader), out) in readers.into_iter().zip(outs.by_ref()) {
+        let report = p.exec.read_ping(&pod, reader, out);
+        results[c].reports.push(report);
+    }
+    for ((c, i), out) in collecting.into_iter().zip(outs) {
         let node = &p.target.view.nodes[i].name;
-        let armed_text = match &armed[i] {
+        let armed_text = match &armed[c][i] {
             Some(Ok((_, text))) => text.as_str(),
             _ => "",
         };
-        collected[i] = Some(
+        results[c].texts[i] = Some(
             out.and_then(|o| o.success(node, "collect the capture"))
                 .map(|t| format!("{armed_text}{t}")),
         );
     }
-    (reports, collected)
+    results
 }
 
-/// `vxlan`: every node's agent captures on its underlay while a ring of
-/// cross-node pings runs (pod i → pod i+1); the kernel logs are read for
-/// bad checksums.
-pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum)>) {
-    let ok = p.ok.clone();
-    let pairs = ring(ok.len());
-    let secs = window(p, p.exec.capture_seconds());
-    let options = ["", "--seconds", &secs.to_string(), "--count", VXLAN_PACKETS]
-        .map(String::from)
-        .to_vec();
-    let armed = arm(p, |_| Some(options.clone()));
-    let jobs: Vec<(ProbePod, Ipv4Addr)> = pairs
-        .iter()
-        .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
-        .collect();
+/// VXLAN evidence, and the bad checksums the kernel logged.
+type VxlanFound = (Vec<VxlanPair>, Vec<(String, BadChecksum)>);
+/// Egress probes, and a line per node whose probe could not run.
+type EgressFound = (Vec<EgressProbe>, Vec<String>);
+
+/// `vxlan`'s capture: every node's agent captures on its underlay while a
+/// ring of cross-node pings runs (pod i → pod i+1); the kernel logs are
+/// read for bad checksums.
+fn vxlan_capture(p: &Probes) -> Capture {
+    let ok = &p.ok;
+    let nodes = p.target.view.nodes.len();
+    let seconds = window(p, p.exec.capture_seconds());
+    let options = [
+        "",
+        "--seconds",
+        &seconds.to_string(),
+        "--count",
+        VXLAN_PACKETS,
+    ]
+    .map(String::from)
+    .to_vec();
     // netns nodes share this host's kernel: one node reads its log.
     let netns = p.target.view.provider == "netns";
-    let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |i| !netns || i == 0);
+    Capture {
+        options: vec![Some(options); nodes],
+        pings: ring(ok.len())
+            .iter()
+            .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
+            .collect(),
+        seconds,
+        log: (0..nodes).map(|i| !netns || i == 0).collect(),
+    }
+}
+
+/// What [`vxlan_capture`] saw, as evidence.
+fn vxlan_read(p: &Probes, got: Captured) -> VxlanFound {
+    let ok = &p.ok;
+    let pairs = ring(ok.len());
     let view = &p.target.view;
-    let outputs: Vec<_> = texts
+    let outputs: Vec<_> = got
+        .texts
         .into_iter()
         .enumerate()
         .map(|(i, text)| {
@@ -185,7 +248,7 @@ pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum
             if let Ok(o) = &mut out {
                 // The ping that node's pod sent round the ring.
                 let sent = pairs.iter().position(|(a, _)| ok[*a].at == i);
-                o.ping = sent.map(|k| answered(&reports[k]));
+                o.ping = sent.map(|k| answered(&got.reports[k]));
             }
             Some(out)
         })
@@ -194,30 +257,40 @@ pub(super) fn vxlan(p: &mut Probes) -> (Vec<VxlanPair>, Vec<(String, BadChecksum
         "labctl-agent capture on the underlay interface (AF_PACKET) over SSH, {}",
         p.exec.ping_method()
     );
-    vxlan_evidence(view, &ring_pairs(&pairs, &ok), &outputs, &method)
+    vxlan_evidence(view, &ring_pairs(&pairs, ok), &outputs, &method)
 }
 
-/// `egress`: every node's agent captures the echo requests to `target`
-/// leaving the node while the node's pod pings `target`. One probe per
-/// usable pod, and a line per node whose probe could not run.
-pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec<String>) {
-    let ok = p.ok.clone();
-    let secs = window(p, EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds()));
-    let armed = arm(p, |i| {
-        ok.iter()
-            .any(|pod| pod.at == i)
-            .then(|| icmp_to(target, secs))
-    });
-    let jobs: Vec<(ProbePod, Ipv4Addr)> = ok.iter().map(|pod| (pod.clone(), target)).collect();
-    let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |_| false);
+/// `egress`'s capture: every node's agent captures the echo requests to
+/// `target` leaving the node while the node's pod pings `target`.
+fn egress_capture(p: &Probes, target: Ipv4Addr) -> Capture {
+    let ok = &p.ok;
+    let nodes = p.target.view.nodes.len();
+    let seconds = window(p, EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds()));
+    Capture {
+        options: (0..nodes)
+            .map(|i| {
+                ok.iter()
+                    .any(|pod| pod.at == i)
+                    .then(|| icmp_to(target, seconds))
+            })
+            .collect(),
+        pings: ok.iter().map(|pod| (pod.clone(), target)).collect(),
+        seconds,
+        log: vec![false; nodes],
+    }
+}
+
+/// What [`egress_capture`] saw: one probe per usable pod, and a line per
+/// node whose probe could not run.
+fn egress_read(p: &Probes, target: Ipv4Addr, got: Captured) -> EgressFound {
     let view = &p.target.view;
     let mut probes = Vec::new();
     let mut errors = Vec::new();
-    for (pod, report) in ok.iter().zip(&reports) {
+    for (pod, report) in p.ok.iter().zip(&got.reports) {
         let Some(node) = view.nodes.get(pod.at) else {
             continue;
         };
-        let mut out = match texts.get(pod.at).cloned().flatten() {
+        let mut out = match got.texts.get(pod.at).cloned().flatten() {
             Some(Ok(text)) => parse_egress_output(&node.name, &text),
             Some(Err(e)) => {
                 errors.push(format!("✗ {}: {e}", node.name));
@@ -246,6 +319,40 @@ pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> (Vec<EgressProbe>, Vec
     (probes, errors)
 }
 
+/// The one result of a single capture.
+fn only(mut got: Vec<Captured>) -> Captured {
+    got.pop().unwrap_or(Captured {
+        reports: Vec::new(),
+        texts: Vec::new(),
+    })
+}
+
+/// `vxlan` alone.
+pub(super) fn vxlan(p: &mut Probes) -> VxlanFound {
+    let capture = vxlan_capture(p);
+    let got = only(run_captures(p, &[capture]));
+    vxlan_read(p, got)
+}
+
+/// `egress` alone.
+pub(super) fn egress(p: &mut Probes, target: Ipv4Addr) -> EgressFound {
+    let capture = egress_capture(p, target);
+    let got = only(run_captures(p, &[capture]));
+    egress_read(p, target, got)
+}
+
+/// `vxlan` and `egress` in the same two rounds. Neither capture counts
+/// the other's packets: vxlan counts UDP to the VXLAN port, egress echo
+/// requests to the outside target.
+pub(super) fn vxlan_and_egress(p: &mut Probes, target: Ipv4Addr) -> (VxlanFound, EgressFound) {
+    let captures = [vxlan_capture(p), egress_capture(p, target)];
+    let mut got = run_captures(p, &captures).into_iter();
+    let (Some(vx), Some(eg)) = (got.next(), got.next()) else {
+        unreachable!("run_captures answers once per capture")
+    };
+    (vxlan_read(p, vx), egress_read(p, target, eg))
+}
+
 /// `vxlan` on a host-gw lab: round the ring, each pod pings the next
 /// node's pod while its node's agent captures the echo requests to that
 /// pod leaving the node, after `ip route get` names the route the kernel
@@ -258,12 +365,19 @@ pub(super) fn underlay(p: &mut Probes) -> Vec<UnderlayPair> {
         let a = ok.iter().position(|pod| pod.at == i)?;
         pairs.iter().find(|(x, _)| *x == a).map(|(_, b)| ok[*b].ip)
     };
-    let armed = arm(p, |i| next(i).map(|to| icmp_to(to, secs)));
-    let jobs: Vec<(ProbePod, Ipv4Addr)> = pairs
-        .iter()
-        .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
-        .collect();
-    let (reports, texts) = ping_and_collect(p, &jobs, &armed, secs, |_| false);
+    let nodes = p.target.view.nodes.len();
+    let capture = Capture {
+        options: (0..nodes)
+            .map(|i| next(i).map(|to| icmp_to(to, secs)))
+            .collect(),
+        pings: pairs
+            .iter()
+            .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
+            .collect(),
+        seconds: secs,
+        log: vec![false; nodes],
+    };
+    let Captured { reports, texts } = only(run_captures(p, &[capture]));
     let view = &p.target.view;
     pairs
         .iter()

@@ -193,28 +193,6 @@ pub(crate) fn on_nodes<R: Send>(
         .collect()
 }
 
-/// Runs a constant script with `args` (quoted by the session) and `stdin`;
-/// stdout, or a sentence naming the node and the failure.
-pub(crate) fn script(
-    s: &Session,
-    script: &str,
-    args: &[&str],
-    stdin: Option<&[u8]>,
-) -> Result<String, String> {
-    let mut argv = vec!["sh", "-c", script, "sh"];
-    argv.extend_from_slice(args);
-    match s.run(&argv, stdin) {
-        Ok(out) if out.success() => Ok(out.stdout_text()),
-        Ok(out) => Err(format!(
-            "{}: probe script exited {}: {}",
-            s.endpoint().node,
-            out.status,
-            out.stderr_text().trim()
-        )),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

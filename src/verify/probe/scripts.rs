@@ -6,16 +6,16 @@
 //! the job): at 50 nodes every process a script starts is 50 processes on
 //! the host of a netns lab.
 
-/// Starts the agent (`$1`, plan on stdin) capturing with the options
-/// `$3…` (and `--ready-file`), detached, in a new folder under /tmp;
+/// Starts the agent (`$1`, its plan in `$3`) capturing with the options
+/// `$4…` (and `--ready-file`), detached, in a new folder under /tmp;
 /// returns once its socket is open, printing `@dir FOLDER` for
 /// [`COLLECT_SCRIPT`] and, when `$2` is an address, `@route` (the source
 /// the node's routing picks for it: MASQUERADE's). Every node's capture is
 /// open before any pod pings, so no packet crosses unseen.
-pub(super) const ARM_SCRIPT: &str = r#"agent=$1; route=$2; shift 2
+pub(super) const ARM_SCRIPT: &str = r#"agent=$1; route=$2; plan=$3; shift 3
 oneline() { while IFS= read -r l || [ -n "$l" ]; do printf '%s ' "$l"; done < "$1"; }
 dir=$(mktemp -d /tmp/labctl-verify.XXXXXX) || exit 1
-cat > "$dir/plan.json"
+printf '%s' "$plan" > "$dir/plan.json"
 if [ -n "$route" ]; then
   ip -4 route get "$route" > "$dir/route" 2>&1
   printf '@route '; oneline "$dir/route"; echo
