@@ -239,35 +239,25 @@ fn pod_checks(
         (ev.vxlan, ev.bad_checksums) = vxlan;
         results.push(checks::vxlan(view, ev).timed(t));
     }
-    // Where labctl runs the DNS pod (network-only labs), dns also asks
-    // through the service that leads back to itself (hairpin).
-    let dns_pod = p
-        .target
-        .dns_pod
-        .as_ref()
-        .filter(|_| p.exec == PodExec::Netns);
     if wants(CheckId::Mtu) {
-        // dns rides in mtu's round: one SSH command per node for both.
         let t = Instant::now();
-        let dns = wants(CheckId::Dns).then(|| pod_probes::dns_jobs(p, dns_pod));
-        let extra = dns
-            .as_ref()
-            .map(|(_, jobs)| jobs.clone())
-            .unwrap_or_default();
-        let dns_outs;
-        (ev.mtu, ev.link_mtus, dns_outs) = pod_probes::mtu(p, extra);
+        (ev.mtu, ev.link_mtus) = pod_probes::mtu(p);
         let mut r = checks::mtu(view, ev);
         if let Some(note) = p.exec.mtu_note() {
             r.summary.push_str("; ");
             r.summary.push_str(note);
         }
         results.push(r.timed(t));
-        if let Some((pods, _)) = dns {
-            ev.dns = pod_probes::dns_read(p, &pods, dns_outs);
-            results.push(checks::dns(view, ev).timed(t));
-        }
-    } else if wants(CheckId::Dns) {
+    }
+    if wants(CheckId::Dns) {
         let t = Instant::now();
+        // Where labctl runs the DNS pod (network-only labs), it also asks
+        // through the service that leads back to itself (hairpin).
+        let dns_pod = p
+            .target
+            .dns_pod
+            .as_ref()
+            .filter(|_| p.exec == PodExec::Netns);
         ev.dns = pod_probes::dns(p, dns_pod);
         results.push(checks::dns(view, ev).timed(t));
     }

@@ -1,7 +1,6 @@
-//! The checks that run from the pods and need no capture: `pod-mesh` in a
-//! round of [`super::fanout::run_jobs`], `mtu` and `dns` together in
-//! another (or `dns` alone when `mtu` is not selected), their pod commands
-//! built by [`super::pod_exec::PodExec`].
+//! The checks that run from the pods and need no capture: `pod-mesh`,
+//! `mtu` and `dns`, each one round of [`super::fanout::run_jobs`] with
+//! its pod commands built by [`super::pod_exec::PodExec`].
 
 use super::agent_ping::{self, cell, mtu_probe, MESH};
 use super::fanout::{run_jobs, Job, JobOutput};
@@ -73,7 +72,7 @@ pub(super) fn mesh(p: &mut Probes, coverage: MeshCoverage) -> PingMatrix {
 /// `mtu`: the node MTUs, every pod's eth0 MTU, and don't-fragment pings of
 /// pod MTU − 28 and one byte more both ways round the ring of the usable
 /// pods, all in one round.
-pub(super) fn mtu(p: &mut Probes, extra: Vec<Job>) -> (Vec<MtuProbe>, Vec<LinkMtu>, JobOutputs) {
+pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
     let ok = p.ok.clone();
     let view = &p.target.view;
     let fits = view.pod_mtu.saturating_sub(28);
@@ -94,8 +93,6 @@ pub(super) fn mtu(p: &mut Probes, extra: Vec<Job>) -> (Vec<MtuProbe>, Vec<LinkMt
         .collect();
     jobs.extend(ok.iter().map(|pod| p.exec.in_pod(pod, POD_MTU_SCRIPT, &[])));
     let nodes = view.nodes.len();
-    let mine = jobs.len();
-    jobs.extend(extra);
     let targets_of = |a: usize| -> Vec<String> {
         pairs
             .iter()
@@ -113,8 +110,7 @@ pub(super) fn mtu(p: &mut Probes, extra: Vec<Job>) -> (Vec<MtuProbe>, Vec<LinkMt
             })
         })
         .collect();
-    let (reports, mut outs) = pings(p, ping_jobs, jobs);
-    let extra_outs = outs.split_off(mine);
+    let (reports, outs) = pings(p, ping_jobs, jobs);
     let view = &p.target.view;
     let mut links = Vec::new();
     for (node, out) in view.nodes.iter().zip(&outs) {
@@ -135,31 +131,23 @@ pub(super) fn mtu(p: &mut Probes, extra: Vec<Job>) -> (Vec<MtuProbe>, Vec<LinkMt
             mtu_probe((&from, &to, target), fits, fit, over)
         })
         .collect();
-    (probes, links, extra_outs)
+    (probes, links)
 }
-
-/// The outputs of jobs run in another probe's round, in job order.
-pub(super) type JobOutputs = Vec<Result<JobOutput, String>>;
 
 /// `dns`: `busybox nslookup kubernetes.default` through each pod's own
 /// resolv.conf, in every usable pod and in `also` (the DNS pod asking
-/// through the service that leads back to itself: hairpin): the pods asked
-/// and their jobs, to run in a round ([`mtu`]'s, or [`dns`]'s own).
-pub(super) fn dns_jobs(p: &Probes, also: Option<&PodView>) -> (Vec<ProbePod>, Vec<Job>) {
+/// through the service that leads back to itself: hairpin).
+pub(super) fn dns(p: &mut Probes, also: Option<&PodView>) -> Vec<DnsProbe> {
     let mut pods = p.ok.clone();
     pods.extend(p.exec.usable(
         &p.target.view,
         also.into_iter().cloned().collect::<Vec<_>>().as_slice(),
     ));
-    let jobs = pods
+    let jobs: Vec<Job> = pods
         .iter()
         .map(|pod| p.exec.in_pod(pod, POD_DNS_SCRIPT, &[]))
         .collect();
-    (pods, jobs)
-}
-
-/// What [`dns_jobs`]' jobs answered.
-pub(super) fn dns_read(p: &Probes, pods: &[ProbePod], outs: JobOutputs) -> Vec<DnsProbe> {
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
     pods.iter()
         .zip(outs)
         .map(|(pod, out)| {
@@ -171,13 +159,6 @@ pub(super) fn dns_read(p: &Probes, pods: &[ProbePod], outs: JobOutputs) -> Vec<D
             dns_probe(&pod.node, &pod.name, &text, &p.target.view)
         })
         .collect()
-}
-
-/// `dns` in a round of its own.
-pub(super) fn dns(p: &mut Probes, also: Option<&PodView>) -> Vec<DnsProbe> {
-    let (pods, jobs) = dns_jobs(p, also);
-    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
-    dns_read(p, &pods, outs)
 }
 
 /// The pods of a network-only lab as they are: each pod namespace's first
