@@ -68,6 +68,11 @@ fn resolve(path: Option<&Path>) -> Result<Lab> {
 }
 
 impl Target {
+    /// The plan of node `at` (the view's nodes are the plans, in order).
+    pub fn plan(&self, at: usize) -> Option<&NodePlan> {
+        self.plans.get(at)
+    }
+
     /// Loads the lab and its state; exit 3 when the lab is not up (or is
     /// another user's), or is a netns lab and verify does not run as root.
     /// vagrant and ssh labs verify as the user who brought them up: every
@@ -221,10 +226,8 @@ impl Target {
             .view
             .nodes
             .iter()
-            .map(|n| {
-                let plan = self.plans.iter().find(|p| p.node == n.name);
-                (n.name.as_str(), sessions.next().flatten(), plan)
-            })
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), sessions.next().flatten(), self.plan(i)))
             .collect();
         let names: Vec<&str> = jobs.iter().map(|(n, _, _)| *n).collect();
         let results = pool::map(

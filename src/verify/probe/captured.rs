@@ -32,20 +32,25 @@ const VXLAN_PACKETS: &str = "12";
 /// printed, or why it did not start (`None`: not armed, or no session).
 type Armed = Option<Result<(String, String), String>>;
 
-/// The job that starts a capture on node `at` with `opts`: an address
-/// whose route to print (or ""), then the capture's options; with the
-/// node's plan, less its peers (the capture reads the VXLAN port and VNI
-/// and the underlay address; at 1,000 nodes the peers are 170 KB a node).
-fn arm_job(p: &Probes, at: usize, opts: &[String]) -> Option<Job> {
-    let node = &p.target.view.nodes.get(at)?.name;
-    let mut plan = p.target.plans.iter().find(|pl| &pl.node == node)?.clone();
+/// Node `at`'s plan as a capture reads it: less its peers (the capture
+/// reads the VXLAN port and VNI and the underlay address; at 1,000 nodes
+/// the peers are 170 KB a node).
+fn capture_plan(p: &Probes, at: usize) -> Option<String> {
+    let mut plan = p.target.plan(at)?.clone();
     plan.peers.clear();
+    Some(plan.to_json())
+}
+
+/// The job that starts a capture on node `at` with `opts` (an address
+/// whose route to print, or "", then the capture's options) and the plan
+/// [`capture_plan`] gave.
+fn arm_job(at: usize, plan: &str, opts: &[String]) -> Option<Job> {
     let mut argv = ["sh", "-c", ARM_SCRIPT, "sh", AGENT_PATH]
         .map(String::from)
         .to_vec();
     let (route, rest) = opts.split_first()?;
     argv.push(route.clone());
-    argv.push(plan.to_json());
+    argv.push(plan.to_string());
     argv.extend(rest.iter().cloned());
     Some(Job { at, argv })
 }
@@ -120,15 +125,24 @@ fn collect_job(at: usize, dir: &str, seconds: u32, log: bool) -> Job {
 /// for its capture to end, which a healthy lab's pings end early.
 fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
     let nodes = p.target.view.nodes.len();
+    // Each armed node's plan, made once for all its captures.
+    let plans: Vec<Option<String>> = (0..nodes)
+        .map(|i| {
+            let armed = captures
+                .iter()
+                .any(|c| c.options.get(i).is_some_and(Option::is_some));
+            let reachable = p.sessions.get(i).is_some_and(Option::is_some);
+            (armed && reachable).then(|| capture_plan(p, i)).flatten()
+        })
+        .collect();
     let mut arm_jobs = Vec::new();
     let mut armed_at = Vec::new();
     for (c, cap) in captures.iter().enumerate() {
         for (i, opts) in cap.options.iter().enumerate() {
-            let reachable = p.sessions.get(i).is_some_and(Option::is_some);
             if let Some(job) = opts
                 .as_ref()
-                .filter(|_| reachable)
-                .and_then(|o| arm_job(p, i, o))
+                .zip(plans.get(i).and_then(Option::as_deref))
+                .and_then(|(o, plan)| arm_job(i, plan, o))
             {
                 arm_jobs.push(job);
                 armed_at.push((c, i));
