@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::netns::{can_run, lab_name, labctl, serial, show, TestLab};
+use support::netns::{can_run, labctl, serial, show, TestLab};
 
 const DIR: &str = "/proc/sys/net/ipv4/neigh/default";
 const NAMES: [&str; 3] = ["gc_thresh1", "gc_thresh2", "gc_thresh3"];
@@ -43,15 +43,8 @@ fn verify_warns_when_gc_thresh_is_below_the_labs_need() {
         return;
     }
     let _serial = serial();
-    let lab = TestLab::new(
-        &lab_name("nl"),
-        "192.168.41.0/24",
-        "10.41.0.0/16",
-        &["cp", "w1"],
-    )
-    .with_service_network("10.141.0.0/16");
-    let out = lab.up();
-    assert!(out.status.success(), "{}", show(&out));
+    let lab = TestLab::numbered("nl", 41, &["cp", "w1"]);
+    lab.up_ok();
 
     let saved = read_limits();
     let restore = RestoreLimits(saved.clone());

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::netns::{can_run, lab_name, labctl, serial, show, TestLab};
+use support::netns::{can_run, labctl, serial, show, TestLab};
 
 #[test]
 fn throughput_reports_pod_and_underlay_rates_and_their_ratio() {
@@ -13,15 +13,8 @@ fn throughput_reports_pod_and_underlay_rates_and_their_ratio() {
         return;
     }
     let _serial = serial();
-    let lab = TestLab::new(
-        &lab_name("tp"),
-        "192.168.42.0/24",
-        "10.42.0.0/16",
-        &["cp", "w1"],
-    )
-    .with_service_network("10.142.0.0/16");
-    let out = lab.up();
-    assert!(out.status.success(), "{}", show(&out));
+    let lab = TestLab::numbered("tp", 42, &["cp", "w1"]);
+    lab.up_ok();
 
     let out = labctl(&[
         "verify",

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::netns::{can_run, lab_name, labctl, serial, show, TestLab};
+use support::netns::{can_run, labctl, serial, show, TestLab};
 
 /// The phases a netns lab goes through, in table order (no kubeadm).
 /// ("data plane" is the node's one agent command: apply and the pods.)
@@ -35,13 +35,7 @@ fn up_ends_with_a_phase_table_and_json_phases() {
         return;
     }
     let _serial = serial();
-    let lab = TestLab::new(
-        &lab_name("ph"),
-        "192.168.87.0/24",
-        "10.87.0.0/16",
-        &["master", "worker1"],
-    )
-    .with_service_network("10.187.0.0/16");
+    let lab = TestLab::numbered("ph", 87, &["master", "worker1"]);
 
     let started = std::time::Instant::now();
     let out = lab.up();

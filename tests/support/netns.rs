@@ -91,6 +91,18 @@ impl TestLab {
         lab
     }
 
+    /// A lab named `lab_name(tag)` on networks numbered `k`: underlay
+    /// 192.168.k.0/24, pods 10.k.0.0/16, services 10.(100+k).0.0/16.
+    pub fn numbered(tag: &str, k: u8, nodes: &[&str]) -> TestLab {
+        TestLab::new(
+            &lab_name(tag),
+            &format!("192.168.{k}.0/24"),
+            &format!("10.{k}.0.0/16"),
+            nodes,
+        )
+        .with_service_network(&format!("10.{}.0.0/16", 100 + u16::from(k)))
+    }
+
     /// Rewrites the lab file (e.g. to add or remove a node).
     pub fn write(&self, underlay: &str, pod_network: &str, nodes: &[&str]) {
         let mut text = format!(
@@ -123,6 +135,13 @@ impl TestLab {
 
     pub fn up(&self) -> Output {
         labctl(&["up", self.path()])
+    }
+
+    /// `up`, which must succeed.
+    pub fn up_ok(&self) -> Output {
+        let out = self.up();
+        assert!(out.status.success(), "up: {}", show(&out));
+        out
     }
 
     /// `labctl exec NODE -- ARGS` over the lab's SSH.
