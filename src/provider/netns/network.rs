@@ -22,7 +22,7 @@ use crate::hostcmd;
 /// The outside world's address (RFC 2544 benchmarking range).
 pub const EXT_ADDRESS: &str = "198.18.0.1/15";
 /// Nodes' default gateway.
-pub const EXT_GATEWAY: &str = "198.18.0.1";
+pub const EXT_GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
 /// Names of the network namespaces on this host.
 pub fn netns_list() -> Result<BTreeSet<String>> {
@@ -142,8 +142,7 @@ pub fn ensure(net: &LabNet) -> Result<()> {
     if net.flush_neighbours {
         host.push(format!("neigh flush dev {} nud all", net.bridge));
     }
-    let ext_ip: Ipv4Addr = EXT_GATEWAY.parse().context("the outside world's address")?;
-    let veths = std::iter::once((net.ext_veth, net.ext_netns, ext_ip))
+    let veths = std::iter::once((net.ext_veth, net.ext_netns, EXT_GATEWAY))
         .chain(net.nodes.iter().map(|n| (n.host_veth, n.netns, n.ip)));
     // The underlay answers ARP itself, as a cloud network does: every node
     // would otherwise resolve every peer by a broadcast copied to every
@@ -183,7 +182,7 @@ pub fn ensure(net: &LabNet) -> Result<()> {
     let mut ext = vec![
         "link set lo up".to_string(),
         format!("link set eth1 mtu {mtu} up"),
-        format!("link set eth1 address {}", eth1_mac(ext_ip)),
+        format!("link set eth1 address {}", eth1_mac(EXT_GATEWAY)),
         format!("addr replace {EXT_ADDRESS} dev eth1"),
         format!("route replace {} dev eth1 scope link", net.underlay.trunc()),
     ];
