@@ -171,17 +171,11 @@ pub(super) fn pin_line(pattern: &str, node: &str, key_type: &str, key_base64: &s
 /// `text` without the lines pinning `node` (by their comment) or naming
 /// one of `patterns` exactly (pins written before lines carried the node).
 pub(super) fn without_node(text: &str, node: &str, patterns: &[String]) -> String {
-    let tag = format!("{NODE_TAG}{node}");
-    text.lines()
-        .filter(|line| {
-            let mut fields = line.split_whitespace();
-            let hosts = fields.next().unwrap_or("");
-            let names_it = hosts.split(',').any(|h| patterns.iter().any(|p| p == h));
-            let tagged = fields.nth(2) == Some(tag.as_str());
-            !(names_it || tagged)
-        })
-        .map(|line| format!("{line}\n"))
-        .collect()
+    without_nodes(
+        text,
+        &std::iter::once(node).collect(),
+        &patterns.iter().cloned().collect(),
+    )
 }
 
 /// `text` without the lines of any node in `nodes` (by their comment) or
