@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use labctl_nodeplan::Backend;
 
-use super::evidence::{Evidence, KubeEvidence, MeshCoverage};
+use super::evidence::{EgressProbe, Evidence, KubeEvidence, MeshCoverage};
 use super::kube;
 use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
 use super::neighbours;
@@ -224,20 +224,25 @@ fn pod_checks(
         results.push(crate::verify::underlay::check(view, ev).timed(t));
     }
     let outside = view.outside.as_ref().filter(|_| egress_on).map(|o| o.ip);
-    // egress's capture rides in vxlan's two rounds when both run.
-    let mut egress_found = None;
-    if wants(CheckId::Vxlan) && view.backend != Backend::HostGw {
-        let t = Instant::now();
-        let vxlan = match outside {
-            Some(target) => {
-                let (vxlan, egress) = captured::vxlan_and_egress(p, target);
-                egress_found = Some((egress, t.elapsed()));
-                vxlan
-            }
-            None => captured::vxlan(p),
-        };
-        (ev.vxlan, ev.bad_checksums) = vxlan;
-        results.push(checks::vxlan(view, ev).timed(t));
+    let vxlan = wants(CheckId::Vxlan) && view.backend != Backend::HostGw;
+    let t = Instant::now();
+    match (vxlan, outside) {
+        // egress's capture rides in vxlan's two rounds when both run.
+        (true, Some(target)) => {
+            let (found, egress) = captured::vxlan_and_egress(p, target);
+            (ev.vxlan, ev.bad_checksums) = found;
+            results.push(checks::vxlan(view, ev).timed(t));
+            results.push(egress_check(view, ev, egress).timed(t));
+        }
+        (true, None) => {
+            (ev.vxlan, ev.bad_checksums) = captured::vxlan(p);
+            results.push(checks::vxlan(view, ev).timed(t));
+        }
+        (false, Some(target)) => {
+            let egress = captured::egress(p, target);
+            results.push(egress_check(view, ev, egress).timed(t));
+        }
+        (false, None) => {}
     }
     if wants(CheckId::Mtu) {
         let t = Instant::now();
@@ -261,22 +266,21 @@ fn pod_checks(
         ev.dns = pod_probes::dns(p, dns_pod);
         results.push(checks::dns(view, ev).timed(t));
     }
-    if let Some(target) = outside {
-        let ((probes, errors), took) = match egress_found {
-            Some(found) => found,
-            None => {
-                let t = Instant::now();
-                (captured::egress(p, target), t.elapsed())
-            }
-        };
-        ev.egress = probes;
-        let mut r = checks::egress(view, ev);
-        r.summary.push_str("; ");
-        r.summary.push_str(egress::EGRESS_METHOD);
-        r.details.extend(errors);
-        r.duration_ms = took.as_millis() as u64;
-        results.push(r);
-    }
+}
+
+/// `egress` from what its capture gave: the probes, and the nodes whose
+/// probe could not run.
+fn egress_check(
+    view: &LabView,
+    ev: &mut Evidence,
+    (probes, errors): (Vec<EgressProbe>, Vec<String>),
+) -> CheckResult {
+    ev.egress = probes;
+    let mut r = checks::egress(view, ev);
+    r.summary.push_str("; ");
+    r.summary.push_str(egress::EGRESS_METHOD);
+    r.details.extend(errors);
+    r
 }
 
 /// `nodes` and `dataplane` (when selected): connects to every node, asks
