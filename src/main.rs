@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use labctl::cli::{run, Cli};
 use labctl::exit::exit_code_for;
-use labctl::output::{paint, stderr_color, Style};
+use labctl::output::{end_by_sigpipe, paint, stderr_color, stdout_closed, Style};
 
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
@@ -26,16 +26,35 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
+        // `println!` panics when its reader has gone: not a bug, see below.
+        if message.starts_with("failed printing to stdout") && stdout_closed() {
+            return;
+        }
         eprintln!("error: internal error in labctl{location}: {message} (please report this bug)");
     }));
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(error)) => {
+            if is_broken_pipe(&error) && stdout_closed() {
+                end_by_sigpipe();
+            }
             print_error(&error);
             ExitCode::from(exit_code_for(&error))
         }
+        Err(_) if stdout_closed() => end_by_sigpipe(),
         Err(_) => ExitCode::from(labctl::exit::FAILED),
     }
+}
+
+/// Whether writing failed because a pipe's reader had gone. `main` ends
+/// quietly only if that pipe is stdout: a child of labctl's that closed
+/// its stdin early is still an error worth reporting.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `error: <message>`, then one `  caused by: ...` per cause; a lab file's

@@ -97,3 +97,35 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// Whether stdout is a pipe or socket whose reading end is gone, as when
+/// `labctl exec master -- ip route | head -1` has printed its line.
+///
+/// The Rust runtime ignores SIGPIPE, so such a write fails with EPIPE
+/// (an error, or a panic inside `println!`); `main` asks this before it
+/// reports either, so that only a closed stdout ends labctl quietly and a
+/// broken pipe to one of labctl's own children is still reported.
+pub fn stdout_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout; poll only writes `revents`.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & libc::POLLERR != 0
+}
+
+/// End labctl as `cat` or `grep` end when their reader has gone: killed
+/// by SIGPIPE, which shells do not report and `set -o pipefail` sees as
+/// status 141.
+pub fn end_by_sigpipe() -> ! {
+    // SAFETY: restoring the default action and raising a signal at
+    // ourselves; nothing else in the process depends on SIGPIPE's action
+    // at this point, the last thing labctl does.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(128 + libc::SIGPIPE)
+}

@@ -389,3 +389,31 @@ fn destroy_leaves_nodes_labctl_never_reached_alone() {
     assert!(run.stderr.contains("worker1: never reached"), "{run}");
     assert!(!dir.exists(), "the state folder is gone");
 }
+
+/// `labctl … | head -1`: once the reader has gone, labctl ends as `cat`
+/// does (killed by SIGPIPE, nothing on stderr), never with
+/// "Broken pipe (os error 32)" or an internal-error line. `schema` prints
+/// with `print!` (a panic inside std), `man` with `write_all` (an error).
+#[test]
+fn a_closed_stdout_ends_labctl_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [&["schema"][..], &["man"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // The reader is gone before labctl writes a byte: no race.
+        drop(reader);
+        let out = labctl(tmp.path())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr, "", "labctl {args:?} printed on stderr");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "labctl {args:?} ended with {:?}",
+            out.status
+        );
+    }
+}
