@@ -11,7 +11,7 @@
 //!   198.18.0.1/15 and a link route back to the underlay, so node egress
 //!   (and flannel's masquerade) can be exercised without a real network.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use anyhow::{Context, Result};
@@ -44,6 +44,26 @@ pub fn link_list() -> Result<BTreeSet<String>> {
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
         .collect())
+}
+
+/// The links in the root namespace with their group (`default`, a number,
+/// or a name from /etc/iproute2/group).
+pub fn link_groups() -> Result<BTreeMap<String, String>> {
+    Ok(parse_link_groups(&hostcmd::run("ip", &["-o", "link", "show"])?))
+}
+
+/// `ip -o link show`'s lines, `4: eth0: <...> mtu 1500 ... group default
+/// qlen 1000\ link/ether ...`, as link name to group.
+pub(super) fn parse_link_groups(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let name = l.split(": ").nth(1)?;
+            let name = name.split('@').next().unwrap_or(name);
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "group")?;
+            Some((name.to_string(), words.next()?.to_string()))
+        })
+        .collect()
 }
 
 /// One node's network.
