@@ -206,6 +206,27 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
         show(&out)
     );
 
+    // An agent of another build on a node (here one too old to know
+    // `converge`, as after upgrading labctl): up puts this one back.
+    let agent = hosts
+        .by_name("worker1")
+        .bound(AGENT_DIR)
+        .join("bin/labctl-agent");
+    let old_agent = "#!/bin/sh\necho \"labctl-agent: unknown command $1\" >&2\nexit 2\n";
+    std::fs::write(&agent, old_agent).unwrap();
+    let out = labctl(&["up", file]);
+    assert!(out.status.success(), "up after an agent swap: {}", show(&out));
+    assert!(
+        !stdout(&out).contains("no changes"),
+        "a new agent is a change: {}",
+        show(&out)
+    );
+    let bytes = std::fs::read(&agent).unwrap();
+    assert!(
+        bytes.starts_with(b"\x7fELF"),
+        "worker1's agent is labctl's again, not the old one"
+    );
+
     // destroy: every host exactly as before; destroy again is fine.
     let dnsmasq_pid = std::fs::read_to_string(
         hosts

@@ -333,20 +333,21 @@ fn node_up(
     };
     let mut changes = 0;
     let converged = match converge()? {
-        Some(c) => c,
-        None => {
+        nodes::converge::Answer::Converged(c) => c,
+        nodes::converge::Answer::NotThisAgent(_) => {
             clock.time(Phase::Agent, || {
                 progress.step(Some(node), "Installing the agent", || {
                     nodes::ensure_agent(&session)
                 })
             })?;
             changes += 1;
-            converge()?.ok_or_else(|| {
-                anyhow!(
-                    "node {node}: {} is not the agent labctl just put there (SHA-256 differs)",
+            match converge()? {
+                nodes::converge::Answer::Converged(c) => c,
+                nodes::converge::Answer::NotThisAgent(said) => anyhow::bail!(
+                    "node {node}: `{} converge` did not run as the agent labctl just put there ({said})",
                     nodes::AGENT_PATH
-                )
-            })?
+                ),
+            }
         }
     };
     changes += converged.apply.changes() as u64;

@@ -1,48 +1,19 @@
-//! A node's whole `up` in one SSH command: when the node already has this
-//! labctl's agent, one remote script runs the agent's `apply`, its
-//! `pod add` for every wanted pod and reads the service chains, with the
-//! plan sent once on stdin. A converged node then costs one session and
-//! one command, the rest of `up` is only comparing. A node without the
+//! A node's whole `up` in one SSH command: `labctl-agent converge` runs
+//! the agent's `apply`, its `pod add` for every wanted pod and reads the
+//! nat table for the service chains, with the plan sent once on stdin. A
+//! converged node then costs one session and one process besides the
+//! login shell; the rest of `up` is only comparing. A node without the
 //! agent (or with another build of it) answers so, and the caller uploads
-//! it and asks again. Hashing the 1.7 MiB agent on every node costs more
-//! than the rest of a converged node's work: the script keeps a stamp next
-//! to it (its hash with the binary's size, mtime and inode) and hashes only
-//! when the binary is not the one stamped.
+//! it and asks again. The framing of the answer is
+//! [`labctl_nodeplan::converge`]'s.
 
 use anyhow::{anyhow, Result};
+use labctl_nodeplan::converge::{split_parts, BUILD_OK};
 use labctl_nodeplan::report::{self, AgentReport, ApplyReport, PodAddReport};
 use labctl_nodeplan::NodePlan;
 
-use super::{AGENT_PATH, SHOW_SERVICES};
+use super::AGENT_PATH;
 use crate::ssh::Session;
-
-/// The line that ends each part of the script's output, with the part's
-/// exit status after it.
-const PART_END: &str = "@@labctl-part-status ";
-/// What the script prints when the node lacks this exact agent.
-const AGENT_MISSING: &str = "@@labctl-agent-missing";
-
-/// `sh -c SCRIPT sh AGENT SHA256 POD...`, the plan on stdin. Constant: the
-/// agent's path, hash and the pod names come as quoted arguments.
-const SCRIPT: &str = r#"agent=$1; want=$2; shift 2
-stamp=$agent.stamp
-now=$(stat -c '%s %Y %i' "$agent" 2>/dev/null) || now=
-had=; [ -r "$stamp" ] && read -r had < "$stamp"
-if [ -z "$now" ] || [ "$had" != "$want $now" ]; then
-  sum=$(sha256sum "$agent" 2>/dev/null) || sum=
-  if [ "${sum%% *}" != "$want" ] || [ ! -x "$agent" ]; then
-    echo "@@labctl-agent-missing"; exit 0
-  fi
-  printf '%s %s\n' "$want" "$now" > "$stamp" 2>/dev/null || :
-fi
-plan=$(cat)
-printf '%s' "$plan" | "$agent" apply
-printf '\n@@labctl-part-status %s\n' "$?"
-for pod in "$@"; do
-  printf '%s' "$plan" | "$agent" pod add "$pod"
-  printf '\n@@labctl-part-status %s\n' "$?"
-done
-"#;
 
 /// What one node reported from its one command.
 #[derive(Debug)]
@@ -55,25 +26,45 @@ pub struct Converged {
     pub services_shown: String,
 }
 
-/// Runs the node's whole convergence in one command; `Ok(None)` when the
-/// node does not have this agent (upload it, then call again).
-pub fn converge(session: &Session, plan: &NodePlan, pods: &[&str]) -> Result<Option<Converged>> {
-    let script = format!("{SCRIPT}{SHOW_SERVICES}\n");
+/// The node's answer to `converge`.
+#[derive(Debug)]
+pub enum Answer {
+    Converged(Converged),
+    /// The node does not run this build of the agent (none at its path,
+    /// another build, or one too old to know `converge`): what it said.
+    NotThisAgent(String),
+}
+
+/// Runs the node's whole convergence in one command.
+pub fn converge(session: &Session, plan: &NodePlan, pods: &[&str]) -> Result<Answer> {
     let mut argv = vec![
-        "sh",
-        "-c",
-        &script,
-        "sh",
         AGENT_PATH,
+        "converge",
+        "--want",
         crate::embedded::agent_sha256(),
     ];
     argv.extend_from_slice(pods);
     let out = session.run(&argv, Some(plan.to_json().as_bytes()))?;
     let text = out.stdout_text();
-    if text.lines().next() == Some(AGENT_MISSING) {
-        return Ok(None);
-    }
-    let parts = split_parts(&text);
+    let Some(text) = text
+        .strip_prefix(BUILD_OK)
+        .and_then(|rest| rest.strip_prefix('\n'))
+    else {
+        let said = [text.lines().next().unwrap_or(""), out.stderr_text().trim()]
+            .join(" ")
+            .trim()
+            .to_string();
+        return Ok(Answer::NotThisAgent(format!(
+            "exit status {}{}",
+            out.status,
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        )));
+    };
+    let parts = split_parts(text);
     let stderr = out.stderr_text();
     let part = |i: usize, command: &str| -> Result<&(String, i32)> {
         parts.get(i).ok_or_else(|| {
@@ -96,28 +87,11 @@ pub fn converge(session: &Session, plan: &NodePlan, pods: &[&str]) -> Result<Opt
         .get(pods.len() + 1)
         .map(|(t, _)| t.clone())
         .unwrap_or_default();
-    Ok(Some(Converged {
+    Ok(Answer::Converged(Converged {
         apply,
         pods: reports,
         services_shown,
     }))
-}
-
-/// The output's parts: text up to each end line with its status; what
-/// follows the last end line is the last part (status 0).
-fn split_parts(text: &str) -> Vec<(String, i32)> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    for line in text.split_inclusive('\n') {
-        match line.trim_end().strip_prefix(PART_END) {
-            Some(status) => {
-                parts.push((std::mem::take(&mut current), status.parse().unwrap_or(-1)));
-            }
-            None => current.push_str(line),
-        }
-    }
-    parts.push((current, 0));
-    parts
 }
 
 /// One part's report, or an error naming the node and the command with the
@@ -141,28 +115,4 @@ fn decode<T: AgentReport>(
         args.join(" "),
         plan.node,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parts_split_on_status_lines() {
-        let text =
-            "{\"a\":1}\n@@labctl-part-status 0\n{\"b\":2}\n@@labctl-part-status 4\n-N X\n---\n";
-        let parts = split_parts(text);
-        assert_eq!(parts.len(), 3);
-        assert_eq!(parts[0], ("{\"a\":1}\n".to_string(), 0));
-        assert_eq!(parts[1], ("{\"b\":2}\n".to_string(), 4));
-        assert_eq!(parts[2].0, "-N X\n---\n");
-    }
-
-    #[test]
-    fn a_report_without_newline_still_splits() {
-        // printf '\n...' ends a report that has no newline of its own.
-        let parts = split_parts("{}\n@@labctl-part-status 1\n");
-        assert_eq!(parts[0], ("{}\n".to_string(), 1));
-        assert_eq!(parts[1], (String::new(), 0));
-    }
 }

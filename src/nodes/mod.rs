@@ -116,9 +116,9 @@ pub fn stage_agent<'a>(
     let meta =
         std::fs::metadata(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
     let copy_inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    // The stamp `converge` keeps next to the agent (hash, then `stat -c
-    // '%s %Y %i'`), written here once instead of each node hashing the
-    // same file.
+    // The stamp `labctl-agent converge` checks next to itself (hash, then
+    // size, mtime and inode), written here once instead of each node
+    // hashing the same file.
     let stamp = format!(
         "{} {} {} {copy_inode}\n",
         crate::embedded::agent_sha256(),

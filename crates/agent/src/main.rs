@@ -9,6 +9,7 @@
 mod bridge_nf;
 mod capture;
 mod capture_icmp;
+mod converge_cmd;
 mod decode;
 mod dump;
 mod error;
@@ -32,16 +33,17 @@ mod sysctl;
 mod timing;
 mod transfer;
 
-use std::io::Read;
-
 use error::{AgentError, Result, EXIT_DRIFT, EXIT_FAILED, EXIT_OK};
 use links::Mode;
-use sha2::{Digest, Sha256};
 
 const USAGE: &str = "usage: labctl-agent [--plan FILE] [--netns NAME] COMMAND
 commands:
   apply              converge this node to the plan
   check              compare only; exit 1 when anything differs
+  converge --want SHA256 [POD...]
+                     labctl up's part on this node: apply, pod add for
+                     each POD, the nat table (labctl's framing), if this
+                     executable's SHA-256 is SHA256
   teardown           remove everything the agent owns on this node
   show               print the node's live flannel state
   pod add NAME       create pod NAME (namespace <lab>-<node>-NAME)
@@ -85,6 +87,7 @@ struct Args {
     payload: Option<usize>,
     dont_fragment: bool,
     ready_file: Option<String>,
+    want: Option<String>,
     words: Vec<String>,
     verbose: bool,
     version: bool,
@@ -141,6 +144,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
             }
             "--dont-fragment" => a.dont_fragment = true,
             "--ready-file" => a.ready_file = Some(value("--ready-file")?),
+            "--want" => a.want = Some(value("--want")?),
             "--verbose" | "-v" => a.verbose = true,
             "--version" | "-V" => a.version = true,
             "--help" | "-h" => a.help = true,
@@ -154,25 +158,11 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
 /// `labctl-agent VERSION sha256:HEX`, the hash of /proc/self/exe.
 fn version_line() -> String {
     let version = env!("CARGO_PKG_VERSION");
-    let mut hasher = Sha256::new();
-    let hash = std::fs::File::open("/proc/self/exe")
-        .and_then(|mut f| {
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            Ok(hasher.finalize())
-        })
-        .map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>())
-        .unwrap_or_else(|_| "unknown".into());
+    let hash = converge_cmd::self_sha256().unwrap_or_else(|| "unknown".into());
     format!("labctl-agent {version} sha256:{hash}")
 }
 
-fn require_root() -> Result<()> {
+pub(crate) fn require_root() -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
@@ -197,6 +187,14 @@ fn run(args: Args) -> Result<i32> {
     }
     if words.first() == Some(&"transfer") {
         return run_transfer(&args, &words[1..]);
+    }
+    if let ["converge", pods @ ..] = words.as_slice() {
+        let Some(want) = args.want.as_deref() else {
+            return Err(AgentError::Input(format!(
+                "converge needs --want SHA256\n{USAGE}"
+            )));
+        };
+        return converge_cmd::run(want, pods, args.verbose);
     }
     let known = matches!(
         words.as_slice(),

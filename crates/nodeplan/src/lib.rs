@@ -12,8 +12,10 @@
 //! re-derives policy and `check` can compare byte for byte.
 //!
 //! The agent's answers are here too ([`report`]): one type per command,
-//! serialized by the agent and decoded by labctl.
+//! serialized by the agent and decoded by labctl; [`converge`] frames
+//! several of them in one output.
 
+pub mod converge;
 pub mod probe;
 
 use std::net::Ipv4Addr;

@@ -49,7 +49,10 @@ pub fn link_list() -> Result<BTreeSet<String>> {
 /// The links in the root namespace with their group (`default`, a number,
 /// or a name from /etc/iproute2/group).
 pub fn link_groups() -> Result<BTreeMap<String, String>> {
-    Ok(parse_link_groups(&hostcmd::run("ip", &["-o", "link", "show"])?))
+    Ok(parse_link_groups(&hostcmd::run(
+        "ip",
+        &["-o", "link", "show"],
+    )?))
 }
 
 /// `ip -o link show`'s lines, `4: eth0: <...> mtu 1500 ... group default
