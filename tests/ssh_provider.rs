@@ -215,7 +215,11 @@ fn ssh_provider_network_only_lab_on_existing_hosts() {
     let old_agent = "#!/bin/sh\necho \"labctl-agent: unknown command $1\" >&2\nexit 2\n";
     std::fs::write(&agent, old_agent).unwrap();
     let out = labctl(&["up", file]);
-    assert!(out.status.success(), "up after an agent swap: {}", show(&out));
+    assert!(
+        out.status.success(),
+        "up after an agent swap: {}",
+        show(&out)
+    );
     assert!(
         !stdout(&out).contains("no changes"),
         "a new agent is a change: {}",

@@ -85,6 +85,24 @@ pub fn dump_neighbours<T>(
     socket.collect(RTM_GETNEIGH, &req, parse)
 }
 
+/// The neighbour entry for `ip` on device `index`, if there is one: one
+/// request, answered from the neighbour table's hash (Linux 5.0+, strict
+/// checking).
+pub fn get_neighbour(
+    socket: &mut DumpSocket,
+    index: u32,
+    ip: Ipv4Addr,
+) -> Result<Option<Neighbour>, NlError> {
+    let mut req = vec![0u8; 12];
+    req[0] = AF_INET;
+    req[4..8].copy_from_slice(&index.to_ne_bytes());
+    put_attr(&mut req, NDA_DST, &ip.octets());
+    match socket.get(RTM_GETNEIGH, &req, parse_neighbour) {
+        Err(e) if e.is_not_found() => Ok(None),
+        other => other,
+    }
+}
+
 /// IPv4 routes of the main table (of every table on kernels without strict
 /// checking).
 pub fn dump_main_routes(socket: &mut DumpSocket) -> Result<Vec<Route>, NlError> {

@@ -21,7 +21,7 @@ fn open_netlink() -> Result<Netlink> {
 /// Links, addresses, main-table routes and the VXLAN device's neighbours
 /// and FDB entries (none with host-gw).
 fn read_kernel(plan: &NodePlan) -> Result<Kernel> {
-    Kernel::read_with_peers(plan.vxlan.as_ref().map(|v| v.name.as_str()))
+    Kernel::read_with_peers(plan.vxlan.as_ref().map(|v| v.name.as_str()), &plan.peers)
         .map_err(|e| failed("cannot read the network state over netlink", e))
 }
 
