@@ -96,12 +96,26 @@ fn three_node_lab_lifecycle() {
         show(&out)
     );
 
-    // up again: converged, no changes.
+    // up again: converged, no changes. It leaves worker1's neighbours be:
+    // giving eth1 its MAC again, even the same one, would flush them.
+    let worker1_ns = format!("{name}-worker1");
+    let marker = "ip neigh replace 192.168.66.250 lladdr 02:00:00:00:00:fa dev eth1 nud stale";
+    let out = in_netns(&worker1_ns, &marker.split(' ').collect::<Vec<_>>());
+    assert!(out.status.success(), "neighbour marker: {}", show(&out));
     let out = lab.up();
     assert!(out.status.success(), "second up: {}", show(&out));
     assert!(
         stdout(&out).contains("no changes"),
         "second up: {}",
+        show(&out)
+    );
+    let out = in_netns(
+        &worker1_ns,
+        &["ip", "neigh", "show", "192.168.66.250", "dev", "eth1"],
+    );
+    assert!(
+        stdout(&out).contains("02:00:00:00:00:fa"),
+        "a no-op up flushed worker1's eth1 neighbours: {}",
         show(&out)
     );
 

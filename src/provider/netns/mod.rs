@@ -102,6 +102,7 @@ impl Provider for NetnsProvider {
                     netns: names::node_netns(&lab.name, &node.name),
                     host_veth: names::node_veth(&lab.name, &node.name),
                     sshd: None,
+                    eth1_mac: None,
                 });
             state.nodes.insert(
                 node.name.clone(),
@@ -142,6 +143,7 @@ impl Provider for NetnsProvider {
                 bridge: &ns.bridge,
                 ext_netns: &ns.ext_netns,
                 ext_veth: &ns.ext_veth,
+                ext_eth1_mac_set: ns.ext_eth1_mac.as_deref(),
                 underlay: lab.network.underlay,
                 mtu: lab.network.underlay_mtu,
                 nodes: lab
@@ -153,6 +155,7 @@ impl Provider for NetnsProvider {
                             netns: &rec.netns,
                             host_veth: &rec.host_veth,
                             ip: n.ip,
+                            eth1_mac_set: rec.eth1_mac.as_deref(),
                         })
                     })
                     .collect(),
@@ -160,6 +163,15 @@ impl Provider for NetnsProvider {
             };
             network::ensure(&net)
         })?;
+        if let Some(ns) = state.netns.as_mut() {
+            ns.ext_eth1_mac = Some(network::eth1_mac(network::EXT_GATEWAY));
+            for node in &lab.nodes {
+                if let Some(rec) = ns.nodes.get_mut(&node.name) {
+                    rec.eth1_mac = Some(network::eth1_mac(node.ip));
+                }
+            }
+        }
+        dir.save(state)?;
         // Big labs outgrow the kernel's shared ARP table (see neighbours).
         if let Some((original, target)) = neighbour_sysctls::plan(state, lab.nodes.len())? {
             let [a, b, c] = target;

@@ -74,6 +74,8 @@ pub struct NodeNet<'a> {
     pub netns: &'a str,
     pub host_veth: &'a str,
     pub ip: Ipv4Addr,
+    /// The MAC its eth1 was last given, as the lab state says.
+    pub eth1_mac_set: Option<&'a str>,
 }
 
 /// The whole lab network.
@@ -81,6 +83,8 @@ pub struct LabNet<'a> {
     pub bridge: &'a str,
     pub ext_netns: &'a str,
     pub ext_veth: &'a str,
+    /// The MAC the outside world's eth1 was last given.
+    pub ext_eth1_mac_set: Option<&'a str>,
     pub underlay: Ipv4Net,
     pub mtu: u32,
     pub nodes: Vec<NodeNet<'a>>,
@@ -202,13 +206,22 @@ pub fn ensure(net: &LabNet) -> Result<()> {
     }
 
     let prefix = net.underlay.prefix_len();
+    // Setting a MAC, even the same one, flushes the device's neighbours:
+    // only where it was never set (a new veth gets it when made).
+    let set_mac = |veth: &str, set: Option<&str>, mac: &str| {
+        (!new_devices.iter().any(|d| d == veth) && set != Some(mac))
+            .then(|| format!("link set eth1 address {mac}"))
+    };
+    let ext_mac = eth1_mac(EXT_GATEWAY);
     let mut ext = vec![
         "link set lo up".to_string(),
         format!("link set eth1 mtu {mtu} up"),
-        format!("link set eth1 address {}", eth1_mac(EXT_GATEWAY)),
+    ];
+    ext.extend(set_mac(net.ext_veth, net.ext_eth1_mac_set, &ext_mac));
+    ext.extend([
         format!("addr replace {EXT_ADDRESS} dev eth1"),
         format!("route replace {} dev eth1 scope link", net.underlay.trunc()),
-    ];
+    ]);
     if net.flush_neighbours {
         ext.push("neigh flush dev eth1".to_string());
     }
@@ -222,10 +235,16 @@ pub fn ensure(net: &LabNet) -> Result<()> {
             let mut lines = vec![
                 "link set lo up".to_string(),
                 format!("link set eth1 mtu {mtu} up"),
-                format!("link set eth1 address {}", eth1_mac(node.ip)),
+            ];
+            lines.extend(set_mac(
+                node.host_veth,
+                node.eth1_mac_set,
+                &eth1_mac(node.ip),
+            ));
+            lines.extend([
                 format!("addr replace {}/{prefix} dev eth1", node.ip),
                 format!("route replace default via {EXT_GATEWAY} dev eth1 onlink"),
-            ];
+            ]);
             if net.flush_neighbours {
                 lines.push("neigh flush dev eth1".to_string());
             }
