@@ -1,7 +1,8 @@
 //! Kill-safety of a 10-node netns lab: `labctl up` is SIGKILLed three
 //! times and `labctl destroy` twice, each at a different phase (as the
 //! nodes' sshds start, right after a named step's `✓` line, as the DNS
-//! server starts, once destroy has removed half the lab's namespaces);
+//! server starts, once destroy has stopped the lab's processes and is
+//! deleting its links);
 //! then `up` completes, `verify` passes, `destroy` succeeds, and the host
 //! is exactly as before (see `support::snapshot`), with no process left in
 //! any of the lab's namespaces. Needs root.
@@ -36,8 +37,11 @@ enum KillAt {
     /// As soon as this many processes of this program run for the lab
     /// (started, maybe not yet recorded in its state).
     Running(&'static str, usize),
-    /// As soon as at most this many of the lab's namespaces remain.
-    NamespacesLeft(usize),
+    /// As soon as no process of this program runs for the lab any more:
+    /// destroy has stopped them all, and deletes the lab's links next,
+    /// then its namespaces (each in one request, milliseconds apart: no
+    /// moment between them to aim at).
+    Stopped(&'static str),
 }
 
 /// Processes of `program` (their name in /proc, which sshd keeps while
@@ -113,7 +117,7 @@ fn run_and_kill(lab: &str, args: &[&str], at: KillAt) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         match at {
-            KillAt::NamespacesLeft(left) => fire |= lab_namespaces(lab) <= left,
+            KillAt::Stopped(program) => fire |= lab_processes(lab, program) == 0,
             KillAt::Running(program, n) => fire |= lab_processes(lab, program) >= n,
             KillAt::AfterStep(..) => {}
         }
@@ -203,11 +207,11 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
         run_and_kill(&name, &up, at);
     }
 
-    // destroy, killed while removing namespaces, then after them.
+    // destroy, killed once it has stopped the lab's processes, then after
+    // the lab's namespaces, links and processes are gone.
     let destroy = ["destroy", "--name", &name];
-    let all = lab_namespaces(&name);
     for at in [
-        KillAt::NamespacesLeft(all / 2),
+        KillAt::Stopped("sshd"),
         KillAt::AfterStep("Removing namespaces, links and processes", 1),
     ] {
         run_and_kill(&name, &destroy, at);
