@@ -30,6 +30,7 @@ use crate::ui::interrupt;
 use crate::ui::phases::{Phase, PhaseClock};
 use crate::ui::progress::{Interrupted, Progress};
 
+use crate::nodes::converge::Answer;
 use crate::nodes::{BUSYBOX_POD, DNS_POD};
 
 /// What one node reported.
@@ -333,8 +334,8 @@ fn node_up(
     };
     let mut changes = 0;
     let converged = match converge()? {
-        nodes::converge::Answer::Converged(c) => c,
-        nodes::converge::Answer::NotThisAgent(_) => {
+        Answer::Converged(c) => c,
+        Answer::NotThisAgent(_) => {
             clock.time(Phase::Agent, || {
                 progress.step(Some(node), "Installing the agent", || {
                     nodes::ensure_agent(&session)
@@ -342,8 +343,8 @@ fn node_up(
             })?;
             changes += 1;
             match converge()? {
-                nodes::converge::Answer::Converged(c) => c,
-                nodes::converge::Answer::NotThisAgent(said) => anyhow::bail!(
+                Answer::Converged(c) => c,
+                Answer::NotThisAgent(said) => anyhow::bail!(
                     "node {node}: `{} converge` did not run as the agent labctl just put there ({said})",
                     nodes::AGENT_PATH
                 ),

@@ -46,26 +46,21 @@ pub fn converge(session: &Session, plan: &NodePlan, pods: &[&str]) -> Result<Ans
     argv.extend_from_slice(pods);
     let out = session.run(&argv, Some(plan.to_json().as_bytes()))?;
     let text = out.stdout_text();
+    let stderr = out.stderr_text();
     let Some(text) = text
         .strip_prefix(BUILD_OK)
         .and_then(|rest| rest.strip_prefix('\n'))
     else {
-        let said = [text.lines().next().unwrap_or(""), out.stderr_text().trim()]
-            .join(" ")
-            .trim()
-            .to_string();
+        let first = text.lines().next().unwrap_or("");
+        let said = format!("{first} {}", stderr.trim());
+        let said = said.trim();
+        let colon = if said.is_empty() { "" } else { ": " };
         return Ok(Answer::NotThisAgent(format!(
-            "exit status {}{}",
-            out.status,
-            if said.is_empty() {
-                String::new()
-            } else {
-                format!(": {said}")
-            }
+            "exit status {}{colon}{said}",
+            out.status
         )));
     };
     let parts = split_parts(text);
-    let stderr = out.stderr_text();
     let part = |i: usize, command: &str| -> Result<&(String, i32)> {
         parts.get(i).ok_or_else(|| {
             anyhow!(

@@ -8,10 +8,8 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use labctl_nodeplan::MacAddr;
+use labctl_nodeplan::{MacAddr, PeerPlan};
 use serde::Serialize;
-
-use labctl_nodeplan::PeerPlan;
 
 use crate::decode::{
     dump_addresses, dump_links, dump_main_routes, dump_neighbours, get_neighbour, parse_fdb,

@@ -37,13 +37,20 @@ pub fn netns_list() -> Result<BTreeSet<String>> {
 
 /// Names of the links in the root namespace.
 pub fn link_list() -> Result<BTreeSet<String>> {
-    let out = hostcmd::run("ip", &["-o", "link", "show"])?;
-    // `4: eth0: <...>` or `6: lcv1234@if2: <...>`.
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .collect())
+    Ok(link_groups()?.into_keys().collect())
+}
+
+/// Names of the links in link group `group` of the root namespace.
+pub fn links_in_group(group: &str) -> Result<BTreeSet<String>> {
+    let out = hostcmd::run("ip", &["-o", "link", "show", "group", group])?;
+    Ok(out.lines().filter_map(link_name).collect())
+}
+
+/// The link an `ip -o link show` line is about: `4: eth0: <...>`, or the
+/// veth `lcv1234` in `6: lcv1234@if2: <...>`.
+fn link_name(line: &str) -> Option<String> {
+    let name = line.split(": ").nth(1)?;
+    Some(name.split('@').next().unwrap_or(name).to_string())
 }
 
 /// The links in the root namespace with their group (`default`, a number,
@@ -60,11 +67,9 @@ pub fn link_groups() -> Result<BTreeMap<String, String>> {
 pub(super) fn parse_link_groups(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
-            let name = l.split(": ").nth(1)?;
-            let name = name.split('@').next().unwrap_or(name);
             let mut words = l.split_whitespace();
             words.find(|w| *w == "group")?;
-            Some((name.to_string(), words.next()?.to_string()))
+            Some((link_name(l)?, words.next()?.to_string()))
         })
         .collect()
 }

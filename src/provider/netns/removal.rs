@@ -204,11 +204,7 @@ fn delete_as_group(names: &[&str], groups: &BTreeMap<String, String>) -> Result<
     hostcmd::ip_batch(None, &lines)?;
     // A group named in /etc/iproute2/group would not show as a number
     // above: delete only if the group is exactly these links.
-    let members: BTreeSet<String> = hostcmd::run("ip", &["-o", "link", "show", "group", &group])?
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        .collect();
+    let members = network::links_in_group(&group)?;
     let wanted: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
     if members != wanted {
         anyhow::bail!("link group {group} holds other links too");
@@ -218,19 +214,9 @@ fn delete_as_group(names: &[&str], groups: &BTreeMap<String, String>) -> Result<
 }
 
 /// Deletes links in one `ip -force -batch` (it goes on past a failed
-/// line), each a request of its own.
+/// line: a link already gone is no error), each a request of its own.
 fn delete_one_by_one(names: &[&str], errors: &mut Vec<anyhow::Error>) {
-    let Ok(existing) = network::link_list() else {
-        return;
-    };
-    let lines: Vec<String> = names
-        .iter()
-        .filter(|n| existing.contains(**n))
-        .map(|n| format!("link del {n}"))
-        .collect();
-    if lines.is_empty() {
-        return;
-    }
+    let lines: Vec<String> = names.iter().map(|n| format!("link del {n}")).collect();
     let script = lines.join("\n") + "\n";
     let out = match hostcmd::output("ip", &["-force", "-batch", "-"], Some(script.as_bytes())) {
         Ok(out) => out,
