@@ -126,6 +126,16 @@ pub(crate) fn signal_ready(path: Option<&str>) -> Result<()> {
     }
 }
 
+/// Starts a capture's window of `seconds` on socket `fd`: a receive
+/// timeout of 100 ms lets its loop see the deadline. When it started and
+/// when it ends.
+pub(crate) fn window(fd: &OwnedFd, seconds: f64) -> (Instant, Instant) {
+    let timeout = nix::sys::time::TimeVal::new(0, 100_000);
+    let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
+    let start = Instant::now();
+    (start, start + Duration::from_secs_f64(seconds.max(0.0)))
+}
+
 /// Captures for `seconds` (or until `max` matching packets were seen);
 /// `ready`: a file to create once the socket is open.
 pub fn run(
@@ -134,6 +144,22 @@ pub fn run(
     max: Option<u64>,
     ready: Option<&str>,
 ) -> Result<CaptureReport> {
+    let watch = open(plan)?;
+    signal_ready(ready)?;
+    Ok(watch.watch(seconds, max))
+}
+
+/// A VXLAN capture whose socket is open: packets from here on are seen.
+pub struct Watch {
+    node: String,
+    interface: String,
+    port: u16,
+    vni: u32,
+    fd: OwnedFd,
+}
+
+/// Opens the capture socket on `plan`'s underlay interface.
+pub fn open(plan: &NodePlan) -> Result<Watch> {
     let Some(vx) = plan.vxlan.as_ref() else {
         return Err(AgentError::Input(format!(
             "node {} uses the {} backend: no VXLAN packets to capture (pod packets cross the \
@@ -145,55 +171,72 @@ pub fn run(
         Kernel::read_links().map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
     let link = underlay(&k, plan)?;
     let fd = packet_socket(link.index)?;
-    signal_ready(ready)?;
-    let timeout = nix::sys::time::TimeVal::new(0, 100_000);
-    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(seconds.max(0.0));
-    let (mut packets, mut other_vni) = (0u64, 0u64);
-    let mut flows: BTreeMap<(Ipv4Addr, Ipv4Addr, Ipv4Addr, Ipv4Addr, u8), u64> = BTreeMap::new();
-    let mut buf = vec![0u8; 65536];
-    while Instant::now() < deadline && max.is_none_or(|m| packets < m) {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n <= 0 {
-            continue;
-        }
-        let Some(p) = decode(&buf[..n as usize], vx.port) else {
-            continue;
-        };
-        if p.vni != vx.vni {
-            other_vni += 1;
-            continue;
-        }
-        packets += 1;
-        if let Some((s, d, proto)) = p.inner {
-            *flows
-                .entry((p.outer.0, p.outer.1, s, d, proto))
-                .or_default() += 1;
-        }
-    }
-    let (report_version, command) = header::<CaptureReport>();
-    Ok(CaptureReport {
-        report_version,
-        command,
+    Ok(Watch {
         node: plan.node.clone(),
         interface: link.name,
         port: vx.port,
         vni: vx.vni,
-        seconds: start.elapsed().as_secs_f64(),
-        packets,
-        other_vni,
-        flows: flows
-            .into_iter()
-            .map(|((os, od, is, id, p), n)| Flow {
-                outer_src: os,
-                outer_dst: od,
-                inner_src: is,
-                inner_dst: id,
-                inner_protocol: p,
-                packets: n,
-            })
-            .collect(),
+        fd,
     })
+}
+
+impl Watch {
+    /// Counts for `seconds`, or until `max` packets of the VNI were seen.
+    pub fn watch(self, seconds: f64, max: Option<u64>) -> CaptureReport {
+        let Watch {
+            node,
+            interface,
+            port,
+            vni,
+            fd,
+        } = self;
+        let (start, deadline) = window(&fd, seconds);
+        let (mut packets, mut other_vni) = (0u64, 0u64);
+        let mut flows: BTreeMap<(Ipv4Addr, Ipv4Addr, Ipv4Addr, Ipv4Addr, u8), u64> =
+            BTreeMap::new();
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline && max.is_none_or(|m| packets < m) {
+            // SAFETY: buf is valid for buf.len() bytes.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                continue;
+            }
+            let Some(p) = decode(&buf[..n as usize], port) else {
+                continue;
+            };
+            if p.vni != vni {
+                other_vni += 1;
+                continue;
+            }
+            packets += 1;
+            if let Some((s, d, proto)) = p.inner {
+                *flows
+                    .entry((p.outer.0, p.outer.1, s, d, proto))
+                    .or_default() += 1;
+            }
+        }
+        let (report_version, command) = header::<CaptureReport>();
+        CaptureReport {
+            report_version,
+            command,
+            node,
+            interface,
+            port,
+            vni,
+            seconds: start.elapsed().as_secs_f64(),
+            packets,
+            other_vni,
+            flows: flows
+                .into_iter()
+                .map(|((os, od, is, id, p), n)| Flow {
+                    outer_src: os,
+                    outer_dst: od,
+                    inner_src: is,
+                    inner_dst: id,
+                    inner_protocol: p,
+                    packets: n,
+                })
+                .collect(),
+        }
+    }
 }

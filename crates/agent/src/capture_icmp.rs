@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
 
 use labctl_nodeplan::report::{Departure, IcmpCaptureReport};
 use nix::libc;
@@ -44,61 +44,91 @@ pub fn run(
     max: Option<u64>,
     ready: Option<&str>,
 ) -> Result<IcmpCaptureReport> {
-    let k =
+    let watch = open(node, to)?;
+    crate::capture::signal_ready(ready)?;
+    Ok(watch.watch(seconds, max))
+}
+
+/// An echo-request capture whose socket is open.
+pub struct Watch {
+    node: String,
+    to: Ipv4Addr,
+    links: Kernel,
+    fd: OwnedFd,
+}
+
+/// Opens a socket that sees every interface of this network namespace.
+pub fn open(node: &str, to: Ipv4Addr) -> Result<Watch> {
+    let links =
         Kernel::read_links().map_err(|e| AgentError::Failed(format!("cannot read links: {e}")))?;
     // Interface 0: every interface of this network namespace.
     let fd = packet_socket(0)?;
-    crate::capture::signal_ready(ready)?;
-    let timeout = nix::sys::time::TimeVal::new(0, 100_000);
-    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(seconds.max(0.0));
-    let mut packets = 0u64;
-    let mut seen: BTreeMap<(u32, Ipv4Addr), u64> = BTreeMap::new();
-    let mut buf = vec![0u8; 65536];
-    while Instant::now() < deadline && max.is_none_or(|m| packets < m) {
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid start value.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: buf is valid for buf.len() bytes and `from`/`len`
-        // describe a sockaddr_ll the kernel may fill.
-        let n = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-                (&mut from as *mut libc::sockaddr_ll).cast(),
-                &mut len,
-            )
-        };
-        if n <= 0 || from.sll_pkttype != libc::PACKET_OUTGOING {
-            continue;
-        }
-        let ethernet = from.sll_hatype == ARPHRD_ETHER;
-        let Some(src) = echo_request_source(&buf[..n as usize], ethernet, to) else {
-            continue;
-        };
-        packets += 1;
-        *seen.entry((from.sll_ifindex as u32, src)).or_default() += 1;
-    }
-    let (report_version, command) = header::<IcmpCaptureReport>();
-    Ok(IcmpCaptureReport {
-        report_version,
-        command,
+    Ok(Watch {
         node: node.to_string(),
-        icmp_to: to,
-        seconds: start.elapsed().as_secs_f64(),
-        packets,
-        departures: seen
-            .into_iter()
-            .map(|((index, src), packets)| Departure {
-                interface: k.link_name(index),
-                src,
-                packets,
-            })
-            .collect(),
+        to,
+        links,
+        fd,
     })
+}
+
+impl Watch {
+    /// Counts for `seconds`, or until `max` echo requests to the target
+    /// left.
+    pub fn watch(self, seconds: f64, max: Option<u64>) -> IcmpCaptureReport {
+        let Watch {
+            node,
+            to,
+            links: k,
+            fd,
+        } = self;
+        let (start, deadline) = crate::capture::window(&fd, seconds);
+        let mut packets = 0u64;
+        let mut seen: BTreeMap<(u32, Ipv4Addr), u64> = BTreeMap::new();
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline && max.is_none_or(|m| packets < m) {
+            // SAFETY: sockaddr_ll is plain data; zeroed is a valid start value.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: buf is valid for buf.len() bytes and `from`/`len`
+            // describe a sockaddr_ll the kernel may fill.
+            let n = unsafe {
+                libc::recvfrom(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut len,
+                )
+            };
+            if n <= 0 || from.sll_pkttype != libc::PACKET_OUTGOING {
+                continue;
+            }
+            let ethernet = from.sll_hatype == ARPHRD_ETHER;
+            let Some(src) = echo_request_source(&buf[..n as usize], ethernet, to) else {
+                continue;
+            };
+            packets += 1;
+            *seen.entry((from.sll_ifindex as u32, src)).or_default() += 1;
+        }
+        let (report_version, command) = header::<IcmpCaptureReport>();
+        IcmpCaptureReport {
+            report_version,
+            command,
+            node,
+            icmp_to: to,
+            seconds: start.elapsed().as_secs_f64(),
+            packets,
+            departures: seen
+                .into_iter()
+                .map(|((index, src), packets)| Departure {
+                    interface: k.link_name(index),
+                    src,
+                    packets,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,21 +8,19 @@
 //! `cat`, `sha256sum`, one agent process per step and `iptables-save`:
 //! on a converged node that was most of the work besides the SSH login.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
 
 use labctl_nodeplan::converge::{AGENT_MISSING, BUILD_OK, PART_END};
 use labctl_nodeplan::NodePlan;
-use sha2::{Digest, Sha256};
 
 use crate::error::{AgentError, Result, EXIT_FAILED, EXIT_OK};
 use crate::links::Mode;
-use crate::{iptables, node, pod, report};
+use crate::{build_id, iptables, node, pod, report};
 
 /// Runs the command; the exit status is 0 whenever the framing was
 /// printed (each part carries its own status).
 pub fn run(want: &str, pods: &[&str], verbose: bool) -> Result<i32> {
-    if !is_build(want) {
+    if !build_id::is_build(want) {
         println!("{AGENT_MISSING}");
         return Ok(EXIT_OK);
     }
@@ -78,55 +76,4 @@ fn print_nat_table() {
         let _ = stdout.write_all(&out.stdout);
         let _ = stdout.flush();
     }
-}
-
-/// Whether this executable is the one whose SHA-256 is `want`. Hashing
-/// 1.7 MiB on every `up` costs more than the rest of a converged node's
-/// work, so a stamp next to the executable (`<path>.stamp`: the hash,
-/// then the file's size, mtime and inode, as labctl writes it when it
-/// stages the agent) answers when the file is the one stamped.
-fn is_build(want: &str) -> bool {
-    let Ok(meta) = std::fs::metadata("/proc/self/exe") else {
-        return false;
-    };
-    let line = format!("{want} {} {} {}", meta.size(), meta.mtime(), meta.ino());
-    let stamp = std::env::current_exe()
-        .ok()
-        .map(|p| format!("{}.stamp", p.display()));
-    let stamped = stamp
-        .as_ref()
-        .and_then(|s| std::fs::read_to_string(s).ok())
-        .is_some_and(|text| text.lines().next() == Some(line.as_str()));
-    if stamped {
-        return true;
-    }
-    if self_sha256().as_deref() != Some(want) {
-        return false;
-    }
-    if let Some(stamp) = stamp {
-        // A stamp that cannot be written only costs the hash next time.
-        let _ = std::fs::write(stamp, format!("{line}\n"));
-    }
-    true
-}
-
-/// The SHA-256 of /proc/self/exe, in hex.
-pub fn self_sha256() -> Option<String> {
-    let mut hasher = Sha256::new();
-    let mut file = std::fs::File::open("/proc/self/exe").ok()?;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
 }

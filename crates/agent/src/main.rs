@@ -7,8 +7,10 @@
 //! iptables, underlay IP not on any interface), 4 an operation failed.
 
 mod bridge_nf;
+mod build_id;
 mod capture;
 mod capture_icmp;
+mod captures;
 mod converge_cmd;
 mod decode;
 mod dump;
@@ -55,6 +57,13 @@ commands:
   capture --icmp-to ADDR [--seconds S] [--count N] [--ready-file PATH]
                      count ICMP echo requests to ADDR leaving this node,
                      by source address and interface (after POSTROUTING)
+  captures start REQUEST
+                     start every capture of a verify round (REQUEST: the
+                     JSON of labctl_nodeplan's CapturesRequest), detached;
+                     returns once their sockets are open, with their folder
+  captures collect DIR [--seconds S] [--kernel-log]
+                     wait at most S s (and one more) for them to end, print
+                     what each saw (and the kernel log's tail), remove DIR
   ping [--count N] [--interval-ms MS] [--timeout-ms MS] [--payload BYTES]
        [--dont-fragment] TARGET...
                      ICMP echo to every TARGET at once from this namespace
@@ -69,6 +78,7 @@ options:
   --plan FILE        read the plan from FILE (default: stdin)
   --netns NAME       run inside network namespace NAME (/run/netns/NAME)
   --ready-file PATH  capture: create PATH once the capture socket is open
+  --kernel-log       captures collect: add the kernel log's tail
   --verbose          apply: list unchanged objects by name too (default:
                      counted per kind in unchangedByKind)
   --version          print the version and the SHA-256 of this executable
@@ -86,6 +96,7 @@ struct Args {
     timeout_ms: Option<u64>,
     payload: Option<usize>,
     dont_fragment: bool,
+    kernel_log: bool,
     ready_file: Option<String>,
     want: Option<String>,
     words: Vec<String>,
@@ -143,6 +154,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
                 a.payload = Some(v as usize);
             }
             "--dont-fragment" => a.dont_fragment = true,
+            "--kernel-log" => a.kernel_log = true,
             "--ready-file" => a.ready_file = Some(value("--ready-file")?),
             "--want" => a.want = Some(value("--want")?),
             "--verbose" | "-v" => a.verbose = true,
@@ -155,10 +167,11 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
     Ok(a)
 }
 
-/// `labctl-agent VERSION sha256:HEX`, the hash of /proc/self/exe.
+/// `labctl-agent VERSION sha256:HEX`, the hash of /proc/self/exe (its
+/// stamp's, while the file is the one stamped).
 fn version_line() -> String {
     let version = env!("CARGO_PKG_VERSION");
-    let hash = converge_cmd::self_sha256().unwrap_or_else(|| "unknown".into());
+    let hash = build_id::sha256().unwrap_or_else(|| "unknown".into());
     format!("labctl-agent {version} sha256:{hash}")
 }
 
@@ -184,6 +197,19 @@ fn run(args: Args) -> Result<i32> {
     let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
     if words.first() == Some(&"ping") {
         return run_ping(&args, &words[1..]);
+    }
+    match words.as_slice() {
+        ["captures", "start", request] => return captures::start(request, args.netns.as_deref()),
+        ["captures", "run", dir] => return captures::run(dir),
+        ["captures", "collect", dir] => {
+            return captures::collect(dir, args.seconds.unwrap_or(5.0), args.kernel_log)
+        }
+        ["captures", ..] => {
+            return Err(AgentError::Input(format!(
+                "captures needs start REQUEST or collect DIR\n{USAGE}"
+            )))
+        }
+        _ => {}
     }
     if words.first() == Some(&"transfer") {
         return run_transfer(&args, &words[1..]);

@@ -77,22 +77,8 @@ fn capture_icmp_to_sees_the_source_after_postrouting() {
         return;
     }
     let p = prefix("ci");
-    let node = Netns::new(&format!("{p}n"));
-    let far = Netns::new(&format!("{p}f"));
-    let pod = Netns::new(&format!("{p}p"));
-    let (n, f, q) = (&node.name, &far.name, &pod.name);
-    sh(&format!(
-        "ip link add eth1 netns {n} type veth peer name eth0 netns {f}"
-    ));
-    sh(&format!(
-        "ip link add veth0 netns {n} type veth peer name eth0 netns {q}"
-    ));
-    nsh(n, "ip addr add 198.18.71.1/24 dev eth1 && ip link set eth1 up && ip addr add 10.244.1.1/24 dev veth0 && ip link set veth0 up && sysctl -qw net.ipv4.ip_forward=1");
-    nsh(
-        f,
-        "ip addr add 198.18.71.2/24 dev eth0 && ip link set eth0 up",
-    );
-    nsh(q, "ip addr add 10.244.1.2/24 dev eth0 && ip link set eth0 up && ip route add default via 10.244.1.1");
+    let lab = NodeFarPod::new(&p, 71);
+    let (n, q) = (&lab.node.name, &lab.pod.name);
     let spec = NodeSpec {
         name: "n".into(),
         number: 1,

@@ -3,20 +3,25 @@
 //! seen leaving unencapsulated, [`underlay`]) and `egress`
 //! (every pod pings the outside target; what leaves each node is seen
 //! after POSTROUTING). Two rounds for all of them together
-//! ([`run_captures`]): every node's agents start capturing ([`ARM_SCRIPT`],
-//! returning once their sockets are open); then the pods ping
-//! ([`super::pod_exec::PodExec::ping`]) while each node waits for its
-//! captures to end and prints them ([`COLLECT_SCRIPT`]).
+//! ([`run_captures`]), one agent process per node in each: every node's
+//! agent starts all its captures (`captures start`, returning once their
+//! sockets are open); then the pods ping (one run per pod for all its
+//! targets, [`super::pod_exec::PodExec::ping`]) while each node's agent
+//! waits for its captures to end and prints them (`captures collect`).
 
 use std::net::Ipv4Addr;
 
+use labctl_nodeplan::probe::PingReport;
+use labctl_nodeplan::report::{
+    decode, CaptureSpec, CapturesCollected, CapturesRequest, CapturesStarted,
+};
+
 use super::agent_ping::CAPTURED;
-use super::egress::{egress_probe, parse_egress_output, EGRESS_CAPTURE_SECONDS};
-use super::fanout::{run_jobs, Job};
-use super::output::{answered, parse_vxlan_output, vxlan_evidence};
+use super::egress::{egress_node_output, egress_probe, EGRESS_CAPTURE_SECONDS};
+use super::fanout::{run_jobs, Job, JobOutput};
+use super::output::{answered, vxlan_evidence, vxlan_node_output, NodeCapture};
 use super::pairs::{ring, ring_pairs};
 use super::pod_exec::{Pinged, ProbePod};
-use super::scripts::{ARM_SCRIPT, COLLECT_SCRIPT};
 use super::Probes;
 use crate::verify::evidence::UnderlayPair;
 use crate::verify::evidence::{EgressProbe, VxlanPair};
@@ -26,68 +31,36 @@ use crate::verify::underlay::route_via_dev;
 
 /// VXLAN packets a node of a healthy ring sees: as sender, 3 requests out
 /// and 3 replies in; as receiver, 3 requests in and 3 replies out.
-const VXLAN_PACKETS: &str = "12";
+const VXLAN_PACKETS: u64 = 12;
 
-/// What arming a node gave: the capture's folder and what the script
-/// printed, or why it did not start (`None`: not armed, or no session).
-type Armed = Option<Result<(String, String), String>>;
-
-/// Node `at`'s plan as a capture reads it: less its peers (the capture
-/// reads the VXLAN port and VNI and the underlay address; at 1,000 nodes
-/// the peers are 170 KB a node).
-fn capture_plan(p: &Probes, at: usize) -> Option<String> {
-    let mut plan = p.target.plan(at)?.clone();
-    plan.peers.clear();
-    Some(plan.to_json())
-}
-
-/// The job that starts a capture on node `at` with `opts` (an address
-/// whose route to print, or "", then the capture's options) and the plan
-/// [`capture_plan`] gave.
-fn arm_job(at: usize, plan: &str, opts: &[String]) -> Option<Job> {
-    let mut argv = ["sh", "-c", ARM_SCRIPT, "sh", AGENT_PATH]
-        .map(String::from)
-        .to_vec();
-    let (route, rest) = opts.split_first()?;
-    argv.push(route.clone());
-    argv.push(plan.to_string());
-    argv.extend(rest.iter().cloned());
-    Some(Job { at, argv })
-}
-
-/// One capture among those [`run_captures`] runs together: the options to
-/// arm each node with (by node index; `None`: not armed), the pings it
-/// must see, how long it may run, and which nodes' collection also reads
-/// the kernel log.
+/// One capture among those [`run_captures`] runs together: what each node
+/// captures (by node index; `None`: not armed) and the address whose
+/// route it reports, the pings it must see, how long it may run, and
+/// which nodes' collection also reads the kernel log.
 struct Capture {
-    options: Vec<Option<Vec<String>>>,
+    specs: Vec<Option<(CaptureSpec, Option<Ipv4Addr>)>>,
     pings: Vec<(ProbePod, Ipv4Addr)>,
     seconds: u32,
     log: Vec<bool>,
 }
 
-/// What a capture gave: its ping reports in order, and each node's arming
-/// and collected output (or why none).
+/// What a capture gave: its ping reports in order, and each node's
+/// capture (`None`: not armed or not reachable; `Err`: why it gave
+/// nothing).
 struct Captured {
     reports: Vec<Pinged>,
-    texts: Vec<Option<Result<String, String>>>,
+    nodes: Vec<Option<Result<NodeCapture, String>>>,
 }
 
-/// The options of [`arm_job`] for a capture of the echo requests to `target`
-/// leaving the node (`--icmp-to`), with `target`'s route printed.
-fn icmp_to(target: Ipv4Addr, seconds: u32) -> Vec<String> {
-    let to = target.to_string();
-    [
-        &to,
-        "--icmp-to",
-        &to,
-        "--seconds",
-        &seconds.to_string(),
-        "--count",
-        "3",
-    ]
-    .map(String::from)
-    .to_vec()
+/// A capture of the echo requests to `target` leaving the node, with
+/// `target`'s route looked up.
+fn icmp_to(target: Ipv4Addr, seconds: u32) -> (CaptureSpec, Option<Ipv4Addr>) {
+    let spec = CaptureSpec::IcmpTo {
+        to: target,
+        seconds: f64::from(seconds),
+        count: Some(3),
+    };
+    (spec, Some(target))
 }
 
 /// How long the captures may run: `base` seconds, and one more per 25
@@ -99,118 +72,202 @@ fn window(p: &Probes, base: u32) -> u32 {
     base + (p.target.view.nodes.len() / 25) as u32
 }
 
-/// The job that collects the capture [`arm`] started on node `at`,
-/// waiting at most `seconds` (`log`: the kernel log too).
-fn collect_job(at: usize, dir: &str, seconds: u32, log: bool) -> Job {
-    let log = if log { "log" } else { "" };
-    Job {
-        at,
-        argv: [
-            "sh",
-            "-c",
-            COLLECT_SCRIPT,
-            "sh",
-            dir,
-            &seconds.to_string(),
-            log,
-        ]
-        .map(String::from)
-        .to_vec(),
-    }
-}
-
-/// Runs `captures` in two rounds for all of them: every node arms its
-/// captures (one command per node), then every pod pings while each node
-/// collects its captures (again one command per node): a collection waits
-/// for its capture to end, which a healthy lab's pings end early.
-fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
-    let nodes = p.target.view.nodes.len();
-    // Each armed node's plan, made once for all its captures.
-    let plans: Vec<Option<String>> = (0..nodes)
-        .map(|i| {
-            let armed = captures
-                .iter()
-                .any(|c| c.options.get(i).is_some_and(Option::is_some));
-            let reachable = p.sessions.get(i).is_some_and(Option::is_some);
-            (armed && reachable).then(|| capture_plan(p, i)).flatten()
-        })
-        .collect();
-    let mut arm_jobs = Vec::new();
-    let mut armed_at = Vec::new();
-    for (c, cap) in captures.iter().enumerate() {
-        for (i, opts) in cap.options.iter().enumerate() {
-            if let Some(job) = opts
-                .as_ref()
-                .zip(plans.get(i).and_then(Option::as_deref))
-                .and_then(|(o, plan)| arm_job(i, plan, o))
-            {
-                arm_jobs.push(job);
-                armed_at.push((c, i));
-            }
-        }
-    }
-    let mut armed: Vec<Vec<Armed>> = vec![vec![None; nodes]; captures.len()];
-    let outs = run_jobs(&mut p.sessions, &p.target.view, &arm_jobs);
-    for ((c, i), out) in armed_at.into_iter().zip(outs) {
-        let node = &p.target.view.nodes[i].name;
-        armed[c][i] = Some(
-            out.and_then(|o| o.success(node, "start the capture"))
-                .and_then(|t| {
-                    t.lines()
-                        .find_map(|l| l.strip_prefix("@dir "))
-                        .map(|dir| (dir.to_string(), t.clone()))
-                        .ok_or_else(|| format!("{node}: the capture did not start: {t}"))
-                }),
+/// Why a `captures` command of node `node` gave no report: an agent
+/// older than this labctl is named with the fix.
+fn captures_failed(node: &str, what: &str, out: JobOutput) -> String {
+    if out.status == Some(2) && out.stderr.contains("unknown command \"captures") {
+        return format!(
+            "{node}: its labctl-agent has no `captures` (it is older than this labctl); run \
+             `labctl up` to update the agent"
         );
     }
+    out.success(node, what)
+        .err()
+        .unwrap_or_else(|| format!("{node}: `{what}` printed no report"))
+}
 
-    let mut jobs = Vec::new();
-    let mut readers = Vec::new();
-    let mut collecting = Vec::new();
-    for (c, cap) in captures.iter().enumerate() {
+/// Reads a `captures` command's report from its job output.
+fn captures_report<T: labctl_nodeplan::report::AgentReport>(
+    node: &str,
+    out: Result<JobOutput, String>,
+) -> Result<T, String> {
+    let out = out?;
+    let what = format!("labctl-agent {}", T::COMMAND);
+    if out.status != Some(0) {
+        return Err(captures_failed(node, &what, out));
+    }
+    decode::<T>(node, &out.stdout).map_err(|e| e.to_string())
+}
+
+/// `report` cut down to its result for `target` (a pod's one ping run
+/// serves every capture its targets belong to).
+fn for_target(report: &Pinged, target: Ipv4Addr) -> Pinged {
+    report.clone().map(|r| PingReport {
+        targets: r
+            .targets
+            .into_iter()
+            .filter(|t| t.target == target)
+            .collect(),
+        ..r
+    })
+}
+
+/// Runs `captures` in two rounds for all of them: every node starts its
+/// captures (one agent process per node), then every pod pings (one run
+/// per pod for all its targets) while each node collects its captures
+/// (again one agent process per node): a collection waits for its
+/// captures to end, which a healthy lab's pings end early.
+fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
+    let nodes = p.target.view.nodes.len();
+    let mut start_jobs = Vec::new();
+    // Per node: the captures armed there, in request order.
+    let mut armed_here: Vec<Vec<usize>> = vec![Vec::new(); nodes];
+    for (i, here) in armed_here.iter_mut().enumerate() {
+        let reachable = p.sessions.get(i).is_some_and(Option::is_some);
+        let Some(plan) = p.target.plan(i).filter(|_| reachable) else {
+            continue;
+        };
+        let mut request = CapturesRequest {
+            // A capture reads the underlay, VXLAN port and VNI; at 1,000
+            // nodes the peers are 170 KB a node.
+            plan: labctl_nodeplan::NodePlan {
+                peers: Vec::new(),
+                ..plan.clone()
+            },
+            route_to: None,
+            captures: Vec::new(),
+        };
+        for (c, cap) in captures.iter().enumerate() {
+            if let Some(Some((spec, route_to))) = cap.specs.get(i) {
+                request.captures.push(spec.clone());
+                request.route_to = request.route_to.or(*route_to);
+                here.push(c);
+            }
+        }
+        if here.is_empty() {
+            continue;
+        }
+        let json = serde_json::to_string(&request).unwrap_or_default();
+        start_jobs.push(Job {
+            at: i,
+            argv: [AGENT_PATH, "captures", "start", &json]
+                .map(String::from)
+                .to_vec(),
+        });
+    }
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &start_jobs);
+    let mut started: Vec<Option<Result<CapturesStarted, String>>> = vec![None; nodes];
+    for (job, out) in start_jobs.iter().zip(outs) {
+        let node = &p.target.view.nodes[job.at].name;
+        started[job.at] = Some(captures_report(node, out));
+    }
+
+    // Every pod pings all its targets in one run.
+    let mut pod_targets: Vec<(ProbePod, Vec<Ipv4Addr>)> = Vec::new();
+    for cap in captures {
         for (pod, to) in &cap.pings {
-            let (job, reader) = p.exec.ping(pod, &CAPTURED, &[to.to_string()]);
-            jobs.push(job);
-            readers.push((c, pod.clone(), reader));
+            match pod_targets.iter_mut().find(|(q, _)| q == pod) {
+                Some((_, targets)) if !targets.contains(to) => targets.push(*to),
+                Some(_) => {}
+                None => pod_targets.push((pod.clone(), vec![*to])),
+            }
         }
     }
-    for (c, cap) in captures.iter().enumerate() {
-        for (i, a) in armed[c].iter().enumerate() {
-            if let Some(Ok((dir, _))) = a {
-                let log = cap.log.get(i).copied().unwrap_or(false);
-                jobs.push(collect_job(i, dir, cap.seconds, log));
-                collecting.push((c, i));
+    let mut jobs = Vec::new();
+    let mut readers = Vec::new();
+    for (pod, targets) in &pod_targets {
+        let targets: Vec<String> = targets.iter().map(Ipv4Addr::to_string).collect();
+        let (job, reader) = p.exec.ping(pod, &CAPTURED, &targets);
+        jobs.push(job);
+        readers.push(reader);
+    }
+    let mut collecting = Vec::new();
+    for (i, s) in started.iter().enumerate() {
+        if let Some(Ok(s)) = s {
+            let seconds = armed_here[i]
+                .iter()
+                .map(|c| captures[*c].seconds)
+                .max()
+                .unwrap_or(0);
+            let log = armed_here[i]
+                .iter()
+                .any(|c| captures[*c].log.get(i).copied().unwrap_or(false));
+            let mut argv = [AGENT_PATH, "captures", "collect", &s.dir, "--seconds"]
+                .map(String::from)
+                .to_vec();
+            argv.push(seconds.to_string());
+            if log {
+                argv.push("--kernel-log".into());
             }
+            jobs.push(Job { at: i, argv });
+            collecting.push(i);
         }
     }
     let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs).into_iter();
-    let mut results: Vec<Captured> = armed
+    let pinged: Vec<Pinged> = pod_targets
         .iter()
-        .map(|per_node| Captured {
-            reports: Vec::new(),
-            // Nodes not armed keep why; armed ones get their output below.
-            texts: per_node
-                .iter()
-                .map(|a| a.as_ref().map(|r| r.clone().map(|_| String::new())))
-                .collect(),
-        })
+        .zip(readers)
+        .zip(outs.by_ref())
+        .map(|(((pod, _), reader), out)| p.exec.read_ping(pod, reader, out))
         .collect();
-    for ((c, pod, reader), out) in readers.into_iter().zip(outs.by_ref()) {
-        let report = p.exec.read_ping(&pod, reader, out);
-        results[c].reports.push(report);
-    }
-    for ((c, i), out) in collecting.into_iter().zip(outs) {
+    let mut collected: Vec<Option<Result<CapturesCollected, String>>> = vec![None; nodes];
+    for (i, out) in collecting.into_iter().zip(outs) {
         let node = &p.target.view.nodes[i].name;
-        let armed_text = match &armed[c][i] {
-            Some(Ok((_, text))) => text.as_str(),
-            _ => "",
-        };
-        results[c].texts[i] = Some(
-            out.and_then(|o| o.success(node, "collect the capture"))
-                .map(|t| format!("{armed_text}{t}")),
-        );
+        collected[i] = Some(captures_report(node, out));
     }
-    results
+
+    captures
+        .iter()
+        .enumerate()
+        .map(|(c, cap)| {
+            let reports = cap
+                .pings
+                .iter()
+                .map(|(pod, to)| {
+                    let k = pod_targets.iter().position(|(q, _)| q == pod);
+                    k.map_or_else(
+                        || Err(format!("{}: the pod did not ping", pod.node)),
+                        |k| for_target(&pinged[k], *to),
+                    )
+                })
+                .collect();
+            let nodes = (0..nodes)
+                .map(|i| {
+                    let k = armed_here[i].iter().position(|x| *x == c)?;
+                    let started = started[i].as_ref()?;
+                    Some(node_capture(started, collected[i].as_ref(), k, cap.log[i]))
+                })
+                .collect();
+            Captured { reports, nodes }
+        })
+        .collect()
+}
+
+/// Capture `k` of a node, from what its `start` and `collect` gave.
+fn node_capture(
+    started: &Result<CapturesStarted, String>,
+    collected: Option<&Result<CapturesCollected, String>>,
+    k: usize,
+    log: bool,
+) -> Result<NodeCapture, String> {
+    let started = started.as_ref().map_err(Clone::clone)?;
+    let collected = collected
+        .ok_or_else(|| format!("{}: the captures were not collected", started.node))?
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let outcome = collected.captures.get(k).cloned().ok_or_else(|| {
+        format!(
+            "{}: `labctl-agent captures collect` reported {} captures, not {}",
+            started.node,
+            collected.captures.len(),
+            k + 1
+        )
+    })?;
+    Ok(NodeCapture {
+        route: started.route.clone(),
+        outcome,
+        kernel_log: collected.kernel_log.clone().filter(|_| log),
+    })
 }
 
 /// VXLAN evidence, and the bad checksums the kernel logged.
@@ -225,19 +282,14 @@ fn vxlan_capture(p: &Probes) -> Capture {
     let ok = &p.ok;
     let nodes = p.target.view.nodes.len();
     let seconds = window(p, p.exec.capture_seconds());
-    let options = [
-        "",
-        "--seconds",
-        &seconds.to_string(),
-        "--count",
-        VXLAN_PACKETS,
-    ]
-    .map(String::from)
-    .to_vec();
+    let spec = CaptureSpec::Vxlan {
+        seconds: f64::from(seconds),
+        count: Some(VXLAN_PACKETS),
+    };
     // netns nodes share this host's kernel: one node reads its log.
     let netns = p.target.view.provider == "netns";
     Capture {
-        options: vec![Some(options); nodes],
+        specs: vec![Some((spec, None)); nodes],
         pings: ring(ok.len())
             .iter()
             .map(|(a, b)| (ok[*a].clone(), ok[*b].ip))
@@ -252,17 +304,17 @@ fn vxlan_read(p: &Probes, got: Captured) -> VxlanFound {
     let ok = &p.ok;
     let pairs = ring(ok.len());
     let view = &p.target.view;
-    let outputs: Vec<_> = got
-        .texts
+    let Captured { reports, nodes } = got;
+    let outputs: Vec<_> = nodes
         .into_iter()
         .enumerate()
-        .map(|(i, text)| {
+        .map(|(i, node_got)| {
             let node = &view.nodes.get(i)?.name;
-            let mut out = text?.map(|t| parse_vxlan_output(node, &t));
+            let mut out = node_got?.map(|g| vxlan_node_output(node, &g));
             if let Ok(o) = &mut out {
                 // The ping that node's pod sent round the ring.
                 let sent = pairs.iter().position(|(a, _)| ok[*a].at == i);
-                o.ping = sent.map(|k| answered(&got.reports[k]));
+                o.ping = sent.map(|k| answered(&reports[k]));
             }
             Some(out)
         })
@@ -281,7 +333,7 @@ fn egress_capture(p: &Probes, target: Ipv4Addr) -> Capture {
     let nodes = p.target.view.nodes.len();
     let seconds = window(p, EGRESS_CAPTURE_SECONDS.max(p.exec.capture_seconds()));
     Capture {
-        options: (0..nodes)
+        specs: (0..nodes)
             .map(|i| {
                 ok.iter()
                     .any(|pod| pod.at == i)
@@ -304,8 +356,8 @@ fn egress_read(p: &Probes, target: Ipv4Addr, got: Captured) -> EgressFound {
         let Some(node) = view.nodes.get(pod.at) else {
             continue;
         };
-        let mut out = match got.texts.get(pod.at).cloned().flatten() {
-            Some(Ok(text)) => parse_egress_output(&node.name, &text),
+        let mut out = match got.nodes.get(pod.at).cloned().flatten() {
+            Some(Ok(g)) => egress_node_output(&node.name, &g),
             Some(Err(e)) => {
                 errors.push(format!("✗ {}: {e}", node.name));
                 continue;
@@ -337,7 +389,7 @@ fn egress_read(p: &Probes, target: Ipv4Addr, got: Captured) -> EgressFound {
 fn only(mut got: Vec<Captured>) -> Captured {
     got.pop().unwrap_or(Captured {
         reports: Vec::new(),
-        texts: Vec::new(),
+        nodes: Vec::new(),
     })
 }
 
@@ -381,7 +433,7 @@ pub(super) fn underlay(p: &mut Probes) -> Vec<UnderlayPair> {
     };
     let nodes = p.target.view.nodes.len();
     let capture = Capture {
-        options: (0..nodes)
+        specs: (0..nodes)
             .map(|i| next(i).map(|to| icmp_to(to, secs)))
             .collect(),
         pings: pairs
@@ -391,7 +443,10 @@ pub(super) fn underlay(p: &mut Probes) -> Vec<UnderlayPair> {
         seconds: secs,
         log: vec![false; nodes],
     };
-    let Captured { reports, texts } = only(run_captures(p, &[capture]));
+    let Captured {
+        reports,
+        nodes: got,
+    } = only(run_captures(p, &[capture]));
     let view = &p.target.view;
     pairs
         .iter()
@@ -406,13 +461,13 @@ pub(super) fn underlay(p: &mut Probes) -> Vec<UnderlayPair> {
                 expected_via: view.node(&to.node).map(|n| n.underlay_ip),
                 ..Default::default()
             };
-            match texts.get(from.at).cloned().flatten() {
-                Some(Ok(text)) => {
-                    let out = parse_egress_output(&from.node, &text);
+            match got.get(from.at).cloned().flatten() {
+                Some(Ok(g)) => {
+                    let out = egress_node_output(&from.node, &g);
                     // One line, single spaces (`ip route get` pads its cache line).
-                    pair.route = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("@route "))
+                    pair.route = g
+                        .route
+                        .as_deref()
                         .unwrap_or_default()
                         .split_whitespace()
                         .collect::<Vec<_>>()

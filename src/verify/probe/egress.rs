@@ -8,9 +8,9 @@
 
 use std::net::Ipv4Addr;
 
-use labctl_nodeplan::report::{Departure, IcmpCaptureReport};
+use labctl_nodeplan::report::{CaptureOutcome, Departure, IcmpCaptureReport};
 
-use super::output::tagged_report;
+use super::output::NodeCapture;
 use crate::verify::evidence::EgressProbe;
 
 /// How long each node's agent captures at least (a healthy node's capture
@@ -28,26 +28,27 @@ pub struct EgressNodeOutput {
     pub departures: Result<Vec<Departure>, String>,
 }
 
-/// Reads the `@route` and `@capture` lines node `node`'s capture printed
-/// ([`super::scripts::ARM_SCRIPT`], [`super::scripts::COLLECT_SCRIPT`]).
-pub fn parse_egress_output(node: &str, text: &str) -> EgressNodeOutput {
-    let mut out = EgressNodeOutput {
-        route_src: None,
+/// The source a route line of `ip -4 route get` names (`src ADDR`).
+fn route_src(route: &str) -> Option<Ipv4Addr> {
+    let words: Vec<&str> = route.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "src")
+        .and_then(|w| w[1].parse().ok())
+}
+
+/// Node `node`'s echo-request capture, as `egress` reads it.
+pub(crate) fn egress_node_output(node: &str, got: &NodeCapture) -> EgressNodeOutput {
+    EgressNodeOutput {
+        route_src: got.route.as_deref().and_then(route_src),
         ping: None,
-        departures: Err("the capture printed nothing".into()),
-    };
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("@route ") {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            out.route_src = words
-                .windows(2)
-                .find(|w| w[0] == "src")
-                .and_then(|w| w[1].parse().ok());
-        } else if let Some(rest) = line.strip_prefix("@capture ") {
-            out.departures = tagged_report::<IcmpCaptureReport>(node, rest).map(|r| r.departures);
-        }
+        departures: got
+            .report::<IcmpCaptureReport>(node, |o| match o {
+                CaptureOutcome::IcmpTo { report } => Some(report),
+                _ => None,
+            })
+            .map(|r| r.departures),
     }
-    out
 }
 
 /// The egress evidence of one pod: the distinct sources its echo requests
@@ -100,12 +101,31 @@ mod tests {
         )
     }
 
-    const MASQUERADED: &str = "@route 192.168.71.200 dev eth1 src 192.168.71.11 uid 0     cache  \n\
-        @capture 0 {\"reportVersion\":1,\"command\":\"capture --icmp-to\",\"node\":\"worker1\",\"icmpTo\":\"192.168.71.200\",\"seconds\":5.0,\"packets\":3,\"departures\":[{\"interface\":\"eth1\",\"src\":\"192.168.71.11\",\"packets\":3}]} \n";
+    fn masqueraded(src: &str) -> NodeCapture {
+        NodeCapture {
+            route: Some("192.168.71.200 dev eth1 src 192.168.71.11 uid 0".into()),
+            outcome: CaptureOutcome::IcmpTo {
+                report: IcmpCaptureReport {
+                    report_version: 1,
+                    command: "capture --icmp-to".into(),
+                    node: "worker1".into(),
+                    icmp_to: Ipv4Addr::new(192, 168, 71, 200),
+                    seconds: 5.0,
+                    packets: 3,
+                    departures: vec![Departure {
+                        interface: "eth1".into(),
+                        src: src.parse().unwrap(),
+                        packets: 3,
+                    }],
+                },
+            },
+            kernel_log: None,
+        }
+    }
 
     #[test]
     fn reads_route_ping_and_departures() {
-        let mut out = parse_egress_output("worker1", MASQUERADED);
+        let mut out = egress_node_output("worker1", &masqueraded("192.168.71.11"));
         assert_eq!(out.route_src, Some(Ipv4Addr::new(192, 168, 71, 11)));
         assert_eq!(out.ping, None);
         out.ping = Some(Ok(true));
@@ -123,8 +143,7 @@ mod tests {
 
     #[test]
     fn the_pod_source_leaving_is_not_masqueraded() {
-        let text = MASQUERADED.replace("\"src\":\"192.168.71.11\"", "\"src\":\"10.71.1.2\"");
-        let mut out = parse_egress_output("worker1", &text);
+        let mut out = egress_node_output("worker1", &masqueraded("10.71.1.2"));
         out.ping = Some(Ok(false));
         let p = probe_of("worker1", 1, &out);
         assert_eq!(p.observed_sources, [Ipv4Addr::new(10, 71, 1, 2)]);
@@ -133,22 +152,44 @@ mod tests {
 
     #[test]
     fn a_failed_capture_says_why_and_observes_nothing() {
-        let out = parse_egress_output("master", "@route RTNETLINK answers: Network is unreachable \n@capture 2 labctl-agent: unknown option --icmp-to\n");
+        let failed = NodeCapture {
+            route: Some("RTNETLINK answers: Network is unreachable".into()),
+            outcome: CaptureOutcome::Failed {
+                error: "cannot open the packet socket: Operation not permitted".into(),
+            },
+            kernel_log: None,
+        };
+        let out = egress_node_output("master", &failed);
         assert_eq!(out.route_src, None);
         assert_eq!(
             out.departures,
             Err(
-                "`labctl-agent capture --icmp-to` on node master exited 2: labctl-agent: unknown option --icmp-to"
+                "`labctl-agent capture --icmp-to` on node master: cannot open the packet socket: \
+                 Operation not permitted"
                     .into()
             )
         );
-        assert!(parse_egress_output("master", "").departures.is_err());
-        // A VXLAN capture report where an ICMP one belongs is refused.
-        let wrong = MASQUERADED.replace("capture --icmp-to", "capture");
+        // A VXLAN capture's outcome where an ICMP one belongs is refused.
+        let mut wrong = masqueraded("192.168.71.11");
+        wrong.outcome = CaptureOutcome::Vxlan {
+            report: labctl_nodeplan::report::CaptureReport {
+                report_version: 1,
+                command: "capture".into(),
+                node: "worker1".into(),
+                interface: "eth1".into(),
+                port: 8472,
+                vni: 1,
+                seconds: 1.0,
+                packets: 0,
+                other_vni: 0,
+                flows: vec![],
+            },
+        };
         assert_eq!(
-            parse_egress_output("worker1", &wrong).departures,
+            egress_node_output("worker1", &wrong).departures,
             Err(
-                "`labctl-agent capture --icmp-to` on node worker1 printed a `capture` report"
+                "`labctl-agent captures collect` on node worker1 reported another capture \
+                 where `capture --icmp-to` belongs"
                     .into()
             )
         );

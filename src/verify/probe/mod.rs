@@ -45,7 +45,7 @@ use crate::ssh::Session;
 use pod_exec::{PodExec, ProbePod};
 
 pub(crate) use output::tagged_report;
-pub use output::{parse_ip_addr_json, parse_tagged, parse_vxlan_output, VxlanNodeOutput};
+pub use output::{parse_ip_addr_json, parse_tagged, VxlanNodeOutput};
 
 /// What the pod probes share: the lab, how pods are entered, the usable
 /// pods, and the node sessions (in view order; `None`: unreachable).

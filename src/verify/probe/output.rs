@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use labctl_nodeplan::probe::PingReport;
-use labctl_nodeplan::report::{self, AgentReport, CaptureReport};
+use labctl_nodeplan::report::{self, AgentReport, CaptureOutcome, CaptureReport, KernelLog};
 
 use crate::verify::evidence::{DnsProbe, LinkMtu, VxlanPair};
 use crate::verify::model::LabView;
@@ -78,25 +78,57 @@ pub(crate) fn answered(report: &Result<PingReport, String>) -> Result<bool, Stri
         .map_err(Clone::clone)
 }
 
-/// Reads node `node`'s capture output (see
-/// [`super::scripts::COLLECT_SCRIPT`]).
-pub fn parse_vxlan_output(node: &str, text: &str) -> VxlanNodeOutput {
-    let mut out = VxlanNodeOutput::default();
-    let mut uptime: Option<f64> = None;
-    let mut log = Vec::new();
-    for line in text.lines() {
-        if let Some(c) = line.strip_prefix("@capture ") {
-            match tagged_report(node, c) {
-                Ok(r) => out.capture = Some(r),
-                Err(e) => out.capture_error = Some(e),
-            }
-        } else if let Some(u) = line.strip_prefix("@uptime ") {
-            uptime = u.trim().parse().ok();
-        } else if uptime.is_some() {
-            log.push(line);
+/// What one capture of `captures start` / `captures collect` gave on one
+/// node: the route `start` looked up, the capture's outcome, and the
+/// kernel log when it was asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NodeCapture {
+    pub route: Option<String>,
+    pub outcome: CaptureOutcome,
+    pub kernel_log: Option<KernelLog>,
+}
+
+impl NodeCapture {
+    /// The outcome's `T` report, or why there is none (`kind`: what the
+    /// capture counts, to name it).
+    pub(crate) fn report<T>(
+        &self,
+        node: &str,
+        pick: impl FnOnce(&CaptureOutcome) -> Option<&T>,
+    ) -> Result<T, String>
+    where
+        T: AgentReport + Clone,
+    {
+        if let CaptureOutcome::Failed { error } = &self.outcome {
+            return Err(format!(
+                "`labctl-agent {}` on node {node}: {error}",
+                T::COMMAND
+            ));
         }
+        pick(&self.outcome).cloned().ok_or_else(|| {
+            format!(
+                "`labctl-agent captures collect` on node {node} reported another capture where \
+                 `{}` belongs",
+                T::COMMAND
+            )
+        })
     }
-    out.kernel_log = parse::recent_kernel_lines(log, uptime.unwrap_or(0.0));
+}
+
+/// Node `node`'s VXLAN capture, as `vxlan` reads it.
+pub(crate) fn vxlan_node_output(node: &str, got: &NodeCapture) -> VxlanNodeOutput {
+    let mut out = VxlanNodeOutput::default();
+    match got.report::<CaptureReport>(node, |o| match o {
+        CaptureOutcome::Vxlan { report } => Some(report),
+        _ => None,
+    }) {
+        Ok(r) => out.capture = Some(r),
+        Err(e) => out.capture_error = Some(e),
+    }
+    if let Some(log) = &got.kernel_log {
+        out.kernel_log =
+            parse::recent_kernel_lines(log.lines.iter().map(String::as_str), log.uptime);
+    }
     out
 }
 
@@ -252,13 +284,40 @@ mod tests {
         assert!(t[0].1.ends_with("0% packet loss\n"), "{:?}", t[0].1);
     }
 
+    fn flow(src: &str, dst: &str, packets: u64) -> labctl_nodeplan::report::Flow {
+        labctl_nodeplan::report::Flow {
+            outer_src: "192.168.71.2".parse().unwrap(),
+            outer_dst: "192.168.71.3".parse().unwrap(),
+            inner_src: src.parse().unwrap(),
+            inner_dst: dst.parse().unwrap(),
+            inner_protocol: 1,
+            packets,
+        }
+    }
+
     #[test]
     fn vxlan_output_capture_flows_and_recent_kernel_log() {
-        let text = concat!(
-            r#"@capture 0 { "reportVersion": 1, "command": "capture", "node": "worker1", "interface": "eth1", "port": 8472, "vni": 1, "seconds": 4.0, "packets": 6, "otherVni": 0, "flows": [ {"outerSrc": "192.168.71.2", "outerDst": "192.168.71.3", "innerSrc": "10.71.1.2", "innerDst": "10.71.2.2", "innerProtocol": 1, "packets": 3} ] } labctl-agent: a warning "#,
-            "\n@uptime 1000.5\n[  100.0] old line\n[  900.0] recent line\n"
-        );
-        let o = parse_vxlan_output("worker1", text);
+        let report = CaptureReport {
+            report_version: 1,
+            command: "capture".into(),
+            node: "worker1".into(),
+            interface: "eth1".into(),
+            port: 8472,
+            vni: 1,
+            seconds: 4.0,
+            packets: 6,
+            other_vni: 0,
+            flows: vec![flow("10.71.1.2", "10.71.2.2", 3)],
+        };
+        let got = NodeCapture {
+            route: None,
+            outcome: CaptureOutcome::Vxlan { report },
+            kernel_log: Some(KernelLog {
+                uptime: 1000.5,
+                lines: vec!["[  100.0] old line".into(), "[  900.0] recent line".into()],
+            }),
+        };
+        let o = vxlan_node_output("worker1", &got);
         assert_eq!(o.capture_error, None);
         let c = o.capture.unwrap();
         assert_eq!(
@@ -273,21 +332,19 @@ mod tests {
             0
         );
         assert_eq!(o.kernel_log, "[  900.0] recent line\n");
-        let failed = parse_vxlan_output("worker1", "@capture 2 labctl-agent: no underlay\n");
+        let failed = NodeCapture {
+            route: None,
+            outcome: CaptureOutcome::Failed {
+                error: "no underlay".into(),
+            },
+            kernel_log: None,
+        };
+        let failed = vxlan_node_output("worker1", &failed);
         assert!(failed.capture.is_none());
         assert_eq!(
             failed.capture_error.as_deref(),
-            Some("`labctl-agent capture` on node worker1 exited 2: labctl-agent: no underlay")
+            Some("`labctl-agent capture` on node worker1: no underlay")
         );
-        // A report of another version is named, not read.
-        let old = parse_vxlan_output(
-            "worker2",
-            r#"@capture 0 { "command": "capture", "packets": 6, "flows": [] }"#,
-        );
-        assert!(old.capture.is_none());
-        assert!(old
-            .capture_error
-            .unwrap()
-            .starts_with("node worker2 runs agent report version 0, labctl expects 1"),);
+        assert_eq!(failed.kernel_log, "");
     }
 }

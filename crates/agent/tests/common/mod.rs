@@ -85,6 +85,37 @@ impl Drop for Netns {
     }
 }
 
+/// A node namespace with a pod behind it (10.244.1.2, routed via the
+/// node's veth0 10.244.1.1) and a far end on its eth1's network
+/// 198.18.`net`.0/24 (node .1, far end .2); the node forwards.
+pub struct NodeFarPod {
+    pub node: Netns,
+    pub far: Netns,
+    pub pod: Netns,
+}
+
+impl NodeFarPod {
+    pub fn new(prefix: &str, net: u8) -> NodeFarPod {
+        let node = Netns::new(&format!("{prefix}n"));
+        let far = Netns::new(&format!("{prefix}f"));
+        let pod = Netns::new(&format!("{prefix}p"));
+        let (n, f, q) = (&node.name, &far.name, &pod.name);
+        sh(&format!(
+            "ip link add eth1 netns {n} type veth peer name eth0 netns {f}"
+        ));
+        sh(&format!(
+            "ip link add veth0 netns {n} type veth peer name eth0 netns {q}"
+        ));
+        nsh(n, &format!("ip addr add 198.18.{net}.1/24 dev eth1 && ip link set eth1 up && ip addr add 10.244.1.1/24 dev veth0 && ip link set veth0 up && sysctl -qw net.ipv4.ip_forward=1"));
+        nsh(
+            f,
+            &format!("ip addr add 198.18.{net}.2/24 dev eth0 && ip link set eth0 up"),
+        );
+        nsh(q, "ip addr add 10.244.1.2/24 dev eth0 && ip link set eth0 up && ip route add default via 10.244.1.1");
+        NodeFarPod { node, far, pod }
+    }
+}
+
 /// Deletes pod namespaces `<lab>-*` (and their /etc/netns directories).
 pub fn remove_pods(lab: &str) {
     if let Ok(entries) = std::fs::read_dir("/run/netns") {

@@ -12,11 +12,13 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod captures;
 mod dataplane;
 mod lookup;
 mod objects;
 mod traffic;
 
+pub use captures::*;
 pub use dataplane::*;
 pub use lookup::*;
 pub use objects::*;
