@@ -298,7 +298,7 @@ fn netns_nodes_are_pinned_from_the_labs_host_key_and_unpinned_when_removed() {
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let key = dir.path.join("ssh_host_ed25519_key");
+                let key = dir.path.join("ssh_host_ecdsa_key");
                 format!(
                     "192.168.94.{} {} labctl-node={n}",
                     10 + i,

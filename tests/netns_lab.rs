@@ -205,6 +205,12 @@ fn three_node_lab_lifecycle() {
     // generated (never from what answers on the network).
     let known = format!("/var/lib/labctl/labs/{name}/known_hosts");
     let pins = std::fs::read_to_string(&known).unwrap();
+    // New labs' nodes serve an ECDSA P-256 host key (cheaper logins).
+    assert!(
+        pins.lines()
+            .all(|l| l.split_whitespace().nth(1) == Some("ecdsa-sha2-nistp256")),
+        "{pins}"
+    );
     let other = tempfile::tempdir().unwrap();
     let other_key = other.path().join("key");
     host(
@@ -212,7 +218,9 @@ fn three_node_lab_lifecycle() {
         &[
             "-q",
             "-t",
-            "ed25519",
+            "ecdsa",
+            "-b",
+            "256",
             "-N",
             "",
             "-f",

@@ -127,10 +127,8 @@ impl Provider for NetnsProvider {
             for node in &lab.nodes {
                 std::fs::create_dir_all(dir.node_dir(&node.name))?;
             }
-            crate::ssh::keygen::ensure_key(
-                &sshd::host_key(dir),
-                &format!("labctl-{}-nodes", lab.name),
-            )?;
+            let (key, kind) = sshd::host_key(dir);
+            crate::ssh::keygen::ensure_key_of(kind, &key, &format!("labctl-{}-nodes", lab.name))?;
             // Before "Starting node SSH servers": never trusted on first use.
             let nodes: Vec<(&str, std::net::Ipv4Addr)> =
                 lab.nodes.iter().map(|n| (n.name.as_str(), n.ip)).collect();
