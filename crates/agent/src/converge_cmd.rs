@@ -15,7 +15,7 @@ use labctl_nodeplan::NodePlan;
 
 use crate::error::{AgentError, Result, EXIT_FAILED, EXIT_OK};
 use crate::links::Mode;
-use crate::{build_id, iptables, node, pod, report};
+use crate::{build_id, iptables, node, pod, report, ruleset};
 
 /// Runs the command; the exit status is 0 whenever the framing was
 /// printed (each part carries its own status).
@@ -37,7 +37,7 @@ pub fn run(want: &str, pods: &[&str], verbose: bool) -> Result<i32> {
     for name in pods {
         end_part(part(|| pod_add(&plan, name)));
     }
-    print_nat_table();
+    print_nat_table(&plan);
     Ok(EXIT_OK)
 }
 
@@ -61,19 +61,16 @@ fn end_part(status: i32) {
     let _ = out.flush();
 }
 
-/// `iptables-save -t nat`, as the last part; nothing when it cannot run
-/// (labctl then writes its service chains again, which reports the error).
-fn print_nat_table() {
+/// `iptables-save -t nat` (or its copy, [`ruleset::nat_listing`]), as the
+/// last part; nothing when it cannot run (labctl then writes its service
+/// chains again, which reports the error).
+fn print_nat_table(plan: &NodePlan) {
     let Some(save) = iptables::which("iptables-save") else {
         return;
     };
-    if let Ok(out) = std::process::Command::new(save)
-        .args(["-t", "nat"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-    {
+    if let Some(listing) = ruleset::nat_listing(&save, std::path::Path::new(&plan.state_dir)) {
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&out.stdout);
+        let _ = stdout.write_all(&listing);
         let _ = stdout.flush();
     }
 }

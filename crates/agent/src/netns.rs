@@ -89,6 +89,13 @@ pub fn mount_namespace_is_private() -> bool {
     let Ok(mine) = fs::read_link("/proc/self/ns/mnt") else {
         return false;
     };
+    // Usually the parent shares it (sshd's session, a shell): no need to
+    // read every process's link, which on a host of 200 netns nodes is
+    // thousands of /proc lookups for each `pod add`.
+    let parent = format!("/proc/{}/ns/mnt", nix::unistd::getppid());
+    if fs::read_link(parent).is_ok_and(|l| l == mine) {
+        return false;
+    }
     let me = std::process::id().to_string();
     let Ok(entries) = fs::read_dir("/proc") else {
         return false;

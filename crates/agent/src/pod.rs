@@ -157,13 +157,6 @@ fn allocate(plan: &NodePlan, taken: &[Ipv4Addr]) -> Result<Ipv4Addr> {
 pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
     check_name(name)?;
     let ns = namespace(plan, name);
-    if netns::mount_namespace_is_private() {
-        return Err(AgentError::Environment(format!(
-            "cannot create pod namespace {ns}: this process has a private mount namespace (as under \
-             `ip netns exec`), so the namespace would vanish when the agent exits; run \
-             `labctl-agent --netns NODE pod add ...` (or nsenter --net) instead"
-        )));
-    }
     files::ensure_state_dir(Path::new(&plan.state_dir))?;
     let _lock = lock(plan)?;
     let nl = Netlink::open().map_err(|e| AgentError::Environment(e.to_string()))?;
@@ -188,6 +181,14 @@ pub fn add(plan: &NodePlan, name: &str) -> Result<Pod> {
             ensure_resolv_conf(plan, &ns)?;
             return Ok(pod.clone());
         }
+    }
+    // Only a pod still to be made needs a namespace that outlives us.
+    if netns::mount_namespace_is_private() {
+        return Err(AgentError::Environment(format!(
+            "cannot create pod namespace {ns}: this process has a private mount namespace (as under \
+             `ip netns exec`), so the namespace would vanish when the agent exits; run \
+             `labctl-agent --netns NODE pod add ...` (or nsenter --net) instead"
+        )));
     }
     // Start clean: leftovers of a half-made pod go first.
     remove_parts(&nl, &k, &ns, &veth)?;

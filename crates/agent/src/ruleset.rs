@@ -34,6 +34,8 @@ use crate::dump::attrs;
 
 /// The stamp file in the state directory.
 const STAMP: &str = "iptables-verified";
+/// The copy of the nat table's listing `converge` prints for labctl.
+const NAT_COPY: &str = "nat-listing";
 /// `(NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN`.
 const NFT_GETGEN: u16 = (10 << 8) | 16;
 /// `(NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN`.
@@ -192,4 +194,44 @@ impl Verifier {
             self.forget();
         }
     }
+}
+
+/// `iptables-save -t nat` of this namespace, as `converge` prints it for
+/// labctl's service chains: from the copy in `state_dir` while the ruleset
+/// is the one it was listed from (same namespace, tool and generation, as
+/// for the stamp above), else listed anew and the copy kept with the
+/// generation read BEFORE the listing. `None` when the tool cannot run.
+/// On a converged nf_tables node this saves an `iptables-save` process per
+/// `up`.
+pub fn nat_listing(save: &Path, state_dir: &Path) -> Option<Vec<u8>> {
+    let key = generation().and_then(|g| {
+        let tool = std::fs::canonicalize(save).ok()?;
+        (tool.file_name()? == NFT_MULTI)
+            .then(|| format!("{} {} gen {}\n", g.netns, tool.display(), g.gen))
+    });
+    let copy = state_dir.join(NAT_COPY);
+    if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&copy)) {
+        if let Some(listing) = bytes.strip_prefix(key.as_bytes()) {
+            return Some(listing.to_vec());
+        }
+    }
+    let out = std::process::Command::new(save)
+        .args(["-t", "nat"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    match key.filter(|_| out.status.success()) {
+        Some(key) => {
+            let tmp = copy.with_extension(format!("tmp{}", std::process::id()));
+            let body = [key.as_bytes(), &out.stdout].concat();
+            if std::fs::write(&tmp, body).is_err() || std::fs::rename(&tmp, &copy).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+                let _ = std::fs::remove_file(&copy);
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(&copy);
+        }
+    }
+    Some(out.stdout)
 }

@@ -226,3 +226,65 @@ fn nft_generation(ns: &str) -> u32 {
     .join()
     .unwrap()
 }
+
+/// The nat table as `converge` printed it (its last part).
+fn converged_nat(ns: &str, plan: &labctl_nodeplan::NodePlan, build: &str) -> String {
+    let run = agent(ns, plan, &["converge", "--want", build]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (first, rest) = run.stdout.split_once('\n').unwrap_or_default();
+    assert_eq!(first, labctl_nodeplan::converge::BUILD_OK, "{}", run.stdout);
+    let parts = labctl_nodeplan::converge::split_parts(rest);
+    assert_eq!(parts.len(), 2, "apply, then the nat table: {}", run.stdout);
+    assert_eq!(parts[0].1, 0, "apply failed: {}", run.stdout);
+    parts[1].0.clone()
+}
+
+/// `converge` prints the nat table for labctl's service chains; on
+/// nf_tables from a copy while the ruleset generation is unchanged. The
+/// copy must never hide a change.
+#[test]
+fn converge_nat_listing_shows_every_change() {
+    if !root_or_skip("converge_nat_listing_shows_every_change") {
+        return;
+    }
+    let (ns, _dir, plan) = lab("natcopy");
+    let n = &ns.name;
+    let version = std::process::Command::new(AGENT)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let build = version.trim().rsplit_once("sha256:").unwrap().1.to_string();
+
+    let first = converged_nat(n, &plan, &build);
+    assert!(
+        first.contains("*nat") && first.contains("-A FLANNEL-POSTRTG"),
+        "{first}"
+    );
+    let copy = std::path::Path::new(&plan.state_dir).join("nat-listing");
+    let nft_backend =
+        sh("readlink -f \"$(command -v iptables-save)\"").contains("xtables-nft-multi");
+    if nft_backend {
+        // The ruleset has not changed since the first listing: the copy.
+        let again = converged_nat(n, &plan, &build);
+        assert!(copy.exists(), "an nf_tables node keeps the listing");
+        assert_eq!(again, first);
+    } else {
+        eprintln!("note: iptables uses the legacy backend here: every converge lists");
+    }
+    nsh(
+        n,
+        "iptables -w -t nat -A POSTROUTING -d 198.18.9.9/32 -j RETURN",
+    );
+    let added = converged_nat(n, &plan, &build);
+    assert!(added.contains("198.18.9.9"), "a rule added since: {added}");
+    nsh(
+        n,
+        "iptables -w -t nat -D POSTROUTING -d 198.18.9.9/32 -j RETURN",
+    );
+    let removed = converged_nat(n, &plan, &build);
+    assert!(
+        !removed.contains("198.18.9.9"),
+        "a rule removed since: {removed}"
+    );
+}
