@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use labctl_nodeplan::Backend;
 
-use super::evidence::{EgressProbe, Evidence, KubeEvidence, MeshCoverage};
+use super::evidence::{EgressProbe, Evidence, KubeEvidence, MeshCoverage, PodView};
 use super::kube;
 use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
 use super::neighbours;
@@ -45,7 +45,7 @@ use crate::ssh::Session;
 use pod_exec::{PodExec, ProbePod};
 
 pub(crate) use output::tagged_report;
-pub use output::{parse_ip_addr_json, parse_tagged, VxlanNodeOutput};
+pub use output::{parse_tagged, VxlanNodeOutput};
 
 /// What the pod probes share: the lab, how pods are entered, the usable
 /// pods, and the node sessions (in view order; `None`: unreachable).
@@ -95,7 +95,14 @@ pub fn verify(
     let host_table = (view.provider == "netns").then(neighbours::table_fulls);
     let mut ev = Evidence::default();
     let mut results: Vec<CheckResult> = Vec::new();
-    let sessions = node_checks(target, selected, &mut ev, &mut results);
+    // egress needs a target: netns labs have their outside, VM labs opt in.
+    let egress_on = wants(CheckId::Egress) && view.outside.is_some();
+    let needs_pods =
+        wants(CheckId::Pods) || egress_on || CheckId::FROM_PODS.iter().any(|c| wants(*c));
+    // Network-only labs' pods are known before any probe: their addresses
+    // come back in the node checks' command.
+    let pods = (needs_pods && !kubernetes).then_some(target.pods.as_slice());
+    let sessions = node_checks(target, selected, pods, &mut ev, &mut results);
     let cp = view.nodes.iter().position(|n| n.control_plane).unwrap_or(0);
     let exec = if kubernetes {
         PodExec::Kubectl { control_plane: cp }
@@ -109,10 +116,6 @@ pub fn verify(
         sessions,
         mesh_full,
     };
-    // egress needs a target: netns labs have their outside, VM labs opt in.
-    let egress_on = wants(CheckId::Egress) && view.outside.is_some();
-    let needs_pods =
-        wants(CheckId::Pods) || egress_on || CheckId::FROM_PODS.iter().any(|c| wants(*c));
     if wants(CheckId::Kubernetes) {
         results.push(if kubernetes {
             let t = Instant::now();
@@ -146,7 +149,8 @@ pub fn verify(
                 Err(e) => kube::failed_pods(view, &e),
             }
         } else {
-            pod_probes::inspect_pods(probes, &target.pods)
+            // Read in the node checks' command.
+            std::mem::take(&mut ev.pods)
         };
         if wants(CheckId::Pods) {
             results.push(checks::pods(view, &ev).timed(t));
@@ -290,6 +294,7 @@ fn egress_check(
 fn node_checks(
     target: &Target,
     selected: &[CheckId],
+    pods: Option<&[PodView]>,
     ev: &mut Evidence,
     results: &mut Vec<CheckResult>,
 ) -> Vec<Option<Session>> {
@@ -300,7 +305,7 @@ fn node_checks(
     // One command per node: the agent's version, and its check when the
     // dataplane check is selected.
     let check = selected.contains(&CheckId::Dataplane);
-    let (sessions, errors) = target.agent_check(sessions, ev, check);
+    let (sessions, errors) = target.agent_check(sessions, ev, check, pods);
     if selected.contains(&CheckId::Nodes) {
         results.push(checks::nodes(ev, crate::embedded::AGENT_VERSION).timed(t));
     }

@@ -4,7 +4,7 @@
 
 use super::agent_ping::{self, cell, mtu_probe, MESH};
 use super::fanout::{run_jobs, Job, JobOutput};
-use super::output::{dns_probe, link_mtus, parse_ip_addr_json};
+use super::output::{dns_probe, link_mtus};
 use super::pairs::{mtu_pairs, ring_pairs};
 use super::pod_exec::{PingReader, Pinged, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
@@ -157,43 +157,6 @@ pub(super) fn dns(p: &mut Probes, also: Option<&PodView>) -> Vec<DnsProbe> {
                 Err(e) => e,
             };
             dns_probe(&pod.node, &pod.name, &text, &p.target.view)
-        })
-        .collect()
-}
-
-/// The pods of a network-only lab as they are: each pod namespace's first
-/// IPv4 address (`ip -j -n NS -4 addr`), on every node at once.
-pub(super) fn inspect_pods(p: &mut Probes, pods: &[PodView]) -> Vec<PodView> {
-    let view = &p.target.view;
-    let jobs: Vec<Option<Job>> = pods
-        .iter()
-        .map(|pod| {
-            let at = view.nodes.iter().position(|n| n.name == pod.node)?;
-            let ns = pod.namespace.clone()?;
-            Some(Job {
-                at,
-                argv: ["ip", "-j", "-n", &ns, "-4", "addr", "show"]
-                    .map(String::from)
-                    .to_vec(),
-            })
-        })
-        .collect();
-    let runnable: Vec<Job> = jobs.iter().flatten().cloned().collect();
-    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &runnable).into_iter();
-    pods.iter()
-        .zip(&jobs)
-        .map(|(pod, job)| {
-            let mut pod = pod.clone();
-            let ns = pod.namespace.clone().unwrap_or_default();
-            let found = match job.as_ref().and_then(|_| outs.next()) {
-                Some(Ok(out)) => out
-                    .success(&pod.node, &format!("ip -n {ns} addr"))
-                    .and_then(|t| parse_ip_addr_json(&t)),
-                Some(Err(e)) => Err(e),
-                None => Err(format!("{} has no namespace in the lab's state", pod.node)),
-            };
-            pod.record_address(found);
-            pod
         })
         .collect()
 }
