@@ -19,6 +19,7 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
@@ -291,8 +292,11 @@ impl LabDir {
         write_private(&self.state_file(), text.as_bytes())
     }
 
-    /// Takes the lab's lock without waiting. When another labctl holds it,
-    /// fails (exit 1) naming that process's pid.
+    /// Takes the lab's lock without waiting for a live holder. When another
+    /// labctl holds it, fails (exit 1) naming that process's pid. A holder
+    /// that is gone (killed) may have left a process it was starting, not
+    /// yet past its exec, with the lock's descriptor for some milliseconds:
+    /// that is waited out, up to [`DEAD_HOLDER_GRACE`].
     pub fn lock(&self, what: &str) -> Result<LabLock> {
         self.create()?;
         let path = self.path.join("lock");
@@ -304,11 +308,20 @@ impl LabDir {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-        // SAFETY: flock on a file descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let fd = file.as_raw_fd();
+        // SAFETY: flock on a file descriptor we own, open for this call.
+        let try_lock = || unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
+        let mut rc = try_lock();
+        let mut holder = String::new();
         if rc != 0 {
-            let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
+            let waited = Instant::now();
+            while rc != 0 && !holder_alive(&holder) && waited.elapsed() < DEAD_HOLDER_GRACE {
+                std::thread::sleep(Duration::from_millis(10));
+                rc = try_lock();
+            }
+        }
+        if rc != 0 {
             let holder = holder.trim();
             let who = if holder.is_empty() {
                 "another labctl".to_string()
@@ -399,6 +412,22 @@ fn unchanged(path: &Path, data: &[u8], mode: u32) -> bool {
         && fs::read(path).is_ok_and(|have| have == data)
 }
 
+/// How long [`LabDir::lock`] waits when the recorded holder is gone.
+const DEAD_HOLDER_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether the process a lock file names (`labctl up (pid N)`) still runs;
+/// true when the text names none (then nothing is known).
+fn holder_alive(holder: &str) -> bool {
+    let pid = holder
+        .rsplit_once("(pid ")
+        .and_then(|(_, rest)| rest.trim_end().strip_suffix(')'))
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid),
+        None => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +473,45 @@ mod tests {
             "{err:#}"
         );
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A lock whose recorded holder is gone but whose descriptor a process
+    /// still has open for a moment (one it forked and had not exec'd yet)
+    /// is waited for; one held that long is still refused.
+    #[test]
+    fn a_dead_holder_is_waited_out_briefly() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = LabDir {
+            path: root.path().join("lab1"),
+        };
+        dir.create().unwrap();
+        let hold = || {
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.path.join("lock"))
+                .unwrap();
+            // SAFETY: flock on a descriptor this test owns.
+            assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+            fs::write(dir.path.join("lock"), "labctl up (pid 4000000000)").unwrap();
+            f
+        };
+        let held = hold();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(held);
+        });
+        let started = Instant::now();
+        let lock = dir.lock("up").expect("taken once the descriptor is closed");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        release.join().unwrap();
+        drop(lock);
+
+        let _held = hold();
+        let err = dir.lock("up").unwrap_err();
+        assert!(format!("{err:#}").contains("the lab is busy"), "{err:#}");
     }
 
     #[test]

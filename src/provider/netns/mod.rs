@@ -181,23 +181,60 @@ impl Provider for NetnsProvider {
         }
 
         progress.step(None, "Starting node SSH servers", || {
-            for node in &lab.nodes {
-                let Some(rec) = state
-                    .netns
-                    .as_mut()
-                    .and_then(|ns| ns.nodes.get_mut(&node.name))
-                else {
-                    continue;
-                };
-                let started =
-                    sshd::ensure_running(dir, &node.name, &rec.netns, node.ip, rec.sshd.as_ref())
-                        .map_err(|e| e.context(format!("node {}", node.name)))?;
-                if let Some(p) = started {
-                    rec.sshd = Some(p);
-                    dir.save(state)?;
+            // Several at once (each writes its config and starts a process;
+            // one after another, 200 nodes took 1.9 s), recorded together at
+            // the end. An `up` killed in between leaves sshds it did not
+            // record: the next one adopts them (`lab_listeners`), and
+            // destroy stops every process in the lab's namespaces.
+            let listeners = sshd::lab_listeners(dir);
+            let records = state.netns.as_ref().map(|ns| &ns.nodes);
+            let jobs: Vec<_> = lab
+                .nodes
+                .iter()
+                .filter_map(|node| {
+                    let rec = records?.get(&node.name)?;
+                    Some((node, rec.netns.clone(), rec.sshd.clone()))
+                })
+                .collect();
+            let started = crate::nodes::pool::map(
+                jobs,
+                crate::nodes::pool::WORKERS,
+                |(node, netns, running)| {
+                    let started = sshd::ensure_running(
+                        dir,
+                        &node.name,
+                        &netns,
+                        node.ip,
+                        running.as_ref(),
+                        &listeners,
+                    );
+                    (node.name.clone(), started)
+                },
+                |i| {
+                    let e = anyhow::anyhow!("starting node {i}'s sshd stopped early");
+                    (String::new(), Err(e))
+                },
+            );
+            let mut errors = Vec::new();
+            let mut recorded = false;
+            for (node, result) in started {
+                match result {
+                    Ok(Some(p)) => {
+                        if let Some(rec) =
+                            state.netns.as_mut().and_then(|ns| ns.nodes.get_mut(&node))
+                        {
+                            rec.sshd = Some(p);
+                            recorded = true;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => errors.push(e.context(format!("node {node}"))),
                 }
             }
-            Ok(())
+            if recorded {
+                dir.save(state)?;
+            }
+            crate::nodes::fail_with_all(errors)
         })
     }
 

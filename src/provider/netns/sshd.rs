@@ -102,14 +102,23 @@ fn write_config(dir: &LabDir, node: &str, ip: Ipv4Addr) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The lab's sshd processes, running or not recorded: one pass over /proc
+/// for all its nodes ([`ensure_running`] picks a node's own by its config).
+pub fn lab_listeners(dir: &LabDir) -> Vec<TrackedProcess> {
+    super::procs::unrecorded("sshd", &dir.path.join("nodes").to_string_lossy())
+}
+
 /// Starts the node's sshd unless `running` is alive. Returns the process
-/// to record (None when nothing had to be started).
+/// to record (None when nothing had to be started). `listeners`: the
+/// lab's sshds found by [`lab_listeners`], among which one started by an
+/// `up` killed before it recorded it is adopted.
 pub fn ensure_running(
     dir: &LabDir,
     node: &str,
     netns: &str,
     ip: Ipv4Addr,
     running: Option<&TrackedProcess>,
+    listeners: &[TrackedProcess],
 ) -> Result<Option<TrackedProcess>> {
     let config = write_config(dir, node, ip)?;
     let config_arg = config.to_string_lossy().into_owned();
@@ -118,9 +127,13 @@ pub fn ensure_running(
     }
     // Started by an `up` killed before it recorded it: record it now (a
     // second would only fail to bind the node's address).
-    if let Some(listener) = super::procs::unrecorded("sshd", &config_arg)
-        .into_iter()
-        .next()
+    if let Some(listener) = listeners
+        .iter()
+        .map(|l| TrackedProcess {
+            pid: l.pid,
+            cmdline_contains: config_arg.clone(),
+        })
+        .find(TrackedProcess::is_running)
     {
         return Ok(Some(listener));
     }
