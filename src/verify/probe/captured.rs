@@ -112,15 +112,11 @@ fn for_target(report: &Pinged, target: Ipv4Addr) -> Pinged {
     })
 }
 
-/// Runs `captures` in two rounds for all of them: every node starts its
-/// captures (one agent process per node), then every pod pings (one run
-/// per pod for all its targets) while each node collects its captures
-/// (again one agent process per node): a collection waits for its
-/// captures to end, which a healthy lab's pings end early.
-fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
+/// Each reachable node's `captures start` job for the captures armed on
+/// it, and per node which captures those are (in request order).
+fn start_jobs(p: &Probes, captures: &[Capture]) -> (Vec<Job>, Vec<Vec<usize>>) {
     let nodes = p.target.view.nodes.len();
-    let mut start_jobs = Vec::new();
-    // Per node: the captures armed there, in request order.
+    let mut jobs = Vec::new();
     let mut armed_here: Vec<Vec<usize>> = vec![Vec::new(); nodes];
     for (i, here) in armed_here.iter_mut().enumerate() {
         let reachable = p.sessions.get(i).is_some_and(Option::is_some);
@@ -148,13 +144,40 @@ fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
             continue;
         }
         let json = serde_json::to_string(&request).unwrap_or_default();
-        start_jobs.push(Job {
+        jobs.push(Job {
             at: i,
             argv: [AGENT_PATH, "captures", "start", &json]
                 .map(String::from)
                 .to_vec(),
         });
     }
+    (jobs, armed_here)
+}
+
+/// Every pod that pings in any of `captures`, with all its targets: one
+/// ping run per pod for the round.
+fn pod_targets(captures: &[Capture]) -> Vec<(ProbePod, Vec<Ipv4Addr>)> {
+    let mut merged: Vec<(ProbePod, Vec<Ipv4Addr>)> = Vec::new();
+    for cap in captures {
+        for (pod, to) in &cap.pings {
+            match merged.iter_mut().find(|(q, _)| q == pod) {
+                Some((_, targets)) if !targets.contains(to) => targets.push(*to),
+                Some(_) => {}
+                None => merged.push((pod.clone(), vec![*to])),
+            }
+        }
+    }
+    merged
+}
+
+/// Runs `captures` in two rounds for all of them: every node starts its
+/// captures (one agent process per node), then every pod pings (one run
+/// per pod for all its targets) while each node collects its captures
+/// (again one agent process per node): a collection waits for its
+/// captures to end, which a healthy lab's pings end early.
+fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
+    let nodes = p.target.view.nodes.len();
+    let (start_jobs, armed_here) = start_jobs(p, captures);
     let outs = run_jobs(&mut p.sessions, &p.target.view, &start_jobs);
     let mut started: Vec<Option<Result<CapturesStarted, String>>> = vec![None; nodes];
     for (job, out) in start_jobs.iter().zip(outs) {
@@ -162,17 +185,7 @@ fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
         started[job.at] = Some(captures_report(node, out));
     }
 
-    // Every pod pings all its targets in one run.
-    let mut pod_targets: Vec<(ProbePod, Vec<Ipv4Addr>)> = Vec::new();
-    for cap in captures {
-        for (pod, to) in &cap.pings {
-            match pod_targets.iter_mut().find(|(q, _)| q == pod) {
-                Some((_, targets)) if !targets.contains(to) => targets.push(*to),
-                Some(_) => {}
-                None => pod_targets.push((pod.clone(), vec![*to])),
-            }
-        }
-    }
+    let pod_targets = pod_targets(captures);
     let mut jobs = Vec::new();
     let mut readers = Vec::new();
     for (pod, targets) in &pod_targets {
