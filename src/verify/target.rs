@@ -2,6 +2,7 @@
 //! on this host (nodes' SSH endpoints, namespaces, pods), and the SSH
 //! sessions for the node-level checks (`nodes`, `dataplane`).
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Mutex;
@@ -224,13 +225,16 @@ impl Target {
         pods: Option<&[PodView]>,
     ) -> (Vec<Option<Session>>, Vec<(String, String)>) {
         let mut sessions = sessions.into_iter();
-        let namespaces = |node: &str| -> Vec<String> {
-            pods.unwrap_or_default()
-                .iter()
-                .filter(|p| p.node == node)
-                .filter_map(|p| p.namespace.clone())
-                .collect()
-        };
+        // Each node's pod namespaces, grouped once (1,000 nodes, 1,000 pods).
+        let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for pod in pods.unwrap_or_default() {
+            if let Some(ns) = &pod.namespace {
+                by_node
+                    .entry(pod.node.as_str())
+                    .or_default()
+                    .push(ns.clone());
+            }
+        }
         type Job<'a> = (&'a str, Option<Session>, Option<&'a NodePlan>, Vec<String>);
         let jobs: Vec<Job> = self
             .view
@@ -239,12 +243,8 @@ impl Target {
             .enumerate()
             .map(|(i, n)| {
                 let node = n.name.as_str();
-                (
-                    node,
-                    sessions.next().flatten(),
-                    self.plan(i),
-                    namespaces(node),
-                )
+                let pods = by_node.remove(node).unwrap_or_default();
+                (node, sessions.next().flatten(), self.plan(i), pods)
             })
             .collect();
         let names: Vec<&str> = jobs.iter().map(|(n, _, _, _)| *n).collect();
@@ -260,7 +260,7 @@ impl Target {
         );
         let (kept, answers): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let mut errors = Vec::new();
-        let mut found: Vec<PodAddress> = Vec::new();
+        let mut found: BTreeMap<String, Result<Option<Ipv4Addr>, String>> = BTreeMap::new();
         for (node, answer) in names.into_iter().zip(answers) {
             found.extend(answer.pods);
             let reach = ev.reach.iter_mut().find(|r| r.node == node);
@@ -289,11 +289,7 @@ impl Target {
                 .iter()
                 .map(|pod| {
                     let mut pod = pod.clone();
-                    let answer = pod
-                        .namespace
-                        .as_ref()
-                        .and_then(|ns| found.iter().find(|(n, _)| n == ns))
-                        .map(|(_, r)| r.clone());
+                    let answer = pod.namespace.as_ref().and_then(|ns| found.get(ns).cloned());
                     pod.record_address(answer.unwrap_or_else(|| {
                         Err(match &pod.namespace {
                             Some(_) => format!("{} is not reachable over SSH", pod.node),

@@ -52,17 +52,20 @@ pub fn dataplane_details(lab: &LabView) -> Vec<String> {
         .collect()
 }
 
-/// The `via` gateway and `dev` of an `ip route get` line, e.g.
-/// `10.248.1.2 via 192.168.60.11 dev eth1 src 192.168.60.10 uid 0`.
+/// The word after `key` in an `ip route get` line, e.g. `via`, `dev` or
+/// `src` in `10.248.1.2 via 192.168.60.11 dev eth1 src 192.168.60.10 uid 0`.
+pub fn route_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let mut words = line.split_whitespace();
+    words.by_ref().find(|w| *w == key)?;
+    words.next()
+}
+
+/// The `via` gateway and `dev` of an `ip route get` line.
 pub fn route_via_dev(line: &str) -> (Option<Ipv4Addr>, Option<String>) {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |key: &str| {
-        words
-            .windows(2)
-            .find(|w| w[0] == key)
-            .map(|w| w[1].to_string())
-    };
-    (after("via").and_then(|v| v.parse().ok()), after("dev"))
+    (
+        route_field(line, "via").and_then(|v| v.parse().ok()),
+        route_field(line, "dev").map(str::to_string),
+    )
 }
 
 /// `vxlan` on a host-gw lab.

@@ -113,16 +113,31 @@ fn generation() -> Option<Generation> {
 /// What must not have changed, besides the generation, for the stamp to
 /// hold: the namespace, the tools, and what the plan wants.
 fn context(netns: &str, save: &Path, plan: &NodePlan) -> Option<String> {
-    let tool = std::fs::canonicalize(save).ok()?;
-    if tool.file_name()? != NFT_MULTI {
-        return None;
-    }
+    let tool = nft_tool(save)?;
     let wanted = serde_json::to_vec(&plan.iptables).ok()?;
     let digest: String = Sha256::digest(&wanted)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     Some(format!("{netns} {} {digest}", tool.display()))
+}
+
+/// The executable `save` resolves to, when it is the nf_tables flavour
+/// (whose changes move the ruleset generation); `None` for legacy.
+fn nft_tool(save: &Path) -> Option<PathBuf> {
+    let tool = std::fs::canonicalize(save).ok()?;
+    (tool.file_name()? == NFT_MULTI).then_some(tool)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, with no
+/// fsync (what it keeps only saves a listing; a copy lost in a crash costs
+/// one); on failure removes both, so no stale copy is left to believe.
+fn write_unsynced(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The stamp check for one run of `apply` or `check`.
@@ -183,16 +198,10 @@ impl Verifier {
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Writes the stamp through a temporary file and a rename; no fsync:
-    /// a stamp lost in a crash only costs one listing.
+    /// Writes the stamp ([`write_unsynced`]: a stamp lost in a crash only
+    /// costs one listing; one that cannot be written is removed).
     fn write(&self, line: &str) {
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, line).is_err() || std::fs::rename(&tmp, &self.path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            self.forget();
-        }
+        write_unsynced(&self.path, line.as_bytes());
     }
 }
 
@@ -205,9 +214,8 @@ impl Verifier {
 /// `up`.
 pub fn nat_listing(save: &Path, state_dir: &Path) -> Option<Vec<u8>> {
     let key = generation().and_then(|g| {
-        let tool = std::fs::canonicalize(save).ok()?;
-        (tool.file_name()? == NFT_MULTI)
-            .then(|| format!("{} {} gen {}\n", g.netns, tool.display(), g.gen))
+        let tool = nft_tool(save)?;
+        Some(format!("{} {} gen {}\n", g.netns, tool.display(), g.gen))
     });
     let copy = state_dir.join(NAT_COPY);
     if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&copy)) {
@@ -222,12 +230,7 @@ pub fn nat_listing(save: &Path, state_dir: &Path) -> Option<Vec<u8>> {
         .ok()?;
     match key.filter(|_| out.status.success()) {
         Some(key) => {
-            let tmp = copy.with_extension(format!("tmp{}", std::process::id()));
-            let body = [key.as_bytes(), &out.stdout].concat();
-            if std::fs::write(&tmp, body).is_err() || std::fs::rename(&tmp, &copy).is_err() {
-                let _ = std::fs::remove_file(&tmp);
-                let _ = std::fs::remove_file(&copy);
-            }
+            write_unsynced(&copy, &[key.as_bytes(), &out.stdout].concat());
         }
         None => {
             let _ = std::fs::remove_file(&copy);

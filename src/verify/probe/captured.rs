@@ -9,6 +9,7 @@
 //! targets, [`super::pod_exec::PodExec::ping`]) while each node's agent
 //! waits for its captures to end and prints them (`captures collect`).
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use labctl_nodeplan::probe::PingReport;
@@ -154,20 +155,28 @@ fn start_jobs(p: &Probes, captures: &[Capture]) -> (Vec<Job>, Vec<Vec<usize>>) {
     (jobs, armed_here)
 }
 
-/// Every pod that pings in any of `captures`, with all its targets: one
-/// ping run per pod for the round.
-fn pod_targets(captures: &[Capture]) -> Vec<(ProbePod, Vec<Ipv4Addr>)> {
-    let mut merged: Vec<(ProbePod, Vec<Ipv4Addr>)> = Vec::new();
+/// A pod and every target it pings in the round.
+type PodPings = (ProbePod, Vec<Ipv4Addr>);
+
+/// Every pod that pings in any of `captures`, with all its targets (one
+/// ping run per pod for the round), and where each pod is in that list by
+/// its handle (unique in a lab).
+fn pod_targets(captures: &[Capture]) -> (Vec<PodPings>, BTreeMap<String, usize>) {
+    let mut merged: Vec<PodPings> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
     for cap in captures {
         for (pod, to) in &cap.pings {
-            match merged.iter_mut().find(|(q, _)| q == pod) {
-                Some((_, targets)) if !targets.contains(to) => targets.push(*to),
+            match index.get(&pod.handle) {
+                Some(&k) if !merged[k].1.contains(to) => merged[k].1.push(*to),
                 Some(_) => {}
-                None => merged.push((pod.clone(), vec![*to])),
+                None => {
+                    index.insert(pod.handle.clone(), merged.len());
+                    merged.push((pod.clone(), vec![*to]));
+                }
             }
         }
     }
-    merged
+    (merged, index)
 }
 
 /// Runs `captures` in two rounds for all of them: every node starts its
@@ -185,7 +194,7 @@ fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
         started[job.at] = Some(captures_report(node, out));
     }
 
-    let pod_targets = pod_targets(captures);
+    let (pod_targets, pod_index) = pod_targets(captures);
     let mut jobs = Vec::new();
     let mut readers = Vec::new();
     for (pod, targets) in &pod_targets {
@@ -237,7 +246,7 @@ fn run_captures(p: &mut Probes, captures: &[Capture]) -> Vec<Captured> {
                 .pings
                 .iter()
                 .map(|(pod, to)| {
-                    let k = pod_targets.iter().position(|(q, _)| q == pod);
+                    let k = pod_index.get(&pod.handle).copied();
                     k.map_or_else(
                         || Err(format!("{}: the pod did not ping", pod.node)),
                         |k| for_target(&pinged[k], *to),

@@ -12,6 +12,7 @@ use labctl_nodeplan::report::{CaptureOutcome, Departure, IcmpCaptureReport};
 
 use super::output::NodeCapture;
 use crate::verify::evidence::EgressProbe;
+use crate::verify::underlay::route_field;
 
 /// How long each node's agent captures at least (a healthy node's capture
 /// ends after its pod's three echo requests).
@@ -28,19 +29,13 @@ pub struct EgressNodeOutput {
     pub departures: Result<Vec<Departure>, String>,
 }
 
-/// The source a route line of `ip -4 route get` names (`src ADDR`).
-fn route_src(route: &str) -> Option<Ipv4Addr> {
-    let words: Vec<&str> = route.split_whitespace().collect();
-    words
-        .windows(2)
-        .find(|w| w[0] == "src")
-        .and_then(|w| w[1].parse().ok())
-}
-
 /// Node `node`'s echo-request capture, as `egress` reads it.
 pub(crate) fn egress_node_output(node: &str, got: &NodeCapture) -> EgressNodeOutput {
     EgressNodeOutput {
-        route_src: got.route.as_deref().and_then(route_src),
+        route_src: got
+            .route
+            .as_deref()
+            .and_then(|r| route_field(r, "src")?.parse().ok()),
         ping: None,
         departures: got
             .report::<IcmpCaptureReport>(node, |o| match o {

@@ -75,8 +75,8 @@ pub(crate) struct NodeCapture {
 }
 
 impl NodeCapture {
-    /// The outcome's `T` report, or why there is none (`kind`: what the
-    /// capture counts, to name it).
+    /// The outcome's `T` report as `pick` finds it, or why there is none
+    /// (named by `T`'s command).
     pub(crate) fn report<T>(
         &self,
         node: &str,
