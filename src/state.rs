@@ -149,10 +149,6 @@ pub struct NetnsState {
     /// `provider::netns::neighbour_sysctls`); set only when this lab needed more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbour_limits: Option<NeighbourLimits>,
-    /// The MAC `up` last gave the outside world's eth1 (see
-    /// [`NetnsNode::eth1_mac`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ext_eth1_mac: Option<String>,
 }
 
 /// net.ipv4.neigh.default.gc_thresh1/2/3 as the host had them before any
@@ -169,11 +165,6 @@ pub struct NetnsNode {
     pub netns: String,
     pub host_veth: String,
     pub sshd: Option<TrackedProcess>,
-    /// The MAC `up` last gave the node's eth1 (labs made before eth1 had
-    /// a fixed MAC have none): setting it again would flush the node's
-    /// neighbours for nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eth1_mac: Option<String>,
 }
 
 /// A process labctl started and must stop: its pid and a string its

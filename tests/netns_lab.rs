@@ -119,6 +119,20 @@ fn three_node_lab_lifecycle() {
         show(&out)
     );
 
+    // A node whose eth1 lost its address (and with it its routes) is
+    // repaired by the next up, which says where and counts it.
+    let worker2_ns = format!("{name}-worker2");
+    let out = in_netns(&worker2_ns, &["ip", "addr", "flush", "dev", "eth1"]);
+    assert!(out.status.success(), "flush: {}", show(&out));
+    let out = lab.up();
+    assert!(out.status.success(), "repairing up: {}", show(&out));
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains(&format!("repaired {worker2_ns}: ip addr add 192.168.66.12/24 dev eth1, ip route replace default via 198.18.0.1 dev eth1 onlink")),
+        "{text}"
+    );
+    assert!(stdout(&out).contains("1 change."), "{}", show(&out));
+
     // Pods reach each other across nodes, DNS answers, egress works.
     let w2 = pod_ip(&name, "worker2", "busybox");
     let master_pod = format!("{name}-master-busybox");

@@ -154,6 +154,8 @@ fn report(
     } else if !global.quiet {
         let what = if changes == 0 {
             "no changes".to_string()
+        } else if changes == 1 {
+            "1 change".to_string()
         } else {
             format!("{changes} changes")
         };
@@ -195,7 +197,7 @@ fn converge(
     progress: &Progress,
     clock: &PhaseClock,
 ) -> Result<u64> {
-    clock.time(Phase::Nodes, || provider.create(lab, dir, state, progress))?;
+    let repaired = clock.time(Phase::Nodes, || provider.create(lab, dir, state, progress))?;
     // host-gw: every node must reach every other without a router.
     super::one_segment::check(lab, dir, state)?;
     // kubeadm labs: the cluster hands out the node subnets (podCIDRs).
@@ -243,7 +245,7 @@ fn converge(
         r
     });
     let mut sessions = BTreeMap::new();
-    let mut changes = 0;
+    let mut changes = repaired;
     let mut errors = Vec::new();
     for (node, result) in names.iter().zip(results) {
         match result {

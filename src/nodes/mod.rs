@@ -9,7 +9,7 @@ pub mod converge;
 pub mod pool;
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -108,11 +108,7 @@ pub fn stage_agent<'a>(
     dir: &LabDir,
     node_agent_folders: impl Iterator<Item = &'a Path>,
 ) -> Result<()> {
-    let copy = dir.path.join("labctl-agent");
-    let bytes = crate::embedded::agent_bytes();
-    if std::fs::read(&copy).map(|b| b != bytes).unwrap_or(true) {
-        crate::state::write_mode(&copy, bytes, 0o755)?;
-    }
+    let copy = lab_agent_copy(dir)?;
     let meta =
         std::fs::metadata(&copy).with_context(|| format!("cannot read {}", copy.display()))?;
     let copy_inode = std::os::unix::fs::MetadataExt::ino(&meta);
@@ -143,6 +139,18 @@ pub fn stage_agent<'a>(
         }
     }
     Ok(())
+}
+
+/// The lab's copy of the agent (written when missing or not this build):
+/// what netns nodes run, and what a netns lab's host runs to set up the
+/// nodes' underlay (`labctl-agent underlay`).
+pub fn lab_agent_copy(dir: &LabDir) -> Result<PathBuf> {
+    let copy = dir.path.join("labctl-agent");
+    let bytes = crate::embedded::agent_bytes();
+    if std::fs::read(&copy).map(|b| b != bytes).unwrap_or(true) {
+        crate::state::write_mode(&copy, bytes, 0o755)?;
+    }
+    Ok(copy)
 }
 
 /// Creates the agent's folder. /run is mounted noexec on many systems

@@ -48,14 +48,15 @@ pub trait Provider: Sync {
     /// Makes the lab's machines exist and answer SSH, converging an existing
     /// lab (adding nodes new in `lab`, removing nodes no longer in it).
     /// Records everything it creates in `state`, saving it before each
-    /// next step.
+    /// next step. Returns how many machines that stood it had to repair
+    /// (counted as changes of `up`).
     fn create(
         &self,
         lab: &Lab,
         dir: &LabDir,
         state: &mut LabState,
         progress: &Progress,
-    ) -> Result<()>;
+    ) -> Result<u64>;
 
     /// Starts (or restarts, when the records changed) the cluster DNS
     /// server. Returns true when something changed. By default the server

@@ -34,6 +34,7 @@ mod ruleset;
 mod sysctl;
 mod timing;
 mod transfer;
+mod underlay;
 
 use error::{AgentError, Result, EXIT_DRIFT, EXIT_FAILED, EXIT_OK};
 use links::Mode;
@@ -68,6 +69,9 @@ commands:
        [--dont-fragment] TARGET...
                      ICMP echo to every TARGET at once from this namespace
                      (a pod's with --netns); needs no plan
+  underlay           set up the underlay device of each network namespace
+                     of the request on stdin (JSON of labctl_nodeplan's
+                     UnderlayRequest): lo up, MTU, MAC, address, route
   transfer listen ADDRESS PORT [--seconds S]
                      accept one TCP connection on ADDRESS:PORT and read it
                      to the end; report bytes and rate (no plan)
@@ -211,6 +215,9 @@ fn run(args: Args) -> Result<i32> {
         }
         _ => {}
     }
+    if words.as_slice() == ["underlay"] {
+        return run_underlay();
+    }
     if words.first() == Some(&"transfer") {
         return run_transfer(&args, &words[1..]);
     }
@@ -342,6 +349,23 @@ fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
     }
     report::print(&ping::run(args.netns.as_deref(), &targets, &opts)?);
     Ok(EXIT_OK)
+}
+
+/// `underlay`: the request on stdin; exit 4 when a namespace failed.
+fn run_underlay() -> Result<i32> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+        AgentError::Input(format!(
+            "underlay: cannot read the request: {}",
+            error::describe_io(&e)
+        ))
+    })?;
+    let request = underlay::parse_request(&text)?;
+    require_root()?;
+    let r = underlay::run(&request);
+    let failed = r.namespaces.iter().any(|n| n.error.is_some());
+    report::print(&r);
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
 /// `transfer listen|send ADDRESS PORT`: needs no plan, only the namespace.

@@ -274,6 +274,13 @@ pub fn replace_onlink_route(dst: Ipv4Net, gateway: Ipv4Addr, oif: u32) -> Op {
     replace(RouteNetlinkMessage::NewRoute(msg))
 }
 
+/// `ip route replace DST dev INDEX scope link`.
+pub fn replace_link_route(dst: Ipv4Net, oif: u32) -> Op {
+    let mut msg = route_message(dst, None, Some(oif));
+    msg.header.scope = RouteScope::Link;
+    replace(RouteNetlinkMessage::NewRoute(msg))
+}
+
 /// `ip route replace DST via GW dev INDEX` (host-gw: the gateway is on
 /// the device's own network, so no onlink flag).
 pub fn replace_route(dst: Ipv4Net, gateway: Ipv4Addr, oif: u32) -> Op {

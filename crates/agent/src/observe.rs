@@ -182,6 +182,9 @@ impl Kernel {
 
 /// The neighbour state bit of a permanent (static) entry.
 pub const NUD_PERMANENT: u16 = 0x80;
+/// An entry that needs no resolution: bridge(8) sets it on every FDB
+/// entry it adds, and `ip neigh flush` leaves such neighbours alone.
+pub const NUD_NOARP: u16 = 0x40;
 
 /// The kernel's main routing table number.
 pub const MAIN_TABLE: u32 = 254;

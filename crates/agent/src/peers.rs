@@ -18,7 +18,8 @@ use crate::links::Mode;
 use crate::netlink::{Netlink, Op};
 use crate::nlops;
 use crate::observe::{
-    fdb_text, neighbour_text, route_text, Fdb, Kernel, Neighbour, Route, MAIN_TABLE, NUD_PERMANENT,
+    fdb_text, neighbour_text, route_text, Fdb, Kernel, Neighbour, Route, MAIN_TABLE, NUD_NOARP,
+    NUD_PERMANENT,
 };
 use crate::report::{Action, Collector, Difference, ObjectKind};
 
@@ -89,9 +90,6 @@ impl<'k> Live<'k> {
 fn neighbour_matches(n: &Neighbour, mac: MacAddr) -> bool {
     n.mac == Some(mac) && n.state == NUD_PERMANENT
 }
-
-/// The neighbour state bit bridge(8) sets on every entry it adds.
-const NUD_NOARP: u16 = 0x40;
 
 /// True when `entries` is the one entry `MAC dst IP self permanent`.
 /// `bridge fdb replace ... permanent` (what verify's fix says to run) adds

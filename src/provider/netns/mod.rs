@@ -51,7 +51,7 @@ impl Provider for NetnsProvider {
         dir: &LabDir,
         state: &mut LabState,
         progress: &Progress,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         progress.step(None, "Preparing host folders and keys", || {
             hostdirs::ensure()?;
             crate::ssh::keygen::ensure_key(&dir.client_key(), &format!("labctl-{}", lab.name))?;
@@ -102,7 +102,6 @@ impl Provider for NetnsProvider {
                     netns: names::node_netns(&lab.name, &node.name),
                     host_veth: names::node_veth(&lab.name, &node.name),
                     sshd: None,
-                    eth1_mac: None,
                 });
             state.nodes.insert(
                 node.name.clone(),
@@ -136,12 +135,11 @@ impl Provider for NetnsProvider {
         })?;
 
         let ns = state.netns.clone().unwrap_or_default();
-        progress.step(None, "Building the lab network", || {
+        let repaired = progress.step(None, "Building the lab network", || {
             let net = network::LabNet {
                 bridge: &ns.bridge,
                 ext_netns: &ns.ext_netns,
                 ext_veth: &ns.ext_veth,
-                ext_eth1_mac_set: ns.ext_eth1_mac.as_deref(),
                 underlay: lab.network.underlay,
                 mtu: lab.network.underlay_mtu,
                 nodes: lab
@@ -153,23 +151,17 @@ impl Provider for NetnsProvider {
                             netns: &rec.netns,
                             host_veth: &rec.host_veth,
                             ip: n.ip,
-                            eth1_mac_set: rec.eth1_mac.as_deref(),
                         })
                     })
                     .collect(),
                 flush_neighbours: renumbered,
             };
-            network::ensure(&net)
+            network::ensure(&net, &crate::nodes::lab_agent_copy(dir)?)
         })?;
-        if let Some(ns) = state.netns.as_mut() {
-            ns.ext_eth1_mac = Some(network::eth1_mac(network::EXT_GATEWAY));
-            for node in &lab.nodes {
-                if let Some(rec) = ns.nodes.get_mut(&node.name) {
-                    rec.eth1_mac = Some(network::eth1_mac(node.ip));
-                }
-            }
+        let repaired_count = repaired.len() as u64;
+        for line in repaired {
+            progress.line(&format!("  repaired {line}"));
         }
-        dir.save(state)?;
         // Big labs outgrow the kernel's shared ARP table (see neighbours).
         if let Some((original, target)) = neighbour_sysctls::plan(state, lab.nodes.len())? {
             let [a, b, c] = target;
@@ -235,7 +227,8 @@ impl Provider for NetnsProvider {
                 dir.save(state)?;
             }
             crate::nodes::fail_with_all(errors)
-        })
+        })?;
+        Ok(repaired_count)
     }
 
     fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {

@@ -1,4 +1,8 @@
-//! The lab network on this host, built with `ip -batch`:
+//! The lab network on this host: the host side (bridge, veths, the
+//! bridge's ARP answers) built with `ip -batch` and `bridge -batch`, the
+//! inside of every namespace (eth1, lo, the route out) by one
+//! `labctl-agent underlay` process, which reads first and changes only
+//! what differs:
 //!
 //! - a bridge holding the underlay's first address (.1), the only thing the
 //!   host's root namespace gets (its connected route, with `quickack`; no
@@ -13,9 +17,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
+use labctl_nodeplan::report::{
+    self, NamespaceUnderlay, UnderlayReport, UnderlayRequest, UnderlayRoute,
+};
+use labctl_nodeplan::MacAddr;
 
 use crate::hostcmd;
 
@@ -79,8 +88,6 @@ pub struct NodeNet<'a> {
     pub netns: &'a str,
     pub host_veth: &'a str,
     pub ip: Ipv4Addr,
-    /// The MAC its eth1 was last given, as the lab state says.
-    pub eth1_mac_set: Option<&'a str>,
 }
 
 /// The whole lab network.
@@ -88,8 +95,6 @@ pub struct LabNet<'a> {
     pub bridge: &'a str,
     pub ext_netns: &'a str,
     pub ext_veth: &'a str,
-    /// The MAC the outside world's eth1 was last given.
-    pub ext_eth1_mac_set: Option<&'a str>,
     pub underlay: Ipv4Net,
     pub mtu: u32,
     pub nodes: Vec<NodeNet<'a>>,
@@ -120,15 +125,16 @@ impl LabNet<'_> {
 /// The MAC of the `eth1` (or the bridge) holding `ip`: locally
 /// administered, `02:4c:` and the address's four bytes, so the bridge can
 /// answer ARP for it from the start (see [`ensure`]).
-pub fn eth1_mac(ip: Ipv4Addr) -> String {
+pub fn eth1_mac(ip: Ipv4Addr) -> MacAddr {
     let [a, b, c, d] = ip.octets();
-    format!("02:4c:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    MacAddr([0x02, 0x4c, a, b, c, d])
 }
 
 /// Creates what is missing and (re)applies addresses and routes inside every
 /// namespace (cheap, and repairs a node whose eth1 address or default route
-/// was removed by hand).
-pub fn ensure(net: &LabNet) -> Result<()> {
+/// was removed by hand). Returns what it repaired in namespaces that
+/// already stood, one line per namespace.
+pub fn ensure(net: &LabNet, agent: &Path) -> Result<Vec<String>> {
     let have_ns = netns_list()?;
     let have_links = link_list()?;
     let mtu = net.mtu;
@@ -210,58 +216,75 @@ pub fn ensure(net: &LabNet) -> Result<()> {
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
     }
 
-    let prefix = net.underlay.prefix_len();
-    // Setting a MAC, even the same one, flushes the device's neighbours:
-    // only where it was never set (a new veth gets it when made).
-    let set_mac = |veth: &str, set: Option<&str>, mac: &str| {
-        (!new_devices.iter().any(|d| d == veth) && set != Some(mac))
-            .then(|| format!("link set eth1 address {mac}"))
-    };
-    let ext_mac = eth1_mac(EXT_GATEWAY);
-    let mut ext = vec![
-        "link set lo up".to_string(),
-        format!("link set eth1 mtu {mtu} up"),
-    ];
-    ext.extend(set_mac(net.ext_veth, net.ext_eth1_mac_set, &ext_mac));
-    ext.extend([
-        format!("addr replace {EXT_ADDRESS} dev eth1"),
-        format!("route replace {} dev eth1 scope link", net.underlay.trunc()),
-    ]);
-    if net.flush_neighbours {
-        ext.push("neigh flush dev eth1".to_string());
+    let report = underlay(net, agent)?;
+    // What was repaired where a namespace already stood (a new one's setup
+    // is no news).
+    Ok(report
+        .namespaces
+        .into_iter()
+        .filter(|n| have_ns.contains(&n.netns) && !n.changed.is_empty())
+        .map(|n| format!("{}: {}", n.netns, n.changed.join(", ")))
+        .collect())
+}
+
+/// The request that sets up every namespace's eth1: the outside world's,
+/// then each node's.
+fn underlay_request(net: &LabNet) -> Result<UnderlayRequest> {
+    let eth1 =
+        |netns: &str, ip: Ipv4Addr, address: Ipv4Net, route: UnderlayRoute| NamespaceUnderlay {
+            netns: netns.to_string(),
+            device: "eth1".into(),
+            mtu: net.mtu,
+            mac: eth1_mac(ip),
+            address,
+            route,
+            flush_neighbours: net.flush_neighbours,
+        };
+    let mut namespaces = vec![eth1(
+        net.ext_netns,
+        EXT_GATEWAY,
+        EXT_ADDRESS.parse()?,
+        UnderlayRoute::Link {
+            dst: net.underlay.trunc(),
+        },
+    )];
+    for node in &net.nodes {
+        namespaces.push(eth1(
+            node.netns,
+            node.ip,
+            Ipv4Net::new(node.ip, net.underlay.prefix_len())?,
+            UnderlayRoute::Default { via: EXT_GATEWAY },
+        ));
     }
-    hostcmd::ip_batch(Some(net.ext_netns), &ext)
-        .context("configuring the outside-world namespace")?;
-    // One `ip -n NODE -batch` per node, several at once (a process each).
-    let configured = crate::nodes::pool::map(
-        net.nodes.iter().collect(),
-        crate::nodes::pool::WORKERS,
-        |node| {
-            let mut lines = vec![
-                "link set lo up".to_string(),
-                format!("link set eth1 mtu {mtu} up"),
-            ];
-            lines.extend(set_mac(
-                node.host_veth,
-                node.eth1_mac_set,
-                &eth1_mac(node.ip),
-            ));
-            lines.extend([
-                format!("addr replace {}/{prefix} dev eth1", node.ip),
-                format!("route replace default via {EXT_GATEWAY} dev eth1 onlink"),
-            ]);
-            if net.flush_neighbours {
-                lines.push("neigh flush dev eth1".to_string());
-            }
-            hostcmd::ip_batch(Some(node.netns), &lines)
-                .with_context(|| format!("configuring namespace {}", node.netns))
-        },
-        |i| {
-            Err(anyhow::anyhow!(
-                "configuring node {i}'s namespace stopped early"
-            ))
-        },
-    );
-    configured.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(())
+    Ok(UnderlayRequest { namespaces })
+}
+
+/// Sets up eth1 in every namespace with one agent process (`agent`, the
+/// lab's copy), where one `ip -n NODE -batch` each cost a process per node
+/// on every `up`; fails naming every namespace that could not be set up.
+fn underlay(net: &LabNet, agent: &Path) -> Result<UnderlayReport> {
+    let request = serde_json::to_vec(&underlay_request(net)?)?;
+    let program = agent.to_string_lossy();
+    let out = hostcmd::output(&program, &["underlay"], Some(&request))?;
+    let report: UnderlayReport = report::decode("this host", &String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; it exited {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
+    let failed: Vec<String> = report
+        .namespaces
+        .iter()
+        .filter_map(|n| Some(format!("namespace {}: {}", n.netns, n.error.as_deref()?)))
+        .collect();
+    if failed.is_empty() {
+        return Ok(report);
+    }
+    Err(anyhow::anyhow!(
+        "configuring the nodes' eth1 failed in {} namespace(s):\n  {}",
+        failed.len(),
+        failed.join("\n  ")
+    ))
 }

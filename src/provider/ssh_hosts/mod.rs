@@ -61,7 +61,7 @@ impl Provider for SshProvider {
         dir: &LabDir,
         state: &mut LabState,
         progress: &Progress,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         state.kubernetes = lab.kubernetes.enabled;
         // A node no longer in the lab file is torn down and forgotten.
         let wanted: BTreeSet<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -91,7 +91,8 @@ impl Provider for SshProvider {
             let change = hosts::AddressChange::OtherMachine;
             hosts::record_node(dir, state, node, address, user, key, change)?;
         }
-        hosts::check_nodes(lab, dir, state, progress, false)
+        hosts::check_nodes(lab, dir, state, progress, false)?;
+        Ok(0)
     }
 
     fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {

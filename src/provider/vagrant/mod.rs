@@ -56,7 +56,7 @@ impl Provider for VagrantProvider {
         dir: &LabDir,
         state: &mut LabState,
         progress: &Progress,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         state.kubernetes = lab.kubernetes.enabled;
         let vagrant = vagrant(lab, dir);
         let folder = vagrant_dir(dir);
@@ -135,7 +135,8 @@ impl Provider for VagrantProvider {
             dir.save(state)?;
             key_swap::replace_insecure_keys(dir, state, &lab_key, &swaps, progress)?;
         }
-        hosts::check_nodes(lab, dir, state, progress, true)
+        hosts::check_nodes(lab, dir, state, progress, true)?;
+        Ok(0)
     }
 
     fn destroy(&self, dir: &LabDir, _state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {

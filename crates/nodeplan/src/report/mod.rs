@@ -1,6 +1,7 @@
 //! What the agent prints: one report type per command, serialized by the
 //! agent and decoded by labctl. Every report starts with `reportVersion`,
-//! `command` and `node`; [`decode`] checks the first two before reading
+//! `command` and `node` (`underlay`'s, which covers many namespaces of one
+//! host, has no `node`); [`decode`] checks the first two before reading
 //! the rest, so an agent of another version is named instead of misread.
 //!
 //! A `check` difference says what kind of object differs ([`ObjectKind`]),
@@ -17,12 +18,14 @@ mod dataplane;
 mod lookup;
 mod objects;
 mod traffic;
+mod underlay;
 
 pub use captures::*;
 pub use dataplane::*;
 pub use lookup::*;
 pub use objects::*;
 pub use traffic::*;
+pub use underlay::*;
 
 /// Version of the report layout. Bump it with any change a reader of the
 /// previous layout would misread; labctl refuses other versions.
