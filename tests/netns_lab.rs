@@ -133,6 +133,35 @@ fn three_node_lab_lifecycle() {
     );
     assert!(stdout(&out).contains("1 change."), "{}", show(&out));
 
+    // The DNS service's chains are part of each node's plan: a jump removed
+    // by hand is one change for the next up, made by the node's agent.
+    let out = in_netns(
+        &worker1_ns,
+        &[
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-D",
+            "OUTPUT",
+            "-j",
+            "LABCTL-SERVICES",
+        ],
+    );
+    assert!(out.status.success(), "delete jump: {}", show(&out));
+    let out = lab.up();
+    assert!(out.status.success(), "services up: {}", show(&out));
+    assert!(stdout(&out).contains("1 change."), "{}", show(&out));
+    let out = in_netns(
+        &worker1_ns,
+        &["iptables", "-w", "-t", "nat", "-S", "OUTPUT"],
+    );
+    assert!(
+        stdout(&out).contains("-A OUTPUT -j LABCTL-SERVICES"),
+        "{}",
+        show(&out)
+    );
+
     // Pods reach each other across nodes, DNS answers, egress works.
     let w2 = pod_ip(&name, "worker2", "busybox");
     let master_pod = format!("{name}-master-busybox");

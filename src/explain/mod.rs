@@ -158,7 +158,7 @@ pub fn run(args: &ExplainArgs, global: &GlobalOpts) -> Result<ExitCode> {
     }
     crate::nodes::fail_with_all(errors)?;
     let planned_services = match (&target.dns_pod, target.dns_pod.as_ref().and_then(|p| p.ip)) {
-        (Some(_), Some(ip)) => crate::nodes::services_rules(target.view.dns_service_ip, ip),
+        (Some(_), Some(ip)) => labctl_lab::services::service_rules(target.view.dns_service_ip, ip),
         _ => Vec::new(),
     };
     let live = walk::Live {

@@ -103,7 +103,7 @@ const DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 fn fixture() -> Fixture {
     let plans = plans();
     let shows = plans.iter().map(|p| (p.node.clone(), healthy(p))).collect();
-    let planned_services = crate::nodes::services_rules(DNS, "10.244.0.3".parse().unwrap());
+    let planned_services = labctl_lab::services::service_rules(DNS, "10.244.0.3".parse().unwrap());
     let services = plans
         .iter()
         .map(|p| (p.node.clone(), planned_services.clone()))

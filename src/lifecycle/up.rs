@@ -3,10 +3,12 @@
 //! Order: preflight (nothing created on failure), lock, provider `create`
 //! (machines answer SSH), then per node (an adaptive number at once):
 //! connect, and one command that runs the agent's `apply` of the node's
-//! plan, adds the busybox pod (and on the control plane the DNS pod) and
-//! reads the service chains (the agent is uploaded first only when the node
-//! lacks it); then the DNS server and each node's LABCTL-SERVICES chain,
-//! written only where it differs. A converged node costs one SSH command.
+//! plan (the data plane and, where labctl runs the pods, the DNS service's
+//! chains) and adds the busybox pod (and on the control plane the DNS pod;
+//! the agent is uploaded first only when the node lacks it); then the DNS
+//! server. A converged node costs one SSH command; a lab's first `up`
+//! converges the control plane before the others (the service chains
+//! need its DNS pod's address).
 //! Everything is idempotent: a second run reports no changes. The run ends
 //! with the wall time of each phase (text: a table; JSON: `phases`).
 
@@ -24,7 +26,7 @@ use crate::exit::ExitError;
 use crate::nodes;
 use crate::output::{GlobalOpts, OutputFormat};
 use crate::provider::{self, DnsRecords, Provider};
-use crate::ssh::{HostKeyPolicy, Session};
+use crate::ssh::HostKeyPolicy;
 use crate::state::{LabDir, LabState};
 use crate::ui::interrupt;
 use crate::ui::phases::{Phase, PhaseClock};
@@ -35,11 +37,8 @@ use crate::nodes::{BUSYBOX_POD, DNS_POD};
 
 /// What one node reported.
 struct NodeResult {
-    session: Session,
     changes: u64,
     pods: BTreeMap<String, Ipv4Addr>,
-    /// The node's service chains as its converge command read them.
-    services_shown: String,
 }
 
 pub fn up(args: &UpArgs, global: &GlobalOpts) -> Result<ExitCode> {
@@ -209,11 +208,7 @@ fn converge(
     } else {
         labctl_lab::plan(lab)
     };
-    // Kept for destroy (agent teardown) and status.
-    for plan in &plans {
-        dir.save_plan(plan)?;
-    }
-    let plans: BTreeMap<String, NodePlan> =
+    let mut plans: BTreeMap<String, NodePlan> =
         plans.into_iter().map(|p| (p.node.clone(), p)).collect();
     if state.netns.is_some() {
         clock.time(Phase::Agent, || {
@@ -229,8 +224,96 @@ fn converge(
     }
     let cp = lab.control_plane().name.clone();
     let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut changes = repaired;
+    if kubernetes {
+        save_plans(dir, &plans)?;
+        changes += converge_nodes(lab, dir, state, &names, &plans, progress, clock)?;
+        clock.time(Phase::Kubeadm, || {
+            crate::kubeadm::bootstrap::finish(lab, dir, state, progress)
+        })?;
+        return Ok(changes);
+    }
+    // Every node's plan carries the DNS service's chains, which DNAT to the
+    // DNS pod on the control plane: its address is known once that pod
+    // exists, so a lab's first `up` converges the control plane alone
+    // first. Should the pod come back with another address, the nodes
+    // converge once more with it.
+    let mut dns_pod = dns_pod_ip(lab, state);
+    if dns_pod.is_none() {
+        save_plans(dir, &plans)?;
+        changes += converge_nodes(
+            lab,
+            dir,
+            state,
+            std::slice::from_ref(&cp),
+            &plans,
+            progress,
+            clock,
+        )?;
+        dns_pod = dns_pod_ip(lab, state);
+    }
+    for round in 0.. {
+        let target = dns_pod.ok_or_else(|| anyhow!("the DNS pod on {cp} has no address"))?;
+        let services = labctl_lab::services::dns_service(lab.dns_service_ip(), target);
+        for plan in plans.values_mut() {
+            plan.iptables.services = Some(services.clone());
+        }
+        save_plans(dir, &plans)?;
+        changes += converge_nodes(lab, dir, state, &names, &plans, progress, clock)?;
+        dns_pod = dns_pod_ip(lab, state);
+        match dns_pod {
+            Some(now) if now == target => break,
+            Some(now) if round == 0 => {
+                progress.line(&format!(
+                    "  the DNS pod on {cp} is now {now} (was {target}): converging the nodes again"
+                ));
+            }
+            now => anyhow::bail!(
+                "the DNS pod on {cp} changed its address during `up` ({target}, then {}); run `labctl up` again",
+                now.map_or("none".to_string(), |a| a.to_string())
+            ),
+        }
+    }
+
+    let dns = dns_records(lab, state)?;
+    if clock.time(Phase::Dns, || {
+        progress.step(Some(&cp), "Serving cluster DNS", || {
+            provider.serve_dns(dir, state, &dns)
+        })
+    })? {
+        changes += 1;
+    }
+    Ok(changes)
+}
+
+/// Kept for destroy (agent teardown), status and verify.
+fn save_plans(dir: &LabDir, plans: &BTreeMap<String, NodePlan>) -> Result<()> {
+    plans.values().try_for_each(|p| dir.save_plan(p))
+}
+
+/// The DNS pod's address as the state records it (labs where labctl runs
+/// the pods).
+fn dns_pod_ip(lab: &Lab, state: &LabState) -> Option<Ipv4Addr> {
+    let cp = &lab.control_plane().name;
+    state.nodes.get(cp)?.pods.get(DNS_POD).copied()
+}
+
+/// Connects to each of `names` and converges it to its plan, an adaptive
+/// number at once; records the pods' addresses in `state` (saved) and
+/// returns the changes, or every node's error.
+fn converge_nodes(
+    lab: &Lab,
+    dir: &LabDir,
+    state: &mut LabState,
+    names: &[String],
+    plans: &BTreeMap<String, NodePlan>,
+    progress: &Progress,
+    clock: &PhaseClock,
+) -> Result<u64> {
+    let cp = &lab.control_plane().name;
+    let kubernetes = lab.kubernetes.enabled;
     let snapshot = state.clone();
-    let results = nodes::parallel(&names, |node| {
+    let results = nodes::parallel(names, |node| {
         let plan = plans
             .get(node)
             .ok_or_else(|| anyhow!("no plan for node {node}"))?;
@@ -244,8 +327,7 @@ fn converge(
         progress.node_done(node);
         r
     });
-    let mut sessions = BTreeMap::new();
-    let mut changes = repaired;
+    let mut changes = 0;
     let mut errors = Vec::new();
     for (node, result) in names.iter().zip(results) {
         match result {
@@ -258,47 +340,11 @@ fn converge(
                         }
                     }
                 }
-                sessions.insert(node.clone(), (r.session, r.services_shown));
             }
             Err(e) => errors.push(e),
         }
     }
     dir.save(state)?;
-    nodes::fail_with_all(errors)?;
-    if kubernetes {
-        clock.time(Phase::Kubeadm, || {
-            crate::kubeadm::bootstrap::finish(lab, dir, state, progress)
-        })?;
-        return Ok(changes);
-    }
-
-    let dns = dns_records(lab, state)?;
-    let dns_pod = dns.server_ip;
-    if clock.time(Phase::Dns, || {
-        progress.step(Some(&cp), "Serving cluster DNS", || {
-            provider.serve_dns(dir, state, &dns)
-        })
-    })? {
-        changes += 1;
-    }
-    let results = nodes::parallel(&names, |node| {
-        let (session, shown) = sessions
-            .get(node)
-            .ok_or_else(|| anyhow!("no session to node {node}"))?;
-        clock.time(Phase::Dns, || {
-            progress.step(Some(node), "DNS service rules", || {
-                nodes::ensure_services_shown(session, shown, lab.dns_service_ip(), dns_pod)
-            })
-        })
-    });
-    let mut errors = Vec::new();
-    for result in results {
-        match result {
-            Ok(true) => changes += 1,
-            Ok(false) => {}
-            Err(e) => errors.push(e),
-        }
-    }
     nodes::fail_with_all(errors)?;
     Ok(changes)
 }
@@ -365,12 +411,7 @@ fn node_up(
         }
         pods.insert(pod.clone(), report.ip);
     }
-    Ok(NodeResult {
-        session,
-        changes,
-        pods,
-        services_shown: converged.services_shown,
-    })
+    Ok(NodeResult { changes, pods })
 }
 
 /// The cluster DNS records: the API and DNS services (also as

@@ -1,6 +1,6 @@
 //! A node's whole `up` in one SSH command: `labctl-agent converge` runs
-//! the agent's `apply`, its `pod add` for every wanted pod and reads the
-//! nat table for the service chains, with the plan sent once on stdin. A
+//! the agent's `apply` (data plane and service chains) and its `pod add`
+//! for every wanted pod, with the plan sent once on stdin. A
 //! converged node then costs one session and one process besides the
 //! login shell; the rest of `up` is only comparing. A node without the
 //! agent (or with another build of it) answers so, and the caller uploads
@@ -21,9 +21,6 @@ pub struct Converged {
     pub apply: ApplyReport,
     /// The pods' reports, in the order asked for.
     pub pods: Vec<(String, PodAddReport)>,
-    /// The service chains as `iptables -S` showed them (see
-    /// [`super::ensure_services_shown`]).
-    pub services_shown: String,
 }
 
 /// The node's answer to `converge`.
@@ -78,14 +75,9 @@ pub fn converge(session: &Session, plan: &NodePlan, pods: &[&str]) -> Result<Ans
         let r = decode::<PodAddReport>(plan, part(i + 1, &args.join(" "))?, &args, &stderr)?;
         reports.push((pod.to_string(), r));
     }
-    let services_shown = parts
-        .get(pods.len() + 1)
-        .map(|(t, _)| t.clone())
-        .unwrap_or_default();
     Ok(Answer::Converged(Converged {
         apply,
         pods: reports,
-        services_shown,
     }))
 }
 

@@ -8,7 +8,6 @@
 pub mod converge;
 pub mod pool;
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -224,104 +223,6 @@ pub fn agent_run<T: AgentReport>(
         plan.node,
         out.status
     ))
-}
-
-/// The nat chain that makes the DNS service IP work on a node, the way
-/// kube-proxy programs a ClusterIP, in `iptables -S` form.
-pub const SERVICES_CHAIN: &str = "LABCTL-SERVICES";
-/// The nat chain that masquerades what [`SERVICES_CHAIN`] marked, as
-/// kube-proxy's KUBE-POSTROUTING does.
-pub const HAIRPIN_CHAIN: &str = "LABCTL-POSTROUTING";
-/// kube-proxy's masquerade mark: flannel's first FLANNEL-POSTRTG rule
-/// returns on it, leaving such packets to kube-proxy's (here: our) rule.
-const MASQ_MARK: &str = "0x4000/0x4000";
-
-/// Per protocol: traffic from the DNS pod to its own service is marked for
-/// masquerade (hairpin: without it the reply would come from the pod's own
-/// address and be dropped), then everything to the service is DNATed.
-pub fn services_rules(dns_service: Ipv4Addr, dns_pod: Ipv4Addr) -> Vec<String> {
-    let comment = "-m comment --comment \"kube-system/kube-dns:dns cluster IP\"";
-    ["udp", "tcp"]
-        .iter()
-        .flat_map(|proto| {
-            let service = format!("-d {dns_service}/32 -p {proto} {comment} -m {proto} --dport 53");
-            [
-                format!(
-                    "-A {SERVICES_CHAIN} -s {dns_pod}/32 {service} -j MARK --set-xmark {MASQ_MARK}"
-                ),
-                format!("-A {SERVICES_CHAIN} {service} -j DNAT --to-destination {dns_pod}:53"),
-            ]
-        })
-        .collect()
-}
-
-fn hairpin_rules() -> Vec<String> {
-    vec![format!(
-        "-A {HAIRPIN_CHAIN} -m mark --mark {MASQ_MARK} -j MASQUERADE"
-    )]
-}
-
-/// The nat table in `iptables -S` form, one process (five `iptables -S`
-/// cost five: at hundreds of nodes that is most of a converged node's work).
-const SHOW_SERVICES: &str = "iptables-save -t nat";
-
-const APPLY_SERVICES: &str = "set -e; iptables-restore -w --noflush; \
-     for c in PREROUTING OUTPUT; do \
-       iptables -w -t nat -C $c -j LABCTL-SERVICES 2>/dev/null || iptables -w -t nat -A $c -j LABCTL-SERVICES; \
-     done; \
-     iptables -w -t nat -C POSTROUTING -j LABCTL-POSTROUTING 2>/dev/null || iptables -w -t nat -A POSTROUTING -j LABCTL-POSTROUTING";
-
-/// Whether the nat table (SHOW_SERVICES's output) already holds these
-/// chains and every jump to them.
-fn services_in_place(shown: &str, services: &[String], hairpin: &[String]) -> bool {
-    let rules = |chain: &str| -> Vec<&str> {
-        let prefix = format!("-A {chain} ");
-        shown.lines().filter(|l| l.starts_with(&prefix)).collect()
-    };
-    let jumps = |chain: &str, to: &str| {
-        let jump = format!("-j {to}");
-        rules(chain).iter().any(|l| l.ends_with(&jump))
-    };
-    rules(SERVICES_CHAIN) == services.iter().map(String::as_str).collect::<Vec<_>>()
-        && rules(HAIRPIN_CHAIN) == hairpin.iter().map(String::as_str).collect::<Vec<_>>()
-        && jumps("PREROUTING", SERVICES_CHAIN)
-        && jumps("OUTPUT", SERVICES_CHAIN)
-        && jumps("POSTROUTING", HAIRPIN_CHAIN)
-}
-
-/// Makes the node's LABCTL-SERVICES chain DNAT the DNS service IP (udp and
-/// tcp 53) to the DNS pod, and LABCTL-POSTROUTING masquerade the DNS pod's
-/// hairpin traffic. Returns true when it changed something.
-pub fn ensure_services(
-    session: &Session,
-    dns_service: Ipv4Addr,
-    dns_pod: Ipv4Addr,
-) -> Result<bool> {
-    let shown = session.run_shell(SHOW_SERVICES)?.stdout_text();
-    ensure_services_shown(session, &shown, dns_service, dns_pod)
-}
-
-/// [`ensure_services`] with the chains as read earlier (`shown`: the
-/// output of SHOW_SERVICES, as [`converge::converge`] returns it): writes
-/// only when they differ. Returns true when it changed something.
-pub fn ensure_services_shown(
-    session: &Session,
-    shown: &str,
-    dns_service: Ipv4Addr,
-    dns_pod: Ipv4Addr,
-) -> Result<bool> {
-    let services = services_rules(dns_service, dns_pod);
-    let hairpin = hairpin_rules();
-    if services_in_place(shown, &services, &hairpin) {
-        return Ok(false);
-    }
-    let payload = format!(
-        "*nat\n:{SERVICES_CHAIN} - [0:0]\n:{HAIRPIN_CHAIN} - [0:0]\n{}\n{}\nCOMMIT\n",
-        services.join("\n"),
-        hairpin.join("\n")
-    );
-    session.run_ok(&["sh", "-c", APPLY_SERVICES], Some(payload.as_bytes()))?;
-    Ok(true)
 }
 
 /// One error, or all of them in one message.

@@ -1,8 +1,8 @@
 //! `labctl-agent converge --want SHA256 [POD...]`: a node's whole part of
 //! `labctl up` in one process, with the plan read once from stdin: make
-//! sure this is the build labctl asked for, `apply`, `pod add` each pod,
-//! and print the nat table for labctl's service chains. The output's
-//! framing is [`labctl_nodeplan::converge`]'s.
+//! sure this is the build labctl asked for, `apply` (the data plane and
+//! the plan's service chains) and `pod add` each pod. The output's framing
+//! is [`labctl_nodeplan::converge`]'s.
 //!
 //! Before this command, a remote shell script did the same with `stat`,
 //! `cat`, `sha256sum`, one agent process per step and `iptables-save`:
@@ -15,7 +15,7 @@ use labctl_nodeplan::NodePlan;
 
 use crate::error::{AgentError, Result, EXIT_FAILED, EXIT_OK};
 use crate::links::Mode;
-use crate::{build_id, iptables, node, pod, report, ruleset};
+use crate::{build_id, node, pod, report};
 
 /// Runs the command; the exit status is 0 whenever the framing was
 /// printed (each part carries its own status).
@@ -37,7 +37,6 @@ pub fn run(want: &str, pods: &[&str], verbose: bool) -> Result<i32> {
     for name in pods {
         end_part(part(|| pod_add(&plan, name)));
     }
-    print_nat_table(&plan);
     Ok(EXIT_OK)
 }
 
@@ -59,18 +58,4 @@ fn end_part(status: i32) {
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "\n{PART_END}{status}\n");
     let _ = out.flush();
-}
-
-/// `iptables-save -t nat` (or its copy, [`ruleset::nat_listing`]), as the
-/// last part; nothing when it cannot run (labctl then writes its service
-/// chains again, which reports the error).
-fn print_nat_table(plan: &NodePlan) {
-    let Some(save) = iptables::which("iptables-save") else {
-        return;
-    };
-    if let Some(listing) = ruleset::nat_listing(&save, std::path::Path::new(&plan.state_dir)) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&listing);
-        let _ = stdout.flush();
-    }
 }

@@ -1,5 +1,6 @@
 //! The two chains flannel owns (FLANNEL-POSTRTG in nat, FLANNEL-FWD in
-//! filter) and their jump rules. State is read with ONE `iptables-save`
+//! filter) and their jump rules, and the plan's service chains
+//! (`services`). State is read with ONE `iptables-save`
 //! (started first, on a helper thread, while the agent reads netlink; one
 //! process instead of an `iptables -t TABLE -S` per table) and compared as
 //! text with the plan's rules, order included: `iptables-save` prints rules
@@ -199,7 +200,7 @@ pub fn chain_state(lines: &[String], chain: &str, parent: &str) -> ChainState {
 }
 
 /// The rule spec of an `-A CHAIN spec` line.
-fn spec<'a>(line: &'a str, chain: &str) -> &'a str {
+pub(crate) fn spec<'a>(line: &'a str, chain: &str) -> &'a str {
     line.strip_prefix(&format!("-A {chain} ")).unwrap_or(line)
 }
 
@@ -212,58 +213,98 @@ fn converge_chain(
     payload: &mut String,
     out: &mut Collector,
 ) {
-    let obj = format!("iptables -t {table} {}", plan.chain);
-    if live.exists && live.rules == plan.rules {
+    converge_rules(table, &plan.chain, &plan.rules, live, payload, out);
+    converge_jump(
+        table,
+        &plan.parent,
+        &plan.chain,
+        &plan.jump,
+        &live.jumps,
+        payload,
+        out,
+    );
+}
+
+/// Compares an owned chain's rules (`planned`, in order) with the live
+/// chain and appends its replacement to `payload` when they differ.
+pub(crate) fn converge_rules(
+    table: &str,
+    chain: &str,
+    planned: &[String],
+    live: &ChainState,
+    payload: &mut String,
+    out: &mut Collector,
+) {
+    let obj = format!("iptables -t {table} {chain}");
+    if live.exists && live.rules == planned {
         out.unchanged(ObjectKind::Chain, obj);
-    } else {
-        let action = if live.exists {
-            Action::Updated
-        } else {
-            Action::Created
-        };
-        let d = Difference::new(ObjectKind::Chain, &obj, &plan.chain)
-            .table(table)
-            .expected_lines(plan.rules.clone())
-            .actual_lines(live.exists.then(|| live.rules.clone()));
-        out.object(ObjectKind::Chain, &obj, action, vec![d]);
-        payload.push_str(&format!(":{} - [0:0]\n", plan.chain));
-        for r in &plan.rules {
-            payload.push_str(r);
-            payload.push('\n');
-        }
+        return;
     }
-    let obj = format!("iptables -t {table} {} jump to {}", plan.parent, plan.chain);
-    if live.jumps.len() == 1 && live.jumps[0] == plan.jump {
+    let action = if live.exists {
+        Action::Updated
+    } else {
+        Action::Created
+    };
+    let d = Difference::new(ObjectKind::Chain, &obj, chain)
+        .table(table)
+        .expected_lines(planned.to_vec())
+        .actual_lines(live.exists.then(|| live.rules.clone()));
+    out.object(ObjectKind::Chain, &obj, action, vec![d]);
+    payload.push_str(&format!(":{chain} - [0:0]\n"));
+    for r in planned {
+        payload.push_str(r);
+        payload.push('\n');
+    }
+}
+
+/// Compares the jumps from `parent` to `chain` (`live`) with the one
+/// planned and appends the fix to `payload`: one exact copy kept,
+/// duplicates and foreign variants deleted.
+pub(crate) fn converge_jump(
+    table: &str,
+    parent: &str,
+    chain: &str,
+    planned: &str,
+    live: &[String],
+    payload: &mut String,
+    out: &mut Collector,
+) {
+    let obj = format!("iptables -t {table} {parent} jump to {chain}");
+    if live.len() == 1 && live[0] == planned {
         out.unchanged(ObjectKind::Rule, obj);
         return;
     }
-    let action = if live.jumps.is_empty() {
+    let action = if live.is_empty() {
         Action::Created
     } else {
         Action::Updated
     };
-    let d = Difference::new(ObjectKind::Rule, &obj, &plan.chain)
+    let d = Difference::new(ObjectKind::Rule, &obj, chain)
         .table(table)
-        .expected_lines(vec![plan.jump.clone()])
-        .actual_lines((!live.jumps.is_empty()).then(|| live.jumps.clone()));
+        .expected_lines(vec![planned.to_string()])
+        .actual_lines((!live.is_empty()).then(|| live.to_vec()));
     out.object(ObjectKind::Rule, &obj, action, vec![d]);
-    // Keep one exact copy in place; delete duplicates and foreign variants.
     let mut kept = false;
-    for j in &live.jumps {
-        if *j == plan.jump && !kept {
+    for j in live {
+        if j == planned && !kept {
             kept = true;
             continue;
         }
-        payload.push_str(&format!("-D {} {}\n", plan.parent, spec(j, &plan.parent)));
+        payload.push_str(&format!("-D {parent} {}\n", spec(j, parent)));
     }
     if !kept {
-        payload.push_str(&plan.jump);
+        payload.push_str(planned);
         payload.push('\n');
     }
 }
 
 /// Appends the removal of `chain` and its jumps to `payload`.
-fn remove_chain(chain: &str, parent: &str, live: &ChainState, payload: &mut String) -> bool {
+pub(crate) fn remove_chain(
+    chain: &str,
+    parent: &str,
+    live: &ChainState,
+    payload: &mut String,
+) -> bool {
     for j in &live.jumps {
         payload.push_str(&format!("-D {parent} {}\n", spec(j, parent)));
     }
@@ -299,6 +340,9 @@ fn report_verified(plan: &NodePlan, out: &mut Collector) {
                 format!("iptables -t {table} {} jump to {}", c.parent, c.chain),
             );
         }
+    }
+    if let Some(services) = &plan.iptables.services {
+        crate::services::report_verified(services, out);
     }
 }
 
@@ -340,6 +384,9 @@ pub fn converge(
                 out.object(ObjectKind::Chain, &obj, Action::Removed, vec![d]);
             }
         }
+    }
+    if let Some(services) = &plan.iptables.services {
+        crate::services::converge(services, &nat_lines, &mut nat, out);
     }
     let f = &plan.iptables.filter;
     let mut filter = String::new();
@@ -395,6 +442,9 @@ pub fn teardown(ipt: &Iptables, plan: &NodePlan) -> Result<Vec<String>> {
         &mut nat,
     ) {
         removed.push(format!("iptables -t nat {nat_chain}"));
+    }
+    if let Some(services) = &plan.iptables.services {
+        removed.extend(crate::services::teardown(services, &nat_lines, &mut nat));
     }
     let mut filter = String::new();
     if remove_chain(

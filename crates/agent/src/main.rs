@@ -31,6 +31,7 @@ mod plan;
 mod pod;
 mod report;
 mod ruleset;
+mod services;
 mod sysctl;
 mod timing;
 mod transfer;

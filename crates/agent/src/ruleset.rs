@@ -34,8 +34,6 @@ use crate::dump::attrs;
 
 /// The stamp file in the state directory.
 const STAMP: &str = "iptables-verified";
-/// The copy of the nat table's listing `converge` prints for labctl.
-const NAT_COPY: &str = "nat-listing";
 /// `(NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN`.
 const NFT_GETGEN: u16 = (10 << 8) | 16;
 /// `(NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN`.
@@ -130,8 +128,8 @@ fn nft_tool(save: &Path) -> Option<PathBuf> {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, with no
-/// fsync (what it keeps only saves a listing; a copy lost in a crash costs
-/// one); on failure removes both, so no stale copy is left to believe.
+/// fsync (a stamp only saves a listing; one lost in a crash costs one); on
+/// failure removes both, so no stale stamp is left to believe.
 fn write_unsynced(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
@@ -203,38 +201,4 @@ impl Verifier {
     fn write(&self, line: &str) {
         write_unsynced(&self.path, line.as_bytes());
     }
-}
-
-/// `iptables-save -t nat` of this namespace, as `converge` prints it for
-/// labctl's service chains: from the copy in `state_dir` while the ruleset
-/// is the one it was listed from (same namespace, tool and generation, as
-/// for the stamp above), else listed anew and the copy kept with the
-/// generation read BEFORE the listing. `None` when the tool cannot run.
-/// On a converged nf_tables node this saves an `iptables-save` process per
-/// `up`.
-pub fn nat_listing(save: &Path, state_dir: &Path) -> Option<Vec<u8>> {
-    let key = generation().and_then(|g| {
-        let tool = nft_tool(save)?;
-        Some(format!("{} {} gen {}\n", g.netns, tool.display(), g.gen))
-    });
-    let copy = state_dir.join(NAT_COPY);
-    if let (Some(key), Ok(bytes)) = (&key, std::fs::read(&copy)) {
-        if let Some(listing) = bytes.strip_prefix(key.as_bytes()) {
-            return Some(listing.to_vec());
-        }
-    }
-    let out = std::process::Command::new(save)
-        .args(["-t", "nat"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .ok()?;
-    match key.filter(|_| out.status.success()) {
-        Some(key) => {
-            write_unsynced(&copy, &[key.as_bytes(), &out.stdout].concat());
-        }
-        None => {
-            let _ = std::fs::remove_file(&copy);
-        }
-    }
-    Some(out.stdout)
 }

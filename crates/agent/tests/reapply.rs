@@ -1,7 +1,8 @@
 //! What makes a no-op re-apply cheap, checked for correctness: the compact
 //! apply report (unchanged objects counted per kind, listed only with
 //! `--verbose`) and the iptables ruleset stamp, which must never hide a
-//! change (made with iptables, with nft, or by a new plan). Needs root
+//! change (made with iptables, with nft, or by a new plan), and the plan's
+//! service chains converged, checked and removed with flannel's. Needs root
 //! (network namespaces, iptables).
 
 mod common;
@@ -227,64 +228,87 @@ fn nft_generation(ns: &str) -> u32 {
     .unwrap()
 }
 
-/// The nat table as `converge` printed it (its last part).
-fn converged_nat(ns: &str, plan: &labctl_nodeplan::NodePlan, build: &str) -> String {
-    let run = agent(ns, plan, &["converge", "--want", build]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let (first, rest) = run.stdout.split_once('\n').unwrap_or_default();
-    assert_eq!(first, labctl_nodeplan::converge::BUILD_OK, "{}", run.stdout);
-    let parts = labctl_nodeplan::converge::split_parts(rest);
-    assert_eq!(parts.len(), 2, "apply, then the nat table: {}", run.stdout);
-    assert_eq!(parts[0].1, 0, "apply failed: {}", run.stdout);
-    parts[1].0.clone()
+/// The DNS service's chains as labctl's plan spells them (see
+/// `labctl_lab::services`), DNATing to `pod`.
+fn services(pod: &str) -> labctl_nodeplan::ServicesPlan {
+    let comment = "-m comment --comment \"kube-system/kube-dns:dns cluster IP\"";
+    let mut rules = Vec::new();
+    for proto in ["udp", "tcp"] {
+        let service = format!("-d 10.96.0.10/32 -p {proto} {comment} -m {proto} --dport 53");
+        rules.push(format!(
+            "-A LABCTL-SERVICES -s {pod}/32 {service} -j MARK --set-xmark 0x4000/0x4000"
+        ));
+        rules.push(format!(
+            "-A LABCTL-SERVICES {service} -j DNAT --to-destination {pod}:53"
+        ));
+    }
+    labctl_nodeplan::ServicesPlan {
+        chains: vec![
+            labctl_nodeplan::OwnedChain {
+                chain: "LABCTL-SERVICES".into(),
+                rules,
+            },
+            labctl_nodeplan::OwnedChain {
+                chain: "LABCTL-POSTROUTING".into(),
+                rules: vec![
+                    "-A LABCTL-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE".into(),
+                ],
+            },
+        ],
+        jumps: vec![
+            "-A PREROUTING -j LABCTL-SERVICES".into(),
+            "-A OUTPUT -j LABCTL-SERVICES".into(),
+            "-A POSTROUTING -j LABCTL-POSTROUTING".into(),
+        ],
+    }
 }
 
-/// `converge` prints the nat table for labctl's service chains; on
-/// nf_tables from a copy while the ruleset generation is unchanged. The
-/// copy must never hide a change.
+/// The plan's service chains are made with flannel's, then left alone,
+/// seen and repaired when damaged (through the ruleset stamp), follow a
+/// new DNS pod address, and go with teardown.
 #[test]
-fn converge_nat_listing_shows_every_change() {
-    if !root_or_skip("converge_nat_listing_shows_every_change") {
+fn service_chains_converge_with_the_plan() {
+    if !root_or_skip("service_chains_converge_with_the_plan") {
         return;
     }
-    let (ns, _dir, plan) = lab("natcopy");
+    let (ns, _dir, mut plan) = lab("svc");
     let n = &ns.name;
-    let version = std::process::Command::new(AGENT)
-        .arg("--version")
-        .output()
-        .unwrap();
-    let version = String::from_utf8_lossy(&version.stdout).into_owned();
-    let build = version.trim().rsplit_once("sha256:").unwrap().1.to_string();
-
-    let first = converged_nat(n, &plan, &build);
-    assert!(
-        first.contains("*nat") && first.contains("-A FLANNEL-POSTRTG"),
-        "{first}"
-    );
-    let copy = std::path::Path::new(&plan.state_dir).join("nat-listing");
-    let nft_backend =
-        sh("readlink -f \"$(command -v iptables-save)\"").contains("xtables-nft-multi");
-    if nft_backend {
-        // The ruleset has not changed since the first listing: the copy.
-        let again = converged_nat(n, &plan, &build);
-        assert!(copy.exists(), "an nf_tables node keeps the listing");
-        assert_eq!(again, first);
-    } else {
-        eprintln!("note: iptables uses the legacy backend here: every converge lists");
+    plan.iptables.services = Some(services("10.244.1.3"));
+    let first = agent_netns(n, &plan, &["apply"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let nat = nsh(n, "iptables -w -t nat -S");
+    for line in [
+        "-A PREROUTING -j LABCTL-SERVICES",
+        "-A OUTPUT -j LABCTL-SERVICES",
+        "-A POSTROUTING -j LABCTL-POSTROUTING",
+        "-j DNAT --to-destination 10.244.1.3:53",
+    ] {
+        assert!(nat.contains(line), "{line} missing: {nat}");
     }
-    nsh(
+    let again = agent_netns(n, &plan, &["apply"]).apply();
+    assert_eq!(again.changes(), 0, "{again:#?}");
+    // FLANNEL-POSTRTG, FLANNEL-FWD, LABCTL-SERVICES, LABCTL-POSTROUTING.
+    assert_eq!(again.unchanged_by_kind.get(&ObjectKind::Chain), Some(&4));
+    assert_eq!(agent_netns(n, &plan, &["check"]).code, 0);
+
+    caught(
         n,
-        "iptables -w -t nat -A POSTROUTING -d 198.18.9.9/32 -j RETURN",
+        &plan,
+        "iptables -w -t nat -D OUTPUT -j LABCTL-SERVICES",
+        "iptables -t nat OUTPUT jump to LABCTL-SERVICES",
     );
-    let added = converged_nat(n, &plan, &build);
-    assert!(added.contains("198.18.9.9"), "a rule added since: {added}");
-    nsh(
+    caught(
         n,
-        "iptables -w -t nat -D POSTROUTING -d 198.18.9.9/32 -j RETURN",
+        &plan,
+        "iptables -w -t nat -F LABCTL-POSTROUTING",
+        "iptables -t nat LABCTL-POSTROUTING",
     );
-    let removed = converged_nat(n, &plan, &build);
-    assert!(
-        !removed.contains("198.18.9.9"),
-        "a rule removed since: {removed}"
-    );
+    plan.iptables.services = Some(services("10.244.1.4"));
+    caught(n, &plan, "", "iptables -t nat LABCTL-SERVICES");
+    assert!(nsh(n, "iptables -w -t nat -S LABCTL-SERVICES").contains("10.244.1.4:53"));
+
+    let down = agent_netns(n, &plan, &["teardown"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    let nat = nsh(n, "iptables -w -t nat -S");
+    assert!(!nat.contains("LABCTL"), "{nat}");
 }

@@ -46,7 +46,11 @@ pub fn iptables(network: Ipv4Net, subnet: Ipv4Net, ip_masq: bool) -> IptablesPla
             format!("-A {chain} -d {network} {FORWARD_COMMENT} -j ACCEPT"),
         ],
     };
-    IptablesPlan { nat, filter }
+    IptablesPlan {
+        nat,
+        filter,
+        services: None,
+    }
 }
 
 /// The subnet's first host with the subnet's prefix: cni0's address and

@@ -14,6 +14,7 @@ pub mod plan;
 mod positions;
 mod raw;
 mod schema;
+pub mod services;
 mod strict;
 mod suggest;
 mod validate;

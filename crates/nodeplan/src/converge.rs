@@ -1,9 +1,8 @@
 //! The framing of `labctl-agent converge`, a node's whole `labctl up` in
-//! one process: the apply report, one `pod add` report per pod asked for,
-//! then the node's nat table as `iptables-save -t nat` prints it (labctl
-//! compares its service chains). Each report is followed by a
-//! [`PART_END`] line carrying what that command's exit status would have
-//! been.
+//! one process: the apply report (the data plane and the plan's service
+//! chains), then one `pod add` report per pod asked for. Each report is
+//! followed by a [`PART_END`] line carrying what that command's exit
+//! status would have been.
 //!
 //! The output starts with [`BUILD_OK`] once the agent has made sure it is
 //! the build labctl asked for (`--want SHA256`); when it is not, it prints

@@ -233,6 +233,31 @@ pub struct IptablesPlan {
     pub nat: Option<ChainPlan>,
     /// filter table: the chain flannel owns there (FLANNEL-FWD).
     pub filter: ChainPlan,
+    /// nat table: the chains that make the lab's service IPs work, as
+    /// kube-proxy's would (labs where labctl runs the pods). `None`: not
+    /// the agent's (kubeadm labs, where kube-proxy owns them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<ServicesPlan>,
+}
+
+/// Service chains in the nat table: chains the agent owns outright, and
+/// the jumps into them from built-in chains (one chain may have several).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServicesPlan {
+    /// Each chain with its rules in order (`-A CHAIN ...`).
+    pub chains: Vec<OwnedChain>,
+    /// Each jump as `iptables -S` prints it, e.g.
+    /// `-A PREROUTING -j LABCTL-SERVICES`.
+    pub jumps: Vec<String>,
+}
+
+/// A chain the agent owns and its rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OwnedChain {
+    pub chain: String,
+    pub rules: Vec<String>,
 }
 
 /// One chain the agent owns, and the rule that jumps to it from a built-in

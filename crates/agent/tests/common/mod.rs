@@ -246,6 +246,7 @@ pub fn plan(lab: &str, me: &NodeSpec, all: &[NodeSpec], dir: &str) -> NodePlan {
                 jump: "-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD".into(),
                 rules: vec![fwd(&format!("-s {network}")), fwd(&format!("-d {network}"))],
             },
+            services: None,
         },
         files: vec![FilePlan {
             path: format!("{dir}/run/flannel/subnet.env"),
