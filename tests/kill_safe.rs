@@ -191,6 +191,10 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
             .collect(),
     };
     let before = Snapshot::scoped(&scope);
+    // destroy expedites RCU grace periods while it removes links; a killed
+    // one leaves that to the next run to undo.
+    let rcu = || std::fs::read_to_string("/sys/kernel/rcu_expedited").ok();
+    let rcu_before = rcu();
     // Destroys the lab when dropped, whatever happened.
     let lab = TestLab::new(&name, &underlay, &pods, &NODES).with_service_network(&services);
     let started = Instant::now();
@@ -247,6 +251,11 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
         &Snapshot::scoped(&scope),
         "after the kills and destroy",
     );
+    assert_eq!(rcu(), rcu_before, "/sys/kernel/rcu_expedited after destroy");
+    let record = labctl::state::labs_root()
+        .expect("labs root")
+        .with_file_name("rcu-expedited.json");
+    assert!(!record.exists(), "{} left", record.display());
     let left = processes_in(&namespaces);
     assert!(
         left.is_empty(),

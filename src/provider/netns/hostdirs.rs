@@ -23,25 +23,30 @@ pub const NEEDED: &[&str] = &[
     "/etc/netns",
 ];
 
-fn labctl_dir() -> Result<PathBuf> {
+pub(super) fn labctl_dir() -> Result<PathBuf> {
     let root = crate::state::labs_root()?;
     Ok(root.parent().map(Path::to_path_buf).unwrap_or(root))
 }
 
 /// Holds the host-wide lock while alive.
-struct HostLock {
+pub(super) struct HostLock {
     _file: fs::File,
 }
 
 fn host_lock() -> Result<HostLock> {
-    let dir = labctl_dir()?;
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("host.lock");
+    lock_at(&labctl_dir()?.join("host.lock"))
+}
+
+/// Takes the flock on `path` (creating it and its folder), blocking.
+pub(super) fn lock_at(path: &Path) -> Result<HostLock> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: flock on our own fd; blocking is fine (held for milliseconds).
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {

@@ -17,6 +17,7 @@ pub mod neighbour_sysctls;
 pub mod network;
 pub mod preflight;
 pub mod procs;
+pub mod rcu;
 pub mod removal;
 pub mod sshd;
 
@@ -52,6 +53,10 @@ impl Provider for NetnsProvider {
         state: &mut LabState,
         progress: &Progress,
     ) -> Result<u64> {
+        // A destroy killed while it had RCU expedited left it so.
+        if let Err(e) = rcu::Knob::host().and_then(|k| rcu::settle(&k)) {
+            progress.line(&format!("  warning: {e:#}"));
+        }
         progress.step(None, "Preparing host folders and keys", || {
             hostdirs::ensure()?;
             crate::ssh::keygen::ensure_key(&dir.client_key(), &format!("labctl-{}", lab.name))?;
@@ -243,9 +248,20 @@ impl Provider for NetnsProvider {
 
     fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
         let mut errors = Vec::new();
+        let knob = rcu::Knob::host();
+        if let Some(Err(e)) = knob.as_ref().ok().map(rcu::settle) {
+            progress.line(&format!("  warning: {e:#}"));
+        }
         if let Some(ns) = &state.netns {
             let result = progress.step(None, "Removing namespaces, links and processes", || {
-                let errs = removal::destroy_lab(state, ns);
+                // Each node's VXLAN socket costs an RCU grace period to close.
+                let (errs, knob_problem) = match &knob {
+                    Ok(knob) => rcu::expedited(knob, || removal::destroy_lab(state, ns)),
+                    Err(_) => (removal::destroy_lab(state, ns), None),
+                };
+                if let Some(e) = knob_problem {
+                    progress.line(&format!("  warning: {e:#}"));
+                }
                 let n = errs.len();
                 errors.extend(errs);
                 if n > 0 {
