@@ -18,6 +18,7 @@ mod error;
 mod files;
 mod hostgw;
 mod iptables;
+mod jobs;
 mod links;
 mod lookup;
 mod netlink;
@@ -70,6 +71,9 @@ commands:
        [--dont-fragment] TARGET...
                      ICMP echo to every TARGET at once from this namespace
                      (a pod's with --netns); needs no plan
+  jobs REQUEST       run every argv of REQUEST (the JSON of labctl_nodeplan's
+                     JobsRequest) at once, without a shell; print each
+                     one's exit status and output (no plan, no root)
   underlay           set up the underlay device of each network namespace
                      of the request on stdin (JSON of labctl_nodeplan's
                      UnderlayRequest): lo up, MTU, MAC, address, route
@@ -215,6 +219,10 @@ fn run(args: Args) -> Result<i32> {
             )))
         }
         _ => {}
+    }
+    if let ["jobs", request] = words.as_slice() {
+        report::print(&jobs::run(&jobs::parse_request(request)?));
+        return Ok(EXIT_OK);
     }
     if words.as_slice() == ["underlay"] {
         return run_underlay();

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 mod captures;
 mod dataplane;
+mod jobs;
 mod lookup;
 mod objects;
 mod traffic;
@@ -22,6 +23,7 @@ mod underlay;
 
 pub use captures::*;
 pub use dataplane::*;
+pub use jobs::*;
 pub use lookup::*;
 pub use objects::*;
 pub use traffic::*;
