@@ -200,13 +200,17 @@ fn up_and_destroy_survive_sigkill_at_every_phase() {
     let started = Instant::now();
 
     // up, killed while starting the nodes' sshds (one may run unrecorded),
-    // while nodes apply their plans and add pods (one command each), and
-    // as the DNS server starts.
+    // while nodes apply their plans and add pods (one command each: the
+    // first up's control plane alone, then every node with the service
+    // chains), and as the last nodes converge, just before the DNS server
+    // starts (starting it is up's last step: a kill as it starts would
+    // race up's own end; `up_records_what_a_killed_up_left_unrecorded`
+    // covers a DNS server started and not recorded).
     let up = ["up", lab.path()];
     for at in [
         KillAt::Running("sshd", NODES.len() / 2),
         KillAt::AfterStep("Converging data plane and pods", 3),
-        KillAt::Running("dnsmasq", 1),
+        KillAt::AfterStep("Converging data plane and pods", NODES.len() - 1),
     ] {
         run_and_kill(&name, &up, at);
     }
