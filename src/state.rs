@@ -11,7 +11,7 @@
 //! - `nodes/<node>/`: per-node files (netns: sshd config, host key, the
 //!   folders bind-mounted over the node's /run/flannel etc.).
 //! - `logs/`: sshd and dnsmasq logs.
-//! - `lock`: flock'ed by `up`/`destroy`, holds the holder's pid.
+//! - `lock`: locked (fcntl) by `up`/`destroy`, holds the holder's pid.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,7 +19,6 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ipnet::Ipv4Net;
@@ -283,14 +282,28 @@ impl LabDir {
         write_private(&self.state_file(), text.as_bytes())
     }
 
-    /// Takes the lab's lock without waiting for a live holder. When another
-    /// labctl holds it, fails (exit 1) naming that process's pid. A holder
-    /// that is gone (killed) may have left a process it was starting, not
-    /// yet past its exec, with the lock's descriptor for some milliseconds:
-    /// that is waited out, up to [`DEAD_HOLDER_GRACE`].
+    /// Takes the lab's lock without waiting: when another labctl holds it,
+    /// fails (exit 1) naming that process's pid.
+    ///
+    /// The lock is a POSIX record lock (`fcntl`), which belongs to this
+    /// process alone: a child it forks (to start a node's sshd, say) never
+    /// holds it, even for the moment before its exec, so a killed labctl's
+    /// lock is free at once. Two locks of one process do not conflict, and
+    /// closing any descriptor of the file drops them, so this process's
+    /// own locks are kept in [`HELD`] and the file is opened once per lock.
     pub fn lock(&self, what: &str) -> Result<LabLock> {
         self.create()?;
         let path = self.path.join("lock");
+        let busy = |who: String| {
+            ExitError::failed(anyhow::anyhow!(
+                "the lab is busy: {who} holds its lock ({}); wait for it to finish",
+                path.display()
+            ))
+        };
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if held.contains(&path) {
+            return Err(busy(format!("this labctl (pid {})", std::process::id())));
+        }
         let mut file = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -299,35 +312,24 @@ impl LabDir {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-        let fd = file.as_raw_fd();
-        // SAFETY: flock on a file descriptor we own, open for this call.
-        let try_lock = || unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
-        let mut rc = try_lock();
-        let mut holder = String::new();
-        if rc != 0 {
+        if !lock_whole(&file) {
+            let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            let waited = Instant::now();
-            while rc != 0 && !holder_alive(&holder) && waited.elapsed() < DEAD_HOLDER_GRACE {
-                std::thread::sleep(Duration::from_millis(10));
-                rc = try_lock();
-            }
-        }
-        if rc != 0 {
             let holder = holder.trim();
-            let who = if holder.is_empty() {
+            return Err(busy(if holder.is_empty() {
                 "another labctl".to_string()
             } else {
                 holder.to_string()
-            };
-            return Err(ExitError::failed(anyhow::anyhow!(
-                "the lab is busy: {who} holds its lock ({}); wait for it to finish",
-                path.display()
-            )));
+            }));
         }
         file.set_len(0)?;
         file.rewind()?;
         write!(file, "labctl {what} (pid {})", std::process::id())?;
-        Ok(LabLock { _file: file })
+        held.insert(path.clone());
+        Ok(LabLock {
+            file: Some(file),
+            path,
+        })
     }
 
     /// Where [`LabDir::remove`] moves the folder before deleting it: a
@@ -370,8 +372,23 @@ fn remove_tree(path: &Path) -> Result<()> {
 /// Held while a command changes the lab; released when dropped.
 #[derive(Debug)]
 pub struct LabLock {
-    _file: fs::File,
+    file: Option<fs::File>,
+    path: PathBuf,
 }
+
+impl Drop for LabLock {
+    fn drop(&mut self) {
+        // Closed first (that releases the lock), then forgotten.
+        drop(self.file.take());
+        HELD.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.path);
+    }
+}
+
+/// The lock files this process holds (see [`LabDir::lock`]).
+static HELD: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// Writes a file atomically with mode 0600.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
@@ -403,20 +420,22 @@ fn unchanged(path: &Path, data: &[u8], mode: u32) -> bool {
         && fs::read(path).is_ok_and(|have| have == data)
 }
 
-/// How long [`LabDir::lock`] waits when the recorded holder is gone.
-const DEAD_HOLDER_GRACE: Duration = Duration::from_secs(2);
+/// Takes an exclusive POSIX record lock of the whole of `file` without
+/// waiting; false when another process holds one.
+fn lock_whole(file: &fs::File) -> bool {
+    lock_fd(file.as_raw_fd())
+}
 
-/// Whether the process a lock file names (`labctl up (pid N)`) still runs;
-/// true when the text names none (then nothing is known).
-fn holder_alive(holder: &str) -> bool {
-    let pid = holder
-        .rsplit_once("(pid ")
-        .and_then(|(_, rest)| rest.trim_end().strip_suffix(')'))
-        .and_then(|p| p.parse::<u32>().ok());
-    match pid {
-        Some(pid) => Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid),
-        None => true,
-    }
+/// [`lock_whole`] on a raw descriptor (no allocation: a forked test child
+/// calls it too).
+fn lock_fd(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: a zeroed flock is valid; the fields set make it an exclusive
+    // lock from the start to the end of the file.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on a descriptor with a valid flock.
+    unsafe { libc::fcntl(fd, libc::F_SETLK, &lock) == 0 }
 }
 
 #[cfg(test)]
@@ -466,43 +485,74 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
     }
 
-    /// A lock whose recorded holder is gone but whose descriptor a process
-    /// still has open for a moment (one it forked and had not exec'd yet)
-    /// is waited for; one held that long is still refused.
+    /// A child forked while the lock is held (as when labctl starts a
+    /// node's sshd) does not hold it: once this process lets go, another
+    /// process takes it at once, while that child still runs and still has
+    /// the descriptor. (An flock, shared with the child, stayed taken.)
     #[test]
-    fn a_dead_holder_is_waited_out_briefly() {
+    fn a_forked_child_never_holds_the_lock() {
         let root = tempfile::tempdir().unwrap();
         let dir = LabDir {
             path: root.path().join("lab1"),
         };
-        dir.create().unwrap();
-        let hold = || {
-            let f = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(dir.path.join("lock"))
-                .unwrap();
-            // SAFETY: flock on a descriptor this test owns.
-            assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-            fs::write(dir.path.join("lock"), "labctl up (pid 4000000000)").unwrap();
-            f
-        };
-        let held = hold();
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(150));
-            drop(held);
-        });
-        let started = Instant::now();
-        let lock = dir.lock("up").expect("taken once the descriptor is closed");
-        assert!(started.elapsed() >= Duration::from_millis(100));
-        release.join().unwrap();
+        let lock = dir.lock("up").unwrap();
+        // SAFETY: the child only sleeps and exits (async-signal-safe).
+        let sleeper = unsafe { libc::fork() };
+        assert!(sleeper >= 0);
+        if sleeper == 0 {
+            unsafe {
+                libc::usleep(1_000_000);
+                libc::_exit(0);
+            }
+        }
         drop(lock);
+        // Another process tries: a second child, with raw calls only.
+        let path =
+            std::ffi::CString::new(dir.path.join("lock").into_os_string().into_encoded_bytes())
+                .unwrap();
+        // SAFETY: the child uses only open, the lock call and _exit.
+        let trier = unsafe { libc::fork() };
+        assert!(trier >= 0);
+        if trier == 0 {
+            unsafe {
+                let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+                let taken = fd >= 0 && lock_fd(fd);
+                libc::_exit(if taken { 0 } else { 1 });
+            }
+        }
+        let wait = |pid: libc::pid_t| {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            status
+        };
+        let tried = wait(trier);
+        let sleeper_running = unsafe { libc::kill(sleeper, 0) } == 0;
+        wait(sleeper);
+        assert!(sleeper_running, "the first child should still run");
+        assert!(
+            libc::WIFEXITED(tried) && libc::WEXITSTATUS(tried) == 0,
+            "another process could not take the lock while the child ran"
+        );
+    }
 
-        let _held = hold();
-        let err = dir.lock("up").unwrap_err();
-        assert!(format!("{err:#}").contains("the lab is busy"), "{err:#}");
+    /// A lock this process holds is refused to it as well, and dropping it
+    /// frees the lab for the next command.
+    #[test]
+    fn a_second_lock_in_one_process_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = LabDir {
+            path: root.path().join("lab1"),
+        };
+        let held = dir.lock("up").unwrap();
+        let err = dir.lock("destroy").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("the lab is busy: this labctl"),
+            "{err:#}"
+        );
+        drop(held);
+        let again = dir.lock("destroy").expect("free once dropped");
+        drop(again);
     }
 
     #[test]
