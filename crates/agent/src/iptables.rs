@@ -178,9 +178,15 @@ pub fn table_lines(save: &str, table: &str) -> Vec<String> {
 
 /// Extracts one chain's state from a table's `-S` output.
 pub fn chain_state(lines: &[String], chain: &str, parent: &str) -> ChainState {
+    ChainState {
+        jumps: jumps_to(lines, chain, parent),
+        ..owned_chain(lines, chain)
+    }
+}
+
+/// Whether `chain` exists and its rules, in order (no jumps).
+pub(crate) fn owned_chain(lines: &[String], chain: &str) -> ChainState {
     let rule_prefix = format!("-A {chain} ");
-    let parent_prefix = format!("-A {parent} ");
-    let jump = format!(" -j {chain}");
     ChainState {
         exists: lines.iter().any(|l| *l == format!("-N {chain}")),
         rules: lines
@@ -188,15 +194,21 @@ pub fn chain_state(lines: &[String], chain: &str, parent: &str) -> ChainState {
             .filter(|l| l.starts_with(&rule_prefix))
             .cloned()
             .collect(),
-        jumps: lines
-            .iter()
-            .filter(|l| {
-                l.starts_with(&parent_prefix)
-                    && (l.ends_with(&jump) || l.contains(&format!("{jump} ")))
-            })
-            .cloned()
-            .collect(),
+        jumps: Vec::new(),
     }
+}
+
+/// The rules of `parent` that jump to `chain`.
+pub(crate) fn jumps_to(lines: &[String], chain: &str, parent: &str) -> Vec<String> {
+    let parent_prefix = format!("-A {parent} ");
+    let jump = format!(" -j {chain}");
+    lines
+        .iter()
+        .filter(|l| {
+            l.starts_with(&parent_prefix) && (l.ends_with(&jump) || l.contains(&format!("{jump} ")))
+        })
+        .cloned()
+        .collect()
 }
 
 /// The rule spec of an `-A CHAIN spec` line.
@@ -299,12 +311,7 @@ pub(crate) fn converge_jump(
 }
 
 /// Appends the removal of `chain` and its jumps to `payload`.
-pub(crate) fn remove_chain(
-    chain: &str,
-    parent: &str,
-    live: &ChainState,
-    payload: &mut String,
-) -> bool {
+fn remove_chain(chain: &str, parent: &str, live: &ChainState, payload: &mut String) -> bool {
     for j in &live.jumps {
         payload.push_str(&format!("-D {parent} {}\n", spec(j, parent)));
     }

@@ -362,14 +362,7 @@ fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
 
 /// `underlay`: the request on stdin; exit 4 when a namespace failed.
 fn run_underlay() -> Result<i32> {
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
-        AgentError::Input(format!(
-            "underlay: cannot read the request: {}",
-            error::describe_io(&e)
-        ))
-    })?;
-    let request = underlay::parse_request(&text)?;
+    let request = underlay::parse_request(&plan::read_stdin("the underlay request")?)?;
     require_root()?;
     let r = underlay::run(&request);
     let failed = r.namespaces.iter().any(|n| n.error.is_some());

@@ -19,16 +19,7 @@ pub fn load(path: Option<&str>) -> Result<NodePlan> {
                 crate::error::describe_io(&e)
             ))
         })?,
-        _ => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| {
-                AgentError::Input(format!(
-                    "cannot read the plan from stdin: {}",
-                    crate::error::describe_io(&e)
-                ))
-            })?;
-            s
-        }
+        _ => read_stdin("the plan")?,
     };
     crate::timing::lap("plan read");
     let plan = NodePlan::from_json(&text).map_err(AgentError::Input)?;
@@ -37,12 +28,30 @@ pub fn load(path: Option<&str>) -> Result<NodePlan> {
     Ok(plan)
 }
 
+/// All of stdin (`what`: what it holds, for the error).
+pub fn read_stdin(what: &str) -> Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).map_err(|e| {
+        AgentError::Input(format!(
+            "cannot read {what} from stdin: {}",
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    Ok(s)
+}
+
 fn bad(msg: String) -> AgentError {
     AgentError::Input(format!("invalid plan: {msg}"))
 }
 
+/// A name the kernel takes for a network device: 1-15 characters, no
+/// `/`, `:` or whitespace.
+pub fn is_ifname(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 15 && !name.contains(['/', ' ', '\t', '\n', ':'])
+}
+
 fn check_ifname(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t', '\n', ':']) {
+    if !is_ifname(name) {
         return Err(bad(format!(
             "{what} {name:?} is not a valid interface name (1-15 characters, no / : or spaces)"
         )));

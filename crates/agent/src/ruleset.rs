@@ -127,17 +127,6 @@ fn nft_tool(save: &Path) -> Option<PathBuf> {
     (tool.file_name()? == NFT_MULTI).then_some(tool)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, with no
-/// fsync (a stamp only saves a listing; one lost in a crash costs one); on
-/// failure removes both, so no stale stamp is left to believe.
-fn write_unsynced(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        let _ = std::fs::remove_file(path);
-    }
-}
-
 /// The stamp check for one run of `apply` or `check`.
 pub struct Verifier {
     path: PathBuf,
@@ -196,9 +185,16 @@ impl Verifier {
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Writes the stamp ([`write_unsynced`]: a stamp lost in a crash only
-    /// costs one listing; one that cannot be written is removed).
+    /// Writes the stamp through a temporary file and a rename; no fsync:
+    /// a stamp lost in a crash only costs one listing. One that cannot be
+    /// written is removed, so no stale stamp is left to believe.
     fn write(&self, line: &str) {
-        write_unsynced(&self.path, line.as_bytes());
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, line).is_err() || std::fs::rename(&tmp, &self.path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            self.forget();
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use labctl_nodeplan::ServicesPlan;
 
-use crate::iptables::{chain_state, converge_jump, converge_rules, remove_chain, ChainState};
+use crate::iptables::{converge_jump, converge_rules, jumps_to, owned_chain, spec};
 use crate::report::{Collector, ObjectKind};
 
 /// The parent chain of a jump line (`-A PARENT ... -j CHAIN`) and the
@@ -23,7 +23,7 @@ fn jump_ends(jump: &str) -> Option<(&str, &str)> {
 /// so the jumps find them.
 pub fn converge(plan: &ServicesPlan, nat: &[String], payload: &mut String, out: &mut Collector) {
     for c in &plan.chains {
-        let live = chain_state(nat, &c.chain, "");
+        let live = owned_chain(nat, &c.chain);
         converge_rules("nat", &c.chain, &c.rules, &live, payload, out);
     }
     for jump in &plan.jumps {
@@ -33,7 +33,7 @@ pub fn converge(plan: &ServicesPlan, nat: &[String], payload: &mut String, out: 
             ));
             continue;
         };
-        let live = chain_state(nat, chain, parent).jumps;
+        let live = jumps_to(nat, chain, parent);
         converge_jump("nat", parent, chain, jump, &live, payload, out);
     }
 }
@@ -60,20 +60,15 @@ pub fn report_verified(plan: &ServicesPlan, out: &mut Collector) {
 pub fn teardown(plan: &ServicesPlan, nat: &[String], payload: &mut String) -> Vec<String> {
     for jump in &plan.jumps {
         if let Some((parent, chain)) = jump_ends(jump) {
-            let live = ChainState {
-                exists: false,
-                ..chain_state(nat, chain, parent)
-            };
-            remove_chain(chain, parent, &live, payload);
+            for j in jumps_to(nat, chain, parent) {
+                payload.push_str(&format!("-D {parent} {}\n", spec(&j, parent)));
+            }
         }
     }
     let mut removed = Vec::new();
     for c in &plan.chains {
-        let live = ChainState {
-            jumps: Vec::new(),
-            ..chain_state(nat, &c.chain, "")
-        };
-        if remove_chain(&c.chain, "", &live, payload) {
+        if owned_chain(nat, &c.chain).exists {
+            payload.push_str(&format!(":{0} - [0:0]\n-X {0}\n", c.chain));
             removed.push(format!("iptables -t nat {}", c.chain));
         }
     }

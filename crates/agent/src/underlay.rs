@@ -52,12 +52,7 @@ fn validate(ns: &NamespaceUnderlay) -> std::result::Result<(), String> {
             ns.netns
         ));
     }
-    let device_ok = !ns.device.is_empty()
-        && ns.device.len() < 16
-        && !ns
-            .device
-            .contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
-    if !device_ok {
+    if !crate::plan::is_ifname(&ns.device) {
         return Err(format!(
             "namespace {}: {:?} is not a device name",
             ns.netns, ns.device

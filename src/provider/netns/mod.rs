@@ -249,9 +249,6 @@ impl Provider for NetnsProvider {
     fn destroy(&self, dir: &LabDir, state: &LabState, progress: &Progress) -> Vec<anyhow::Error> {
         let mut errors = Vec::new();
         let knob = rcu::Knob::host();
-        if let Some(Err(e)) = knob.as_ref().ok().map(rcu::settle) {
-            progress.line(&format!("  warning: {e:#}"));
-        }
         if let Some(ns) = &state.netns {
             let result = progress.step(None, "Removing namespaces, links and processes", || {
                 // Each node's VXLAN socket costs an RCU grace period to close.

@@ -76,12 +76,12 @@ impl Knob {
             .with_context(|| format!("cannot set {} to {value}", self.path.display()))
     }
 
-    /// Takes a hold (the knob set to 1, the host's value recorded first);
-    /// None when the knob is missing or cannot be written. Call under the
-    /// host lock.
-    fn hold(&self, me: &str) -> Result<Option<()>> {
+    /// Takes a hold (the knob set to 1, the host's value recorded first,
+    /// or kept from a holder that is gone); false when the knob is missing
+    /// or cannot be written. Call under the host lock.
+    fn hold(&self, me: &str) -> Result<bool> {
         let Ok(current) = fs::read_to_string(&self.path) else {
-            return Ok(None);
+            return Ok(false);
         };
         let mut record = self.live_record().unwrap_or(Record {
             original: current.trim().to_string(),
@@ -91,9 +91,9 @@ impl Knob {
         self.write_record(&record)?;
         if self.set("1").is_err() {
             self.release(me)?;
-            return Ok(None);
+            return Ok(false);
         }
-        Ok(Some(()))
+        Ok(true)
     }
 
     /// The record without holders whose process is gone; None when there
@@ -157,15 +157,16 @@ pub fn expedited<T>(knob: &Knob, work: impl FnOnce() -> T) -> (T, Option<anyhow:
     let held = knob.locked(|| knob.hold(&me));
     let result = work();
     let problem = match held {
-        Ok(Some(())) => knob.locked(|| knob.release(&me)).err(),
-        Ok(None) => None,
+        Ok(true) => knob.locked(|| knob.release(&me)).err(),
+        Ok(false) => None,
         Err(e) => Some(e),
     };
     (result, problem)
 }
 
 /// Puts the host's value back when every process that set it is gone
-/// (killed before it could).
+/// (killed before it could). [`expedited`] needs no call first: its hold
+/// keeps the value such a record holds.
 pub fn settle(knob: &Knob) -> Result<()> {
     knob.locked(|| knob.release(""))
 }
@@ -206,7 +207,7 @@ mod tests {
         // Another live holder: the process that started this test.
         let parent = std::os::unix::process::parent_id();
         let other = format!("{parent}:{}", start_time(parent).unwrap());
-        k.hold(&other).unwrap().unwrap();
+        assert!(k.hold(&other).unwrap());
         let (_, problem) = expedited(&k, || ());
         assert!(problem.is_none());
         assert_eq!(value(&k), "1", "the other holder still needs it");
