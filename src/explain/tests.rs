@@ -81,6 +81,7 @@ fn healthy(plan: &NodePlan) -> ShowReport {
 
 fn pod(node: &str, name: &str, ip: &str) -> PodView {
     PodView {
+        eth0_mtu: None,
         node: node.into(),
         name: name.into(),
         ip: Some(ip.parse().unwrap()),

@@ -31,6 +31,10 @@ pub struct PodView {
     /// Empty when the pod is fine; else why it is not usable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Its eth0's MTU, when the node check read the pod's links (netns
+    /// pods); `mtu` then need not ask the pod again.
+    #[serde(skip)]
+    pub eth0_mtu: Option<u32>,
 }
 
 impl PodView {

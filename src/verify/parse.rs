@@ -307,35 +307,9 @@ pub fn parse_arp_table_fulls(stat: &str) -> Option<u64> {
     Some(total)
 }
 
-/// The first IPv4 address not on `lo` in `ip -j addr` output.
-pub fn parse_ip_addr_json(text: &str) -> Result<Option<Ipv4Addr>, String> {
-    let doc: serde_json::Value = serde_json::from_str(text.trim())
-        .map_err(|e| format!("cannot read `ip -j addr` output: {e}"))?;
-    Ok(doc
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| l["ifname"] != "lo")
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["family"] == "inet")
-        .find_map(|a| a["local"].as_str()?.parse().ok()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ip_json_first_ipv4_not_loopback() {
-        let text = r#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
-            {"ifindex":3,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.71.1.2","prefixlen":24}]}]"#;
-        assert_eq!(
-            parse_ip_addr_json(text),
-            Ok(Some("10.71.1.2".parse().unwrap()))
-        );
-        assert_eq!(parse_ip_addr_json("[]"), Ok(None));
-        assert!(parse_ip_addr_json("Cannot open").is_err());
-    }
 
     #[test]
     fn neighbour_overflow_lines_and_table_fulls() {

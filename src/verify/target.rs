@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
+use labctl_nodeplan::report::{self, LinksReport, NamespaceLinks};
 use labctl_nodeplan::{Backend, NodePlan};
 
 use super::evidence::{Evidence, NodeReach, PodView};
@@ -260,7 +261,7 @@ impl Target {
         );
         let (kept, answers): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let mut errors = Vec::new();
-        let mut found: BTreeMap<String, Result<Option<Ipv4Addr>, String>> = BTreeMap::new();
+        let mut found: BTreeMap<String, Result<NamespaceLinks, String>> = BTreeMap::new();
         for (node, answer) in names.into_iter().zip(answers) {
             found.extend(answer.pods);
             let reach = ev.reach.iter_mut().find(|r| r.node == node);
@@ -289,7 +290,11 @@ impl Target {
                 .iter()
                 .map(|pod| {
                     let mut pod = pod.clone();
-                    let answer = pod.namespace.as_ref().and_then(|ns| found.get(ns).cloned());
+                    let answer = pod.namespace.as_ref().and_then(|ns| found.get(ns));
+                    if let Some(Ok(links)) = answer {
+                        pod.eth0_mtu = links.link("eth0").map(|l| l.mtu);
+                    }
+                    let answer = answer.map(|a| a.as_ref().map_err(Clone::clone)?.pod_address());
                     pod.record_address(answer.unwrap_or_else(|| {
                         Err(match &pod.namespace {
                             Some(_) => format!("{} is not reachable over SSH", pod.node),
@@ -309,20 +314,18 @@ pub fn disconnect_all(sessions: Vec<Option<Session>>) {
     pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
 
-/// First, for each pod namespace `$3…`, `@podaddr NS STATUS OUTPUT` of
-/// `ip -j -n NS -4 addr show` (its lines joined); then the agent's (`$1`)
-/// version as `@version VERSION` (or `@noversion STATUS OUTPUT`); then,
-/// when `$2` is `check`, `labctl-agent check` (plan on stdin) and
-/// `iptables -S` (filter table) after an `@iptables` line when it runs:
-/// one command per node, the pods' addresses included (a round of its own
-/// cost 9 s at 1,000 nodes).
+/// First, when pod namespaces `$3…` are named, `labctl-agent links` of
+/// them between an `@links` line and `@links-status STATUS` (the agent
+/// only enters each network namespace: `ip -n` would copy every mount of
+/// the node for each); then the agent's (`$1`) version as `@version
+/// VERSION` (or `@noversion STATUS OUTPUT`); then, when `$2` is `check`,
+/// `labctl-agent check` (plan on stdin) and `iptables -S` (filter table)
+/// after an `@iptables` line when it runs: one command per node, the
+/// pods' addresses included (a round of its own cost 9 s at 1,000 nodes).
 const CHECK_SCRIPT: &str = r#"agent=$1; what=$2; shift 2
-for ns in "$@"; do
-  out=$(ip -j -n "$ns" -4 addr show 2>&1); rc=$?
-  printf '@podaddr %s %s ' "$ns" "$rc"
-  printf '%s\n' "$out" | while IFS= read -r l; do printf '%s ' "$l"; done
-  echo
-done
+if [ $# -gt 0 ]; then
+  printf '@links\n'; "$agent" links "$@" 2>&1; printf '\n@links-status %s\n' "$?"
+fi
 v=$("$agent" --version 2>&1); rc=$?
 if [ $rc -ne 0 ]; then printf '@noversion %s %s\n' "$rc" "$v"; exit 0; fi
 printf '@version %s\n' "$v"
@@ -331,9 +334,8 @@ printf '@version %s\n' "$v"
 if rules=$(iptables -w -S 2>/dev/null); then printf '\n@iptables\n%s\n' "$rules"; fi
 exit $rc"#;
 
-/// A pod namespace and its address (`None`: it has none), or why it could
-/// not be read.
-type PodAddress = (String, Result<Option<Ipv4Addr>, String>);
+/// A pod namespace and its links, or why they could not be read.
+type PodLinks = (String, Result<NamespaceLinks, String>);
 
 /// The node's drift, and its iptables rules (`None`: iptables -S failed).
 type NodeCheck = (Vec<parse::Drift>, Option<String>);
@@ -346,7 +348,7 @@ struct NodeAnswer {
     /// The check's result, or why there is none.
     check: Result<NodeCheck, String>,
     /// Each pod namespace asked about, with what was found.
-    pods: Vec<PodAddress>,
+    pods: Vec<PodLinks>,
 }
 
 impl NodeAnswer {
@@ -360,36 +362,46 @@ impl NodeAnswer {
     }
 }
 
-/// The `@podaddr NS STATUS OUTPUT` lines of [`CHECK_SCRIPT`] from node
-/// `node`, and the rest of its output.
-fn pod_addresses(node: &str, text: &str) -> (Vec<PodAddress>, String) {
-    let mut pods = Vec::new();
-    let mut rest = String::new();
-    for line in text.split_inclusive('\n') {
-        let Some(tagged) = line.strip_prefix("@podaddr ") else {
-            rest.push_str(line);
-            continue;
-        };
-        let mut words = tagged.trim_end().splitn(3, ' ');
-        let (ns, status, output) = (
-            words.next().unwrap_or_default(),
-            words.next().unwrap_or_default(),
-            words.next().unwrap_or_default().trim(),
-        );
-        let found = if status == "0" {
-            parse::parse_ip_addr_json(output)
-        } else {
-            Err(format!(
-                "{node}: `ip -n {ns} addr` exited {status}: {}",
-                if output.is_empty() {
-                    "no output"
-                } else {
-                    output
-                }
-            ))
-        };
-        pods.push((ns.to_string(), found));
-    }
+/// The `@links` section of [`CHECK_SCRIPT`]'s output from node `node`
+/// (asked about the pod namespaces `asked`): each namespace's links or why
+/// not; and the rest of the output.
+fn pod_links<'t>(node: &str, asked: &[String], text: &'t str) -> (Vec<PodLinks>, &'t str) {
+    let Some(section) = text.strip_prefix("@links\n") else {
+        return (Vec::new(), text);
+    };
+    let (report, status, rest) = match section.split_once("\n@links-status ") {
+        Some((report, tail)) => {
+            let (status, rest) = tail.split_once('\n').unwrap_or((tail, ""));
+            (report, status.trim(), rest)
+        }
+        None => (section, "", ""),
+    };
+    let found: Result<LinksReport, String> = match status {
+        "0" => report::decode(node, report).map_err(|e| e.to_string()),
+        "2" if report.contains("unknown command \"links") => Err(format!(
+            "{node}: its agent is older than this labctl (no `labctl-agent links`): run `labctl up` to update it"
+        )),
+        _ => Err(format!(
+            "{node}: `labctl-agent links` exited {}: {}",
+            if status.is_empty() { "early" } else { status },
+            parse::last_lines(report)
+        )),
+    };
+    let pods = asked
+        .iter()
+        .map(|ns| {
+            let links = match &found {
+                Ok(r) => r
+                    .namespaces
+                    .iter()
+                    .find(|l| &l.netns == ns)
+                    .cloned()
+                    .ok_or_else(|| format!("{node}: `labctl-agent links` did not report {ns}")),
+                Err(e) => Err(e.clone()),
+            };
+            (ns.clone(), links)
+        })
+        .collect();
     (pods, rest)
 }
 
@@ -408,8 +420,9 @@ fn check_node(
     let out = session
         .run(&argv, Some(plan.to_json().as_bytes()))
         .map_err(|e| e.to_string())?;
-    let (pods, text) = pod_addresses(node, &out.stdout_text());
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let stdout = out.stdout_text();
+    let (pods, text) = pod_links(node, pods, &stdout);
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
     let version = match (
         first.strip_prefix("@version "),
         first.strip_prefix("@noversion "),
@@ -544,6 +557,7 @@ fn dns_pod(lab: &Lab, state: &LabState) -> Option<PodView> {
     let cp = &lab.control_plane().name;
     let ip = *state.nodes.get(cp)?.pods.get(crate::nodes::DNS_POD)?;
     Some(PodView {
+        eth0_mtu: None,
         node: cp.clone(),
         name: crate::nodes::DNS_POD.to_string(),
         ip: Some(ip),
@@ -568,6 +582,7 @@ fn pods(lab: &Lab, state: &LabState) -> Vec<PodView> {
                 })
                 .unwrap_or_else(|| ("busybox".to_string(), None));
             PodView {
+                eth0_mtu: None,
                 node: n.name.clone(),
                 namespace: Some(format!("{}-{}-{}", lab.name, n.name, name)),
                 name,
@@ -583,39 +598,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pod_addresses_are_read_and_the_rest_kept() {
+    fn pod_links_are_read_and_the_rest_kept() {
+        let asked = [
+            "lab-w1-busybox",
+            "lab-w1-dns",
+            "lab-w1-empty",
+            "lab-w1-unsaid",
+        ]
+        .map(String::from);
         let text = concat!(
-            "@podaddr lab-w1-busybox 0 [{\"ifname\":\"lo\",\"addr_info\":[]}, ",
-            "{\"ifname\":\"eth0\",\"addr_info\":[{\"family\":\"inet\",\"local\":\"10.244.1.2\"}]}] \n",
-            "@podaddr lab-w1-dns 1 Cannot open network namespace \"lab-w1-dns\": No such file \n",
-            "@podaddr lab-w1-empty 0 [] \n",
+            "@links\n",
+            "{\"reportVersion\":1,\"command\":\"links\",\"node\":\"w1\",\"namespaces\":[",
+            "{\"netns\":\"lab-w1-busybox\",\"links\":[",
+            "{\"name\":\"lo\",\"mtu\":65536,\"up\":true,\"addresses\":[\"127.0.0.1/8\"]},",
+            "{\"name\":\"eth0\",\"mtu\":1450,\"up\":true,\"addresses\":[\"10.244.1.2/24\"]}]},",
+            "{\"netns\":\"lab-w1-dns\",\"links\":[],\"error\":\"network namespace lab-w1-dns does not exist\"},",
+            "{\"netns\":\"lab-w1-empty\",\"links\":[{\"name\":\"lo\",\"mtu\":65536,\"up\":false,\"addresses\":[]}]}",
+            "]}\n",
+            "@links-status 0\n",
             "@version labctl-agent 0.1.0 sha256:00\n",
             "{\"report\": 1}\n",
         );
-        let (pods, rest) = pod_addresses("w1", text);
+        let (pods, rest) = pod_links("w1", &asked, text);
         assert_eq!(
             rest,
             "@version labctl-agent 0.1.0 sha256:00\n{\"report\": 1}\n"
         );
-        assert_eq!(pods.len(), 3);
+        let found: Vec<(&str, Result<Option<Ipv4Addr>, String>)> = pods
+            .iter()
+            .map(|(ns, l)| (ns.as_str(), l.clone().and_then(|l| l.pod_address())))
+            .collect();
         assert_eq!(
-            pods[0],
-            (
-                "lab-w1-busybox".into(),
-                Ok(Some(Ipv4Addr::new(10, 244, 1, 2)))
-            )
+            found,
+            [
+                ("lab-w1-busybox", Ok(Some(Ipv4Addr::new(10, 244, 1, 2)))),
+                (
+                    "lab-w1-dns",
+                    Err("network namespace lab-w1-dns does not exist".into())
+                ),
+                ("lab-w1-empty", Ok(None)),
+                (
+                    "lab-w1-unsaid",
+                    Err("w1: `labctl-agent links` did not report lab-w1-unsaid".into())
+                ),
+            ]
         );
-        assert_eq!(
-            pods[1],
-            (
-                "lab-w1-dns".into(),
-                Err(
-                    "w1: `ip -n lab-w1-dns addr` exited 1: Cannot open network namespace \
-                     \"lab-w1-dns\": No such file"
-                        .into()
-                )
-            )
+        let eth0 = pods[0].1.as_ref().ok().and_then(|l| l.link("eth0"));
+        assert_eq!(eth0.map(|l| l.mtu), Some(1450));
+    }
+
+    #[test]
+    fn an_agent_without_links_is_named_with_the_fix() {
+        let asked = ["lab-w1-busybox".to_string()];
+        let text = "@links\nlabctl-agent: unknown command \"links lab-w1-busybox\"\n\n@links-status 2\n@version v\n";
+        let (pods, rest) = pod_links("w1", &asked, text);
+        assert_eq!(rest, "@version v\n");
+        let why = pods[0].1.clone().unwrap_err();
+        assert!(
+            why.contains("older than this labctl") && why.contains("labctl up"),
+            "{why}"
         );
-        assert_eq!(pods[2], ("lab-w1-empty".into(), Ok(None)));
+        // No section (no pods asked): the text is left whole.
+        assert_eq!(pod_links("w1", &[], "@version v\n").1, "@version v\n");
     }
 }

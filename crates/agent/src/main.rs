@@ -23,6 +23,7 @@ mod links;
 mod lookup;
 mod netlink;
 mod netns;
+mod netns_links;
 mod nlops;
 mod node;
 mod observe;
@@ -68,12 +69,15 @@ commands:
                      wait at most S s (and one more) for them to end, print
                      what each saw (and the kernel log's tail), remove DIR
   ping [--count N] [--interval-ms MS] [--timeout-ms MS] [--payload BYTES]
-       [--dont-fragment] TARGET...
+       [--dont-fragment] [--until-answered] TARGET...
                      ICMP echo to every TARGET at once from this namespace
-                     (a pod's with --netns); needs no plan
+                     (a pod's with --netns); needs no plan; with
+                     --until-answered a round skips targets that answered
   jobs REQUEST       run every argv of REQUEST (the JSON of labctl_nodeplan's
                      JobsRequest) at once, without a shell; print each
                      one's exit status and output (no plan, no root)
+  links NS...        the links of each network namespace NS (name, MTU, up,
+                     IPv4 addresses), entering only its network namespace
   underlay           set up the underlay device of each network namespace
                      of the request on stdin (JSON of labctl_nodeplan's
                      UnderlayRequest): lo up, MTU, MAC, address, route
@@ -105,6 +109,7 @@ struct Args {
     timeout_ms: Option<u64>,
     payload: Option<usize>,
     dont_fragment: bool,
+    until_answered: bool,
     kernel_log: bool,
     ready_file: Option<String>,
     want: Option<String>,
@@ -163,6 +168,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
                 a.payload = Some(v as usize);
             }
             "--dont-fragment" => a.dont_fragment = true,
+            "--until-answered" => a.until_answered = true,
             "--kernel-log" => a.kernel_log = true,
             "--ready-file" => a.ready_file = Some(value("--ready-file")?),
             "--want" => a.want = Some(value("--want")?),
@@ -226,6 +232,12 @@ fn run(args: Args) -> Result<i32> {
     }
     if words.as_slice() == ["underlay"] {
         return run_underlay();
+    }
+    if let ["links", names @ ..] = words.as_slice() {
+        netns_links::validate(names)?;
+        require_root()?;
+        report::print(&netns_links::run(names));
+        return Ok(EXIT_OK);
     }
     if words.first() == Some(&"transfer") {
         return run_transfer(&args, &words[1..]);
@@ -351,6 +363,7 @@ fn run_ping(args: &Args, targets: &[&str]) -> Result<i32> {
         interval: ms(args.interval_ms, defaults.interval),
         wait: ms(args.timeout_ms, defaults.wait),
         dont_fragment: args.dont_fragment,
+        until_answered: args.until_answered,
     };
     require_root()?;
     if let Some(ns) = &args.netns {

@@ -50,6 +50,63 @@ pub fn enter(name: &str) -> Result<()> {
     })
 }
 
+/// True for a plain entry name of /run/netns (no path, not `.`/`..`).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\0'])
+}
+
+/// Threads that enter namespaces side by side in [`each_entered`].
+const ENTERING_WORKERS: usize = 2;
+
+/// Runs `work(item)` for every item on a few threads, each entering the item's registered namespace
+/// (`name_of(item)`) first; one result per item, in order. A namespace
+/// that cannot be entered gives its error and the others still run.
+pub fn each_entered<I: Sync, T: Send>(
+    items: &[I],
+    name_of: impl Fn(&I) -> &str + Sync,
+    work: impl Fn(&I) -> std::result::Result<T, String> + Sync,
+) -> Vec<std::result::Result<T, String>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let slots: Vec<Mutex<Option<std::result::Result<T, String>>>> =
+        items.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..ENTERING_WORKERS.min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let name = name_of(item);
+                let done = enter_registered(name).and_then(|()| work(item));
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(done);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err("its worker stopped early".into()))
+        })
+        .collect()
+}
+
+/// Moves the calling thread into the registered namespace `name`.
+fn enter_registered(name: &str) -> std::result::Result<(), String> {
+    let fd = open(name)
+        .ok_or_else(|| format!("network namespace {name} does not exist (/run/netns/{name})"))?;
+    setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot enter network namespace {name}: {}", e.desc()))
+}
+
 /// Opens the registered namespace `name`, or None when it is not
 /// registered (no file, or a file with no namespace mounted on it).
 pub fn open(name: &str) -> Option<OwnedFd> {

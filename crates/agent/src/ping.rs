@@ -28,6 +28,10 @@ pub struct PingOptions {
     /// Set DF and ignore any cached path MTU (ping's `-M probe`): the packet
     /// goes out at its full size and a hop that cannot carry it must say so.
     pub dont_fragment: bool,
+    /// Each round after the first goes only to the targets that have not
+    /// answered yet: a retry for the lost, no second load on the healthy
+    /// (a mesh of 40,000 pairs is that many echoes fewer).
+    pub until_answered: bool,
 }
 
 impl Default for PingOptions {
@@ -38,6 +42,7 @@ impl Default for PingOptions {
             interval: Duration::from_millis(40),
             wait: Duration::from_millis(800),
             dont_fragment: false,
+            until_answered: false,
         }
     }
 }
@@ -330,6 +335,9 @@ pub fn run(
         };
     for round in 0..rounds {
         for (i, ip) in targets.iter().enumerate() {
+            if opts.until_answered && round > 0 && out[i].received > 0 {
+                continue;
+            }
             seq = seq.wrapping_add(1);
             let packet = echo_request(id, seq, i as u32, round, opts.payload);
             out[i].sent += 1;
@@ -359,9 +367,7 @@ pub fn run(
     Ok(PingReport {
         report_version,
         command,
-        node: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
+        node: crate::report::hostname(),
         namespace: namespace.map(str::to_string),
         count: rounds,
         payload: opts.payload as u32,

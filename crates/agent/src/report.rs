@@ -128,6 +128,13 @@ pub fn header<T: AgentReport>() -> (u32, String) {
     (REPORT_VERSION, T::COMMAND.to_string())
 }
 
+/// This machine's hostname (a report's `node` when no plan names it).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Reports larger than this are printed compact: a cold apply of a
 /// 1,000-peer node lists 3,000 created objects, and indenting them costs
 /// more time and bytes than anyone reading them gains.

@@ -6,19 +6,15 @@
 //! written. A namespace that cannot be set up is reported with why; the
 //! others still are.
 //!
-//! Two threads share the namespaces (setns changes only the calling
-//! thread; each opens its sockets after entering).
+//! Two threads share the namespaces (`netns::each_entered`: setns changes
+//! only the calling thread; each opens its sockets after entering).
 
 use std::net::Ipv4Addr;
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use labctl_nodeplan::report::{
     NamespaceOutcome, NamespaceUnderlay, UnderlayReport, UnderlayRequest, UnderlayRoute,
     REPORT_VERSION,
 };
-use nix::sched::{setns, CloneFlags};
 
 use crate::decode::{self, AF_INET};
 use crate::dump::DumpSocket;
@@ -26,9 +22,6 @@ use crate::error::{AgentError, Result};
 use crate::netlink::{Netlink, Op};
 use crate::nlops;
 use crate::observe::{Link, NUD_NOARP, NUD_PERMANENT};
-
-/// Threads entering namespaces side by side.
-const WORKERS: usize = 2;
 
 /// Decodes and validates the request (exit 2 before anything is touched).
 pub fn parse_request(text: &str) -> Result<UnderlayRequest> {
@@ -41,12 +34,7 @@ pub fn parse_request(text: &str) -> Result<UnderlayRequest> {
 }
 
 fn validate(ns: &NamespaceUnderlay) -> std::result::Result<(), String> {
-    let name_ok = !ns.netns.is_empty()
-        && ns.netns.len() <= 255
-        && ns.netns != "."
-        && ns.netns != ".."
-        && !ns.netns.contains(['/', '\0']);
-    if !name_ok {
+    if !crate::netns::is_plain_name(&ns.netns) {
         return Err(format!(
             "namespace {:?} is not a plain name under /run/netns",
             ns.netns
@@ -76,33 +64,25 @@ fn validate(ns: &NamespaceUnderlay) -> std::result::Result<(), String> {
 /// Sets up every namespace of `request`; one outcome each, in order.
 pub fn run(request: &UnderlayRequest) -> UnderlayReport {
     let all = &request.namespaces;
-    let outcomes: Vec<Mutex<Option<NamespaceOutcome>>> =
-        all.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS.min(all.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(ns) = all.get(i) else { break };
-                let outcome = one(ns);
-                if let Ok(mut slot) = outcomes[i].lock() {
-                    *slot = Some(outcome);
-                }
-            });
-        }
-    });
-    let namespaces = outcomes
+    let done = crate::netns::each_entered(
+        all,
+        |ns| ns.netns.as_str(),
+        |ns| {
+            let mut changed = Vec::new();
+            let error = converge(ns, &mut changed).err();
+            Ok((changed, error))
+        },
+    );
+    let namespaces = done
         .into_iter()
         .zip(all)
-        .map(|(slot, ns)| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or(NamespaceOutcome {
-                    netns: ns.netns.clone(),
-                    changed: Vec::new(),
-                    error: Some("its worker stopped early".into()),
-                })
+        .map(|(done, ns)| {
+            let (changed, error) = done.unwrap_or_else(|e| (Vec::new(), Some(e)));
+            NamespaceOutcome {
+                netns: ns.netns.clone(),
+                changed,
+                error,
+            }
         })
         .collect();
     UnderlayReport {
@@ -110,26 +90,6 @@ pub fn run(request: &UnderlayRequest) -> UnderlayReport {
         command: "underlay".into(),
         namespaces,
     }
-}
-
-/// Enters `ns` on this thread and makes it match.
-fn one(ns: &NamespaceUnderlay) -> NamespaceOutcome {
-    let mut changed = Vec::new();
-    let error = enter(&ns.netns)
-        .and_then(|()| converge(ns, &mut changed))
-        .err();
-    NamespaceOutcome {
-        netns: ns.netns.clone(),
-        changed,
-        error,
-    }
-}
-
-fn enter(name: &str) -> std::result::Result<(), String> {
-    let fd = crate::netns::open(name)
-        .ok_or_else(|| format!("network namespace {name} does not exist (/run/netns/{name})"))?;
-    setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("cannot enter network namespace {name}: {}", e.desc()))
 }
 
 /// Reads the namespace's links, addresses and routes, then sends what

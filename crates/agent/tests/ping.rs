@@ -84,6 +84,30 @@ fn ping_reports_every_target_and_the_path_mtu() {
     assert_eq!(plain.targets[2].received, 0, "{plain:?}");
     assert!(plain.targets[2].rtt_avg_ms.is_none(), "{plain:?}");
 
+    // --until-answered: a target that answered is not asked again; the
+    // silent one is asked every round. The interval outlasts a reply here.
+    let retried = report(
+        q,
+        &[
+            "--count",
+            "3",
+            "--interval-ms",
+            "200",
+            "--timeout-ms",
+            "300",
+            "--until-answered",
+            "10.247.1.1",
+            "10.247.2.2",
+            "10.247.1.99",
+        ],
+    );
+    let sent: Vec<(u32, u32)> = retried
+        .targets
+        .iter()
+        .map(|t| (t.sent, t.received))
+        .collect();
+    assert_eq!(sent, [(1, 1), (1, 1), (3, 0)], "{retried:?}");
+
     // DF: 1372 bytes + 28 of headers fit the 1400 link; one more does not,
     // and the router says so (or the kernel refuses it from the cached
     // path MTU: either way a reason, never an answer).

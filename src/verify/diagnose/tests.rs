@@ -602,6 +602,7 @@ fn kubelet_on_the_nat_address_is_the_nat_nic() {
 fn a_pod_stuck_pulling_its_image_names_the_node() {
     let mut ev = Evidence::default();
     let pod = |node: &str, problem: Option<&str>| PodView {
+        eth0_mtu: None,
         node: node.into(),
         name: format!("busybox-{node}"),
         ip: None,

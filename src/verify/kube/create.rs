@@ -34,6 +34,7 @@ pub fn failed_pods(view: &LabView, why: &str) -> Vec<PodView> {
     view.nodes
         .iter()
         .map(|n| PodView {
+            eth0_mtu: None,
             node: n.name.clone(),
             name: manifest::pod_name(&n.name),
             ip: None,

@@ -119,6 +119,7 @@ pub fn usable(p: &KubePod) -> bool {
 /// with the problem that names its phase and reason.
 pub fn pod_view(node: &str, name: &str, found: Option<&KubePod>, waited: &str) -> PodView {
     let mut view = PodView {
+        eth0_mtu: None,
         node: node.to_string(),
         name: name.to_string(),
         ip: found.and_then(|p| p.ip),

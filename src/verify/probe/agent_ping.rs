@@ -21,17 +21,25 @@ pub(crate) struct Ping {
     /// Bytes of payload (the agent's default, 56, when `None`).
     pub payload: Option<u32>,
     pub dont_fragment: bool,
+    /// Rounds after the first go only to targets still silent (the agent's
+    /// `--until-answered`): a retry, not a second load.
+    pub until_answered: bool,
 }
 
-/// The mesh's pings: two rounds, a second for the last replies (a
-/// healthy mesh ends as soon as every reply is in).
+/// The mesh's pings: one echo per pair, a second only to a pod still
+/// silent after the interval (a healthy mesh ends as soon as every reply
+/// is in, having sent one echo per pair).
 pub(crate) const MESH: Ping = Ping {
     count: 2,
-    interval_ms: 40,
+    interval_ms: MESH_RETRY_MS,
     timeout_ms: 1000,
     payload: None,
     dont_fragment: false,
+    until_answered: true,
 };
+
+/// How long a mesh ping waits for its first answer before asking again.
+const MESH_RETRY_MS: u32 = 250;
 
 /// The pings that cross a tunnel while the agents capture (vxlan, egress):
 /// three, quickly.
@@ -41,6 +49,7 @@ pub(crate) const CAPTURED: Ping = Ping {
     timeout_ms: 1000,
     payload: None,
     dont_fragment: false,
+    until_answered: false,
 };
 
 /// The `mtu` check's don't-fragment pings of `payload` bytes.
@@ -51,6 +60,7 @@ pub(crate) fn dont_fragment(payload: u32) -> Ping {
         timeout_ms: 600,
         payload: Some(payload),
         dont_fragment: true,
+        until_answered: true,
     }
 }
 
@@ -70,6 +80,9 @@ impl Ping {
         argv.push(self.timeout_ms.to_string());
         if self.dont_fragment {
             argv.push("--dont-fragment".into());
+        }
+        if self.until_answered {
+            argv.push("--until-answered".into());
         }
         if let Some(payload) = self.payload {
             argv.extend(["--payload".to_string(), payload.to_string()]);

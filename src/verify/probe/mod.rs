@@ -248,9 +248,26 @@ fn pod_checks(
         }
         (false, None) => {}
     }
-    if wants(CheckId::Mtu) {
-        let t = Instant::now();
-        (ev.mtu, ev.link_mtus) = pod_probes::mtu(p);
+    let t = Instant::now();
+    // Where labctl runs the DNS pod (network-only labs), dns also asks
+    // through the service that leads back to itself (hairpin).
+    let dns_pod = p
+        .target
+        .dns_pod
+        .as_ref()
+        .filter(|_| p.exec == PodExec::Netns);
+    // Both in one round when both run: they share its time.
+    let (mtu, dns) = match (wants(CheckId::Mtu), wants(CheckId::Dns)) {
+        (true, true) => {
+            let (mtu, dns) = pod_probes::mtu_and_dns(p, dns_pod);
+            (Some(mtu), Some(dns))
+        }
+        (true, false) => (Some(pod_probes::mtu(p)), None),
+        (false, true) => (None, Some(pod_probes::dns(p, dns_pod))),
+        (false, false) => (None, None),
+    };
+    if let Some(found) = mtu {
+        (ev.mtu, ev.link_mtus) = found;
         let mut r = checks::mtu(view, ev);
         if let Some(note) = p.exec.mtu_note() {
             r.summary.push_str("; ");
@@ -258,16 +275,8 @@ fn pod_checks(
         }
         results.push(r.timed(t));
     }
-    if wants(CheckId::Dns) {
-        let t = Instant::now();
-        // Where labctl runs the DNS pod (network-only labs), it also asks
-        // through the service that leads back to itself (hairpin).
-        let dns_pod = p
-            .target
-            .dns_pod
-            .as_ref()
-            .filter(|_| p.exec == PodExec::Netns);
-        ev.dns = pod_probes::dns(p, dns_pod);
+    if let Some(found) = dns {
+        ev.dns = found;
         results.push(checks::dns(view, ev).timed(t));
     }
 }

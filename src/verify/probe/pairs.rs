@@ -13,6 +13,8 @@ pub(crate) struct ProbePod {
     pub name: String,
     pub handle: String,
     pub ip: Ipv4Addr,
+    /// Its eth0's MTU when already read (netns pods, by the node check).
+    pub eth0_mtu: Option<u32>,
 }
 
 /// Ring pairs over the usable pods: pod i sends to pod i+1.

@@ -60,6 +60,7 @@ impl PodExec {
                     name: p.name.clone(),
                     handle,
                     ip: p.ip?,
+                    eth0_mtu: p.eth0_mtu,
                 })
             })
             .collect()
@@ -247,6 +248,7 @@ mod tests {
             name: "busybox".into(),
             handle: "lab-worker2-busybox".into(),
             ip: Ipv4Addr::new(10, 244, 2, 2),
+            eth0_mtu: None,
         }
     }
 

@@ -69,16 +69,76 @@ pub(super) fn mesh(p: &mut Probes, coverage: MeshCoverage) -> PingMatrix {
     matrix
 }
 
+/// `mtu`'s jobs and how to read them: the pings come first in the round.
+struct MtuRound {
+    pods: Vec<ProbePod>,
+    /// The pods whose MTU script runs (indexes into `pods`).
+    unread: Vec<usize>,
+    readers: Vec<PingReader>,
+    pairs: Vec<(usize, usize)>,
+    fits: u32,
+}
+
 /// `mtu`: the node MTUs, every pod's eth0 MTU, and don't-fragment pings of
 /// pod MTU − 28 and one byte more both ways round the ring of the usable
 /// pods, all in one round.
 pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
+    let (jobs, round) = mtu_jobs(p);
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    mtu_read(p, round, outs)
+}
+
+/// `dns`: `busybox nslookup kubernetes.default` through each pod's own
+/// resolv.conf, in every usable pod and in `also` (the DNS pod asking
+/// through the service that leads back to itself: hairpin).
+pub(super) fn dns(p: &mut Probes, also: Option<&PodView>) -> Vec<DnsProbe> {
+    let (jobs, pods) = dns_jobs(p, also);
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    dns_read(p, &pods, outs)
+}
+
+/// `mtu` and `dns` in one round: each node runs both checks' jobs side by
+/// side in one command (a round of SSH commands fewer; neither check's
+/// probes load the other's).
+pub(super) fn mtu_and_dns(
+    p: &mut Probes,
+    also: Option<&PodView>,
+) -> ((Vec<MtuProbe>, Vec<LinkMtu>), Vec<DnsProbe>) {
+    let (mut jobs, round) = mtu_jobs(p);
+    let (dns_jobs, pods) = dns_jobs(p, also);
+    let mtu_len = jobs.len();
+    jobs.extend(dns_jobs);
+    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    let dns_outs = outs.split_off(mtu_len);
+    (mtu_read(p, round, outs), dns_read(p, &pods, dns_outs))
+}
+
+/// `mtu`'s jobs: the DF pings (two per pod), then each node's MTU script,
+/// then each pod's.
+fn mtu_jobs(p: &Probes) -> (Vec<Job>, MtuRound) {
     let ok = p.ok.clone();
     let view = &p.target.view;
     let fits = view.pod_mtu.saturating_sub(28);
     let pairs = mtu_pairs(ok.len());
-    let mut jobs: Vec<Job> = (0..view.nodes.len())
-        .map(|at| Job {
+    let targets_of = |a: usize| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(x, _)| *x == a)
+            .map(|(_, b)| ok[*b].ip.to_string())
+            .collect()
+    };
+    let (mut jobs, mut readers) = (Vec::new(), Vec::new());
+    for (a, pod) in ok.iter().enumerate() {
+        for size in [fits, fits + 1] {
+            let (job, reader) = p
+                .exec
+                .ping(pod, &agent_ping::dont_fragment(size), &targets_of(a));
+            jobs.push(job);
+            readers.push(reader);
+        }
+    }
+    jobs.extend((0..view.nodes.len()).map(|at| {
+        Job {
             at,
             argv: [
                 "sh",
@@ -89,37 +149,68 @@ pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
             ]
             .map(String::from)
             .to_vec(),
-        })
+        }
+    }));
+    // A pod whose eth0 MTU the node check read is not asked again (`ip
+    // netns exec` copies every mount of the node for each pod).
+    let unread: Vec<usize> = (0..ok.len())
+        .filter(|&i| ok[i].eth0_mtu.is_none())
         .collect();
-    jobs.extend(ok.iter().map(|pod| p.exec.in_pod(pod, POD_MTU_SCRIPT, &[])));
-    let nodes = view.nodes.len();
-    let targets_of = |a: usize| -> Vec<String> {
-        pairs
+    jobs.extend(
+        unread
             .iter()
-            .filter(|(x, _)| *x == a)
-            .map(|(_, b)| ok[*b].ip.to_string())
-            .collect()
+            .map(|&i| p.exec.in_pod(&ok[i], POD_MTU_SCRIPT, &[])),
+    );
+    let round = MtuRound {
+        pods: ok,
+        unread,
+        readers,
+        pairs,
+        fits,
     };
-    let ping_jobs = ok
+    (jobs, round)
+}
+
+/// `mtu`'s evidence from its jobs' outputs (in [`mtu_jobs`]' order).
+fn mtu_read(
+    p: &Probes,
+    round: MtuRound,
+    mut outs: Vec<Result<JobOutput, String>>,
+) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
+    let MtuRound {
+        pods: ok,
+        unread,
+        readers,
+        pairs,
+        fits,
+    } = round;
+    let rest = outs.split_off(readers.len().min(outs.len()));
+    let reports: Vec<_> = ok
         .iter()
-        .enumerate()
-        .flat_map(|(a, pod)| {
-            [fits, fits + 1].map(|size| {
-                let ping = agent_ping::dont_fragment(size);
-                (pod, p.exec.ping(pod, &ping, &targets_of(a)))
-            })
-        })
+        .flat_map(|pod| [pod, pod])
+        .zip(readers)
+        .zip(outs)
+        .map(|((pod, reader), out)| p.exec.read_ping(pod, reader, out))
         .collect();
-    let (reports, outs) = pings(p, ping_jobs, jobs);
     let view = &p.target.view;
+    let nodes = view.nodes.len();
     let mut links = Vec::new();
-    for (node, out) in view.nodes.iter().zip(&outs) {
+    for (node, out) in view.nodes.iter().zip(&rest) {
         if let Ok(o) = out {
             links.extend(link_mtus(&node.name, "", &o.stdout));
         }
     }
-    for (pod, out) in ok.iter().zip(&outs[nodes..]) {
-        if let Ok(o) = out {
+    // In pod order: each pod's MTU as the node check read it, else as
+    // its script printed it.
+    let mut scripts = unread.iter().zip(rest.iter().skip(nodes)).peekable();
+    for (i, pod) in ok.iter().enumerate() {
+        if let Some(mtu) = pod.eth0_mtu {
+            links.push(LinkMtu {
+                node: pod.node.clone(),
+                device: format!("pod {} eth0", pod.name),
+                mtu,
+            });
+        } else if let Some((_, Ok(o))) = scripts.next_if(|(&at, _)| at == i) {
             links.extend(link_mtus(&pod.node, &pod.name, &o.stdout));
         }
     }
@@ -134,20 +225,22 @@ pub(super) fn mtu(p: &mut Probes) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
     (probes, links)
 }
 
-/// `dns`: `busybox nslookup kubernetes.default` through each pod's own
-/// resolv.conf, in every usable pod and in `also` (the DNS pod asking
-/// through the service that leads back to itself: hairpin).
-pub(super) fn dns(p: &mut Probes, also: Option<&PodView>) -> Vec<DnsProbe> {
+/// `dns`'s jobs, one per pod asking (the usable pods and `also`).
+fn dns_jobs(p: &Probes, also: Option<&PodView>) -> (Vec<Job>, Vec<ProbePod>) {
     let mut pods = p.ok.clone();
     pods.extend(p.exec.usable(
         &p.target.view,
         also.into_iter().cloned().collect::<Vec<_>>().as_slice(),
     ));
-    let jobs: Vec<Job> = pods
+    let jobs = pods
         .iter()
         .map(|pod| p.exec.in_pod(pod, POD_DNS_SCRIPT, &[]))
         .collect();
-    let outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
+    (jobs, pods)
+}
+
+/// `dns`'s evidence from its jobs' outputs.
+fn dns_read(p: &Probes, pods: &[ProbePod], outs: Vec<Result<JobOutput, String>>) -> Vec<DnsProbe> {
     pods.iter()
         .zip(outs)
         .map(|(pod, out)| {
