@@ -254,6 +254,18 @@ fn three_node_lab_lifecycle() {
             .all(|l| l.split_whitespace().nth(1) == Some("ecdsa-sha2-nistp256")),
         "{pins}"
     );
+    // ... and their sshds do not re-execute per connection (`-r`).
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("/var/lib/labctl/labs/{name}/state.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = state["netns"]["nodes"]["worker1"]["sshd"]["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no sshd pid in {state}"));
+    // (sshd rewrites its argv as one title: "sshd: /usr/sbin/sshd -D -e -r ...")
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.split_whitespace().any(|w| w == "-r"), "{cmdline}");
     let other = tempfile::tempdir().unwrap();
     let other_key = other.path().join("key");
     host(

@@ -160,6 +160,7 @@ pub fn ensure_running(
         SSHD.to_string(),
         "-D".into(),
         "-e".into(),
+        "-r".into(),
         "-f".into(),
         config_arg.clone(),
     ];
