@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use labctl_nodeplan::report::{self, CheckReport, Difference, State};
+use labctl_nodeplan::report::{CheckReport, Difference, State};
 use serde::Serialize;
 
 /// The statistics block of a ping run.
@@ -209,18 +209,16 @@ impl Drift {
     }
 }
 
-/// Decodes `labctl-agent check`'s report from `node` (version and command
-/// checked) into its differences.
-pub fn parse_agent_check(node: &str, text: &str) -> Result<Vec<Drift>, String> {
-    let report: CheckReport = report::decode(node, text).map_err(|e| e.to_string())?;
-    Ok(report
+/// The differences of `node`'s check report.
+pub fn drift_of(node: &str, report: CheckReport) -> Vec<Drift> {
+    report
         .differences
         .into_iter()
         .map(|difference| Drift {
             node: node.to_string(),
             difference,
         })
-        .collect())
+        .collect()
 }
 
 /// What `iptables -S FORWARD` and `iptables -S INPUT` say about a node.
@@ -310,6 +308,7 @@ pub fn parse_arp_table_fulls(stat: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use labctl_nodeplan::report;
 
     #[test]
     fn neighbour_overflow_lines_and_table_fulls() {
@@ -392,7 +391,11 @@ mod tests {
                "expected": "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink", "actual": null},
               {"kind": "chain", "object": "iptables -t filter FLANNEL-FWD", "name": "FLANNEL-FWD", "table": "filter",
                "expected": ["-A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT"], "actual": null}]}"#;
-        let d = parse_agent_check("worker1", text).unwrap();
+        let decoded = |node: &str, text: &str| -> Result<Vec<Drift>, String> {
+            let r: CheckReport = report::decode(node, text).map_err(|e| e.to_string())?;
+            Ok(drift_of(node, r))
+        };
+        let d = decoded("worker1", text).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].node, "worker1");
         assert_eq!(d[0].difference.kind, report::ObjectKind::Route);
@@ -404,16 +407,14 @@ mod tests {
         );
         // The old guessed layouts are refused, naming the node.
         let old = r#"{"node":"w","differences":[{"object":"flannel.1 mtu","expected":1450,"actual":1400}]}"#;
-        let e = parse_agent_check("w", old).unwrap_err();
+        let e = decoded("w", old).unwrap_err();
         assert!(
             e.starts_with("node w runs agent report version 0, labctl expects 1"),
             "{e}"
         );
-        assert!(parse_agent_check("w", "")
-            .unwrap_err()
-            .contains("printed no report"));
-        assert!(parse_agent_check("w", "oops").is_err());
-        assert!(parse_agent_check("w", r#"[{"object":"route"}]"#).is_err());
+        assert!(decoded("w", "").unwrap_err().contains("printed no report"));
+        assert!(decoded("w", "oops").is_err());
+        assert!(decoded("w", r#"[{"object":"route"}]"#).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use labctl_lab::Lab;
-use labctl_nodeplan::report::{self, LinksReport, NamespaceLinks};
+use labctl_nodeplan::report::{self, InspectReport, NamespaceLinks};
 use labctl_nodeplan::{Backend, NodePlan};
 
 use super::evidence::{Evidence, NodeReach, PodView};
@@ -314,26 +314,6 @@ pub fn disconnect_all(sessions: Vec<Option<Session>>) {
     pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
 
-/// First, when pod namespaces `$3…` are named, `labctl-agent links` of
-/// them between an `@links` line and `@links-status STATUS` (the agent
-/// only enters each network namespace: `ip -n` would copy every mount of
-/// the node for each); then the agent's (`$1`) version as `@version
-/// VERSION` (or `@noversion STATUS OUTPUT`); then, when `$2` is `check`,
-/// `labctl-agent check` (plan on stdin) and `iptables -S` (filter table)
-/// after an `@iptables` line when it runs: one command per node, the
-/// pods' addresses included (a round of its own cost 9 s at 1,000 nodes).
-const CHECK_SCRIPT: &str = r#"agent=$1; what=$2; shift 2
-if [ $# -gt 0 ]; then
-  printf '@links\n'; "$agent" links "$@" 2>&1; printf '\n@links-status %s\n' "$?"
-fi
-v=$("$agent" --version 2>&1); rc=$?
-if [ $rc -ne 0 ]; then printf '@noversion %s %s\n' "$rc" "$v"; exit 0; fi
-printf '@version %s\n' "$v"
-[ "$what" = check ] || exit 0
-"$agent" check; rc=$?
-if rules=$(iptables -w -S 2>/dev/null); then printf '\n@iptables\n%s\n' "$rules"; fi
-exit $rc"#;
-
 /// A pod namespace and its links, or why they could not be read.
 type PodLinks = (String, Result<NamespaceLinks, String>);
 
@@ -360,51 +340,23 @@ impl NodeAnswer {
             pods: Vec::new(),
         }
     }
-}
 
-/// The `@links` section of [`CHECK_SCRIPT`]'s output from node `node`
-/// (asked about the pod namespaces `asked`): each namespace's links or why
-/// not; and the rest of the output.
-fn pod_links<'t>(node: &str, asked: &[String], text: &'t str) -> (Vec<PodLinks>, &'t str) {
-    let Some(section) = text.strip_prefix("@links\n") else {
-        return (Vec::new(), text);
-    };
-    let (report, status, rest) = match section.split_once("\n@links-status ") {
-        Some((report, tail)) => {
-            let (status, rest) = tail.split_once('\n').unwrap_or((tail, ""));
-            (report, status.trim(), rest)
+    /// A node whose agent gave no report: every part fails for `why`.
+    fn no_report(why: String, asked: &[String]) -> NodeAnswer {
+        NodeAnswer {
+            version: Some(Err(why.clone())),
+            check: Err(why.clone()),
+            pods: asked
+                .iter()
+                .map(|ns| (ns.clone(), Err(why.clone())))
+                .collect(),
         }
-        None => (section, "", ""),
-    };
-    let found: Result<LinksReport, String> = match status {
-        "0" => report::decode(node, report).map_err(|e| e.to_string()),
-        "2" if report.contains("unknown command \"links") => Err(format!(
-            "{node}: its agent is older than this labctl (no `labctl-agent links`): run `labctl up` to update it"
-        )),
-        _ => Err(format!(
-            "{node}: `labctl-agent links` exited {}: {}",
-            if status.is_empty() { "early" } else { status },
-            parse::last_lines(report)
-        )),
-    };
-    let pods = asked
-        .iter()
-        .map(|ns| {
-            let links = match &found {
-                Ok(r) => r
-                    .namespaces
-                    .iter()
-                    .find(|l| &l.netns == ns)
-                    .cloned()
-                    .ok_or_else(|| format!("{node}: `labctl-agent links` did not report {ns}")),
-                Err(e) => Err(e.clone()),
-            };
-            (ns.clone(), links)
-        })
-        .collect();
-    (pods, rest)
+    }
 }
 
+/// Asks node `node`'s agent, in one command (`labctl-agent inspect`), for
+/// its version, the links of the pod namespaces `pods` and, when `check`,
+/// to check the node against `plan` (on stdin) with its `iptables -S`.
 fn check_node(
     node: &str,
     session: Option<&Session>,
@@ -414,59 +366,79 @@ fn check_node(
 ) -> Result<NodeAnswer, String> {
     let session = session.ok_or_else(|| "not reachable over SSH".to_string())?;
     let plan = plan.ok_or_else(|| "no plan for this node".to_string())?;
-    let what = if check { "check" } else { "" };
-    let mut argv = vec!["sh", "-c", CHECK_SCRIPT, "sh", AGENT_PATH, what];
+    let mut argv = vec![AGENT_PATH, "inspect"];
+    if check {
+        argv.push("--check");
+    }
     argv.extend(pods.iter().map(String::as_str));
+    let stdin = check.then(|| plan.to_json());
     let out = session
-        .run(&argv, Some(plan.to_json().as_bytes()))
+        .run(&argv, stdin.as_deref().map(str::as_bytes))
         .map_err(|e| e.to_string())?;
-    let stdout = out.stdout_text();
-    let (pods, text) = pod_links(node, pods, &stdout);
-    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    let version = match (
-        first.strip_prefix("@version "),
-        first.strip_prefix("@noversion "),
-    ) {
-        (Some(v), _) => Ok(v.trim().to_string()),
-        (None, Some(failed)) => {
-            let (status, output) = failed.split_once(' ').unwrap_or((failed, ""));
-            let output = format!("{output}\n{rest}");
-            Err(format!(
-                "`{AGENT_PATH} --version` exited {status}: {}",
-                output.trim()
-            ))
-        }
-        (None, None) => Err(format!(
-            "the node's shell printed no agent version: {}",
-            out.stderr_text().trim()
-        )),
-    };
-    let result = match (check, &version) {
-        (false, _) => Err("not asked to check".into()),
-        (true, Err(e)) => Err(e.clone()),
-        (true, Ok(_)) => checked(node, out.status, rest, &out.stderr_text()),
-    };
-    Ok(NodeAnswer {
-        version: Some(version),
-        check: result,
+    Ok(read_inspect(
+        node,
+        check,
         pods,
-    })
+        out.status,
+        &out.stdout_text(),
+        &out.stderr_text(),
+    ))
 }
 
-/// The check's report and rules from what followed the version line.
-fn checked(node: &str, status: i32, text: &str, stderr: &str) -> Result<NodeCheck, String> {
-    // Exit 1 means "differences found" and still prints the report.
-    if status > 1 {
-        return Err(format!(
-            "`labctl-agent check` exited {status}: {}",
-            stderr.trim()
-        ));
+/// What `labctl-agent inspect` (exit `status`) said of node `node`,
+/// asked about the pod namespaces `asked`.
+fn read_inspect(
+    node: &str,
+    check: bool,
+    asked: &[String],
+    status: i32,
+    stdout: &str,
+    stderr: &str,
+) -> NodeAnswer {
+    if status == 2 && stderr.contains("unknown command \"inspect") {
+        return NodeAnswer::no_report(
+            "its agent is older than this labctl (no `labctl-agent inspect`): run `labctl up` to update it"
+                .into(),
+            asked,
+        );
     }
-    let (report, rules) = match text.split_once("\n@iptables\n") {
-        Some((report, rules)) => (report, Some(rules.to_string())),
-        None => (text, None),
+    let report: InspectReport = match report::decode(node, stdout) {
+        Ok(r) => r,
+        Err(e) => {
+            let said = if stderr.trim().is_empty() {
+                e.to_string()
+            } else {
+                parse::last_lines(stderr)
+            };
+            return NodeAnswer::no_report(
+                format!("`{AGENT_PATH} inspect` exited {status}: {said}"),
+                asked,
+            );
+        }
     };
-    Ok((parse::parse_agent_check(node, report)?, rules))
+    let pods = asked
+        .iter()
+        .map(|ns| {
+            let links = report
+                .pods
+                .iter()
+                .find(|l| &l.netns == ns)
+                .cloned()
+                .ok_or_else(|| format!("{node}: `labctl-agent inspect` did not report {ns}"));
+            (ns.clone(), links)
+        })
+        .collect();
+    let check = match (check, report.check, report.check_error) {
+        (false, _, _) => Err("not asked to check".into()),
+        (true, Some(c), _) => Ok((parse::drift_of(node, c), report.filter_rules)),
+        (true, None, Some(e)) => Err(format!("`labctl-agent check` failed: {e}")),
+        (true, None, None) => Err("`labctl-agent inspect` printed no check".into()),
+    };
+    NodeAnswer {
+        version: Some(Ok(report.version)),
+        check,
+        pods,
+    }
 }
 
 /// The lab as verify sees it, from the plans and the state.
@@ -598,7 +570,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pod_links_are_read_and_the_rest_kept() {
+    fn an_inspect_report_gives_version_pods_and_check() {
         let asked = [
             "lab-w1-busybox",
             "lab-w1-dns",
@@ -607,24 +579,23 @@ mod tests {
         ]
         .map(String::from);
         let text = concat!(
-            "@links\n",
-            "{\"reportVersion\":1,\"command\":\"links\",\"node\":\"w1\",\"namespaces\":[",
+            "{\"reportVersion\":1,\"command\":\"inspect\",\"node\":\"w1\",",
+            "\"version\":\"labctl-agent 0.1.0 sha256:00\",\"pods\":[",
             "{\"netns\":\"lab-w1-busybox\",\"links\":[",
             "{\"name\":\"lo\",\"mtu\":65536,\"up\":true,\"addresses\":[\"127.0.0.1/8\"]},",
             "{\"name\":\"eth0\",\"mtu\":1450,\"up\":true,\"addresses\":[\"10.244.1.2/24\"]}]},",
             "{\"netns\":\"lab-w1-dns\",\"links\":[],\"error\":\"network namespace lab-w1-dns does not exist\"},",
             "{\"netns\":\"lab-w1-empty\",\"links\":[{\"name\":\"lo\",\"mtu\":65536,\"up\":false,\"addresses\":[]}]}",
-            "]}\n",
-            "@links-status 0\n",
-            "@version labctl-agent 0.1.0 sha256:00\n",
-            "{\"report\": 1}\n",
+            "],\"check\":{\"reportVersion\":1,\"command\":\"check\",\"node\":\"w1\",\"inSync\":true,\"differences\":[]},",
+            "\"filterRules\":\"-P FORWARD ACCEPT\\n\"}\n",
         );
-        let (pods, rest) = pod_links("w1", &asked, text);
+        let answer = read_inspect("w1", true, &asked, 0, text, "");
         assert_eq!(
-            rest,
-            "@version labctl-agent 0.1.0 sha256:00\n{\"report\": 1}\n"
+            answer.version,
+            Some(Ok("labctl-agent 0.1.0 sha256:00".to_string()))
         );
-        let found: Vec<(&str, Result<Option<Ipv4Addr>, String>)> = pods
+        let found: Vec<(&str, Result<Option<Ipv4Addr>, String>)> = answer
+            .pods
             .iter()
             .map(|(ns, l)| (ns.as_str(), l.clone().and_then(|l| l.pod_address())))
             .collect();
@@ -639,26 +610,50 @@ mod tests {
                 ("lab-w1-empty", Ok(None)),
                 (
                     "lab-w1-unsaid",
-                    Err("w1: `labctl-agent links` did not report lab-w1-unsaid".into())
+                    Err("w1: `labctl-agent inspect` did not report lab-w1-unsaid".into())
                 ),
             ]
         );
-        let eth0 = pods[0].1.as_ref().ok().and_then(|l| l.link("eth0"));
+        let eth0 = answer.pods[0].1.as_ref().ok().and_then(|l| l.link("eth0"));
         assert_eq!(eth0.map(|l| l.mtu), Some(1450));
+        let (drift, rules) = answer.check.unwrap();
+        assert!(drift.is_empty());
+        assert_eq!(rules.as_deref(), Some("-P FORWARD ACCEPT\n"));
+        // Not asked to check: the check part says so, the rest stands.
+        let answer = read_inspect("w1", false, &asked, 0, text, "");
+        assert_eq!(answer.check, Err("not asked to check".into()));
     }
 
     #[test]
-    fn an_agent_without_links_is_named_with_the_fix() {
+    fn an_agent_that_cannot_inspect_is_named() {
         let asked = ["lab-w1-busybox".to_string()];
-        let text = "@links\nlabctl-agent: unknown command \"links lab-w1-busybox\"\n\n@links-status 2\n@version v\n";
-        let (pods, rest) = pod_links("w1", &asked, text);
-        assert_eq!(rest, "@version v\n");
-        let why = pods[0].1.clone().unwrap_err();
+        let old = read_inspect(
+            "w1",
+            true,
+            &asked,
+            2,
+            "",
+            "labctl-agent: unknown command \"inspect --check lab-w1-busybox\"\n",
+        );
+        let why = old.version.clone().unwrap().unwrap_err();
         assert!(
             why.contains("older than this labctl") && why.contains("labctl up"),
             "{why}"
         );
-        // No section (no pods asked): the text is left whole.
-        assert_eq!(pod_links("w1", &[], "@version v\n").1, "@version v\n");
+        assert_eq!(old.check, Err(why.clone()));
+        assert_eq!(old.pods, [("lab-w1-busybox".to_string(), Err(why))]);
+        let missing = read_inspect(
+            "w1",
+            false,
+            &[],
+            127,
+            "",
+            "bash: line 1: /usr/local/bin/labctl-agent: No such file or directory\n",
+        );
+        let why = missing.version.unwrap().unwrap_err();
+        assert!(
+            why.contains("inspect` exited 127") && why.contains("No such file"),
+            "{why}"
+        );
     }
 }

@@ -17,6 +17,7 @@ mod dump;
 mod error;
 mod files;
 mod hostgw;
+mod inspect;
 mod iptables;
 mod jobs;
 mod links;
@@ -76,6 +77,9 @@ commands:
   jobs REQUEST       run every argv of REQUEST (the JSON of labctl_nodeplan's
                      JobsRequest) at once, without a shell; print each
                      one's exit status and output (no plan, no root)
+  inspect [--check] [POD...]
+                     verify's node check: version, the pods' links, and
+                     with --check the check (plan on stdin) and iptables -S
   links NS...        the links of each network namespace NS (name, MTU, up,
                      IPv4 addresses), entering only its network namespace
   underlay           set up the underlay device of each network namespace
@@ -110,6 +114,7 @@ struct Args {
     payload: Option<usize>,
     dont_fragment: bool,
     until_answered: bool,
+    check: bool,
     kernel_log: bool,
     ready_file: Option<String>,
     want: Option<String>,
@@ -169,6 +174,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
             }
             "--dont-fragment" => a.dont_fragment = true,
             "--until-answered" => a.until_answered = true,
+            "--check" => a.check = true,
             "--kernel-log" => a.kernel_log = true,
             "--ready-file" => a.ready_file = Some(value("--ready-file")?),
             "--want" => a.want = Some(value("--want")?),
@@ -184,7 +190,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
 
 /// `labctl-agent VERSION sha256:HEX`, the hash of /proc/self/exe (its
 /// stamp's, while the file is the one stamped).
-fn version_line() -> String {
+pub(crate) fn version_line() -> String {
     let version = env!("CARGO_PKG_VERSION");
     let hash = build_id::sha256().unwrap_or_else(|| "unknown".into());
     format!("labctl-agent {version} sha256:{hash}")
@@ -232,6 +238,11 @@ fn run(args: Args) -> Result<i32> {
     }
     if words.as_slice() == ["underlay"] {
         return run_underlay();
+    }
+    if let ["inspect", pods @ ..] = words.as_slice() {
+        let (r, status) = inspect::run(args.check, pods, args.plan.as_deref())?;
+        report::print(&r);
+        return Ok(status);
     }
     if let ["links", names @ ..] = words.as_slice() {
         netns_links::validate(names)?;

@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use labctl_nodeplan::report::{
-    Action, ObjectKind, PodAddReport, PodDelReport, RouteGetReport, ShowReport, TeardownReport,
+    Action, InspectReport, ObjectKind, PodAddReport, PodDelReport, RouteGetReport, ShowReport,
+    TeardownReport,
 };
 
 fn lab(test: &str, peers: u32) -> (Netns, TempDir, labctl_nodeplan::NodePlan, Vec<NodeSpec>) {
@@ -240,6 +241,28 @@ fn damage_and_repair(
             check.json
         );
     }
+    // verify's node check (`inspect --check`) finds the same drift, with
+    // the agent's version and the filter table beside it.
+    let inspected = agent(ns, plan, &["inspect", "--check"]);
+    assert_eq!(
+        inspected.code, 1,
+        "{}\n{:#}",
+        inspected.stderr, inspected.json
+    );
+    let r: InspectReport = inspected.report();
+    assert_eq!(
+        r.check.as_ref().map(|c| &c.differences),
+        Some(&report.differences),
+        "{:#}",
+        inspected.json
+    );
+    assert!(r.version.starts_with("labctl-agent "), "{r:?}");
+    assert!(
+        r.filter_rules
+            .as_deref()
+            .is_some_and(|f| f.contains("-P FORWARD")),
+        "{r:?}"
+    );
     let apply = agent(ns, plan, &["apply"]);
     assert_eq!(
         apply.code, 0,

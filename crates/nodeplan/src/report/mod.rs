@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 mod captures;
 mod dataplane;
+mod inspect;
 mod jobs;
 mod links;
 mod lookup;
@@ -24,6 +25,7 @@ mod underlay;
 
 pub use captures::*;
 pub use dataplane::*;
+pub use inspect::*;
 pub use jobs::*;
 pub use links::*;
 pub use lookup::*;
