@@ -287,8 +287,28 @@ fn converge(
 }
 
 /// Kept for destroy (agent teardown), status and verify.
+/// Several at once: each is written and synced (or compared, when the
+/// file holds it already; a 1,000-node lab's plans are 1,000 files of
+/// about 160 KB). Every failure is reported.
 fn save_plans(dir: &LabDir, plans: &BTreeMap<String, NodePlan>) -> Result<()> {
-    plans.values().try_for_each(|p| dir.save_plan(p))
+    let plans: Vec<&NodePlan> = plans.values().collect();
+    let failed: Vec<String> = nodes::pool::map(
+        plans,
+        nodes::pool::WORKERS,
+        |plan| dir.save_plan(plan).err().map(|e| format!("{e:#}")),
+        |i| Some(format!("saving plan {i} panicked")),
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "cannot save the nodes' plans: {}",
+            failed.join("; ")
+        ))
+    }
 }
 
 /// The DNS pod's address as the state records it (labs where labctl runs
