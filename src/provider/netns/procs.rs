@@ -28,10 +28,26 @@ fn stop_pid(pid: u32) -> Result<()> {
     }
 }
 
+/// How long the processes get between checks that they are going.
+const WAIT_WINDOW: Duration = Duration::from_secs(2);
+/// The longest wait for killed processes that are still exiting.
+const KILLED_WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Whether to give processes another [`WAIT_WINDOW`] after one ended with
+/// `now` of the `before` it started with still running, `waited` in all.
+/// SIGTERM gets one window. A SIGKILLed process cannot refuse, but its exit
+/// can take long: the last process of a node's mount namespace tears that
+/// namespace down, on a 1,000-node lab thousands of mounts each, one
+/// namespace after another. They get more windows while some exit in each,
+/// up to [`KILLED_WAIT_LIMIT`].
+fn keep_waiting(killed: bool, before: usize, now: usize, waited: Duration) -> bool {
+    killed && now < before && waited < KILLED_WAIT_LIMIT
+}
+
 /// Stops many processes at once: SIGTERM to all, wait up to 2 s for all,
-/// SIGKILL to what is left, wait up to 2 s. A lab of a thousand nodes
-/// then waits seconds, not a thousand times. Returns an error per pid that
-/// could not be stopped.
+/// SIGKILL to what is left, wait while they exit ([`keep_waiting`]). A lab
+/// of a thousand nodes then waits seconds, not a thousand times. Returns
+/// an error per pid that could not be stopped.
 pub fn stop_pids(pids: &[u32]) -> Vec<anyhow::Error> {
     let mut errors = Vec::new();
     let mut left: Vec<u32> = pids.to_vec();
@@ -51,12 +67,21 @@ pub fn stop_pids(pids: &[u32]) -> Vec<anyhow::Error> {
             }
             false
         });
-        let until = Instant::now() + Duration::from_secs(2);
-        while !left.is_empty() && Instant::now() < until {
+        let started = Instant::now();
+        let mut window_start = (started, left.len());
+        while !left.is_empty() {
             left.retain(|&pid| {
                 reap(pid);
                 alive(pid)
             });
+            let now = Instant::now();
+            if now.duration_since(window_start.0) >= WAIT_WINDOW {
+                let killed = signal == libc::SIGKILL;
+                if !keep_waiting(killed, window_start.1, left.len(), now - started) {
+                    break;
+                }
+                window_start = (now, left.len());
+            }
             if !left.is_empty() {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -153,4 +178,45 @@ pub fn unrecorded(program: &str, needle: &str) -> Vec<TrackedProcess> {
         })
         .filter(TrackedProcess::is_running)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn killed_processes_are_waited_for_while_they_exit() {
+        let s = Duration::from_secs;
+        // SIGTERM: one window, whatever happened in it.
+        assert!(!keep_waiting(false, 10, 5, s(2)));
+        // SIGKILL: another window while some exited in the last one...
+        assert!(keep_waiting(true, 10, 5, s(2)));
+        assert!(keep_waiting(true, 1000, 999, s(40)));
+        // ... not when none did, nor past the limit.
+        assert!(!keep_waiting(true, 10, 10, s(2)));
+        assert!(!keep_waiting(true, 10, 5, s(60)));
+    }
+
+    #[test]
+    fn a_process_that_ignores_sigterm_is_killed() {
+        // An ignored signal stays ignored across exec: sleep ignores it.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; exec sleep 30"])
+            .spawn()
+            .unwrap();
+        // Let the shell install its trap before the signal comes.
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let errors = stop_pids(&[child.id()]);
+        assert!(errors.is_empty(), "{errors:?}");
+        // stop_pids reaped it (our child): wait finds nothing left.
+        assert!(!alive(child.id()));
+        let _ = child.wait();
+        // SIGTERM's window, then the kill: not the 30 s of its sleep.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
