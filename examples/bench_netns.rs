@@ -167,6 +167,16 @@ fn main() {
                 "bench {n}: a command failed (up {}, up again {}, verify {} {failed:?}, destroy {})",
                 up.ok, again.ok, verify.ok, destroy.ok
             );
+            // What a failed check saw (its first details), for the cause.
+            for check in report["checks"].as_array().into_iter().flatten() {
+                if check["outcome"] != "fail" {
+                    continue;
+                }
+                let details = check["details"].as_array().into_iter().flatten();
+                for line in details.filter_map(|d| d.as_str()).take(8) {
+                    eprintln!("bench {n}:   {}: {line}", check["id"]);
+                }
+            }
         }
         // Where verify's time went, and each command's peak RSS.
         let took: Vec<String> = report["checks"]
