@@ -35,6 +35,17 @@ pub fn recent_kernel_lines<'a>(lines: impl IntoIterator<Item = &'a str>, uptime:
         .collect()
 }
 
+/// Why a `labctl-agent COMMAND` that exited `status` with `stderr` ran
+/// nothing, when the agent is older than this labctl (it does not know
+/// `command`), with the fix; `None` otherwise.
+pub fn older_agent(command: &str, status: i32, stderr: &str) -> Option<String> {
+    (status == 2 && stderr.contains(&format!("unknown command \"{command}"))).then(|| {
+        format!(
+            "its labctl-agent has no `{command}` (it is older than this labctl): run `labctl up` to update it"
+        )
+    })
+}
+
 /// The last three non-empty lines of a command's output, joined by ` | `
 /// (where an error usually is), or `no output`.
 pub fn last_lines(text: &str) -> String {

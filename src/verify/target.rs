@@ -395,12 +395,8 @@ fn read_inspect(
     stdout: &str,
     stderr: &str,
 ) -> NodeAnswer {
-    if status == 2 && stderr.contains("unknown command \"inspect") {
-        return NodeAnswer::no_report(
-            "its agent is older than this labctl (no `labctl-agent inspect`): run `labctl up` to update it"
-                .into(),
-            asked,
-        );
+    if let Some(why) = parse::older_agent("inspect", status, stderr) {
+        return NodeAnswer::no_report(why, asked);
     }
     let report: InspectReport = match report::decode(node, stdout) {
         Ok(r) => r,

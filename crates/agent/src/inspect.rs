@@ -17,9 +17,7 @@ use crate::links::Mode;
 /// found differences). A bad pod name or plan is refused (exit 2) before
 /// anything is read.
 pub fn run(check: bool, pods: &[&str], plan_path: Option<&str>) -> Result<(InspectReport, i32)> {
-    if !pods.is_empty() {
-        crate::netns_links::validate(pods)?;
-    }
+    crate::netns_links::validate(pods)?;
     let plan = if check {
         Some(crate::plan::load(plan_path)?)
     } else {

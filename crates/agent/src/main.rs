@@ -245,6 +245,11 @@ fn run(args: Args) -> Result<i32> {
         return Ok(status);
     }
     if let ["links", names @ ..] = words.as_slice() {
+        if names.is_empty() {
+            return Err(AgentError::Input(format!(
+                "links needs at least one network namespace NAME\n{USAGE}"
+            )));
+        }
         netns_links::validate(names)?;
         require_root()?;
         report::print(&netns_links::run(names));

@@ -62,9 +62,10 @@ pub fn is_plain_name(name: &str) -> bool {
 /// Threads that enter namespaces side by side in [`each_entered`].
 const ENTERING_WORKERS: usize = 2;
 
-/// Runs `work(item)` for every item on a few threads, each entering the item's registered namespace
-/// (`name_of(item)`) first; one result per item, in order. A namespace
-/// that cannot be entered gives its error and the others still run.
+/// Runs `work(item)` for every item on a few threads, each entering the
+/// item's registered namespace (`name_of(item)`) first; one result per
+/// item, in order. A namespace that cannot be entered gives its error and
+/// the others still run.
 pub fn each_entered<I: Sync, T: Send>(
     items: &[I],
     name_of: impl Fn(&I) -> &str + Sync,
@@ -81,7 +82,9 @@ pub fn each_entered<I: Sync, T: Send>(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
                 let name = name_of(item);
-                let done = enter_registered(name).and_then(|()| work(item));
+                let done = enter(name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| work(item));
                 if let Ok(mut slot) = slots[i].lock() {
                     *slot = Some(done);
                 }
@@ -97,14 +100,6 @@ pub fn each_entered<I: Sync, T: Send>(
                 .unwrap_or_else(|| Err("its worker stopped early".into()))
         })
         .collect()
-}
-
-/// Moves the calling thread into the registered namespace `name`.
-fn enter_registered(name: &str) -> std::result::Result<(), String> {
-    let fd = open(name)
-        .ok_or_else(|| format!("network namespace {name} does not exist (/run/netns/{name})"))?;
-    setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("cannot enter network namespace {name}: {}", e.desc()))
 }
 
 /// Opens the registered namespace `name`, or None when it is not

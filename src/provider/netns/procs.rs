@@ -20,7 +20,7 @@ pub fn stop_tracked(process: &TrackedProcess) -> Result<bool> {
     Ok(true)
 }
 
-/// SIGTERM, wait up to 2 s, SIGKILL, wait up to 2 s.
+/// [`stop_pids`] for one process.
 fn stop_pid(pid: u32) -> Result<()> {
     match stop_pids(&[pid]).into_iter().next() {
         Some(e) => Err(e),

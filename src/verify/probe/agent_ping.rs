@@ -99,10 +99,8 @@ pub(crate) fn read_report(
     stdout: &str,
     stderr: &str,
 ) -> Result<PingReport, String> {
-    if status == 2 && stderr.contains("unknown command \"ping") {
-        return Err(format!(
-            "{node}: its labctl-agent has no `ping` (it is older than this labctl); run `labctl up` to update the agent"
-        ));
+    if let Some(why) = crate::verify::parse::older_agent("ping", status, stderr) {
+        return Err(format!("{node}: {why}"));
     }
     if status != 0 {
         return Err(format!(

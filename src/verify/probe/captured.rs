@@ -76,11 +76,11 @@ fn window(p: &Probes, base: u32) -> u32 {
 /// Why a `captures` command of node `node` gave no report: an agent
 /// older than this labctl is named with the fix.
 fn captures_failed(node: &str, what: &str, out: JobOutput) -> String {
-    if out.status == Some(2) && out.stderr.contains("unknown command \"captures") {
-        return format!(
-            "{node}: its labctl-agent has no `captures` (it is older than this labctl); run \
-             `labctl up` to update the agent"
-        );
+    let older = out
+        .status
+        .and_then(|status| crate::verify::parse::older_agent("captures", status, &out.stderr));
+    if let Some(why) = older {
+        return format!("{node}: {why}");
     }
     out.success(node, what)
         .err()

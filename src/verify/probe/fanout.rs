@@ -67,10 +67,8 @@ fn run_on(s: &Session, node: &str, jobs: &[&[String]]) -> Result<Vec<JobOutput>,
     let out = s
         .run(&[AGENT_PATH, "jobs", &request], None)
         .map_err(|e| e.to_string())?;
-    if out.status == 2 && out.stderr_text().contains("unknown command \"jobs") {
-        return Err(format!(
-            "{node}: its agent is older than this labctl (no `labctl-agent jobs`): run `labctl up` to update it"
-        ));
+    if let Some(why) = crate::verify::parse::older_agent("jobs", out.status, &out.stderr_text()) {
+        return Err(format!("{node}: {why}"));
     }
     let report: JobsReport = report::decode(node, &out.stdout_text()).map_err(|e| {
         format!(

@@ -20,17 +20,27 @@ fn pings(
 ) -> (Vec<Pinged>, Vec<Result<JobOutput, String>>) {
     let (pods, jobs): (Vec<&ProbePod>, Vec<(Job, PingReader)>) = jobs.into_iter().unzip();
     let (mut jobs, readers): (Vec<Job>, Vec<PingReader>) = jobs.into_iter().unzip();
-    let pinged = jobs.len();
     jobs.extend(other);
     let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
-    let rest = outs.split_off(pinged);
-    let reports = pods
-        .into_iter()
+    let reports = read_pings(p, pods, readers, &mut outs);
+    (reports, outs)
+}
+
+/// The reports of the ping jobs at the head of `outs` (one per pod and
+/// reader, in order), taken off it; the other jobs' outputs stay.
+fn read_pings<'a>(
+    p: &Probes,
+    pods: impl IntoIterator<Item = &'a ProbePod>,
+    readers: Vec<PingReader>,
+    outs: &mut Vec<Result<JobOutput, String>>,
+) -> Vec<Pinged> {
+    let rest = outs.split_off(readers.len().min(outs.len()));
+    let pinged = std::mem::replace(outs, rest);
+    pods.into_iter()
         .zip(readers)
-        .zip(outs)
+        .zip(pinged)
         .map(|((pod, reader), out)| p.exec.read_ping(pod, reader, out))
-        .collect();
-    (reports, rest)
+        .collect()
 }
 
 /// `pod-mesh`: every pod pings the pods `coverage` gives it (on other
@@ -72,8 +82,6 @@ pub(super) fn mesh(p: &mut Probes, coverage: MeshCoverage) -> PingMatrix {
 /// `mtu`'s jobs and how to read them: the pings come first in the round.
 struct MtuRound {
     pods: Vec<ProbePod>,
-    /// The pods whose MTU script runs (indexes into `pods`).
-    unread: Vec<usize>,
     readers: Vec<PingReader>,
     pairs: Vec<(usize, usize)>,
     fits: u32,
@@ -153,17 +161,13 @@ fn mtu_jobs(p: &Probes) -> (Vec<Job>, MtuRound) {
     }));
     // A pod whose eth0 MTU the node check read is not asked again (`ip
     // netns exec` copies every mount of the node for each pod).
-    let unread: Vec<usize> = (0..ok.len())
-        .filter(|&i| ok[i].eth0_mtu.is_none())
-        .collect();
     jobs.extend(
-        unread
-            .iter()
-            .map(|&i| p.exec.in_pod(&ok[i], POD_MTU_SCRIPT, &[])),
+        ok.iter()
+            .filter(|pod| pod.eth0_mtu.is_none())
+            .map(|pod| p.exec.in_pod(pod, POD_MTU_SCRIPT, &[])),
     );
     let round = MtuRound {
         pods: ok,
-        unread,
         readers,
         pairs,
         fits,
@@ -179,39 +183,34 @@ fn mtu_read(
 ) -> (Vec<MtuProbe>, Vec<LinkMtu>) {
     let MtuRound {
         pods: ok,
-        unread,
         readers,
         pairs,
         fits,
     } = round;
-    let rest = outs.split_off(readers.len().min(outs.len()));
-    let reports: Vec<_> = ok
-        .iter()
-        .flat_map(|pod| [pod, pod])
-        .zip(readers)
-        .zip(outs)
-        .map(|((pod, reader), out)| p.exec.read_ping(pod, reader, out))
-        .collect();
+    let reports = read_pings(p, ok.iter().flat_map(|pod| [pod, pod]), readers, &mut outs);
     let view = &p.target.view;
     let nodes = view.nodes.len();
     let mut links = Vec::new();
-    for (node, out) in view.nodes.iter().zip(&rest) {
+    for (node, out) in view.nodes.iter().zip(&outs) {
         if let Ok(o) = out {
             links.extend(link_mtus(&node.name, "", &o.stdout));
         }
     }
     // In pod order: each pod's MTU as the node check read it, else as
-    // its script printed it.
-    let mut scripts = unread.iter().zip(rest.iter().skip(nodes)).peekable();
-    for (i, pod) in ok.iter().enumerate() {
-        if let Some(mtu) = pod.eth0_mtu {
-            links.push(LinkMtu {
+    // its script printed it (the scripts ran for those pods, in order).
+    let mut scripts = outs.iter().skip(nodes);
+    for pod in &ok {
+        match pod.eth0_mtu {
+            Some(mtu) => links.push(LinkMtu {
                 node: pod.node.clone(),
                 device: format!("pod {} eth0", pod.name),
                 mtu,
-            });
-        } else if let Some((_, Ok(o))) = scripts.next_if(|(&at, _)| at == i) {
-            links.extend(link_mtus(&pod.node, &pod.name, &o.stdout));
+            }),
+            None => {
+                if let Some(Ok(o)) = scripts.next() {
+                    links.extend(link_mtus(&pod.node, &pod.name, &o.stdout));
+                }
+            }
         }
     }
     let probes = ring_pairs(&pairs, &ok)
