@@ -266,6 +266,27 @@ fn three_node_lab_lifecycle() {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(cmdline.split_whitespace().any(|w| w == "-r"), "{cmdline}");
+    // ... and see their own pods as /run/netns: no other node's or pod's
+    // namespace is in worker1's mount namespace, while the host links
+    // worker1's pod into the node's folder of the lab's pod mount.
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let netns: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with("/run/netns/"))
+        .collect();
+    assert_eq!(
+        netns,
+        [format!("/run/netns/{name}-worker1-busybox")],
+        "{mounts}"
+    );
+    let link = std::fs::read_link(format!("/run/netns/{name}-worker1-busybox")).unwrap();
+    assert_eq!(
+        link,
+        std::path::Path::new(&format!(
+            "/var/lib/labctl/labs/{name}/pod-netns/{name}-worker1/{name}-worker1-busybox"
+        ))
+    );
     let other = tempfile::tempdir().unwrap();
     let other_key = other.path().join("key");
     host(

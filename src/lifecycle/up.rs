@@ -275,6 +275,8 @@ fn converge(
         }
     }
 
+    // The DNS server starts in its pod's namespace, by name.
+    changes += provider.link_pods(dir, state)?;
     let dns = dns_records(lab, state)?;
     if clock.time(Phase::Dns, || {
         progress.step(Some(&cp), "Serving cluster DNS", || {

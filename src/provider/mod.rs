@@ -58,6 +58,13 @@ pub trait Provider: Sync {
         progress: &Progress,
     ) -> Result<u64>;
 
+    /// Makes the pods the nodes registered reachable by name from this host
+    /// where the provider keeps them apart (netns: a `/run/netns` link per
+    /// pod). Returns how many it made or corrected.
+    fn link_pods(&self, _dir: &LabDir, _state: &LabState) -> Result<u64> {
+        Ok(0)
+    }
+
     /// Starts (or restarts, when the records changed) the cluster DNS
     /// server. Returns true when something changed. By default the server
     /// runs on the control-plane node, reached over SSH; the netns provider

@@ -95,6 +95,11 @@ pub struct Hosts {
     pub dir: tempfile::TempDir,
 }
 
+/// The mount namespace every host's is copied from, made on first use.
+static TEMPLATE: std::sync::LazyLock<launch::LazyTemplate> = std::sync::LazyLock::new(|| {
+    launch::LazyTemplate::hiding(vec![PathBuf::from(launch::NETNS_DIR)])
+});
+
 /// Folders each host gets for itself.
 const PRIVATE_DIRS: &[&str] = &["/run/flannel", "/etc/cni/net.d", "/run/labctl-agent"];
 /// Files each host gets a copy of.
@@ -274,9 +279,17 @@ fn start_sshd(host: &Host, authorized: &Path) -> u32 {
         .map(|s| s.to_string())
         .chain([config.display().to_string()])
         .collect();
+    // These hosts share this machine's /run/netns (a clone of it is their
+    // /run/netns): pods their agents register show here, as on a machine
+    // of its own they would show there.
+    let template = TEMPLATE.get().expect("a mount namespace for the hosts");
     let placement = launch::Placement {
         netns: host.netns.clone(),
-        binds: Some(binds),
+        node: Some(launch::NodeMounts {
+            template,
+            netns_dir: PathBuf::from(launch::NETNS_DIR),
+            binds,
+        }),
         hostname: Some(host.name.clone()),
     };
     let pid = launch::spawn(&argv, &placement, &log).expect("sshd starts in the host");

@@ -49,7 +49,7 @@ pub fn ensure(
     fs::create_dir_all(dir.logs())?;
     let placement = Placement {
         netns: dns.server_netns.clone(),
-        binds: None,
+        node: None,
         hostname: None,
     };
     let pid = launch::spawn(&argv, &placement, &dir.logs().join("dnsmasq.log"))

@@ -6,8 +6,10 @@
 //! What it creates, all recorded in state.json before creation: a host
 //! bridge (underlay .1), per node a namespace `<lab>-<node>` with `eth1`,
 //! an sshd in that namespace plus a mount namespace with the node's own
-//! /run/flannel, /etc/cni/net.d and /run/labctl-agent, the outside-world
-//! namespace `<lab>-ext` (198.18.0.1/15), and the cluster DNS server.
+//! /run/flannel, /etc/cni/net.d, /run/labctl-agent and /run/netns (its pods,
+//! linked from the host's /run/netns: see [`pod_mounts`]), the
+//! outside-world namespace `<lab>-ext` (198.18.0.1/15), and the cluster
+//! DNS server.
 
 pub mod dns_pod;
 pub mod hostdirs;
@@ -15,6 +17,7 @@ pub mod launch;
 pub mod names;
 pub mod neighbour_sysctls;
 pub mod network;
+pub mod pod_mounts;
 pub mod preflight;
 pub mod procs;
 pub mod rcu;
@@ -184,6 +187,8 @@ impl Provider for NetnsProvider {
             // record: the next one adopts them (`lab_listeners`), and
             // destroy stops every process in the lab's namespaces.
             let listeners = sshd::lab_listeners(dir);
+            pod_mounts::ensure_root(dir)?;
+            let template = launch::LazyTemplate::for_labs()?;
             let records = state.netns.as_ref().map(|ns| &ns.nodes);
             let jobs: Vec<_> = lab
                 .nodes
@@ -199,6 +204,7 @@ impl Provider for NetnsProvider {
                 |(node, netns, running)| {
                     let started = sshd::ensure_running(
                         dir,
+                        &template,
                         &node.name,
                         &netns,
                         node.ip,
@@ -234,6 +240,10 @@ impl Provider for NetnsProvider {
             crate::nodes::fail_with_all(errors)
         })?;
         Ok(repaired_count)
+    }
+
+    fn link_pods(&self, dir: &LabDir, state: &LabState) -> Result<u64> {
+        pod_mounts::link_pods(dir, state)
     }
 
     fn serve_dns(&self, dir: &LabDir, state: &mut LabState, records: &DnsRecords) -> Result<bool> {

@@ -3,6 +3,7 @@
 //! so that deleting a namespace really frees it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -97,19 +98,19 @@ pub fn stop_pids(pids: &[u32]) -> Vec<anyhow::Error> {
     errors
 }
 
-/// The processes in each of the named network namespaces (under
-/// /run/netns), found with one pass over /proc: a process is in a
-/// namespace when its /proc/PID/ns/net is the same file. Namespaces that
-/// do not exist get no entry.
-pub fn pids_in_namespaces(names: &[String]) -> BTreeMap<String, Vec<u32>> {
+/// The processes in each of the network namespaces registered at `files`
+/// (/run/netns entries, a node's pod folder), found with one pass over
+/// /proc: a process is in a namespace when its /proc/PID/ns/net is the
+/// same file. Namespaces that do not exist get no entry.
+pub fn pids_in_namespaces(files: &[PathBuf]) -> BTreeMap<PathBuf, Vec<u32>> {
     use std::os::unix::fs::MetadataExt;
-    let mut by_inode: BTreeMap<(u64, u64), String> = BTreeMap::new();
-    for name in names {
-        if let Ok(m) = std::fs::metadata(format!("{}/{name}", super::launch::NETNS_DIR)) {
-            by_inode.insert((m.dev(), m.ino()), name.clone());
+    let mut by_inode: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
+    for file in files {
+        if let Ok(m) = std::fs::metadata(file) {
+            by_inode.insert((m.dev(), m.ino()), file.clone());
         }
     }
-    let mut found: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut found: BTreeMap<PathBuf, Vec<u32>> = BTreeMap::new();
     if by_inode.is_empty() {
         return found;
     }

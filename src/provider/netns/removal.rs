@@ -5,10 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{network, procs};
+use super::launch::NETNS_DIR;
+use super::{network, pod_mounts, procs};
 use crate::hostcmd;
 use crate::state::{LabDir, LabState, NetnsNode, NetnsState};
 
@@ -84,19 +86,31 @@ fn remove_nodes(
 ) {
     let existing = network::netns_list().unwrap_or_default();
     let others = other_labs_namespaces(lab);
+    let dir = LabDir::new(lab).ok();
     let mut namespaces: Vec<String> = Vec::new();
+    // Pods registered in the nodes' folders, with or without their host
+    // link (an `up` killed before it made them).
+    let mut pod_files: Vec<PathBuf> = Vec::new();
     for node in nodes {
         namespaces.extend(pod_namespaces(&node.netns, &existing, &others));
         namespaces.push(node.netns.clone());
+        if let Some(dir) = &dir {
+            pod_files.extend(pod_mounts::registered(dir, &node.netns));
+        }
     }
     namespaces.extend(extra.as_ref().map(|e| e.netns.to_string()));
+    let files: Vec<PathBuf> = namespaces
+        .iter()
+        .map(|n| Path::new(NETNS_DIR).join(n))
+        .chain(pod_files)
+        .collect();
     let mut pids: Vec<u32> = nodes
         .iter()
         .filter_map(|n| n.sshd.as_ref())
         .filter(|p| p.is_running())
         .map(|p| p.pid)
         .collect();
-    let inside = procs::pids_in_namespaces(&namespaces);
+    let inside = procs::pids_in_namespaces(&files);
     pids.extend(inside.values().flatten().copied());
     pids.sort_unstable();
     pids.dedup();
@@ -113,6 +127,13 @@ fn remove_nodes(
         .collect();
     delete_links(&links, errors);
     delete_namespaces(&namespaces, &existing, errors);
+    if let Some(dir) = &dir {
+        for node in nodes {
+            if let Err(e) = pod_mounts::remove_folder(&pod_mounts::node_folder(dir, &node.netns)) {
+                errors.push(e.context(format!("removing the pod folder of {}", node.netns)));
+            }
+        }
+    }
 }
 
 fn delete_namespaces(
@@ -137,10 +158,11 @@ fn delete_namespaces(
 }
 
 /// `ip netns del NAME` in this process: detach the namespace's bind mount
-/// and remove the file (the kernel frees the namespace once nothing uses
-/// it). Validated names only: they come from the lab state.
+/// (a pod's link is followed to its node's folder) and remove the file
+/// (the kernel frees the namespace once nothing uses it). Validated names
+/// only: they come from the lab state.
 fn delete_netns(name: &str) -> Result<()> {
-    let path = format!("{}/{name}", super::launch::NETNS_DIR);
+    let path = format!("{NETNS_DIR}/{name}");
     let c_path = std::ffi::CString::new(path.as_str())
         .with_context(|| format!("{path} contains a NUL byte"))?;
     // SAFETY: umount2 on a NUL-terminated path.
@@ -266,6 +288,8 @@ pub fn destroy_lab(state: &LabState, ns: &NetnsState) -> Vec<anyhow::Error> {
 /// Removes the lab's state folder and, when it was the last lab, the host
 /// folders labs needed.
 pub fn remove_state(dir: &LabDir) -> Result<()> {
+    // The pods' shared mount first: the folder is removed through it.
+    pod_mounts::detach(&pod_mounts::root(dir))?;
     dir.remove()?;
     super::hostdirs::release_if_last().context("removing host folders netns labs created")
 }

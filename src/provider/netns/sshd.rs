@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::launch::{self, Placement};
+use super::launch::{self, LazyTemplate, NodeMounts, Placement};
 use crate::ssh::keygen::KeyKind;
 use crate::state::{write_mode, LabDir, TrackedProcess};
 
@@ -111,9 +111,11 @@ pub fn lab_listeners(dir: &LabDir) -> Vec<TrackedProcess> {
 /// Starts the node's sshd unless `running` is alive. Returns the process
 /// to record (None when nothing had to be started). `listeners`: the
 /// lab's sshds found by [`lab_listeners`], among which one started by an
-/// `up` killed before it recorded it is adopted.
+/// `up` killed before it recorded it is adopted. A node started gets a
+/// copy of `template` as its mount namespace.
 pub fn ensure_running(
     dir: &LabDir,
+    template: &LazyTemplate,
     node: &str,
     netns: &str,
     ip: Ipv4Addr,
@@ -166,7 +168,11 @@ pub fn ensure_running(
     ];
     let placement = Placement {
         netns: netns.to_string(),
-        binds: Some(binds),
+        node: Some(NodeMounts {
+            template: template.get()?,
+            netns_dir: super::pod_mounts::ensure_node(dir, netns)?,
+            binds,
+        }),
         hostname: Some(node.to_string()),
     };
     fs::create_dir_all(dir.logs())?;
