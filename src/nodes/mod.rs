@@ -143,12 +143,21 @@ pub fn stage_agent<'a>(
 /// The lab's copy of the agent (written when missing or not this build):
 /// what netns nodes run, and what a netns lab's host runs to set up the
 /// nodes' underlay (`labctl-agent underlay`).
+///
+/// Checked once per run and lab: `up` asks for it twice (the underlay,
+/// then staging), and each check reads the whole copy.
 pub fn lab_agent_copy(dir: &LabDir) -> Result<PathBuf> {
+    static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let copy = dir.path.join("labctl-agent");
+    let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    if checked.contains(&copy) && copy.is_file() {
+        return Ok(copy);
+    }
     let bytes = crate::embedded::agent_bytes();
     if std::fs::read(&copy).map(|b| b != bytes).unwrap_or(true) {
         crate::state::write_mode(&copy, bytes, 0o755)?;
     }
+    checked.push(copy.clone());
     Ok(copy)
 }
 

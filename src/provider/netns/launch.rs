@@ -204,8 +204,14 @@ fn clone_tree(path: &Path) -> Result<OwnedFd> {
     // SAFETY: a NUL-terminated path; the result is a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot clone the mount at {}", path.display()));
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            anyhow::bail!(
+                "this kernel has no open_tree(2), which netns nodes need for their /run/netns: \
+                 netns labs need Linux 5.2 or newer (use the vagrant or ssh provider here)"
+            );
+        }
+        return Err(e).with_context(|| format!("cannot clone the mount at {}", path.display()));
     }
     // SAFETY: open_tree returned a descriptor this process owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
