@@ -30,7 +30,7 @@ impl Drop for Cleanup {
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &self.node_ns])
             .output();
-        for mount in ["shared", "pods"] {
+        for mount in ["shared/pods", "shared"] {
             let _ = std::process::Command::new("umount")
                 .args(["-l", &format!("{}/{mount}", self.base)])
                 .output();
@@ -75,7 +75,9 @@ fn node_binds_stay_private_and_pods_reach_the_host_in_the_nodes_folder() {
     host("mount", &["--make-shared", &shared]);
     std::fs::create_dir_all(format!("{shared}/target")).unwrap();
     host("ip", &["netns", "add", &guard.node_ns]);
-    let pods = PathBuf::from(format!("{base}/pods"));
+    // The lab's pod mount inside the shared one, as a lab folder below a
+    // shared `/` is.
+    let pods = PathBuf::from(format!("{shared}/pods"));
     pod_mounts::ensure_shared(&pods).unwrap();
     let folder = pods.join("node");
     std::fs::create_dir_all(&folder).unwrap();
@@ -131,6 +133,12 @@ fn node_binds_stay_private_and_pods_reach_the_host_in_the_nodes_folder() {
     let pod_ino = std::fs::metadata(&pod_file).map(|m| m.ino()).unwrap();
     assert_ne!(node_ino.unwrap(), pod_ino);
     assert!(!Path::new(NETNS_DIR).join(&pod_ns).exists());
+    // Registered once on the host: the pod mount is a peer group of its
+    // own, not of the shared mount it sits in (whose peers would each get
+    // a copy, hidden under it).
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let copies = mountinfo.lines().filter(|l| l.contains(&pod_ns)).count();
+    assert_eq!(copies, 1, "{mountinfo}");
 
     // A node started again (its first process gone) sees that pod.
     unsafe { libc::kill(guard.pids[0] as i32, libc::SIGKILL) };

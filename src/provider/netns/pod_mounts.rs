@@ -64,8 +64,12 @@ fn mount_call(
     }
 }
 
-/// Makes `path` exist and be a shared mount (a bind of itself, as
-/// iproute2 does for `/run/netns`). Idempotent.
+/// Makes `path` exist and be a shared mount of its own: a bind of itself
+/// (as iproute2 does for `/run/netns`), made private before shared, so it
+/// starts a peer group of its own. A bind inside a shared mount (`/` on
+/// systemd hosts) would otherwise join that mount's peer group, and every
+/// pod registered below it would be copied onto each of those peers too.
+/// Idempotent.
 pub fn ensure_shared(path: &Path) -> Result<()> {
     fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
     let c = cpath(path)?;
@@ -77,6 +81,7 @@ pub fn ensure_shared(path: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("cannot make {} shared", path.display())),
     }
     mount_call(Some(&c), &c, libc::MS_BIND)
+        .and_then(|()| mount_call(None, &c, libc::MS_PRIVATE))
         .and_then(|()| mount_call(None, &c, shared))
         .with_context(|| format!("cannot make {} a shared mount", path.display()))
 }
