@@ -394,11 +394,50 @@ fn three_node_lab_lifecycle() {
         show(&out)
     );
 
+    // A pod's host link turned to a mount that is not the lab's: destroy
+    // removes the link and leaves that mount alone.
+    let decoy = Decoy::mount(&format!("/tmp/{name}-decoy"));
+    let link = format!("/run/netns/{name}-worker3-busybox");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&decoy.0, &link).unwrap();
+
     // destroy: the host is as before; destroy again is fine.
     let out = labctl(&["destroy", "--name", &name]);
     assert!(out.status.success(), "destroy: {}", show(&out));
+    assert!(
+        decoy.is_mounted(),
+        "destroy unmounted {} through a link",
+        decoy.0
+    );
+    drop(decoy);
     assert_eq!(Snapshot::take(&name), before, "host differs after destroy");
     let out = labctl(&["destroy", "--name", &name]);
     assert!(out.status.success(), "destroy again: {}", show(&out));
     assert!(stdout(&out).contains("nothing to do"), "{}", show(&out));
+}
+
+/// A tmpfs mounted for the test, unmounted and removed on drop.
+struct Decoy(String);
+
+impl Decoy {
+    fn mount(path: &str) -> Decoy {
+        std::fs::create_dir_all(path).unwrap();
+        let decoy = Decoy(path.to_string());
+        host("mount", &["-t", "tmpfs", "lcdecoy", path]);
+        decoy
+    }
+
+    fn is_mounted(&self) -> bool {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        mounts
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(self.0.as_str()))
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).output();
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }

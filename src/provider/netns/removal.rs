@@ -158,17 +158,18 @@ fn delete_namespaces(
 }
 
 /// `ip netns del NAME` in this process: detach the namespace's bind mount
-/// (a pod's link is followed to its node's folder) and remove the file
-/// (the kernel frees the namespace once nothing uses it). Validated names
-/// only: they come from the lab state.
+/// and remove the file (the kernel frees the namespace once nothing uses
+/// it). A pod's symlink is removed, never followed (what it points to is
+/// detached with its node's folder). Validated names only: they come from
+/// the lab state.
 fn delete_netns(name: &str) -> Result<()> {
     let path = format!("{NETNS_DIR}/{name}");
     let c_path = std::ffi::CString::new(path.as_str())
         .with_context(|| format!("{path} contains a NUL byte"))?;
     // SAFETY: umount2 on a NUL-terminated path.
-    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } != 0 {
+    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
         let err = std::io::Error::last_os_error();
-        // EINVAL: not a mount point (a half-made namespace file).
+        // EINVAL: not a mount point (a half-made namespace file, a link).
         if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
             return Err(anyhow::Error::new(err).context(format!("cannot unmount {path}")));
         }
