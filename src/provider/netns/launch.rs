@@ -24,12 +24,13 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
+
+use super::mounts;
 
 /// Where iproute2 keeps named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -70,29 +71,19 @@ impl MountTemplate {
     pub fn new(hidden: &[PathBuf]) -> Result<Self> {
         let hidden = hidden.to_vec();
         let made = std::thread::spawn(move || -> Result<OwnedFd> {
-            let slave = libc::MS_SLAVE | libc::MS_REC;
-            // SAFETY: unshare affects this thread only (CLONE_FS first);
-            // mount with a NUL-terminated path and null pointers mount(2)
-            // allows.
-            unsafe {
-                check(libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS))
-                    .context("cannot make a mount namespace for the nodes")?;
-                check(libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    slave,
-                    std::ptr::null(),
-                ))
+            // SAFETY: unshare affects this thread only (CLONE_FS first).
+            check(unsafe { libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) })
+                .context("cannot make a mount namespace for the nodes")?;
+            let root = mounts::cpath(Path::new("/"))?;
+            mounts::mount(None, &root, libc::MS_SLAVE | libc::MS_REC)
                 .context("cannot make the nodes' mounts slaves of the host's")?;
-            }
             let mut detached: Vec<PathBuf> = Vec::new();
             for mp in mount_points_of("/proc/thread-self/mountinfo")? {
                 let hide = hidden.iter().any(|h| mp.starts_with(h));
                 if !hide || detached.iter().any(|d| mp.starts_with(d)) {
                     continue;
                 }
-                super::pod_mounts::detach(&mp)?;
+                mounts::detach(&mp)?;
                 detached.push(mp);
             }
             let ns = File::open("/proc/thread-self/ns/mnt")
@@ -167,11 +158,6 @@ fn unescape_mount_path(p: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn cstring(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .with_context(|| format!("path {} contains a NUL byte", path.display()))
-}
-
 /// Everything the child needs, prepared before fork.
 struct ChildPlan {
     netns: OwnedFd,
@@ -198,7 +184,7 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 /// A detached copy of the mount tree at `path` (with its submounts), as
 /// open_tree(2) with OPEN_TREE_CLONE makes it: a peer of `path`'s mount.
 fn clone_tree(path: &Path) -> Result<OwnedFd> {
-    let c = cstring(path)?;
+    let c = mounts::cpath(path)?;
     let flags =
         OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
     // SAFETY: a NUL-terminated path; the result is a new descriptor or -1.
@@ -236,7 +222,7 @@ pub fn spawn(argv: &[String], placement: &Placement, log: &Path) -> Result<u32> 
             binds: n
                 .binds
                 .iter()
-                .map(|(src, dst)| Ok((cstring(src)?, cstring(dst)?)))
+                .map(|(src, dst)| Ok((mounts::cpath(src)?, mounts::cpath(dst)?)))
                 .collect::<Result<_>>()?,
             sys: CString::new("/sys").expect("static"),
             sysfs: CString::new("sysfs").expect("static"),

@@ -14,6 +14,7 @@
 pub mod dns_pod;
 pub mod hostdirs;
 pub mod launch;
+pub mod mounts;
 pub mod names;
 pub mod neighbour_sysctls;
 pub mod network;

@@ -13,16 +13,14 @@
 //! namespaces, two million mounts the kernel copies at each node's start,
 //! propagates at each pod's creation and tears down at each node's end.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::launch::NETNS_DIR;
-use super::names;
+use super::{mounts, names};
 use crate::state::{LabDir, LabState};
 
 /// The lab's shared mount holding every node's pod namespaces.
@@ -36,34 +34,6 @@ pub fn node_folder(dir: &LabDir, node_netns: &str) -> PathBuf {
     root(dir).join(node_netns)
 }
 
-fn cpath(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .with_context(|| format!("path {} contains a NUL byte", path.display()))
-}
-
-fn mount_call(
-    src: Option<&CString>,
-    target: &CString,
-    flags: libc::c_ulong,
-) -> std::io::Result<()> {
-    // SAFETY: NUL-terminated strings that outlive the call; null pointers
-    // where mount(2) allows them.
-    let rc = unsafe {
-        libc::mount(
-            src.map_or(std::ptr::null(), |s| s.as_ptr()),
-            target.as_ptr(),
-            std::ptr::null(),
-            flags,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// Makes `path` exist and be a shared mount of its own: a bind of itself
 /// (as iproute2 does for `/run/netns`), made private before shared, so it
 /// starts a peer group of its own. A bind inside a shared mount (`/` on
@@ -72,32 +42,18 @@ fn mount_call(
 /// Idempotent.
 pub fn ensure_shared(path: &Path) -> Result<()> {
     fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let c = cpath(path)?;
+    let c = mounts::cpath(path)?;
     let shared = libc::MS_SHARED | libc::MS_REC;
-    match mount_call(None, &c, shared) {
+    match mounts::mount(None, &c, shared) {
         Ok(()) => return Ok(()),
         // EINVAL: not a mount point yet.
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
         Err(e) => return Err(e).with_context(|| format!("cannot make {} shared", path.display())),
     }
-    mount_call(Some(&c), &c, libc::MS_BIND)
-        .and_then(|()| mount_call(None, &c, libc::MS_PRIVATE))
-        .and_then(|()| mount_call(None, &c, shared))
+    mounts::mount(Some(&c), &c, libc::MS_BIND)
+        .and_then(|()| mounts::mount(None, &c, libc::MS_PRIVATE))
+        .and_then(|()| mounts::mount(None, &c, shared))
         .with_context(|| format!("cannot make {} a shared mount", path.display()))
-}
-
-/// Detaches `path`'s mount and everything below it; nothing to do when it
-/// is no mount point (or does not exist).
-pub fn detach(path: &Path) -> Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: umount2 on a NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
-            return Err(e).with_context(|| format!("cannot unmount {}", path.display()));
-        }
-    }
-    Ok(())
 }
 
 /// Makes the lab's shared mount.
@@ -140,7 +96,7 @@ pub fn link_pods(dir: &LabDir, state: &LabState) -> Result<u64> {
                     if !target.exists() {
                         continue;
                     }
-                    detach(&link)?;
+                    mounts::detach(&link)?;
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", link.display())),
             }
@@ -179,7 +135,7 @@ fn registered_in(folder: &Path) -> Vec<PathBuf> {
 /// kernel frees a namespace nothing else holds), then the folder.
 pub fn remove_folder(folder: &Path) -> Result<()> {
     for file in registered_in(folder) {
-        detach(&file)?;
+        mounts::detach(&file)?;
     }
     match fs::remove_dir_all(folder) {
         Err(e) if e.kind() != ErrorKind::NotFound => {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::launch::NETNS_DIR;
-use super::{network, pod_mounts, procs};
+use super::{mounts, network, pod_mounts, procs};
 use crate::hostcmd;
 use crate::state::{LabDir, LabState, NetnsNode, NetnsState};
 
@@ -164,16 +164,7 @@ fn delete_namespaces(
 /// the lab state.
 fn delete_netns(name: &str) -> Result<()> {
     let path = format!("{NETNS_DIR}/{name}");
-    let c_path = std::ffi::CString::new(path.as_str())
-        .with_context(|| format!("{path} contains a NUL byte"))?;
-    // SAFETY: umount2 on a NUL-terminated path.
-    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
-        let err = std::io::Error::last_os_error();
-        // EINVAL: not a mount point (a half-made namespace file, a link).
-        if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
-            return Err(anyhow::Error::new(err).context(format!("cannot unmount {path}")));
-        }
-    }
+    mounts::detach(Path::new(&path))?;
     match fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -290,7 +281,7 @@ pub fn destroy_lab(state: &LabState, ns: &NetnsState) -> Vec<anyhow::Error> {
 /// folders labs needed.
 pub fn remove_state(dir: &LabDir) -> Result<()> {
     // The pods' shared mount first: the folder is removed through it.
-    pod_mounts::detach(&pod_mounts::root(dir))?;
+    mounts::detach(&pod_mounts::root(dir))?;
     dir.remove()?;
     super::hostdirs::release_if_last().context("removing host folders netns labs created")
 }
