@@ -136,6 +136,20 @@ pub enum Command {
     Graph(GraphArgs),
     /// Show labctl's version and the embedded agent's version and SHA-256.
     Version,
+    /// Hold the lab's SSH sessions for later commands (started by labctl).
+    #[command(hide = true)]
+    KeepSessions(KeepSessionsArgs),
+}
+
+/// `labctl keep-sessions --name LAB`: the lab's session keeper.
+#[derive(Debug, clap::Args)]
+pub struct KeepSessionsArgs {
+    /// The lab whose state folder holds the keeper's socket.
+    #[arg(long, value_parser = crate::names::lab_name_arg)]
+    pub name: String,
+    /// End after this many seconds without a request.
+    #[arg(long, default_value_t = crate::ssh::keeper::IDLE.as_secs())]
+    pub idle_secs: u64,
 }
 
 impl Cli {
@@ -167,6 +181,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => crate::explain::run(args, &global),
         Command::Graph(args) => crate::graph::run(args, &global),
         Command::Version => version(&global),
+        Command::KeepSessions(args) => {
+            let dir = crate::state::LabDir::new(&args.name)?;
+            let socket = crate::nodes::keeper::socket(&dir);
+            crate::ssh::keeper::serve(&socket, std::time::Duration::from_secs(args.idle_secs))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -13,6 +13,11 @@ use labctl::output::{end_by_sigpipe, paint, stderr_color, stdout_closed, Style};
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
     let cli = Cli::parse();
+    // This executable may start a lab's session keeper (itself, run as
+    // `labctl keep-sessions`); library users and tests connect directly.
+    if let Ok(executable) = std::env::current_exe() {
+        labctl::nodes::keeper::enable(executable);
+    }
     // A panic is a bug in labctl: say so in one line instead of a backtrace
     // dump, and still end with a failure status.
     std::panic::set_hook(Box::new(|info| {

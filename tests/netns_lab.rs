@@ -96,6 +96,26 @@ fn three_node_lab_lifecycle() {
         show(&out)
     );
 
+    // The lab's session keeper holds the nodes' sessions: two commands on
+    // worker1 run on one SSH connection (sshd names its client end).
+    let connection = || {
+        let out = lab.exec("worker1", &["sh", "-c", "echo $SSH_CONNECTION"]);
+        assert!(out.status.success(), "exec: {}", show(&out));
+        stdout(&out)
+    };
+    let first = connection();
+    assert!(first.contains("192.168.66.1 "), "{first}");
+    assert_eq!(connection(), first, "the second exec logged in again");
+    let keeper_title = format!("keep-sessions --name {name}$");
+    let keepers = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &keeper_title])
+            .output()
+            .unwrap();
+        stdout(&out).lines().count()
+    };
+    assert_eq!(keepers(), 1, "session keepers of the lab");
+
     // up again: converged, no changes. It leaves worker1's neighbours be:
     // giving eth1 its MAC again, even the same one, would flush them.
     let worker1_ns = format!("{name}-worker1");
@@ -411,6 +431,11 @@ fn three_node_lab_lifecycle() {
     );
     drop(decoy);
     assert_eq!(Snapshot::take(&name), before, "host differs after destroy");
+    assert_eq!(
+        keepers(),
+        0,
+        "destroy left the lab's session keeper running"
+    );
     let out = labctl(&["destroy", "--name", &name]);
     assert!(out.status.success(), "destroy again: {}", show(&out));
     assert!(stdout(&out).contains("nothing to do"), "{}", show(&out));

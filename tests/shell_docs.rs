@@ -11,8 +11,10 @@ use common::*;
 /// The commands `labctl --help` lists (clap's own `help` aside).
 fn commands() -> Vec<String> {
     use clap::CommandFactory;
+    // Hidden commands are labctl's own (the session keeper), not the user's.
     labctl::cli::Cli::command()
         .get_subcommands()
+        .filter(|c| !c.is_hide_set())
         .map(|c| c.get_name().to_string())
         .collect()
 }

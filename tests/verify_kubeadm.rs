@@ -206,7 +206,9 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     set_kubernetes(&tag, true);
 
     // Everything passes; egress is skipped with its reason. kubectl runs
-    // over the control plane's node session: one SSH login there.
+    // over the control plane's node session, which the lab's session keeper
+    // has held since `up`: no SSH login there at all (kubectl on a session
+    // of its own would be one).
     let sshd_log = hosts.by_name("master").folder.join("sshd.log");
     let logins = || {
         std::fs::read_to_string(&sshd_log)
@@ -227,8 +229,8 @@ fn verify_kubeadm_lab_through_kubectl_on_the_control_plane() {
     assert_eq!(code, Some(0), "verify: {text}");
     assert_eq!(
         logins() - logins_before,
-        1,
-        "verify logs in to the control plane once, kubectl included"
+        0,
+        "verify logs in to the control plane, kubectl included"
     );
     assert_passed(&report, &NETWORK_CHECKS);
     assert_passed(&report, &["kubernetes"]);

@@ -30,6 +30,8 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     let dir = LabDir::new(&name)?;
     if dir.has_leftovers() {
         let _lock = dir.lock("destroy")?;
+        // Its sessions would hold processes on the nodes being removed.
+        crate::nodes::keeper::stop(&dir);
         if !dir.exists() {
             return remove_leftovers(&name, &dir, global);
         }
@@ -43,6 +45,7 @@ pub fn destroy(args: &DestroyArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     let _lock = dir.lock("destroy")?;
+    crate::nodes::keeper::stop(&dir);
     let state = dir.load()?;
     if args.forget {
         return forget(&name, &dir, &state, global);

@@ -6,6 +6,7 @@
 //! operations (`apply`, `check`, `pod add`) with their typed reports.
 
 pub mod converge;
+pub mod keeper;
 pub mod pool;
 
 use std::path::{Path, PathBuf};
@@ -62,29 +63,30 @@ pub fn connect(
     // A handshake that timed out means this host or the nodes are too busy:
     // the fan-out works on fewer nodes at once.
     let on_timeout = || pool::throttle().overloaded();
-    let mut session =
-        Session::connect_observed(&ep, policy, deadline, &on_timeout).map_err(|e| {
-            let log = dir.logs().join(format!("sshd-{node}.log"));
-            let tail = std::fs::read_to_string(&log)
-                .ok()
-                .map(|t| {
-                    t.lines()
-                        .rev()
-                        .take(3)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                })
-                .filter(|t| !t.trim().is_empty());
-            match tail {
-                Some(t) => {
-                    anyhow::Error::new(e).context(format!("sshd log {}: {t}", log.display()))
-                }
-                None => anyhow::Error::new(e),
-            }
-        })?;
+    let connected = match keeper::for_lab(dir) {
+        Some(socket) => Session::connect_kept(&socket, &ep, policy, deadline, &on_timeout),
+        None => Session::connect_observed(&ep, policy, deadline, &on_timeout),
+    };
+    let mut session = connected.map_err(|e| {
+        let log = dir.logs().join(format!("sshd-{node}.log"));
+        let tail = std::fs::read_to_string(&log)
+            .ok()
+            .map(|t| {
+                t.lines()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .filter(|t| !t.trim().is_empty());
+        match tail {
+            Some(t) => anyhow::Error::new(e).context(format!("sshd log {}: {t}", log.display())),
+            None => anyhow::Error::new(e),
+        }
+    })?;
     // Everything labctl does on a node needs root (sudo -n for a VM's or
     // cloud image's user).
     session.run_as_root();

@@ -132,7 +132,7 @@ fn read(
         .map(|text| known_hosts::entries_for(&text, pattern))
         .map_err(|source| SshError::KnownHosts {
             node: ep.node.clone(),
-            action,
+            action: action.into(),
             path: path.to_path_buf(),
             source,
         })
@@ -233,7 +233,7 @@ pub(super) fn check(
     known_hosts::append_pin(&ep.known_hosts, &pattern, &ep.node, &key_type, &key_base64).map_err(
         |source| SshError::KnownHosts {
             node: ep.node.clone(),
-            action: "update",
+            action: "update".into(),
             path: ep.known_hosts.clone(),
             source,
         },

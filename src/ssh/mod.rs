@@ -25,9 +25,11 @@
 
 mod exec;
 mod host_key;
+pub mod keeper;
 pub mod keygen;
 mod known_hosts;
 mod pins;
+mod pump;
 mod session;
 
 use std::path::PathBuf;
@@ -90,8 +92,9 @@ impl Output {
 }
 
 /// Everything that can go wrong talking to a node. Each message is one
-/// sentence naming the node.
-#[derive(Debug, thiserror::Error)]
+/// sentence naming the node. Serializable: the session keeper reports its
+/// login failures as these.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum SshError {
     #[error(
         "could not reach node {node} over SSH at {address}: kept trying for {:.1} s \
@@ -155,8 +158,9 @@ pub enum SshError {
     #[error("node {node}: could not {action} the known_hosts file {}: {source}", path.display())]
     KnownHosts {
         node: String,
-        action: &'static str,
+        action: String,
         path: PathBuf,
+        #[serde(with = "io_error_text")]
         source: std::io::Error,
     },
 
@@ -213,6 +217,19 @@ pub enum SshError {
         command: String,
         problem: String,
     },
+}
+
+/// An I/O error travels as its message (its kind stays behind).
+mod io_error_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(error: &std::io::Error, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&error.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::io::Error, D::Error> {
+        String::deserialize(d).map(std::io::Error::other)
+    }
 }
 
 /// What the last attempt's error means: a timeout (the node is there

@@ -1,13 +1,18 @@
 //! Connecting: TCP + SSH handshake retried until a deadline, the host key
 //! checked under the caller's [`HostKeyPolicy`], then key authentication.
 
+use std::cell::RefCell;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ssh2::MethodType;
 
 use super::host_key::{self, HostKeyPolicy, NewPin};
+use super::keeper::Kept;
+use super::pump::{Pump, PumpError};
+use super::Output;
 use super::{Endpoint, SshError, KEEPALIVE_SECS};
 
 /// Longest single TCP connect + handshake attempt: a node that accepts but
@@ -29,16 +34,28 @@ const HOST_KEY_ALGORITHMS: [&str; 7] = [
     "ssh-rsa",
 ];
 
-/// One authenticated SSH session to one node. Use it from one thread at a
-/// time; open one per node per thread to work on nodes in parallel.
+/// One authenticated SSH session to one node: a connection of this
+/// process's own, or one the lab's session keeper holds. Use it from one
+/// thread at a time; open one per node per thread to work on nodes in
+/// parallel.
 pub struct Session {
     pub(super) endpoint: Endpoint,
-    pub(super) ssh: ssh2::Session,
+    pub(super) transport: RefCell<Transport>,
     pub(super) command_timeout: Option<Duration>,
     /// Run every command through `sudo -n --` (the login user is not root).
     pub(super) sudo: bool,
     /// The pin this connection made (`up`'s first contact), if any.
     pub(super) new_pin: Option<NewPin>,
+    /// How a direct login replacing a lost kept session goes: the
+    /// connection's own policy and deadline.
+    pub(super) policy: HostKeyPolicy,
+    pub(super) deadline: Duration,
+}
+
+/// How a session reaches its node.
+pub(super) enum Transport {
+    Direct(ssh2::Session),
+    Kept(Kept),
 }
 
 // Nodes are handled on their own threads: a Session must move there.
@@ -70,50 +87,79 @@ impl Session {
         deadline: Duration,
         on_timeout: &(dyn Fn() + Sync),
     ) -> Result<Session, SshError> {
-        // A login that times out or loses its socket under load is tried
-        // again from the handshake until the deadline: only a key the node
-        // answered "no" to is a refusal.
-        let started = Instant::now();
-        let mut attempts = 0;
-        let mut pause = FIRST_PAUSE;
-        // A retry finds the key pinned already: report the first attempt's pin.
-        let mut pinned = None;
-        let (ssh, new_pin) = loop {
-            attempts += 1;
-            let left = deadline.saturating_sub(started.elapsed());
-            let (ssh, new_pin) = handshake_checked(ep, policy, left, on_timeout)?;
-            pinned = pinned.or(new_pin);
-            match authenticate(ep, &ssh) {
-                Ok(()) => break (ssh, pinned),
-                Err(Login::Refused(e)) => return Err(e),
-                Err(Login::Interrupted(cause)) => {
-                    on_timeout();
-                    let left = deadline.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        return Err(SshError::LoginIncomplete {
-                            node: ep.node.clone(),
-                            address: ep.address(),
-                            waited: started.elapsed(),
-                            attempts,
-                            cause,
-                        });
-                    }
-                    thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(LONGEST_PAUSE);
-                }
-            }
-        };
-        // Commands wait as long as they need (see set_command_timeout); the
-        // keepalives keep NAT and firewalls from dropping quiet sessions.
-        ssh.set_timeout(0);
-        ssh.set_keepalive(false, KEEPALIVE_SECS);
+        let (ssh, new_pin) = login(ep, policy, deadline, on_timeout)?;
         Ok(Session {
             endpoint: ep.clone(),
-            ssh,
+            transport: RefCell::new(Transport::Direct(ssh)),
             command_timeout: None,
             sudo: false,
             new_pin,
+            policy: policy.clone(),
+            deadline,
         })
+    }
+
+    /// Like [`Session::connect_observed`], through the session keeper
+    /// listening on `keeper` when it can serve this connection (the host key
+    /// is pinned and `policy` would pin nothing): a command then costs no
+    /// login. Connects directly when there is no keeper or it cannot serve.
+    pub fn connect_kept(
+        keeper: &Path,
+        ep: &Endpoint,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+        on_timeout: &(dyn Fn() + Sync),
+    ) -> Result<Session, SshError> {
+        if let Some(kept) = Kept::open(keeper, ep, policy, deadline, on_timeout) {
+            return Ok(Session {
+                endpoint: ep.clone(),
+                transport: RefCell::new(Transport::Kept(kept?)),
+                command_timeout: None,
+                sudo: false,
+                new_pin: None,
+                policy: policy.clone(),
+                deadline,
+            });
+        }
+        Session::connect_observed(ep, policy, deadline, on_timeout)
+    }
+
+    /// Whether the session keeper holds this session.
+    pub fn is_kept(&self) -> bool {
+        matches!(*self.transport.borrow(), Transport::Kept(_))
+    }
+
+    /// Runs one command, pumping stdin, stdout and stderr. A kept session
+    /// the keeper lost before the command ran is replaced by a connection
+    /// of this process's own, and the command runs there.
+    /// The error is the command's transport failure, or the direct
+    /// login's own error (a replaced machine's host key is refused as such).
+    pub(super) fn exchange(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, Result<String, SshError>> {
+        let mut transport = self.transport.borrow_mut();
+        if let Transport::Kept(kept) = &mut *transport {
+            match kept.run(command, stdin, self.command_timeout) {
+                Ok(output) => return Ok(output),
+                Err(PumpError::Broken(cause)) => return Err(Ok(cause)),
+                Err(PumpError::NotStarted(_)) => {
+                    let (ssh, _) =
+                        login(&self.endpoint, &self.policy, self.deadline, &|| {}).map_err(Err)?;
+                    *transport = Transport::Direct(ssh);
+                }
+            }
+        }
+        match &*transport {
+            Transport::Direct(ssh) => Pump {
+                ssh,
+                timeout: self.command_timeout,
+            }
+            .exchange(command, stdin)
+            .map_err(|e| Ok(e.cause())),
+            Transport::Kept(_) => Err(Ok("the kept session was not replaced".into())),
+        }
     }
 
     /// Only the handshake and the host key check (no login): for handing
@@ -159,10 +205,59 @@ impl Drop for Session {
     /// Says goodbye so the node's sshd logs a clean disconnect; bounded in
     /// time so a dead node cannot hold labctl up.
     fn drop(&mut self) {
-        self.ssh.set_blocking(true);
-        self.ssh.set_timeout(2000);
-        let _ = self.ssh.disconnect(None, "labctl is done", None);
+        if let Transport::Direct(ssh) = &*self.transport.borrow() {
+            ssh.set_blocking(true);
+            ssh.set_timeout(2000);
+            let _ = ssh.disconnect(None, "labctl is done", None);
+        }
     }
+}
+
+/// Handshakes and logs in, retrying until `deadline` a login that times
+/// out or loses its socket under load: only a key the node answered "no"
+/// to is a refusal. The session comes back in blocking mode without a
+/// timeout, sending keepalives.
+pub(super) fn login(
+    ep: &Endpoint,
+    policy: &HostKeyPolicy,
+    deadline: Duration,
+    on_timeout: &(dyn Fn() + Sync),
+) -> Result<(ssh2::Session, Option<NewPin>), SshError> {
+    let started = Instant::now();
+    let mut attempts = 0;
+    let mut pause = FIRST_PAUSE;
+    // A retry finds the key pinned already: report the first attempt's pin.
+    let mut pinned = None;
+    let (ssh, new_pin) = loop {
+        attempts += 1;
+        let left = deadline.saturating_sub(started.elapsed());
+        let (ssh, new_pin) = handshake_checked(ep, policy, left, on_timeout)?;
+        pinned = pinned.or(new_pin);
+        match authenticate(ep, &ssh) {
+            Ok(()) => break (ssh, pinned),
+            Err(Login::Refused(e)) => return Err(e),
+            Err(Login::Interrupted(cause)) => {
+                on_timeout();
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(SshError::LoginIncomplete {
+                        node: ep.node.clone(),
+                        address: ep.address(),
+                        waited: started.elapsed(),
+                        attempts,
+                        cause,
+                    });
+                }
+                thread::sleep(pause.min(left));
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
+    };
+    // Commands wait as long as they need (see set_command_timeout); the
+    // keepalives keep NAT and firewalls from dropping quiet sessions.
+    ssh.set_timeout(0);
+    ssh.set_keepalive(false, KEEPALIVE_SECS);
+    Ok((ssh, new_pin))
 }
 
 /// Handshakes (retrying until `deadline`) and checks the host key.

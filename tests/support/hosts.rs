@@ -217,6 +217,17 @@ impl Hosts {
                 libc::waitpid(pid as i32, &mut 0, 0);
             }
         }
+        // Another machine: nothing of the old one's sessions lives on.
+        let pids = std::process::Command::new("ip")
+            .args(["netns", "pids", &host.netns])
+            .output()
+            .expect("ip netns pids");
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                // SAFETY: kill(2) on a process in the test's own namespace.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         let target = host.folder.join("ssh_host_key");
         std::fs::copy(key, &target).expect("copy the host key");
         std::fs::copy(public_key_path(key), public_key_path(&target)).expect("copy its .pub");
