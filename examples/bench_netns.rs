@@ -1,10 +1,12 @@
 //! Benchmark of netns labs, one lab size after another, every figure from
 //! the same run: `labctl up` (cold), `labctl up` again (converged, no
 //! changes), `labctl verify` (every default check, full pod mesh),
-//! `labctl destroy`; labctl's peak RSS over the four, and the lab's memory
-//! per node (the host's MemAvailable drop while the lab is up, and the
-//! proportional set size of the lab's own processes: sshd per node,
-//! dnsmasq), with the load average before each lab.
+//! `labctl destroy`; labctl's peak RSS over the four and its session
+//! keeper's (which holds the nodes' SSH sessions between commands), and
+//! the lab's memory per node (the host's MemAvailable drop while the lab
+//! is up, and the proportional set size of the lab's own processes: sshd
+//! per node with its held sessions, dnsmasq), with the load average before
+//! each lab.
 //!
 //! Needs root; not a test (nothing here runs in `cargo test`). Build labctl
 //! in release first, then:
@@ -88,31 +90,75 @@ fn mem_available_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Total Pss (KiB) of processes whose command line mentions `needle`
-/// (the lab's state folder: every sshd config and the dnsmasq config).
-fn lab_pss_kib(needle: &str) -> u64 {
-    let mut total = 0;
+/// Every process: pid, parent pid, command line.
+fn processes() -> Vec<(u32, u32, String)> {
+    let mut all = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let pid = entry.file_name();
-        let Some(pid) = pid
+        let Some(pid) = entry
+            .file_name()
             .to_str()
-            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if !String::from_utf8_lossy(&cmdline).contains(needle) {
-            continue;
-        }
-        let rollup =
-            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        total += rollup
-            .lines()
-            .find_map(|l| l.strip_prefix("Pss:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command name, which may hold spaces.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
             .unwrap_or(0);
+        all.push((pid, ppid, cmdline));
     }
-    total
+    all
+}
+
+/// A field of /proc/PID/smaps_rollup or /proc/PID/status, in KiB.
+fn proc_kib(pid: u32, file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// Total Pss (KiB) of the processes whose command line mentions `needle`
+/// (the lab's state folder: every sshd config and the dnsmasq config) and
+/// of their descendants (the sshd processes of the sessions held open).
+fn lab_pss_kib(needle: &str) -> u64 {
+    let all = processes();
+    let mut lab: Vec<u32> = all
+        .iter()
+        .filter(|(_, _, cmdline)| cmdline.contains(needle))
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    let mut i = 0;
+    while i < lab.len() {
+        let parent = lab[i];
+        lab.extend(
+            all.iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+        i += 1;
+    }
+    lab.iter()
+        .map(|pid| proc_kib(*pid, "smaps_rollup", "Pss:"))
+        .sum()
+}
+
+/// The lab's session keeper's peak RSS (MiB), 0 when none runs.
+fn keeper_peak_mib(lab: &str) -> f64 {
+    let title = format!("keep-sessions --name {lab} ");
+    processes()
+        .iter()
+        .filter(|(_, _, cmdline)| cmdline.contains(&title))
+        .map(|(pid, _, _)| proc_kib(*pid, "status", "VmHWM:"))
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0
 }
 
 fn main() {
@@ -130,7 +176,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("labctl-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     println!(
-        "| nodes | up (cold) | up (no-op) | cold ÷ no-op | verify | mesh pairs | destroy | peak RSS (labctl) | memory per node (MemAvailable drop / lab processes' Pss) | load before |"
+        "| nodes | up (cold) | up (no-op) | cold ÷ no-op | verify | mesh pairs | destroy | peak RSS (labctl / its session keeper) | memory per node (MemAvailable drop / lab processes' Pss) | load before |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
@@ -152,6 +198,7 @@ fn main() {
         let mem_up = mem_available_kib();
         let pss = lab_pss_kib(&format!("/labctl/labs/{name}/"));
         let verify = timed(&["verify", &file, "--output", "json"]);
+        let keeper = keeper_peak_mib(&name);
         let destroy = timed(&["destroy", "-q", "--name", &name]);
         let report: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap_or_default();
         let pairs = report["mesh"]["cells"].as_array().map_or(0, Vec::len);
@@ -196,7 +243,7 @@ fn main() {
         );
         let per_node = |kib: u64| kib as f64 / 1024.0 / n as f64;
         println!(
-            "| {n} | {:.2} s | {:.2} s | {:.1}× | {:.2} s{} | {pairs} | {:.2} s | {:.0} MiB | {:.2} / {:.2} MiB | {load} |",
+            "| {n} | {:.2} s | {:.2} s | {:.1}× | {:.2} s{} | {pairs} | {:.2} s | {:.0} / {keeper:.0} MiB | {:.2} / {:.2} MiB | {load} |",
             up.secs,
             again.secs,
             up.secs / again.secs,

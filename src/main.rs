@@ -11,6 +11,14 @@ use labctl::exit::exit_code_for;
 use labctl::output::{end_by_sigpipe, paint, stderr_color, stdout_closed, Style};
 
 fn main() -> ExitCode {
+    // glibc gives each thread that allocates an arena of its own, up to 8
+    // per core: with a thread per node (1,000 at once) that is memory kept
+    // and fragmented for nothing on a 2-core machine. Two arenas: peak RSS
+    // of a 1,000-node `up` 190 -> 140 MiB, its session keeper 144 -> 119.
+    // SAFETY: mallopt only tunes the allocator, before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
     let cli = Cli::parse();
     // This executable may start a lab's session keeper (itself, run as
