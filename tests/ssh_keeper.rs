@@ -246,3 +246,80 @@ fn the_keeper_ends_when_asked_when_its_socket_goes_and_when_idle() {
     assert!(second.is_ok());
     assert!(keeper::is_listening(&first.socket));
 }
+
+/// A keeper serves only its own user, and labctl uses only its own user's
+/// keeper: root neither uses nor stops the keeper of uid 65534 (a socket
+/// another user's process listens on could answer anything).
+#[test]
+fn a_keeper_and_its_clients_are_one_user() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let Some((sshd, ep, dir)) = with_client("keeper_users", KeyKind::Ed25519) else {
+        return;
+    };
+    pin(&ep, &sshd);
+    const UID: u32 = 65534;
+    let home = dir.path().join("home");
+    let labs = home.join(".local/state/labctl/labs/other");
+    std::fs::create_dir_all(&labs).unwrap();
+    for folder in labs.ancestors().take_while(|p| p.starts_with(&home)) {
+        std::os::unix::fs::chown(folder, Some(UID), Some(UID)).unwrap();
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = std::process::Command::new(env!("CARGO_BIN_EXE_labctl"))
+        .args(["keep-sessions", "--name", "other"])
+        .env_clear()
+        .env("HOME", &home)
+        .uid(UID)
+        .gid(UID)
+        .spawn()
+        .expect("a keeper as uid 65534");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut theirs = Kill(theirs);
+    let socket = labs.join("ssh-keeper.sock");
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the other user's keeper did not listen"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+
+    assert!(
+        !keeper::is_listening(&socket),
+        "root took uid 65534's keeper for its own"
+    );
+    let session =
+        Session::connect_kept(&socket, &ep, &HostKeyPolicy::RequireKnown, DEADLINE, &|| {})
+            .unwrap();
+    assert!(
+        !session.is_kept(),
+        "root's session went through another user's keeper"
+    );
+    drop(session);
+
+    // Root asking it to stop gets no answer, and it keeps running.
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream.write_all(&6u32.to_le_bytes()).unwrap();
+    stream.write_all(b"\"Stop\"").unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "the keeper answered root: {answer:?}");
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        theirs.0.try_wait().unwrap().is_none(),
+        "root stopped uid 65534's keeper"
+    );
+    assert!(socket.exists());
+}

@@ -1,8 +1,10 @@
 //! The SSH client every labctl provider ends in.
 //!
-//! One [`Session`] is one authenticated connection to one node. Nodes are
-//! handled in parallel with one `Session` per node, each used from one
-//! thread (`std::thread::scope`); `Session` is `Send` for that reason.
+//! One [`Session`] is one authenticated session with one node: a
+//! connection of this process's own, or one the lab's session keeper
+//! ([`keeper`]) holds between commands. Nodes are handled in parallel with
+//! one `Session` per node, each used from one thread (`std::thread::scope`);
+//! `Session` is `Send` for that reason.
 //!
 //! Rules this module keeps for every provider:
 //! - Key authentication only (ed25519 or RSA private key file, no passphrase).
