@@ -88,15 +88,13 @@ impl Session {
         on_timeout: &(dyn Fn() + Sync),
     ) -> Result<Session, SshError> {
         let (ssh, new_pin) = login(ep, policy, deadline, on_timeout)?;
-        Ok(Session {
-            endpoint: ep.clone(),
-            transport: RefCell::new(Transport::Direct(ssh)),
-            command_timeout: None,
-            sudo: false,
+        Ok(Session::new(
+            ep,
+            Transport::Direct(ssh),
             new_pin,
-            policy: policy.clone(),
+            policy,
             deadline,
-        })
+        ))
     }
 
     /// Like [`Session::connect_observed`], through the session keeper
@@ -111,17 +109,33 @@ impl Session {
         on_timeout: &(dyn Fn() + Sync),
     ) -> Result<Session, SshError> {
         if let Some(kept) = Kept::open(keeper, ep, policy, deadline, on_timeout) {
-            return Ok(Session {
-                endpoint: ep.clone(),
-                transport: RefCell::new(Transport::Kept(kept?)),
-                command_timeout: None,
-                sudo: false,
-                new_pin: None,
-                policy: policy.clone(),
+            return Ok(Session::new(
+                ep,
+                Transport::Kept(kept?),
+                None,
+                policy,
                 deadline,
-            });
+            ));
         }
         Session::connect_observed(ep, policy, deadline, on_timeout)
+    }
+
+    fn new(
+        ep: &Endpoint,
+        transport: Transport,
+        new_pin: Option<NewPin>,
+        policy: &HostKeyPolicy,
+        deadline: Duration,
+    ) -> Session {
+        Session {
+            endpoint: ep.clone(),
+            transport: RefCell::new(transport),
+            command_timeout: None,
+            sudo: false,
+            new_pin,
+            policy: policy.clone(),
+            deadline,
+        }
     }
 
     /// Whether the session keeper holds this session.

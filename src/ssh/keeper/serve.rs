@@ -53,23 +53,33 @@ impl Drop for Held {
     }
 }
 
-#[derive(Default)]
 struct Keeper {
     idle: Mutex<HashMap<Identity, Vec<Held>>>,
     connections: AtomicUsize,
     stopping: AtomicBool,
-    last_request: Mutex<Option<Instant>>,
+    /// The last request's time (the keeper's start before the first).
+    last_request: Mutex<Instant>,
     /// Set once the sessions and the socket are gone.
     finished: Mutex<bool>,
     finished_changed: Condvar,
 }
 
 impl Keeper {
+    fn new() -> Keeper {
+        Keeper {
+            idle: Mutex::default(),
+            connections: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            last_request: Mutex::new(Instant::now()),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
+        }
+    }
     fn sessions(&self) -> MutexGuard<'_, HashMap<Identity, Vec<Held>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn touch(&self) {
-        *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
     fn finish(&self) {
         *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -82,9 +92,11 @@ impl Keeper {
             .finished_changed
             .wait_timeout_while(finished, limit, |finished| !*finished);
     }
-    fn idle_for(&self, started: Instant) -> Duration {
-        let last = self.last_request.lock().unwrap_or_else(|p| p.into_inner());
-        last.unwrap_or(started).elapsed()
+    fn idle_for(&self) -> Duration {
+        self.last_request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 }
 
@@ -100,8 +112,7 @@ pub fn serve(socket: &Path, idle: Duration) -> Result<()> {
         .with_context(|| format!("cannot read {}", socket.display()))?
         .ino();
     listener.set_nonblocking(true)?;
-    let keeper = Arc::new(Keeper::default());
-    let started = Instant::now();
+    let keeper = Arc::new(Keeper::new());
     loop {
         wait_readable(&listener, Duration::from_secs(1));
         loop {
@@ -125,8 +136,7 @@ pub fn serve(socket: &Path, idle: Duration) -> Result<()> {
             }
         }
         let ours = std::fs::symlink_metadata(socket).is_ok_and(|m| m.ino() == inode);
-        let unused =
-            keeper.connections.load(Ordering::SeqCst) == 0 && keeper.idle_for(started) >= idle;
+        let unused = keeper.connections.load(Ordering::SeqCst) == 0 && keeper.idle_for() >= idle;
         if keeper.stopping.load(Ordering::SeqCst) || !ours || unused {
             if ours {
                 let _ = std::fs::remove_file(socket);
