@@ -37,8 +37,7 @@ pub fn doctor(args: &DoctorArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         None => PathBuf::new(),
     };
     let env = |name: &str| std::env::var(name).ok();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::process::effective_uid();
     let mut inputs = doctor::gather(&Sources::host(), &env, euid, lab, &folder);
     if let Some(lab) = lab.filter(|l| l.provider.kind == labctl_lab::ProviderType::Netns) {
         inputs.own_links = vec![crate::provider::netns::names::bridge(&lab.name)];

@@ -23,8 +23,7 @@ pub struct Caller {
 impl Caller {
     /// The running process.
     pub fn current() -> Caller {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let is_root = unsafe { libc::geteuid() } == 0;
+        let is_root = crate::process::is_root();
         let sudo_user = std::env::var("SUDO_USER")
             .ok()
             .filter(|u| is_root && !u.is_empty() && u != "root");

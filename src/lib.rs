@@ -4,8 +4,9 @@
 //! Layers, bottom up. A module imports only modules of lower layers (never
 //! its own layer, never upward); `tests/layers.rs` reads this list and
 //! checks every `crate::` path in `src/` against it:
-//! 0. `hostcmd`, `embedded`, `output`, `ui`: host commands, the embedded
-//!    agent, printing, progress lines and Ctrl-C.
+//! 0. `hostcmd`, `embedded`, `output`, `ui`, `process`: host commands, the
+//!    embedded agent, printing, progress lines and Ctrl-C, this process's
+//!    user and whether another process is alive.
 //! 1. `ssh`: the SSH client (sessions, host keys, pins).
 //! 2. `exit`: exit statuses and the errors that choose them.
 //! 3. `names`, `render`, `labfile`, `wsl`: lab and node names, rendered
@@ -45,6 +46,7 @@ pub mod names;
 pub mod nodes;
 pub mod output;
 pub mod paths;
+pub mod process;
 pub mod provider;
 pub mod render;
 pub mod render_cmd;

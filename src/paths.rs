@@ -16,8 +16,7 @@ use crate::exit::ExitError;
 /// A `name` that is not a lab name is refused (exit 2): every state path
 /// is built here, so no word from the command line becomes a path unchecked.
 pub fn lab_dir(name: &str) -> anyhow::Result<PathBuf> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = crate::process::is_root();
     lab_dir_for(
         name,
         is_root,

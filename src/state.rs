@@ -181,21 +181,11 @@ impl TrackedProcess {
         match fs::read(format!("/proc/{}/cmdline", self.pid)) {
             Ok(cmdline) => {
                 let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                text.contains(&self.cmdline_contains) && !is_zombie(self.pid)
+                text.contains(&self.cmdline_contains) && crate::process::is_alive(self.pid)
             }
             Err(_) => false,
         }
     }
-}
-
-fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 /// An open lab folder.

@@ -187,8 +187,7 @@ pub const MODULES: &[&str] = &["vxlan", "bridge", "br_netfilter"];
 /// own).
 pub fn preflight(lab: &Lab, lab_folder: &Path, own_links: &[String]) -> Result<()> {
     let env = |name: &str| std::env::var(name).ok();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::process::effective_uid();
     let mut inputs = gather(&Sources::host(), &env, euid, Some(lab), lab_folder);
     inputs.own_links = own_links.to_vec();
     let findings = assess(&inputs, Some(lab));

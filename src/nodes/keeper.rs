@@ -80,9 +80,7 @@ fn wanted(dir: &LabDir, socket: &Path) -> bool {
     if socket.as_os_str().len() >= 108 {
         return false;
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    std::fs::metadata(&dir.path).is_ok_and(|m| m.uid() == uid)
+    std::fs::metadata(&dir.path).is_ok_and(|m| m.uid() == crate::process::effective_uid())
 }
 
 /// Whether a keeper listens on `socket`, starting one when none does.

@@ -22,6 +22,53 @@ const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 
+/// Attempts until a deadline, the pause between two growing from
+/// [`FIRST_PAUSE`] to [`LONGEST_PAUSE`]; the last attempt comes right at
+/// the deadline. The handshake and the login retry alike.
+struct Retry {
+    started: Instant,
+    deadline: Duration,
+    pause: Duration,
+    attempts: u32,
+}
+
+impl Retry {
+    fn until(deadline: Duration) -> Retry {
+        Retry {
+            started: Instant::now(),
+            deadline,
+            pause: FIRST_PAUSE,
+            attempts: 0,
+        }
+    }
+
+    /// Counts an attempt; the time left for it.
+    fn attempt(&mut self) -> Duration {
+        self.attempts += 1;
+        self.left()
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
+    }
+
+    fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// After a failed attempt: false when the deadline has passed, else
+    /// sleeps the pause (never past the deadline) and grows it.
+    fn pause(&mut self) -> bool {
+        let left = self.left();
+        if left.is_zero() {
+            return false;
+        }
+        thread::sleep(self.pause.min(left));
+        self.pause = (self.pause * 2).min(LONGEST_PAUSE);
+        true
+    }
+}
+
 /// Host key algorithms in OpenSSH's order of preference (the ones libssh2
 /// knows); algorithms of keys already pinned for the host go first.
 const HOST_KEY_ALGORITHMS: [&str; 7] = [
@@ -237,14 +284,11 @@ pub(super) fn login(
     deadline: Duration,
     on_timeout: &(dyn Fn() + Sync),
 ) -> Result<(ssh2::Session, Option<NewPin>), SshError> {
-    let started = Instant::now();
-    let mut attempts = 0;
-    let mut pause = FIRST_PAUSE;
+    let mut retry = Retry::until(deadline);
     // A retry finds the key pinned already: report the first attempt's pin.
     let mut pinned = None;
     let (ssh, new_pin) = loop {
-        attempts += 1;
-        let left = deadline.saturating_sub(started.elapsed());
+        let left = retry.attempt();
         let (ssh, new_pin) = handshake_checked(ep, policy, left, on_timeout)?;
         pinned = pinned.or(new_pin);
         match authenticate(ep, &ssh) {
@@ -252,18 +296,15 @@ pub(super) fn login(
             Err(Login::Refused(e)) => return Err(e),
             Err(Login::Interrupted(cause)) => {
                 on_timeout();
-                let left = deadline.saturating_sub(started.elapsed());
-                if left.is_zero() {
+                if !retry.pause() {
                     return Err(SshError::LoginIncomplete {
                         node: ep.node.clone(),
                         address: ep.address(),
-                        waited: started.elapsed(),
-                        attempts,
+                        waited: retry.waited(),
+                        attempts: retry.attempts,
                         cause,
                     });
                 }
-                thread::sleep(pause.min(left));
-                pause = (pause * 2).min(LONGEST_PAUSE);
             }
         }
     };
@@ -281,33 +322,27 @@ fn handshake_checked(
     deadline: Duration,
     on_timeout: &(dyn Fn() + Sync),
 ) -> Result<(ssh2::Session, Option<NewPin>), SshError> {
-    let started = Instant::now();
     let wanted = host_key::wanted_key_types(ep, policy)?;
-    let mut attempts = 0;
-    let mut pause = FIRST_PAUSE;
+    let mut retry = Retry::until(deadline);
     let ssh = loop {
-        attempts += 1;
-        let left = deadline.saturating_sub(started.elapsed());
-        let limit = left.clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
+        let limit = retry
+            .attempt()
+            .clamp(Duration::from_millis(200), ATTEMPT_LIMIT);
         match handshake(ep, &wanted, limit) {
             Ok(ssh) => break ssh,
             Err(last_error) => {
                 if timed_out(&last_error) {
                     on_timeout();
                 }
-                let left = deadline.saturating_sub(started.elapsed());
-                if left.is_zero() {
+                if !retry.pause() {
                     return Err(SshError::Unreachable {
                         node: ep.node.clone(),
                         address: ep.address(),
-                        waited: started.elapsed(),
-                        attempts,
+                        waited: retry.waited(),
+                        attempts: retry.attempts,
                         last_error,
                     });
                 }
-                // The last attempt comes right at the deadline.
-                thread::sleep(pause.min(left));
-                pause = (pause * 2).min(LONGEST_PAUSE);
             }
         }
     };
@@ -428,4 +463,37 @@ fn login_interrupted(code: ssh2::ErrorCode) -> bool {
             TIMEOUT | SOCKET_SEND | SOCKET_DISCONNECT | SOCKET_TIMEOUT | SOCKET_RECV
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_pause_longer_each_time_and_end_at_the_deadline() {
+        let mut retry = Retry::until(Duration::ZERO);
+        assert_eq!(retry.attempt(), Duration::ZERO);
+        assert!(!retry.pause(), "no time left: no second attempt");
+        assert_eq!(retry.attempts, 1);
+
+        let mut retry = Retry::until(Duration::from_millis(250));
+        let mut attempts_at = Vec::new();
+        loop {
+            retry.attempt();
+            attempts_at.push(retry.waited());
+            if !retry.pause() {
+                break;
+            }
+        }
+        // 0, then after 100 ms, then 200 ms later cut to the deadline.
+        assert_eq!(retry.attempts, 3, "{attempts_at:?}");
+        assert!(
+            attempts_at[1] >= Duration::from_millis(100),
+            "{attempts_at:?}"
+        );
+        assert!(
+            attempts_at[2] >= Duration::from_millis(250),
+            "{attempts_at:?}"
+        );
+    }
 }

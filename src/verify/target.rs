@@ -91,8 +91,7 @@ impl Target {
             )));
         }
         let state = dir.load()?;
-        // SAFETY: geteuid has no preconditions.
-        if state.provider == "netns" && unsafe { libc::geteuid() } != 0 {
+        if state.provider == "netns" && !crate::process::is_root() {
             return Err(ExitError::environment(anyhow!(
                 "lab {} is a netns lab: its nodes are namespaces on this host, reached with keys and state only root may read, and verify reads the host's neighbour table; run `sudo labctl verify`",
                 lab.name

@@ -19,8 +19,7 @@ pub fn install_missing_tools() -> Result<()> {
         .iter()
         .filter(|t| !hostcmd::have_program(t.program))
         .collect();
-    // SAFETY: geteuid cannot fail.
-    if missing.is_empty() || unsafe { libc::geteuid() } != 0 {
+    if missing.is_empty() || !crate::process::is_root() {
         return Ok(());
     }
     install_packages(&missing)

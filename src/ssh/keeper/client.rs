@@ -113,19 +113,11 @@ pub fn stop(socket: &Path) -> bool {
     // A keeper serving from a thread of this process (tests) ends with it.
     if pid != std::process::id() {
         let started = std::time::Instant::now();
-        while is_running(pid) && started.elapsed() < Duration::from_secs(5) {
+        while crate::process::is_alive(pid) && started.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
     true
-}
-
-/// Whether process `pid` exists and is not a zombie.
-fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
 }
 
 /// Whether a keeper of this user listens on `socket`.
@@ -136,12 +128,7 @@ pub fn is_listening(socket: &Path) -> bool {
 /// Connects to `socket` when a process of this user listens there.
 pub(super) fn connect_own(socket: &Path) -> Option<UnixStream> {
     let stream = UnixStream::connect(socket).ok()?;
-    (peer_uid(&stream)? == effective_uid()).then_some(stream)
-}
-
-pub(super) fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    (peer_uid(&stream)? == crate::process::effective_uid()).then_some(stream)
 }
 
 /// The user id of the process at the other end of `stream`.

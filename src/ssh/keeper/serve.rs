@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::client::{connect_own, effective_uid, peer_uid};
+use super::client::{connect_own, peer_uid};
 use super::wire::{self, Reply, Request};
 use crate::ssh::host_key::{self, HostKeyPolicy};
 use crate::ssh::pump::{Pump, PumpError};
@@ -22,6 +22,9 @@ use crate::ssh::{Endpoint, SshError};
 
 /// How long the ending keeper waits for its connections' last answers.
 const CLOSING_LIMIT: Duration = Duration::from_secs(2);
+/// Connections served at once, a thread each: more than labctl's own
+/// fan-out ever opens; past it a client logs in directly.
+const MAX_CONNECTIONS: usize = 2048;
 
 /// What identifies a node's session: the same address, user, key and
 /// known_hosts file.
@@ -118,6 +121,11 @@ pub fn serve(socket: &Path, idle: Duration) -> Result<()> {
         loop {
             match listener.accept() {
                 Ok((connection, _)) => {
+                    // Past the bound the connection is closed unanswered:
+                    // its client logs in directly instead.
+                    if keeper.connections.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+                        continue;
+                    }
                     let keeper = Arc::clone(&keeper);
                     keeper.connections.fetch_add(1, Ordering::SeqCst);
                     let socket = socket.to_path_buf();
@@ -143,10 +151,8 @@ pub fn serve(socket: &Path, idle: Duration) -> Result<()> {
             }
             break;
         }
-        for held in keeper.sessions().values().flatten() {
-            // Sends one only when due (every KEEPALIVE_SECS).
-            let _ = held.ssh.keepalive_send();
-        }
+        // Said goodbye to outside the lock (each bounded to 2 s).
+        drop(send_keepalives(&keeper));
     }
     keeper.sessions().clear();
     keeper.finish();
@@ -157,6 +163,28 @@ pub fn serve(socket: &Path, idle: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(1));
     }
     Ok(())
+}
+
+/// Sends each held session's keepalive when one is due (every
+/// KEEPALIVE_SECS), without blocking: the pool stays locked meanwhile. A
+/// session that cannot take one (its peer is gone, or reads nothing, so
+/// its send buffer is full) is taken out of the pool and returned.
+fn send_keepalives(keeper: &Keeper) -> Vec<Held> {
+    let mut sessions = keeper.sessions();
+    let mut gone = Vec::new();
+    for held in sessions.values_mut() {
+        let (live, dead): (Vec<Held>, Vec<Held>) =
+            std::mem::take(held).into_iter().partition(|h| {
+                h.ssh.set_blocking(false);
+                let sent = h.ssh.keepalive_send().is_ok();
+                h.ssh.set_blocking(true);
+                sent
+            });
+        *held = live;
+        gone.extend(dead);
+    }
+    sessions.retain(|_, held| !held.is_empty());
+    gone
 }
 
 /// A session per node is a socket per node: a 1,000-node lab needs more
@@ -217,7 +245,7 @@ fn wait_readable(listener: &UnixListener, limit: Duration) {
 
 /// One connection: a Stop, or a session and the commands run on it.
 fn handle(keeper: &Keeper, connection: &UnixStream, socket: &Path) {
-    if peer_uid(connection) != Some(effective_uid()) {
+    if peer_uid(connection) != Some(crate::process::effective_uid()) {
         return;
     }
     match wire::receive::<Request>(connection) {
