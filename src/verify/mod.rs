@@ -7,7 +7,8 @@
 //!   [`junit`]: the outputs. All pure and unit-tested.
 //! - [`probe`]: the one probe path of every provider, over one SSH
 //!   session per node: the node's agent checks, captures and pings; the
-//!   pods are entered by `ip netns exec` on their node or, in kubeadm
+//!   pods are entered by the agent on their node (as `ip netns exec`
+//!   does) or, in kubeadm
 //!   labs, by `kubectl exec` ([`kube`]: creating those pods and the
 //!   `kubernetes` check); [`neighbours`]: the host's neighbour table,
 //!   which netns nodes share; `target` loads the lab and its state.

@@ -98,13 +98,20 @@ impl Target {
             )));
         }
         let mut plans = labctl_lab::plan(&lab);
-        if state.kubernetes {
-            // The cluster hands out podCIDRs in its own order; `up` built
-            // and saved the plans from them (plan_with_subnets).
-            for plan in &mut plans {
-                if let Ok(saved) = dir.saved_plan(&plan.node) {
-                    *plan = saved;
-                }
+        for plan in &mut plans {
+            let Ok(saved) = dir.saved_plan(&plan.node) else {
+                continue;
+            };
+            if state.kubernetes {
+                // The cluster hands out podCIDRs in its own order; `up`
+                // built and saved the plans from them (plan_with_subnets).
+                *plan = saved;
+            } else {
+                // The DNS service's chains DNAT to the DNS pod, whose
+                // address only `up` knew: they are checked as `up` made
+                // them (and the agent's stamp, which covers the whole
+                // iptables part of the plan, spares the listing).
+                plan.iptables.services = saved.iptables.services;
             }
         }
         let view = view(&lab, &plans, &state);

@@ -44,6 +44,7 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
 const RTNH_F_ONLINK: u32 = 4;
 /// `rtm_flags`: answer with the matched table entry, not the resulting
@@ -125,6 +126,49 @@ pub fn route_get(socket: &mut DumpSocket, dst: Ipv4Addr) -> Result<Option<Route>
     req[8..12].copy_from_slice(&RTM_F_FIB_MATCH.to_ne_bytes());
     put_attr(&mut req, RTA_DST, &dst.octets());
     socket.get(RTM_GETROUTE, &req, parse_route)
+}
+
+/// The way a packet to one address goes, as the kernel answers `ip -4
+/// route get DST` (no fibmatch): gateway, device and source address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTaken {
+    pub dst: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+    pub oif: Option<u32>,
+    pub src: Option<Ipv4Addr>,
+}
+
+/// How a packet to `dst` would be routed (`ip -4 route get DST`); the
+/// kernel's refusal (no route: ENETUNREACH) is an error.
+pub fn route_taken(socket: &mut DumpSocket, dst: Ipv4Addr) -> Result<Option<RouteTaken>, NlError> {
+    let mut req = vec![0u8; 12];
+    req[0] = AF_INET;
+    req[1] = 32;
+    put_attr(&mut req, RTA_DST, &dst.octets());
+    socket.get(RTM_GETROUTE, &req, parse_route_taken)
+}
+
+fn parse_route_taken(p: &[u8]) -> Option<RouteTaken> {
+    let h = p.get(..12)?;
+    if h[0] != AF_INET {
+        return None;
+    }
+    let mut taken = RouteTaken {
+        dst: Ipv4Addr::UNSPECIFIED,
+        gateway: None,
+        oif: None,
+        src: None,
+    };
+    for (kind, v) in attrs(&p[12..]) {
+        match kind {
+            RTA_DST => taken.dst = ipv4(v)?,
+            RTA_GATEWAY => taken.gateway = ipv4(v),
+            RTA_OIF => taken.oif = u32_of(v),
+            RTA_PREFSRC => taken.src = ipv4(v),
+            _ => {}
+        }
+    }
+    Some(taken)
 }
 
 fn ipv4(v: &[u8]) -> Option<Ipv4Addr> {
@@ -350,6 +394,28 @@ mod tests {
         assert_eq!(v.lower_index, Some(2));
         assert_eq!(v.learning, Some(false));
         assert_eq!(v.group, None, "the unspecified group means none");
+    }
+
+    #[test]
+    fn a_route_get_answer_gives_gateway_device_and_source() {
+        let mut answer = vec![AF_INET, 32, 0, 0, MAIN_TABLE as u8, 3, 0, 1];
+        answer.extend_from_slice(&0u32.to_ne_bytes());
+        put_attr(&mut answer, RTA_DST, &[198, 18, 0, 1]);
+        put_attr(&mut answer, RTA_OIF, &3u32.to_ne_bytes());
+        put_attr(&mut answer, RTA_PREFSRC, &[192, 168, 64, 15]);
+        put_attr(&mut answer, RTA_GATEWAY, &[192, 168, 64, 1]);
+        let r = parse_route_taken(&answer).unwrap();
+        assert_eq!(
+            r,
+            RouteTaken {
+                dst: Ipv4Addr::new(198, 18, 0, 1),
+                gateway: Some(Ipv4Addr::new(192, 168, 64, 1)),
+                oif: Some(3),
+                src: Some(Ipv4Addr::new(192, 168, 64, 15)),
+            }
+        );
+        answer[0] = 10; // AF_INET6
+        assert_eq!(parse_route_taken(&answer), None);
     }
 
     #[test]

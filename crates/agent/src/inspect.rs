@@ -1,8 +1,8 @@
 //! `labctl-agent inspect [--check] [POD...]`: what verify's node check
 //! asks of a node, in one run: the agent's version, the links of the pod
 //! namespaces named (as `links`), and with `--check` the check against the
-//! plan on stdin and the node's `iptables -S` (filter table, for
-//! diagnosis). One typed `labctl_nodeplan::report::InspectReport`; it
+//! plan on stdin and the node's filter table in `iptables -S` form (for
+//! diagnosis; from the check's own `iptables-save` when it listed). One typed `labctl_nodeplan::report::InspectReport`; it
 //! replaces a shell script that started a process for each part and
 //! tagged its text.
 
@@ -43,6 +43,7 @@ pub fn run(check: bool, pods: &[&str], plan_path: Option<&str>) -> Result<(Inspe
     }
     let mut status = EXIT_OK;
     if let Some(plan) = plan {
+        let mut listed = None;
         match crate::node::converge(&plan, Mode::Check, false) {
             Ok(out) => {
                 let checked = crate::report::check_report(&plan.node, &out);
@@ -50,10 +51,16 @@ pub fn run(check: bool, pods: &[&str], plan_path: Option<&str>) -> Result<(Inspe
                     status = EXIT_DRIFT;
                 }
                 report.check = Some(checked);
+                listed = out.filter_rules;
             }
             Err(e) => report.check_error = Some(e.to_string()),
         }
-        report.filter_rules = filter_rules();
+        // The check's own listing when it made one: an `iptables -S` fewer
+        // per node and verify.
+        report.filter_rules = match listed {
+            Some(lines) => Some(lines.iter().map(|l| format!("{l}\n")).collect()),
+            None => filter_rules(),
+        };
     }
     Ok((report, status))
 }

@@ -370,6 +370,7 @@ pub fn converge(
         return Ok(());
     };
     let (nat_lines, filter_lines) = listing.wait()?;
+    out.filter_rules = Some(filter_lines.clone());
     let mut nat = String::new();
     match &plan.iptables.nat {
         Some(chain) => {

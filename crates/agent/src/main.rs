@@ -32,6 +32,7 @@ mod peers;
 mod ping;
 mod plan;
 mod pod;
+mod pod_exec;
 mod report;
 mod ruleset;
 mod services;
@@ -77,6 +78,10 @@ commands:
   jobs REQUEST       run every argv of REQUEST (the JSON of labctl_nodeplan's
                      JobsRequest) at once, without a shell; print each
                      one's exit status and output (no plan, no root)
+  --netns POD pod-exec [--seconds S] -- PROGRAM [ARG...]
+                     run PROGRAM in pod POD as `ip netns exec POD` does
+                     (with POD's /sys and /etc/netns/POD files), killed
+                     after S s (default 15) with exit status 124
   inspect [--check] [POD...]
                      verify's node check: version, the pods' links, and
                      with --check the check (plan on stdin) and iptables -S
@@ -119,6 +124,8 @@ struct Args {
     ready_file: Option<String>,
     want: Option<String>,
     words: Vec<String>,
+    /// Everything after `--` (pod-exec's program and its arguments).
+    after_dashes: Vec<String>,
     verbose: bool,
     version: bool,
     help: bool,
@@ -181,6 +188,10 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args> {
             "--verbose" | "-v" => a.verbose = true,
             "--version" | "-V" => a.version = true,
             "--help" | "-h" => a.help = true,
+            "--" => {
+                a.after_dashes = raw.collect();
+                break;
+            }
             s if s.starts_with('-') => return Err(usage(format!("unknown option {s}"))),
             _ => a.words.push(arg),
         }
@@ -231,6 +242,14 @@ fn run(args: Args) -> Result<i32> {
             )))
         }
         _ => {}
+    }
+    if words.as_slice() == ["pod-exec"] {
+        let Some(pod) = args.netns.as_deref() else {
+            return Err(AgentError::Input(format!(
+                "pod-exec needs --netns POD\n{USAGE}"
+            )));
+        };
+        return pod_exec::run(pod, args.seconds, &args.after_dashes);
     }
     if let ["jobs", request] = words.as_slice() {
         report::print(&jobs::run(&jobs::parse_request(request)?));

@@ -25,6 +25,9 @@ pub struct Collector {
     pub errors: Vec<String>,
     /// List unchanged objects by name too.
     pub verbose: bool,
+    /// The filter table in `iptables -S` form, when the iptables rules
+    /// were listed (not when the verifier proved them unchanged).
+    pub filter_rules: Option<Vec<String>>,
 }
 
 impl Collector {

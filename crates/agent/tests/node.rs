@@ -257,6 +257,12 @@ fn damage_and_repair(
         inspected.json
     );
     assert!(r.version.starts_with("labctl-agent "), "{r:?}");
+    // From the check's own listing, exactly as `iptables -S` prints it.
+    assert_eq!(
+        r.filter_rules.as_deref(),
+        Some(nsh(ns, "iptables -w -S").as_str()),
+        "{r:?}"
+    );
     assert!(
         r.filter_rules
             .as_deref()

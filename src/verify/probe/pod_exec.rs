@@ -1,7 +1,8 @@
 //! How a command runs inside a pod: the one thing verify does differently
 //! from one provider to the next. Network-only labs (netns, and ssh and
 //! vagrant labs without Kubernetes) enter the pod's network namespace on
-//! its node (`ip netns exec`, and the agent's `--netns` for pings);
+//! its node (the agent's `pod-exec`, as `ip netns exec` does, and its
+//! `--netns` for pings);
 //! kubeadm labs run `kubectl exec` on the control plane. Every probe
 //! builds its [`Job`]s here and reads them with [`PodExec::read_ping`];
 //! everything else about a check is the same for every provider.
@@ -21,6 +22,7 @@ use crate::verify::evidence::PodView;
 use crate::verify::kube::manifest::NAMESPACE;
 use crate::verify::model::LabView;
 use crate::verify::parse;
+use crate::verify::target::AGENT_PATH;
 
 /// How commands reach the inside of a pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,19 +74,24 @@ impl PodExec {
         // Bounded: a pod whose resolv.conf points nowhere must not hold
         // verify for busybox's retries.
         let (at, mut argv): (usize, Vec<String>) = match self {
-            // The bound starts inside the pod: `ip netns exec` first makes
-            // a mount namespace (a copy of every mount of the node), which
-            // on a 1,000-node lab, a thousand at once, took seconds.
+            // The agent enters the pod as `ip netns exec` does and bounds
+            // the command itself (`ip netns exec POD timeout 15` was two
+            // dynamically linked programs more per pod and round). The
+            // bound starts inside the pod, after its mount namespace is
+            // made.
             PodExec::Netns => (
                 pod.at,
-                vec![
-                    "ip".into(),
-                    "netns".into(),
-                    "exec".into(),
-                    pod.handle.clone(),
-                    "timeout".into(),
-                    "15".into(),
-                ],
+                [
+                    AGENT_PATH,
+                    "--netns",
+                    pod.handle.as_str(),
+                    "--seconds",
+                    "15",
+                    "pod-exec",
+                    "--",
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             PodExec::Kubectl { control_plane } => {
                 let mut argv: Vec<String> = [
@@ -111,7 +118,7 @@ impl PodExec {
     /// What the command of [`PodExec::in_pod`] is called in errors.
     pub(crate) fn in_pod_name(self, pod: &ProbePod) -> String {
         match self {
-            PodExec::Netns => format!("ip netns exec {} sh -c …", pod.handle),
+            PodExec::Netns => format!("labctl-agent --netns {} pod-exec -- sh -c …", pod.handle),
             PodExec::Kubectl { .. } => {
                 format!("kubectl -n {NAMESPACE} exec {} -- sh -c …", pod.handle)
             }
@@ -265,12 +272,13 @@ mod tests {
         assert_eq!(
             job.argv,
             [
-                "ip",
-                "netns",
-                "exec",
+                AGENT_PATH,
+                "--netns",
                 "lab-worker2-busybox",
-                "timeout",
+                "--seconds",
                 "15",
+                "pod-exec",
+                "--",
                 "sh",
                 "-c",
                 "echo \"$1\"",

@@ -1,7 +1,8 @@
 //! The constant `sh -c` scripts the probes run: on the nodes (node MTUs)
 //! and inside the pods (any pod's shell: busybox's in a Kubernetes pod,
-//! the node's under `ip netns exec`). Lab values arrive
-//! only as positional arguments; each prints tagged lines
+//! the node's under the agent's `pod-exec`, which enters a pod as `ip
+//! netns exec` does). Lab values arrive only as positional arguments;
+//! each prints tagged lines
 //! [`super::output`] reads. They fork little (shell builtins where they do
 //! the job): at 50 nodes every process a script starts is 50 processes on
 //! the host of a netns lab.
@@ -13,13 +14,13 @@ pub(super) const NODE_MTU_SCRIPT: &str = r#"for d in "$1" cni0; do
 done
 exit 0"#;
 
-/// In a pod: the MTU of its eth0, `@mtu eth0 VALUE` (`ip netns exec`
-/// mounts the pod's own /sys).
+/// In a pod: the MTU of its eth0, `@mtu eth0 VALUE` (`pod-exec`, as
+/// `ip netns exec`, mounts the pod's own /sys).
 pub(super) const POD_MTU_SCRIPT: &str =
     r#"read -r m < /sys/class/net/eth0/mtu && printf '@mtu eth0 %s\n' "$m""#;
 
 /// In a pod: its busybox's version line, the `@nameserver` lines of the
-/// resolv.conf the pod sees (`ip netns exec` binds
+/// resolv.conf the pod sees (`pod-exec`, as `ip netns exec`, binds
 /// /etc/netns/<pod>/resolv.conf over /etc/resolv.conf, kubelet writes a
 /// Kubernetes pod's), then `busybox nslookup kubernetes.default` through
 /// it, as the walkthrough asks.

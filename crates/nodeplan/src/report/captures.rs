@@ -59,7 +59,8 @@ pub struct CapturesStarted {
     pub report_version: u32,
     pub command: String,
     pub node: String,
-    /// The folder `captures collect` reads (`/tmp/labctl-verify.*`).
+    /// The folder `captures collect` reads (`/dev/shm/labctl-verify.*` or
+    /// `/tmp/labctl-verify.*`).
     pub dir: String,
     /// `ip -4 route get`'s line for the request's `routeTo`, or its error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
