@@ -420,6 +420,13 @@ fn three_node_lab_lifecycle() {
     let link = format!("/run/netns/{name}-worker3-busybox");
     std::fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink(&decoy.0, &link).unwrap();
+    // A pod registered in its node's folder without a host link (as an
+    // `up` interrupted in between leaves it): destroy still removes its
+    // /etc/netns folder (the snapshot below compares /etc/netns).
+    std::fs::remove_file(format!("/run/netns/{name}-master-busybox")).unwrap();
+    assert!(
+        std::path::Path::new(&format!("/etc/netns/{name}-master-busybox/resolv.conf")).exists()
+    );
 
     // destroy: the host is as before; destroy again is fine.
     let out = labctl(&["destroy", "--name", &name]);

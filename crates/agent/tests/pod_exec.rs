@@ -37,8 +37,8 @@ fn a_pod_command_sees_the_pods_sys_and_resolv_conf_and_is_bounded() {
     sh(&format!(
         "ip -n {name} link add eth0 mtu 1450 type veth peer name peer0 mtu 1450"
     ));
-    // remove_pods (the guard's drop) removes /etc/netns/<lab>-*.
     let etc = format!("/etc/netns/{name}");
+    let _etc = RemoveOnDrop(etc.clone());
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(format!("{etc}/resolv.conf"), "nameserver 10.96.0.10\n").unwrap();
     let host_resolv = std::fs::read("/etc/resolv.conf").ok();
@@ -46,16 +46,22 @@ fn a_pod_command_sees_the_pods_sys_and_resolv_conf_and_is_bounded() {
     let (code, out, err) = pod_exec(
         &name,
         &[],
-        &["sh", "-c", "cat /etc/resolv.conf; cat /sys/class/net/eth0/mtu"],
+        &[
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf; cat /sys/class/net/eth0/mtu",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "nameserver 10.96.0.10\n1450\n");
     // Nothing was mounted where the caller lives.
     assert_eq!(std::fs::read("/etc/resolv.conf").ok(), host_resolv);
-    assert!(!std::path::Path::new("/sys/class/net/eth0").exists() || {
-        // The host may have an eth0 of its own: then it is not the pod's.
-        std::fs::read_to_string("/sys/class/net/eth0/mtu").unwrap_or_default() != "1450\n"
-    });
+    assert!(
+        !std::path::Path::new("/sys/class/net/eth0").exists() || {
+            // The host may have an eth0 of its own: then it is not the pod's.
+            std::fs::read_to_string("/sys/class/net/eth0/mtu").unwrap_or_default() != "1450\n"
+        }
+    );
 
     let (code, _, _) = pod_exec(&name, &[], &["sh", "-c", "exit 7"]);
     assert_eq!(code, 7, "the command's own status");
@@ -72,7 +78,10 @@ fn a_pod_command_sees_the_pods_sys_and_resolv_conf_and_is_bounded() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(err.contains("did not end within 0.5 s"), "{err}");
     std::thread::sleep(Duration::from_millis(100));
-    let left = Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+    let left = Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
     assert!(
         left.stdout.is_empty(),
         "a process of the command outlived its bound"
@@ -89,4 +98,13 @@ fn a_pod_command_sees_the_pods_sys_and_resolv_conf_and_is_bounded() {
     let (code, _, err) = pod_exec(&format!("{p}-none"), &[], &["true"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("does not exist"), "{err}");
+}
+
+/// A folder removed when the test ends, however it ends.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

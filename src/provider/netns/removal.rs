@@ -102,7 +102,7 @@ fn remove_nodes(
     let files: Vec<PathBuf> = namespaces
         .iter()
         .map(|n| Path::new(NETNS_DIR).join(n))
-        .chain(pod_files)
+        .chain(pod_files.iter().cloned())
         .collect();
     let mut pids: Vec<u32> = nodes
         .iter()
@@ -126,6 +126,18 @@ fn remove_nodes(
         .chain(extra_links.iter().cloned())
         .collect();
     delete_links(&links, errors);
+    // A pod registered in its node's folder but never linked on the host
+    // (an `up` interrupted in between) has an /etc/netns folder all the
+    // same: its name comes from the lab's own folder.
+    for name in pod_files
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str())
+        .filter(|n| !n.is_empty() && !n.starts_with('.'))
+    {
+        if !namespaces.iter().any(|n| n == name) {
+            namespaces.push(name.to_string());
+        }
+    }
     delete_namespaces(&namespaces, &existing, errors);
     if let Some(dir) = &dir {
         for node in nodes {
