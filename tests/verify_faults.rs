@@ -134,6 +134,56 @@ fn each_fault_is_named_and_up_repairs_it() {
         );
     }
 
+    // worker2's pod without its address: the pods check names it, and the
+    // mesh (which rode in the node checks' command over every pod the lab
+    // recorded) is run again among the pods still usable, and passes.
+    let w2_pod = report["pods"]
+        .as_array()
+        .and_then(|pods| pods.iter().find(|p| p["node"] == "worker2"))
+        .and_then(|p| p["namespace"].as_str())
+        .unwrap_or_else(|| panic!("no pod namespace for worker2 in {report:#}"))
+        .to_string();
+    let flushed = in_netns(&w2_pod, &["ip", "addr", "flush", "dev", "eth0"]);
+    assert!(flushed.status.success(), "{}", show(&flushed));
+    let (code, r) = lab.verify();
+    assert_eq!(code, 1, "a pod without its address fails: {r:#}");
+    let check = |id: &str| {
+        r["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} check: {r:#}"))
+    };
+    assert_eq!(check("pods")["outcome"], "fail", "{r:#}");
+    let mesh = check("pod-mesh");
+    assert_eq!(mesh["outcome"], "pass", "{mesh:#}");
+    assert_eq!(
+        mesh["evidence"]["nodes"],
+        serde_json::json!(["master", "worker1"]),
+        "the mesh of the usable pods only: {mesh:#}"
+    );
+    let cells = mesh["evidence"]["cells"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cells.len(), 2, "{mesh:#}");
+    assert!(
+        cells.iter().all(|c| c["received"].as_u64() >= Some(1)),
+        "{mesh:#}"
+    );
+    // A pod's inside is the CNI's to set up once, at its creation, in a
+    // cluster as here: the test puts the address and route back.
+    let w2_ip = pod_ip(&report, "worker2");
+    let gateway = format!("{}.1", w2_ip.rsplit_once('.').unwrap().0);
+    for argv in [
+        vec!["ip", "addr", "add", &format!("{w2_ip}/24"), "dev", "eth0"],
+        vec!["ip", "route", "add", "default", "via", &gateway],
+    ] {
+        let out = in_netns(&w2_pod, &argv);
+        assert!(out.status.success(), "{argv:?}: {}", show(&out));
+    }
+    lab.assert_passes("after the pod got its address back");
+
     // Missing route on worker1 to worker2's pods.
     lab.on("worker1", &["ip", "route", "del", &w2_subnet]);
     let r = lab.assert_cause("missing-route", Some("worker1"));

@@ -17,6 +17,7 @@ use super::evidence::{Evidence, NodeReach, PodView};
 use super::model::{LabView, NodeView, Outside};
 use super::parse;
 use super::pool;
+use super::probe::fanout::{run_on, Job, JobOutput};
 use crate::exit::ExitError;
 use crate::ssh::{HostKeyPolicy, Session};
 use crate::state::{LabDir, LabState};
@@ -223,14 +224,16 @@ impl Target {
     /// node, over the sessions [`Target::connect_all`] opened, which come
     /// back in node order for the probes that follow. Fills `ev.drift`,
     /// `ev.checked_nodes` and `ev.firewall`; returns the check's per-node
-    /// errors.
-    pub fn agent_check(
+    /// errors, and the outputs of `along`: jobs that ride in the same
+    /// command as their node's check (side by side with it), in order.
+    pub(crate) fn agent_check(
         &self,
         sessions: Vec<Option<Session>>,
         ev: &mut Evidence,
         check: bool,
         pods: Option<&[PodView]>,
-    ) -> (Vec<Option<Session>>, Vec<(String, String)>) {
+        along: &[Job],
+    ) -> NodeRound {
         let mut sessions = sessions.into_iter();
         // Each node's pod namespaces, grouped once (1,000 nodes, 1,000 pods).
         let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -242,8 +245,14 @@ impl Target {
                     .push(ns.clone());
             }
         }
-        type Job<'a> = (&'a str, Option<Session>, Option<&'a NodePlan>, Vec<String>);
-        let jobs: Vec<Job> = self
+        type NodeWork<'a> = (
+            &'a str,
+            Option<Session>,
+            Option<&'a NodePlan>,
+            Vec<String>,
+            Vec<&'a [String]>,
+        );
+        let work: Vec<NodeWork> = self
             .view
             .nodes
             .iter()
@@ -251,21 +260,55 @@ impl Target {
             .map(|(i, n)| {
                 let node = n.name.as_str();
                 let pods = by_node.remove(node).unwrap_or_default();
-                (node, sessions.next().flatten(), self.plan(i), pods)
+                let mine = along
+                    .iter()
+                    .filter(|j| j.at == i)
+                    .map(|j| j.argv.as_slice())
+                    .collect();
+                (node, sessions.next().flatten(), self.plan(i), pods, mine)
             })
             .collect();
-        let names: Vec<&str> = jobs.iter().map(|(n, _, _, _)| *n).collect();
+        let names: Vec<&str> = work.iter().map(|(n, ..)| *n).collect();
+        // Jobs riding along (the mesh's pings) mostly wait on the network:
+        // then every node's command runs at once.
+        let workers = if along.is_empty() {
+            pool::WORKERS
+        } else {
+            work.len().max(1)
+        };
         let results = pool::map(
-            jobs,
-            pool::WORKERS,
-            |(node, session, plan, pods)| {
-                let answer = check_node(node, session.as_ref(), plan, check, &pods)
-                    .unwrap_or_else(NodeAnswer::not_asked);
-                (session, answer)
+            work,
+            workers,
+            |(node, session, plan, pods, mine)| {
+                let found = check_node(node, session.as_ref(), plan, check, &pods, &mine);
+                (session, found)
             },
-            |_| (None, NodeAnswer::not_asked("probe thread panicked".into())),
+            |_| {
+                let why = "probe thread panicked".to_string();
+                (None, (NodeAnswer::not_asked(why), Vec::new()))
+            },
         );
-        let (kept, answers): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let (kept, answered): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let (answers, mut along_outs): (Vec<NodeAnswer>, Vec<Vec<JobAnswer>>) =
+            answered.into_iter().unzip();
+        // In `along`'s order: each job's output from its node's list.
+        let mut next = vec![0usize; along_outs.len()];
+        let along_answers = along
+            .iter()
+            .map(|job| {
+                let k = next.get(job.at).copied().unwrap_or(0);
+                if let Some(slot) = next.get_mut(job.at) {
+                    *slot += 1;
+                }
+                along_outs
+                    .get_mut(job.at)
+                    .and_then(|outs| outs.get_mut(k))
+                    .map(|out| std::mem::replace(out, Err(String::new())))
+                    .unwrap_or_else(
+                        || Err("the node's command printed nothing for this job".into()),
+                    )
+            })
+            .collect();
         let mut errors = Vec::new();
         let mut found: BTreeMap<String, Result<NamespaceLinks, String>> = BTreeMap::new();
         for (node, answer) in names.into_iter().zip(answers) {
@@ -311,14 +354,31 @@ impl Target {
                 })
                 .collect();
         }
-        (kept, errors)
+        NodeRound {
+            sessions: kept,
+            errors,
+            along: along_answers,
+        }
     }
+}
+
+/// What the node checks' round of commands gives back.
+pub(crate) struct NodeRound {
+    /// The sessions, in node order, for the probes that follow.
+    pub sessions: Vec<Option<Session>>,
+    /// The check's per-node errors.
+    pub errors: Vec<(String, String)>,
+    /// The outputs of the jobs that rode along, in their order.
+    pub along: Vec<JobAnswer>,
 }
 
 /// Closes sessions in parallel (each says goodbye to its sshd).
 pub fn disconnect_all(sessions: Vec<Option<Session>>) {
     pool::map(sessions, pool::WORKERS, drop, |_| ());
 }
+
+/// A job's output, or why it has none.
+pub(crate) type JobAnswer = Result<JobOutput, String>;
 
 /// A pod namespace and its links, or why they could not be read.
 type PodLinks = (String, Result<NamespaceLinks, String>);
@@ -369,26 +429,49 @@ fn check_node(
     plan: Option<&NodePlan>,
     check: bool,
     pods: &[String],
-) -> Result<NodeAnswer, String> {
-    let session = session.ok_or_else(|| "not reachable over SSH".to_string())?;
-    let plan = plan.ok_or_else(|| "no plan for this node".to_string())?;
-    let mut argv = vec![AGENT_PATH, "inspect"];
+    along: &[&[String]],
+) -> (NodeAnswer, Vec<JobAnswer>) {
+    let not_asked = |why: &str| {
+        (
+            NodeAnswer::not_asked(why.into()),
+            vec![Err(format!("{node}: {why}")); along.len()],
+        )
+    };
+    let Some(session) = session else {
+        return not_asked("not reachable over SSH");
+    };
+    let Some(plan) = plan else {
+        return not_asked("no plan for this node");
+    };
+    let mut argv: Vec<String> = vec![AGENT_PATH.into(), "inspect".into()];
     if check {
-        argv.push("--check");
+        argv.push("--check".into());
     }
-    argv.extend(pods.iter().map(String::as_str));
+    argv.extend(pods.iter().cloned());
     let stdin = check.then(|| plan.to_json());
-    let out = session
-        .run(&argv, stdin.as_deref().map(str::as_bytes))
-        .map_err(|e| e.to_string())?;
-    Ok(read_inspect(
+    let mut jobs = vec![argv.as_slice()];
+    jobs.extend_from_slice(along);
+    let outs = match run_on(session, node, &jobs, stdin.as_deref().map(str::as_bytes)) {
+        Ok(outs) => outs,
+        // The command ran, or its session failed: the node answered nothing.
+        Err(why) => {
+            return (
+                NodeAnswer::no_report(why.clone(), pods),
+                vec![Err(why); along.len()],
+            )
+        }
+    };
+    let mut outs = outs.into_iter();
+    let inspected = outs.next().unwrap_or_default();
+    let answer = read_inspect(
         node,
         check,
         pods,
-        out.status,
-        &out.stdout_text(),
-        &out.stderr_text(),
-    ))
+        inspected.status.unwrap_or(-1),
+        &inspected.stdout,
+        &inspected.stderr,
+    );
+    (answer, outs.map(Ok).collect())
 }
 
 /// What `labctl-agent inspect` (exit `status`) said of node `node`,

@@ -4,7 +4,8 @@
 //! that cost a shell, `mktemp`, `rm` and a subshell per job on every node
 //! of a verify round (and read the outputs back a byte at a time).
 //!
-//! Needs neither a plan nor root: the jobs run as whoever runs it. Each job
+//! Needs neither a plan nor root: the jobs run as whoever runs it. One job
+//! may be given the command's own stdin (`stdinTo`). Each job
 //! bounds itself (`timeout`, the agent's own deadlines); labctl's session
 //! bounds the whole.
 
@@ -27,6 +28,12 @@ pub fn parse_request(text: &str) -> Result<JobsRequest> {
             request.jobs.len()
         )));
     }
+    if let Some(i) = request.stdin_to.filter(|i| *i >= request.jobs.len()) {
+        return Err(AgentError::Input(format!(
+            "jobs: stdinTo {i} names no job ({} asked)",
+            request.jobs.len()
+        )));
+    }
     if let Some(i) = request.jobs.iter().position(|argv| {
         argv.first().is_none_or(String::is_empty) || argv.iter().any(|w| w.contains('\0'))
     }) {
@@ -37,15 +44,22 @@ pub fn parse_request(text: &str) -> Result<JobsRequest> {
     Ok(request)
 }
 
-/// Runs every job of `request` side by side.
+/// Runs every job of `request` side by side; the job `stdin_to` names
+/// gets this process's stdin.
 pub fn run(request: &JobsRequest) -> JobsReport {
     let children: Vec<std::io::Result<std::process::Child>> = request
         .jobs
         .iter()
-        .map(|argv| {
+        .enumerate()
+        .map(|(i, argv)| {
+            let stdin = if request.stdin_to == Some(i) {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            };
             Command::new(&argv[0])
                 .args(&argv[1..])
-                .stdin(Stdio::null())
+                .stdin(stdin)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

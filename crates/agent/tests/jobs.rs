@@ -24,6 +24,7 @@ fn jobs(dir: &std::path::Path, jobs: &[&[&str]]) -> JobsReport {
             .iter()
             .map(|j| j.iter().map(|w| w.to_string()).collect())
             .collect(),
+        stdin_to: None,
     };
     let out = Command::new(AGENT)
         .current_dir(dir)
@@ -121,6 +122,7 @@ fn a_request_that_is_not_valid_is_refused_with_exit_2() {
     for request in [
         r#"{"node":"w1","jobs":[[]]}"#,
         r#"{"node":"w1","jobs":[["sh"]],"extra":1}"#,
+        r#"{"node":"w1","jobs":[["cat"]],"stdinTo":1}"#,
         "not json",
     ] {
         let out = Command::new(AGENT)
@@ -130,4 +132,33 @@ fn a_request_that_is_not_valid_is_refused_with_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{request}: {out:?}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// The job `stdinTo` names reads the command's stdin; the others read
+/// nothing (they would otherwise wait on it, or take part of it).
+#[test]
+fn one_job_reads_the_commands_stdin() {
+    use std::io::Write;
+    let request = JobsRequest {
+        node: "w1".into(),
+        jobs: vec![vec!["cat".into()], vec!["cat".into()]],
+        stdin_to: Some(1),
+    };
+    let mut child = Command::new(AGENT)
+        .args(["jobs", &serde_json::to_string(&request).unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"the plan\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r: JobsReport = report::decode("w1", &String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(r.jobs[0].stdout, "", "a job not named read the stdin");
+    assert_eq!(r.jobs[1].stdout, "the plan\n");
 }

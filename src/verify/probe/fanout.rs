@@ -48,11 +48,17 @@ impl JobOutput {
 }
 
 /// Runs `jobs` on `s`: one directly, several side by side by the node's
-/// agent (`labctl-agent jobs`: no shell, one process).
-fn run_on(s: &Session, node: &str, jobs: &[&[String]]) -> Result<Vec<JobOutput>, String> {
+/// agent (`labctl-agent jobs`: no shell, one process). `stdin` goes to the
+/// first job.
+pub(crate) fn run_on(
+    s: &Session,
+    node: &str,
+    jobs: &[&[String]],
+    stdin: Option<&[u8]>,
+) -> Result<Vec<JobOutput>, String> {
     if let [only] = jobs {
         let argv: Vec<&str> = only.iter().map(String::as_str).collect();
-        let out = s.run(&argv, None).map_err(|e| e.to_string())?;
+        let out = s.run(&argv, stdin).map_err(|e| e.to_string())?;
         return Ok(vec![JobOutput {
             status: Some(out.status),
             stdout: out.stdout_text(),
@@ -62,13 +68,19 @@ fn run_on(s: &Session, node: &str, jobs: &[&[String]]) -> Result<Vec<JobOutput>,
     let request = JobsRequest {
         node: node.to_string(),
         jobs: jobs.iter().map(|j| j.to_vec()).collect(),
+        stdin_to: stdin.map(|_| 0),
     };
     let request = serde_json::to_string(&request).map_err(|e| e.to_string())?;
     let out = s
-        .run(&[AGENT_PATH, "jobs", &request], None)
+        .run(&[AGENT_PATH, "jobs", &request], stdin)
         .map_err(|e| e.to_string())?;
     if let Some(why) = crate::verify::parse::older_agent("jobs", out.status, &out.stderr_text()) {
         return Err(format!("{node}: {why}"));
+    }
+    if out.status == 2 && out.stderr_text().contains("unknown field `stdinTo`") {
+        return Err(format!(
+            "{node}: its labctl-agent is older than this labctl (its `jobs` gives no job the stdin): run `labctl up` to update it"
+        ));
     }
     let report: JobsReport = report::decode(node, &out.stdout_text()).map_err(|e| {
         format!(
@@ -109,7 +121,7 @@ pub(crate) fn run_jobs(
             .map(|j| j.argv.as_slice())
             .collect();
         let node = view.nodes.get(i).map_or("?", |n| n.name.as_str());
-        (!mine.is_empty()).then(|| run_on(s, node, &mine))
+        (!mine.is_empty()).then(|| run_on(s, node, &mine, None))
     });
     let mut next = vec![0usize; answers.len()];
     jobs.iter()

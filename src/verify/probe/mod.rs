@@ -22,7 +22,7 @@
 mod agent_ping;
 mod captured;
 pub(super) mod egress;
-mod fanout;
+pub(crate) mod fanout;
 mod output;
 mod pairs;
 mod pod_exec;
@@ -39,9 +39,10 @@ use super::evidence::{EgressProbe, Evidence, KubeEvidence, MeshCoverage, PodView
 use super::kube;
 use super::model::{CheckId, CheckResult, LabView, Outcome, Report};
 use super::neighbours;
-use super::target::{self, Target};
+use super::target::{self, JobAnswer, Target};
 use super::{assemble, checks};
 use crate::ssh::Session;
+use fanout::Job;
 use pod_exec::{PodExec, ProbePod};
 
 pub(crate) use output::tagged_report;
@@ -102,13 +103,29 @@ pub fn verify(
     // Network-only labs' pods are known before any probe: their addresses
     // come back in the node checks' command.
     let pods = (needs_pods && !kubernetes).then_some(target.pods.as_slice());
-    let sessions = node_checks(target, selected, pods, &mut ev, &mut results);
     let cp = view.nodes.iter().position(|n| n.control_plane).unwrap_or(0);
     let exec = if kubernetes {
         PodExec::Kubectl { control_plane: cp }
     } else {
         PodExec::Netns
     };
+    // Those pods' addresses are in the lab's state: the mesh rides in the
+    // node checks' command (a round of SSH commands fewer). It stands if
+    // every one of them turns out usable; else the mesh runs again among
+    // the usable ones.
+    let early_mesh = (pods.is_some() && wants(CheckId::PodMesh)).then(|| {
+        let planned = exec.usable(view, &target.pods);
+        let coverage = MeshCoverage::for_pods(planned.len(), mesh_full);
+        pod_probes::mesh_round(exec, planned, coverage)
+    });
+    let t_nodes = Instant::now();
+    let along = early_mesh.as_ref().map_or(&[][..], |m| m.jobs.as_slice());
+    let (sessions, along_outs) = node_checks(target, selected, pods, along, &mut ev, &mut results);
+    let early_mesh = early_mesh.map(|round| EarlyMesh {
+        round,
+        outs: along_outs,
+        started: t_nodes,
+    });
     let mut p = Probes {
         target,
         exec,
@@ -156,7 +173,14 @@ pub fn verify(
             results.push(checks::pods(view, &ev).timed(t));
         }
         probes.ok = exec.usable(view, &ev.pods);
-        pod_checks(probes, selected, egress_on, &mut ev, &mut results);
+        pod_checks(
+            probes,
+            selected,
+            egress_on,
+            early_mesh,
+            &mut ev,
+            &mut results,
+        );
     }
     if wants(CheckId::Egress) && !egress_on {
         results.push(egress_skip(view));
@@ -191,12 +215,29 @@ pub fn verify(
     assemble(view, ev, results, started)
 }
 
+/// A mesh that rode in the node checks' command: its round, its jobs'
+/// outputs and when that command round started.
+struct EarlyMesh {
+    round: pod_probes::MeshRound,
+    outs: Vec<JobAnswer>,
+    started: Instant,
+}
+
+/// Whether `a` and `b` are the same pods, in the same order.
+fn same_pods(a: &[ProbePod], b: &[ProbePod]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| (a.at, &a.name, &a.handle, a.ip) == (b.at, &b.name, &b.handle, b.ip))
+}
+
 /// The checks from the pods (`p.ok`), each when selected; without a
 /// usable pod each fails saying so.
 fn pod_checks(
     p: &mut Probes,
     selected: &[CheckId],
     egress_on: bool,
+    early_mesh: Option<EarlyMesh>,
     ev: &mut Evidence,
     results: &mut Vec<CheckResult>,
 ) {
@@ -216,9 +257,17 @@ fn pod_checks(
         return;
     }
     if wants(CheckId::PodMesh) {
-        let t = Instant::now();
-        let coverage = MeshCoverage::for_pods(p.ok.len(), p.mesh_full);
-        let mesh = pod_probes::mesh(p, coverage);
+        let (mesh, t) = match early_mesh {
+            Some(early) if same_pods(&early.round.pods, &p.ok) => (
+                pod_probes::mesh_matrix(p, early.round, early.outs),
+                early.started,
+            ),
+            _ => {
+                let t = Instant::now();
+                let coverage = MeshCoverage::for_pods(p.ok.len(), p.mesh_full);
+                (pod_probes::mesh(p, coverage), t)
+            }
+        };
         results.push(checks::pod_mesh(&mesh).timed(t));
         ev.mesh = Some(mesh);
     }
@@ -298,15 +347,17 @@ fn egress_check(
 
 /// `nodes` and `dataplane` (when selected): connects to every node, asks
 /// its agent for its version and (for `dataplane`) to check the node
-/// against its plan, and reads its iptables rules, in one command. Returns the sessions, one per node in view
-/// order, for the probes that follow.
+/// against its plan, and reads its iptables rules, in one command, with
+/// the jobs of `along` side by side. Returns the sessions, one per node in
+/// view order, for the probes that follow, and `along`'s outputs.
 fn node_checks(
     target: &Target,
     selected: &[CheckId],
     pods: Option<&[PodView]>,
+    along: &[Job],
     ev: &mut Evidence,
     results: &mut Vec<CheckResult>,
-) -> Vec<Option<Session>> {
+) -> (Vec<Option<Session>>, Vec<JobAnswer>) {
     let view = &target.view;
     let t = Instant::now();
     let (sessions, reach) = target.connect_all();
@@ -314,14 +365,14 @@ fn node_checks(
     // One command per node: the agent's version, and its check when the
     // dataplane check is selected.
     let check = selected.contains(&CheckId::Dataplane);
-    let (sessions, errors) = target.agent_check(sessions, ev, check, pods);
+    let round = target.agent_check(sessions, ev, check, pods, along);
     if selected.contains(&CheckId::Nodes) {
         results.push(checks::nodes(ev, crate::embedded::AGENT_VERSION).timed(t));
     }
     if check {
-        results.push(checks::dataplane(view, ev, &errors).timed(t));
+        results.push(checks::dataplane(view, ev, &round.errors).timed(t));
     }
-    sessions
+    (round.sessions, round.along)
 }
 
 /// Reads gc_thresh1/2/3 on every node with a session (labs whose nodes

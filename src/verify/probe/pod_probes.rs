@@ -6,25 +6,10 @@ use super::agent_ping::{self, cell, mtu_probe, MESH};
 use super::fanout::{run_jobs, Job, JobOutput};
 use super::output::{dns_probe, link_mtus};
 use super::pairs::{mtu_pairs, ring_pairs};
-use super::pod_exec::{PingReader, Pinged, ProbePod};
+use super::pod_exec::{PingReader, Pinged, PodExec, ProbePod};
 use super::scripts::{NODE_MTU_SCRIPT, POD_DNS_SCRIPT, POD_MTU_SCRIPT};
 use super::Probes;
 use crate::verify::evidence::{DnsProbe, LinkMtu, MeshCoverage, MtuProbe, PingMatrix, PodView};
-
-/// Runs ping jobs and `other` jobs in one round; each ping's report in
-/// order, and the other jobs' outputs.
-fn pings(
-    p: &mut Probes,
-    jobs: Vec<(&ProbePod, (Job, PingReader))>,
-    other: Vec<Job>,
-) -> (Vec<Pinged>, Vec<Result<JobOutput, String>>) {
-    let (pods, jobs): (Vec<&ProbePod>, Vec<(Job, PingReader)>) = jobs.into_iter().unzip();
-    let (mut jobs, readers): (Vec<Job>, Vec<PingReader>) = jobs.into_iter().unzip();
-    jobs.extend(other);
-    let mut outs = run_jobs(&mut p.sessions, &p.target.view, &jobs);
-    let reports = read_pings(p, pods, readers, &mut outs);
-    (reports, outs)
-}
 
 /// The reports of the ping jobs at the head of `outs` (one per pod and
 /// reader, in order), taken off it; the other jobs' outputs stay.
@@ -43,40 +28,78 @@ fn read_pings<'a>(
         .collect()
 }
 
-/// `pod-mesh`: every pod pings the pods `coverage` gives it (on other
-/// nodes), all pods at once.
-pub(super) fn mesh(p: &mut Probes, coverage: MeshCoverage) -> PingMatrix {
-    let ok = p.ok.clone();
-    let targets: Vec<Vec<&ProbePod>> = (0..ok.len())
+/// A `pod-mesh` round: the pods that ping, each one's targets (indexes
+/// in `pods`, on other nodes), and each one's ping job and its reader.
+pub(super) struct MeshRound {
+    pub pods: Vec<ProbePod>,
+    targets: Vec<Vec<usize>>,
+    pub jobs: Vec<Job>,
+    readers: Vec<PingReader>,
+    coverage: MeshCoverage,
+}
+
+/// The round in which every pod of `pods` pings the pods `coverage`
+/// gives it (on other nodes), all pods at once.
+pub(super) fn mesh_round(exec: PodExec, pods: Vec<ProbePod>, coverage: MeshCoverage) -> MeshRound {
+    let targets: Vec<Vec<usize>> = (0..pods.len())
         .map(|from| {
             coverage
-                .targets(from, ok.len())
+                .targets(from, pods.len())
                 .into_iter()
-                .map(|to| &ok[to])
-                .filter(|to| to.at != ok[from].at)
+                .filter(|to| pods[*to].at != pods[from].at)
                 .collect()
         })
         .collect();
-    let jobs = ok
+    let (jobs, readers) = pods
         .iter()
         .zip(&targets)
         .map(|(pod, to)| {
-            let ips: Vec<String> = to.iter().map(|o| o.ip.to_string()).collect();
-            (pod, p.exec.ping(pod, &MESH, &ips))
+            let ips: Vec<String> = to.iter().map(|t| pods[*t].ip.to_string()).collect();
+            exec.ping(pod, &MESH, &ips)
         })
-        .collect();
-    let (reports, _) = pings(p, jobs, Vec::new());
+        .unzip();
+    MeshRound {
+        pods,
+        targets,
+        jobs,
+        readers,
+        coverage,
+    }
+}
+
+/// The ping matrix from a mesh round's job outputs (in its jobs' order).
+pub(super) fn mesh_matrix(
+    p: &Probes,
+    round: MeshRound,
+    mut outs: Vec<Result<JobOutput, String>>,
+) -> PingMatrix {
+    let MeshRound {
+        pods,
+        targets,
+        readers,
+        coverage,
+        ..
+    } = round;
+    let reports = read_pings(p, &pods, readers, &mut outs);
     let mut matrix = PingMatrix {
-        nodes: ok.iter().map(|pod| pod.node.clone()).collect(),
+        nodes: pods.iter().map(|pod| pod.node.clone()).collect(),
         cells: Vec::new(),
         coverage,
     };
-    for ((from, report), to) in ok.iter().zip(&reports).zip(&targets) {
-        for to in to {
+    for ((from, report), to) in pods.iter().zip(&reports).zip(&targets) {
+        for to in to.iter().map(|t| &pods[*t]) {
             matrix.cells.push(cell(&from.node, &to.node, to.ip, report));
         }
     }
     matrix
+}
+
+/// `pod-mesh`: every usable pod pings the pods `coverage` gives it (on
+/// other nodes), all pods at once.
+pub(super) fn mesh(p: &mut Probes, coverage: MeshCoverage) -> PingMatrix {
+    let round = mesh_round(p.exec, p.ok.clone(), coverage);
+    let outs = run_jobs(&mut p.sessions, &p.target.view, &round.jobs);
+    mesh_matrix(p, round, outs)
 }
 
 /// `mtu`'s jobs and how to read them: the pings come first in the round.

@@ -17,6 +17,11 @@ pub struct JobsRequest {
     pub node: String,
     /// Each job's argv; the program is looked up in PATH.
     pub jobs: Vec<Vec<String>>,
+    /// The job (index in `jobs`) that reads the `jobs` command's own
+    /// stdin (verify's node check, whose plan arrives there); the others
+    /// read nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_to: Option<usize>,
 }
 
 /// `jobs`: one result per job of the request, in order.
