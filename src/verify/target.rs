@@ -27,6 +27,8 @@ pub use crate::nodes::AGENT_PATH;
 
 /// How long verify waits for a node's SSH server.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+/// Nodes whose command runs at once when jobs ride along the check.
+const ALONG_WORKERS: usize = 200;
 /// How long one command on a node (`--version`, `check`) may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -270,11 +272,13 @@ impl Target {
             .collect();
         let names: Vec<&str> = work.iter().map(|(n, ..)| *n).collect();
         // Jobs riding along (the mesh's pings) mostly wait on the network:
-        // then every node's command runs at once.
+        // then many nodes' commands run at once, though not all of a very
+        // large lab's (each answer is held in memory here and a thread
+        // in the session keeper).
         let workers = if along.is_empty() {
             pool::WORKERS
         } else {
-            work.len().max(1)
+            work.len().clamp(1, ALONG_WORKERS)
         };
         let results = pool::map(
             work,
