@@ -94,6 +94,16 @@ fn pod_ip(report: &Value, node: &str) -> String {
         .to_string()
 }
 
+/// The network namespace of `node`'s pod, from a verify report.
+fn pod_namespace(report: &Value, node: &str) -> String {
+    report["pods"]
+        .as_array()
+        .and_then(|pods| pods.iter().find(|p| p["node"] == node))
+        .and_then(|p| p["namespace"].as_str())
+        .unwrap_or_else(|| panic!("no pod namespace for {node} in {report:#}"))
+        .to_string()
+}
+
 /// `10.x.y.2` → (`10.x.y.0/24`, `10.x.y.0`).
 fn subnet_of(ip: &str) -> (String, String) {
     let base: Vec<&str> = ip.split('.').take(3).collect();
@@ -137,12 +147,7 @@ fn each_fault_is_named_and_up_repairs_it() {
     // worker2's pod without its address: the pods check names it, and the
     // mesh (which rode in the node checks' command over every pod the lab
     // recorded) is run again among the pods still usable, and passes.
-    let w2_pod = report["pods"]
-        .as_array()
-        .and_then(|pods| pods.iter().find(|p| p["node"] == "worker2"))
-        .and_then(|p| p["namespace"].as_str())
-        .unwrap_or_else(|| panic!("no pod namespace for worker2 in {report:#}"))
-        .to_string();
+    let w2_pod = pod_namespace(&report, "worker2");
     let flushed = in_netns(&w2_pod, &["ip", "addr", "flush", "dev", "eth0"]);
     assert!(flushed.status.success(), "{}", show(&flushed));
     let (code, r) = lab.verify();
@@ -266,12 +271,7 @@ fn each_fault_is_named_and_up_repairs_it() {
     // worker2's pod asks a server that is not the cluster DNS service: its
     // own resolv.conf (what `ip netns exec` binds over /etc/resolv.conf).
     let (_, report) = lab.verify();
-    let pod_ns = report["pods"]
-        .as_array()
-        .and_then(|pods| pods.iter().find(|p| p["node"] == "worker2"))
-        .and_then(|p| p["namespace"].as_str())
-        .unwrap_or_else(|| panic!("no pod namespace for worker2 in {report:#}"))
-        .to_string();
+    let pod_ns = pod_namespace(&report, "worker2");
     let resolv = format!("/etc/netns/{pod_ns}/resolv.conf");
     let good = std::fs::read_to_string(&resolv).unwrap();
     let service = good

@@ -17,16 +17,6 @@ use labctl_nodeplan::report::{
     CaptureOutcome, CaptureSpec, CapturesCollected, CapturesRequest, CapturesStarted,
 };
 
-/// Runs the agent with `args` and no stdin; exit code, stdout, stderr.
-fn agent_args(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(AGENT).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn one_start_and_one_collect_run_every_capture_of_a_node() {
     if !root_or_skip("one_start_and_one_collect_run_every_capture_of_a_node") {

@@ -11,18 +11,11 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn pod_exec(pod: &str, extra: &[&str], argv: &[&str]) -> (i32, String, String) {
-    let out = Command::new(AGENT)
-        .args(["--netns", pod])
-        .args(extra)
-        .args(["pod-exec", "--"])
-        .args(argv)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut args = vec!["--netns", pod];
+    args.extend_from_slice(extra);
+    args.extend(["pod-exec", "--"]);
+    args.extend_from_slice(argv);
+    agent_args(&args)
 }
 
 #[test]

@@ -324,6 +324,17 @@ fn finish(out: Output) -> Run {
     }
 }
 
+/// Runs the agent with `args` and no stdin: exit code (-1 for a signal),
+/// stdout, stderr.
+pub fn agent_args(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(AGENT).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs the agent under `ip netns exec NS` with the plan on stdin.
 pub fn agent(ns: &str, plan: &NodePlan, args: &[&str]) -> Run {
     run_with_stdin(
