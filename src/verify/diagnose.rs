@@ -283,8 +283,15 @@ fn peer_entries(lab: &LabView, ev: &Evidence, out: &mut Vec<Diagnosis>) {
             _ => continue,
         };
         let x = &d.difference;
+        // An entry without a link-layer address is the kernel's own, made
+        // while it tries to resolve the address flannel's permanent entry
+        // would have given (any traffic towards that peer, the mesh's
+        // included): flannel's entry is missing.
+        let unresolved = kind == DriftKind::Neighbour
+            && text(&x.actual).is_some_and(|a| a.contains(" lladdr none"));
         let state = match (&x.expected, &x.actual) {
             (Some(_), None) => "missing",
+            (Some(_), Some(_)) if unresolved => "missing",
             (None, Some(_)) => "stale",
             _ => "wrong",
         };

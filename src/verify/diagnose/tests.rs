@@ -625,3 +625,31 @@ fn a_pod_stuck_pulling_its_image_names_the_node() {
     assert!(d[0].evidence[0].contains("ImagePullBackOff"), "{:?}", d[0]);
     assert_eq!(d[0].checks, [CheckId::Pods]);
 }
+
+#[test]
+fn a_neighbour_the_kernel_is_still_resolving_is_a_missing_one() {
+    let entry = |actual: &str| {
+        drift(
+            "worker1",
+            Difference::new(
+                ObjectKind::Neighbour,
+                "neighbour 10.244.2.0 dev flannel.1",
+                "10.244.2.0",
+            )
+            .peer("worker2"),
+            Some("10.244.2.0 dev flannel.1 lladdr 0e:fa:0a:f4:02:00 permanent"),
+            Some(actual),
+        )
+    };
+    // Traffic towards the peer made the kernel try to resolve it.
+    let mut ev = Evidence::default();
+    ev.drift
+        .push(entry("10.244.2.0 dev flannel.1 lladdr none incomplete"));
+    assert_eq!(causes(&diagnose(&lab3(), &ev)), ["missing-neighbour"]);
+    // An entry with another address is wrong, as before.
+    let mut ev = Evidence::default();
+    ev.drift.push(entry(
+        "10.244.2.0 dev flannel.1 lladdr 0e:00:00:00:00:01 permanent",
+    ));
+    assert_eq!(causes(&diagnose(&lab3(), &ev)), ["wrong-neighbour"]);
+}
